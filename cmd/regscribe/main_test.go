@@ -1,0 +1,235 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/regscribe/regscribe/internal/modeltest"
+	"github.com/regscribe/regscribe/internal/stacktest"
+)
+
+// binary is the regscribe binary built once for the black-box tests, and
+// orasBinary the oras CLI pinned as a tool in go.mod (what `go tool oras` runs).
+var binary, orasBinary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "regscribe-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "regscribe")
+	orasBinary = filepath.Join(dir, "oras")
+	for _, build := range [][]string{{"-o", binary, "."}, {"-o", orasBinary, "oras.land/oras/cmd/oras"}} {
+		out, err := exec.Command("go", append([]string{"build"}, build...)...).CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "go build %v: %v\n%s", build, err, out)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func TestHelpListsCommandsAndVariables(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"help"}, {"-h"}, {"up", "-h"}, {"worker", "--help"}} {
+		out, err := exec.Command(binary, args...).CombinedOutput()
+		require.NoError(t, err, "%v: %s", args, out)
+		for _, want := range []string{"up", "notifier", "worker", "version", "REGSCRIBE_CONCURRENCY", "REGSCRIBE_DATA_DIR", "OLLAMA_HOST", "REGSCRIBE_NATS_URL", "qwen2.5vl:3b"} {
+			require.Contains(t, string(out), want, "%v", args)
+		}
+	}
+	out, err := exec.Command(binary, "version").CombinedOutput()
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(string(out), "regscribe "), "%s", out)
+
+	out, err = exec.Command(binary, "frobnicate").CombinedOutput()
+	require.Error(t, err)
+	require.Contains(t, string(out), `unknown command "frobnicate"`)
+}
+
+func TestBadConfigurationSaysWhich(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command(binary, "worker")
+	cmd.Env = append(os.Environ(), "REGSCRIBE_CONCURRENCY=0", "REGSCRIBE_REGISTRIES=ftp://x")
+	out, err := cmd.CombinedOutput()
+	require.Error(t, err)
+	require.Contains(t, string(out), "REGSCRIBE_CONCURRENCY")
+	require.Contains(t, string(out), "REGSCRIBE_REGISTRIES")
+}
+
+// process is a running `regscribe up` whose log the test can wait on.
+type process struct {
+	cmd *exec.Cmd
+	mu  sync.Mutex
+	log bytes.Buffer
+	out chan string
+}
+
+func startUp(t *testing.T, env ...string) *process {
+	t.Helper()
+	cmd := exec.Command(binary, "up")
+	cmd.Env = append(os.Environ(), env...)
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	cmd.Stdout = io.Discard
+	require.NoError(t, cmd.Start())
+	p := &process{cmd: cmd, out: make(chan string, 1000)}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.log.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
+			select {
+			case p.out <- sc.Text():
+			default:
+			}
+		}
+		close(p.out)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("regscribe up log:\n%s", p.Log())
+		}
+	})
+	return p
+}
+
+func (p *process) Log() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.log.String()
+}
+
+// waitLog waits for a log line containing s.
+func (p *process) waitLog(t *testing.T, s string) string {
+	t.Helper()
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case line, ok := <-p.out:
+			if !ok {
+				t.Fatalf("regscribe exited before logging %q", s)
+			}
+			if strings.Contains(line, s) {
+				return line
+			}
+		case <-timeout:
+			t.Fatalf("no log line with %q", s)
+		}
+	}
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (p *process) stop(t *testing.T) {
+	t.Helper()
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case err := <-done:
+		require.NoError(t, err, "regscribe up must exit 0 on SIGTERM")
+	case <-time.After(20 * time.Second):
+		t.Fatal("regscribe up did not stop within 20s of SIGTERM")
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func oras(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(orasBinary, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "oras %v: %s", args, out)
+	return string(out)
+}
+
+// TestUpWithOrasCLI is the quick start, black box: `regscribe up`, then the
+// real oras CLI pushes a photo and reads its description back. The model is
+// unreachable at first: jobs stay queued across a restart and are done once
+// it is back.
+func TestUpWithOrasCLI(t *testing.T) {
+	t.Parallel()
+	modelAddr := freeAddr(t)
+	regAddr := freeAddr(t)
+	_, regPort, _ := net.SplitHostPort(regAddr)
+	env := []string{
+		"REGSCRIBE_DATA_DIR=" + t.TempDir(),
+		"REGSCRIBE_LISTEN=" + freeAddr(t),
+		"REGSCRIBE_NATS_LISTEN=" + freeAddr(t),
+		"REGSCRIBE_REGISTRY_ADDR=" + regAddr,
+		"REGSCRIBE_NOTIFY_TOKEN=",
+		"OLLAMA_HOST=http://" + modelAddr,
+		"REGSCRIBE_MODEL=" + stacktest.Model,
+		"REGSCRIBE_ACK_WAIT=3s",
+	}
+	work := t.TempDir()
+	photo := stacktest.JPEG(t, 800, 600, 42)
+	require.NoError(t, os.WriteFile(filepath.Join(work, "pineapple.jpg"), photo, 0o644))
+	ref := "localhost:" + regPort + "/photos/pineapple:latest"
+
+	// 1. No model: one clear line with the fix, and regscribe keeps running.
+	p := startUp(t, env...)
+	p.waitLog(t, "regscribe is up")
+	line := p.waitLog(t, "no Ollama server at http://"+modelAddr)
+	require.Contains(t, line, "ollama pull "+stacktest.Model)
+	require.Contains(t, line, "REGSCRIBE_PROVIDER=openai")
+	oras(t, work, "push", ref, "pineapple.jpg:image/jpeg")
+	p.waitLog(t, "model unavailable")
+	p.stop(t)
+	require.NotContains(t, p.Log(), "panic")
+
+	// 2. The model is back; a restart picks up the queued job.
+	model := modeltest.NewUnstartedOllama(stacktest.Model)
+	var err error
+	model.Listener, err = net.Listen("tcp", modelAddr)
+	require.NoError(t, err)
+	model.Start()
+	t.Cleanup(model.Close)
+	p = startUp(t, env...)
+	p.waitLog(t, "model ready")
+
+	var manifest struct {
+		Annotations map[string]string `json:"annotations"`
+	}
+	require.Eventually(t, func() bool {
+		out := oras(t, work, "manifest", "fetch", ref)
+		require.NoError(t, json.Unmarshal([]byte(out), &manifest))
+		return manifest.Annotations["io.regscribe.description"] != ""
+	}, 30*time.Second, 100*time.Millisecond)
+	require.Equal(t, "A test photo "+modeltest.Digest(photo)[:19]+".", manifest.Annotations["io.regscribe.description"])
+	require.Equal(t, "ollama/"+stacktest.Model, manifest.Annotations["io.regscribe.model"])
+	require.Len(t, model.Calls(), 1)
+	require.Equal(t, photo, model.Calls()[0].Images[0])
+	require.Empty(t, model.Problems())
+
+	// The token never reaches the log.
+	require.NotRegexp(t, `Bearer [0-9a-f]{20,}`, p.Log())
+	p.stop(t)
+}

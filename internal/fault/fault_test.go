@@ -1,0 +1,40 @@
+package fault_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/regscribe/regscribe/internal/fault"
+	"github.com/stretchr/testify/require"
+)
+
+func TestClassify(t *testing.T) {
+	t.Parallel()
+	base := errors.New("boom")
+	cases := []struct {
+		name  string
+		err   error
+		kind  fault.Kind
+		after time.Duration
+	}{
+		{"plain error retries", base, fault.KindRetry, 0},
+		{"permanent", fault.Permanent(base), fault.KindPermanent, 0},
+		{"wrapped permanent", fmt.Errorf("fetch: %w", fault.Permanent(base)), fault.KindPermanent, 0},
+		{"retry after", fault.RetryAfter(base, 3*time.Second), fault.KindRetry, 3 * time.Second},
+		{"unavailable", fault.Unavailable(base), fault.KindUnavailable, 0},
+		{"skip", fault.Skip("no image layer"), fault.KindSkip, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			kind, after := fault.Classify(tc.err)
+			require.Equal(t, tc.kind, kind)
+			require.Equal(t, tc.after, after)
+			require.True(t, fault.Is(tc.err, tc.kind))
+		})
+	}
+	require.Nil(t, fault.Permanent(nil))
+	require.ErrorIs(t, fault.Permanent(base), base)
+}

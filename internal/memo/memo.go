@@ -1,0 +1,87 @@
+// Package memo remembers descriptions per image blob, model and prompt in a
+// JetStream key-value bucket, so that the same photo pushed again, tagged
+// again or pushed to another repository is described without a model call.
+//
+// It stores and returns vision.Description values and nothing else.
+package memo
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/regscribe/regscribe/internal/vision"
+)
+
+// Key identifies one remembered description.
+type Key struct {
+	// Blob is the image blob digest ("sha256:…").
+	Blob string
+	// Model is provider/model.
+	Model string
+	// Prompt is the prompt digest.
+	Prompt string
+}
+
+// String is the bucket key: a hash, since KV keys allow few characters.
+func (k Key) String() string {
+	sum := sha256.Sum256([]byte(k.Blob + "\x00" + k.Model + "\x00" + k.Prompt))
+	return hex.EncodeToString(sum[:])
+}
+
+// Store is a description memory backed by a key-value bucket.
+type Store struct {
+	kv jetstream.KeyValue
+}
+
+// Open creates (or opens) the bucket.
+func Open(ctx context.Context, js jetstream.JetStream, bucket string, replicas int) (*Store, error) {
+	if replicas == 0 {
+		replicas = 1
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      bucket,
+		Description: "regscribe: descriptions by image blob, model and prompt",
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+		History:     1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open description bucket %s: %w", bucket, err)
+	}
+	return &Store{kv: kv}, nil
+}
+
+// Get returns the remembered description and true, or false when there is none.
+func (s *Store) Get(ctx context.Context, k Key) (vision.Description, bool, error) {
+	e, err := s.kv.Get(ctx, k.String())
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return vision.Description{}, false, nil
+	}
+	if err != nil {
+		return vision.Description{}, false, fmt.Errorf("recall description of %s: %w", k.Blob, err)
+	}
+	var d vision.Description
+	if err := json.Unmarshal(e.Value(), &d); err != nil {
+		// A record that does not decode is as good as none: describe again.
+		return vision.Description{}, false, nil
+	}
+	return d, true, nil
+}
+
+// Put remembers d under k.
+func (s *Store) Put(ctx context.Context, k Key, d vision.Description) error {
+	b, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	if _, err := s.kv.Put(ctx, k.String(), b); err != nil {
+		return fmt.Errorf("remember description of %s: %w", k.Blob, err)
+	}
+	return nil
+}

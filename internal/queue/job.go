@@ -1,0 +1,87 @@
+package queue
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// JobVersion is the schema version of [Job] written by this build.
+const JobVersion = 1
+
+// Job asks a worker to describe the photo(s) of one manifest.
+//
+// Schema, version 1 (JSON):
+//
+//	{
+//	  "v": 1,                          // schema version
+//	  "registry": "127.0.0.1:5000",    // a configured registry (host[:port]); never taken from an event body
+//	  "repository": "photos/pineapple",
+//	  "digest": "sha256:…",            // manifest digest
+//	  "tag": "latest",                 // tag named by the push, if any
+//	  "mediaType": "application/vnd.oci.image.manifest.v1+json",
+//	  "source": "distribution",        // the event format it came from
+//	  "received": "2026-11-27T20:00:00Z",
+//	  "force": false                   // describe again even if described
+//	}
+type Job struct {
+	Version    int       `json:"v"`
+	Registry   string    `json:"registry"`
+	Repository string    `json:"repository"`
+	Digest     string    `json:"digest"`
+	Tag        string    `json:"tag,omitempty"`
+	MediaType  string    `json:"mediaType,omitempty"`
+	Source     string    `json:"source"`
+	Received   time.Time `json:"received"`
+	Force      bool      `json:"force,omitempty"`
+}
+
+// Ref returns registry/repository@digest (with :tag before the digest when known).
+func (j Job) Ref() string {
+	ref := j.Registry + "/" + j.Repository
+	if j.Tag != "" {
+		ref += ":" + j.Tag
+	}
+	return ref + "@" + j.Digest
+}
+
+// ID is the JetStream message id of the job (Nats-Msg-Id): the same push
+// announced twice within the stream's duplicate window is queued once.
+func (j Job) ID() string {
+	sum := sha256.Sum256([]byte(strings.Join([]string{j.Registry, j.Repository, j.Digest, j.Tag}, "\x00")))
+	return hex.EncodeToString(sum[:16])
+}
+
+// Validate checks the fields every job needs.
+func (j Job) Validate() error {
+	switch {
+	case j.Version != JobVersion:
+		return fmt.Errorf("job schema version %d, want %d", j.Version, JobVersion)
+	case j.Registry == "":
+		return errors.New("job has no registry")
+	case j.Repository == "":
+		return errors.New("job has no repository")
+	case j.Digest == "" && j.Tag == "":
+		return errors.New("job has neither digest nor tag")
+	}
+	return nil
+}
+
+// Marshal encodes the job.
+func (j Job) Marshal() ([]byte, error) { return json.Marshal(j) }
+
+// ParseJob decodes and validates a job message.
+func ParseJob(data []byte) (Job, error) {
+	var j Job
+	if err := json.Unmarshal(data, &j); err != nil {
+		return Job{}, fmt.Errorf("decode job: %w", err)
+	}
+	if err := j.Validate(); err != nil {
+		return Job{}, err
+	}
+	return j, nil
+}

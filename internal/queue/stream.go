@@ -1,0 +1,93 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Names of the JetStream objects regscribe uses.
+const (
+	// Stream holds jobs.
+	Stream = "REGSCRIBE_JOBS"
+	// SubjectPrefix is the prefix of job subjects; the last token is the source format.
+	SubjectPrefix = "regscribe.jobs."
+	// Consumer is the durable pull consumer all workers share.
+	Consumer = "regscribe-workers"
+	// DescriptionBucket is the key-value bucket that remembers descriptions.
+	DescriptionBucket = "regscribe-descriptions"
+)
+
+// Subject returns the subject for jobs from the given source format.
+func Subject(source string) string { return SubjectPrefix + source }
+
+// StreamOptions configure [EnsureStream].
+type StreamOptions struct {
+	// Replicas of the stream in a NATS cluster. If zero, 1 is used.
+	Replicas int
+	// Duplicates is the window in which a repeated Nats-Msg-Id is dropped.
+	// If zero, 2 minutes are used.
+	Duplicates time.Duration
+}
+
+// EnsureStream creates or updates the job stream (file storage, work queue).
+func EnsureStream(ctx context.Context, js jetstream.JetStream, opts StreamOptions) (jetstream.Stream, error) {
+	if opts.Replicas == 0 {
+		opts.Replicas = 1
+	}
+	if opts.Duplicates == 0 {
+		opts.Duplicates = 2 * time.Minute
+	}
+	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        Stream,
+		Description: "regscribe: photos to describe",
+		Subjects:    []string{SubjectPrefix + ">"},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    opts.Replicas,
+		Duplicates:  opts.Duplicates,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create stream %s: %w", Stream, err)
+	}
+	return s, nil
+}
+
+// ConsumerOptions configure [EnsureConsumer].
+type ConsumerOptions struct {
+	// AckWait is how long a delivered job may go without Ack, Nak or
+	// InProgress before it is delivered again. If zero, 60 s is used.
+	AckWait time.Duration
+	// MaxDeliver is how many times a job is delivered at most. If zero, 5.
+	MaxDeliver int
+	// MaxAckPending bounds the jobs in flight across all workers. If zero, 1000.
+	MaxAckPending int
+}
+
+// EnsureConsumer creates or updates the durable consumer all workers share.
+func EnsureConsumer(ctx context.Context, js jetstream.JetStream, opts ConsumerOptions) (jetstream.Consumer, error) {
+	if opts.AckWait == 0 {
+		opts.AckWait = 60 * time.Second
+	}
+	if opts.MaxDeliver == 0 {
+		opts.MaxDeliver = 5
+	}
+	if opts.MaxAckPending == 0 {
+		opts.MaxAckPending = 1000
+	}
+	c, err := js.CreateOrUpdateConsumer(ctx, Stream, jetstream.ConsumerConfig{
+		Durable:       Consumer,
+		Description:   "regscribe workers",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       opts.AckWait,
+		MaxDeliver:    opts.MaxDeliver,
+		MaxAckPending: opts.MaxAckPending,
+		FilterSubject: SubjectPrefix + ">",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create consumer %s: %w", Consumer, err)
+	}
+	return c, nil
+}

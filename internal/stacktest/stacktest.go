@@ -1,0 +1,295 @@
+// Package stacktest starts regscribe's real parts in process for tests and
+// benchmarks: an embedded NATS server with JetStream (file storage), an
+// embedded CNCF Distribution registry whose notifications go to the real
+// notifier, a fake Ollama server that speaks Ollama's API, and workers.
+//
+// Only tests and benchmarks import it.
+package stacktest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"image/png"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/stretchr/testify/require"
+	"oras.land/oras-go/v2"
+	"oras.land/oras-go/v2/content"
+	"oras.land/oras-go/v2/registry/remote"
+	"oras.land/oras-go/v2/registry/remote/credentials"
+
+	"github.com/regscribe/regscribe/internal/config"
+	"github.com/regscribe/regscribe/internal/embedded"
+	"github.com/regscribe/regscribe/internal/memo"
+	"github.com/regscribe/regscribe/internal/modeltest"
+	"github.com/regscribe/regscribe/internal/queue"
+	"github.com/regscribe/regscribe/internal/registry"
+	"github.com/regscribe/regscribe/internal/vision"
+	"github.com/regscribe/regscribe/notifier"
+	"github.com/regscribe/regscribe/worker"
+)
+
+// Model is the model name the stack's fake serves and the workers ask for.
+const Model = "qwen2.5vl:3b"
+
+// Options configure [Start].
+type Options struct {
+	// Workers is the number of worker pools. If zero, 1; negative: none.
+	Workers int
+	// Worker options (Logger and AckWait defaults are set for tests).
+	Worker worker.Options
+	// OllamaURL, if set, is where workers find the model instead of the
+	// stack's own fake (for tests of an unreachable model).
+	OllamaURL string
+	// MaxAttempts of the consumer. If zero, 3.
+	MaxAttempts int
+}
+
+// Stack is a running set of regscribe parts.
+type Stack struct {
+	NATS         *embedded.NATS
+	Conn         *nats.Conn
+	JS           jetstream.JetStream
+	Registry     *embedded.Registry
+	RegistryHost string
+	NotifierURL  string
+	Token        string
+	Model        *modeltest.Ollama
+	Client       *registry.Client
+	Memory       *memo.Store
+	Consumer     jetstream.Consumer
+	Workers      []*worker.Worker
+	Describer    *vision.Ollama
+}
+
+// Start starts a stack and stops it when the test ends.
+func Start(t testing.TB, opts Options) *Stack {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Stack{Token: "test-token-" + t.Name()}
+	var err error
+	s.NATS, err = embedded.StartNATS(embedded.NATSOptions{StoreDir: t.TempDir(), Listen: "127.0.0.1:0"})
+	require.NoError(t, err)
+	s.Conn, err = nats.Connect(s.NATS.ClientURL())
+	require.NoError(t, err)
+	s.JS, err = jetstream.New(s.Conn)
+	require.NoError(t, err)
+	_, err = queue.EnsureStream(ctx, s.JS, queue.StreamOptions{})
+	require.NoError(t, err)
+	if opts.MaxAttempts == 0 {
+		opts.MaxAttempts = 3
+	}
+	s.Consumer, err = queue.EnsureConsumer(ctx, s.JS, queue.ConsumerOptions{AckWait: 5 * time.Second, MaxDeliver: opts.MaxAttempts})
+	require.NoError(t, err)
+	s.Memory, err = memo.Open(ctx, s.JS, queue.DescriptionBucket, 1)
+	require.NoError(t, err)
+
+	// The notifier's address must exist before the registry that notifies it.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	s.NotifierURL = "http://" + ln.Addr().String() + "/v1/events"
+	s.Registry, err = embedded.StartRegistry(ctx, embedded.RegistryOptions{
+		Listen: "127.0.0.1:0", NotifyURL: s.NotifierURL, NotifyToken: s.Token,
+	})
+	require.NoError(t, err)
+	s.RegistryHost = s.Registry.Addr()
+	n, err := notifier.New(queue.NewPublisher(s.JS), notifier.Options{Token: s.Token, Registry: s.RegistryHost, Logger: Logger(t)})
+	require.NoError(t, err)
+	srv := &http.Server{Handler: n, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+
+	s.Model = modeltest.NewOllama(Model)
+	ollamaURL := s.Model.URL
+	if opts.OllamaURL != "" {
+		ollamaURL = opts.OllamaURL
+	}
+	base, err := config.OllamaURL(ollamaURL)
+	require.NoError(t, err)
+	s.Describer = vision.NewOllama(vision.OllamaOptions{BaseURL: base, Model: Model, Timeout: 10 * time.Second})
+	s.Client, err = registry.New([]config.Registry{{Host: s.RegistryHost, PlainHTTP: true}}, registry.Options{Credentials: credentials.NewMemoryStore()})
+	require.NoError(t, err)
+
+	if opts.Workers == 0 {
+		opts.Workers = 1
+	}
+	wopts := opts.Worker
+	if wopts.Logger == nil {
+		wopts.Logger = Logger(t)
+	}
+	if wopts.AckWait == 0 {
+		wopts.AckWait = 5 * time.Second
+	}
+	if wopts.MaxAttempts == 0 {
+		wopts.MaxAttempts = opts.MaxAttempts
+	}
+	if wopts.Backoff == nil {
+		wopts.Backoff = []time.Duration{200 * time.Millisecond}
+	}
+	done := make(chan struct{})
+	running := 0
+	for range max(opts.Workers, 0) {
+		w := worker.New(s.Client, s.Describer, s.Memory, wopts)
+		s.Workers = append(s.Workers, w)
+		running++
+		go func() {
+			_ = w.Run(ctx, s.Consumer)
+			done <- struct{}{}
+		}()
+	}
+	t.Cleanup(func() {
+		cancel()
+		for range running {
+			<-done
+		}
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		_ = srv.Shutdown(sctx)
+		_ = s.Registry.Stop(sctx)
+		s.Model.Close()
+		s.Conn.Close()
+		s.NATS.Stop()
+	})
+	return s
+}
+
+// Logger logs to the test's log when -v is given, and nowhere otherwise.
+func Logger(t testing.TB) *slog.Logger {
+	if !testing.Verbose() {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// Repository returns a fresh oras-go handle on a repository of the stack's
+// registry, as a user's client would have.
+func (s *Stack) Repository(t testing.TB, name string) *remote.Repository {
+	t.Helper()
+	r, err := remote.NewRepository(s.RegistryHost + "/" + name)
+	require.NoError(t, err)
+	r.PlainHTTP = true
+	return r
+}
+
+// File is one layer of a pushed artifact.
+type File struct {
+	Name      string
+	MediaType string
+	Data      []byte
+}
+
+// Push pushes an artifact the way `oras push` does (OCI 1.1 image manifest,
+// a title on each layer, a created annotation) and tags it unless tag is "".
+func (s *Stack) Push(t testing.TB, repoName, tag string, files ...File) ocispec.Descriptor {
+	t.Helper()
+	ctx := context.Background()
+	repo := s.Repository(t, repoName)
+	var layers []ocispec.Descriptor
+	for _, f := range files {
+		d := content.NewDescriptorFromBytes(f.MediaType, f.Data)
+		d.Annotations = map[string]string{ocispec.AnnotationTitle: f.Name}
+		require.NoError(t, pushIfMissing(ctx, repo, d, f.Data))
+		layers = append(layers, d)
+	}
+	desc, err := oras.PackManifest(ctx, repo, oras.PackManifestVersion1_1, "application/vnd.unknown.artifact.v1", oras.PackManifestOptions{
+		Layers:              layers,
+		ManifestAnnotations: map[string]string{ocispec.AnnotationCreated: time.Now().UTC().Format(time.RFC3339Nano)},
+	})
+	require.NoError(t, err)
+	if tag != "" {
+		require.NoError(t, repo.Tag(ctx, desc, tag))
+	}
+	return desc
+}
+
+func pushIfMissing(ctx context.Context, repo *remote.Repository, d ocispec.Descriptor, data []byte) error {
+	ok, err := repo.Exists(ctx, d)
+	if err != nil || ok {
+		return err
+	}
+	return repo.Push(ctx, d, bytes.NewReader(data))
+}
+
+// Manifest fetches and decodes the manifest at reference.
+func (s *Stack) Manifest(t testing.TB, repoName, reference string) (ocispec.Descriptor, ocispec.Manifest) {
+	t.Helper()
+	desc, raw, err := oras.FetchBytes(context.Background(), s.Repository(t, repoName), reference, oras.DefaultFetchBytesOptions)
+	require.NoError(t, err)
+	var m ocispec.Manifest
+	require.NoError(t, json.Unmarshal(raw, &m))
+	return desc, m
+}
+
+// WaitDescribed waits until the manifest at reference has a description.
+func (s *Stack) WaitDescribed(t testing.TB, repoName, reference string) (ocispec.Descriptor, ocispec.Manifest) {
+	t.Helper()
+	var desc ocispec.Descriptor
+	var m ocispec.Manifest
+	require.Eventually(t, func() bool {
+		desc, m = s.Manifest(t, repoName, reference)
+		return m.Annotations[registry.AnnotationDescription] != ""
+	}, 20*time.Second, 20*time.Millisecond, "no description on %s:%s", repoName, reference)
+	return desc, m
+}
+
+// WaitIdle waits until every queued job (including the ones regscribe's own
+// write-backs caused) is settled.
+func (s *Stack) WaitIdle(t testing.TB) {
+	t.Helper()
+	quiet := 0
+	require.Eventually(t, func() bool {
+		info, err := s.Consumer.Info(context.Background())
+		if err != nil {
+			return false
+		}
+		if info.NumPending == 0 && info.NumAckPending == 0 && info.NumRedelivered == 0 {
+			quiet++
+		} else {
+			quiet = 0
+		}
+		// Notifications travel asynchronously: stay quiet for a while.
+		return quiet >= 10
+	}, 30*time.Second, 50*time.Millisecond, "queue never went idle")
+}
+
+// JPEG returns a w×h JPEG of noise over a gradient (noise keeps it from
+// compressing to nothing, like a real photo), different for each seed.
+func JPEG(t testing.TB, w, h int, seed uint64) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	require.NoError(t, jpeg.Encode(&buf, Picture(w, h, seed), &jpeg.Options{Quality: 90}))
+	return buf.Bytes()
+}
+
+// PNG returns a w×h PNG like [JPEG].
+func PNG(t testing.TB, w, h int, seed uint64) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	require.NoError(t, png.Encode(&buf, Picture(w, h, seed)))
+	return buf.Bytes()
+}
+
+// Picture is the image [JPEG] and [PNG] encode.
+func Picture(w, h int, seed uint64) *image.RGBA {
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	for y := range h {
+		for x := range w {
+			n := uint8(r.IntN(48))
+			img.SetRGBA(x, y, color.RGBA{R: uint8(x*255/max(w, 1))/2 + n, G: uint8(y*255/max(h, 1))/2 + n, B: uint8(seed*40) + n, A: 255})
+		}
+	}
+	return img
+}

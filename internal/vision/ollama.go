@@ -1,0 +1,181 @@
+package vision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ollama/ollama/api"
+
+	"github.com/regscribe/regscribe/internal/fault"
+)
+
+// OllamaOptions configure [NewOllama].
+type OllamaOptions struct {
+	// BaseURL of the Ollama server, e.g. http://localhost:11434.
+	BaseURL *url.URL
+	// Model to use, e.g. "qwen2.5vl:3b".
+	Model string
+	// Prompt sent with each photo.
+	Prompt Prompt
+	// Timeout of one call. If zero, 2 minutes (ollama#8274: some requests
+	// on large photos never return).
+	Timeout time.Duration
+	// KeepAlive keeps the model loaded between calls. Zero leaves Ollama's default.
+	KeepAlive time.Duration
+	// MaxTokens caps the answer (num_predict). Zero leaves the model's default.
+	MaxTokens int
+	// Temperature of sampling.
+	Temperature float64
+	// HTTPClient carries the requests. If nil, a client without an overall
+	// timeout is used (the per-call context bounds each call).
+	HTTPClient *http.Client
+}
+
+// Ollama describes photos with a model served by Ollama.
+type Ollama struct {
+	client *api.Client
+	opts   OllamaOptions
+	host   string
+}
+
+// NewOllama returns an Ollama provider.
+func NewOllama(opts OllamaOptions) *Ollama {
+	if opts.Timeout == 0 {
+		opts.Timeout = 2 * time.Minute
+	}
+	hc := opts.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Transport: http.DefaultTransport}
+	}
+	return &Ollama{client: api.NewClient(opts.BaseURL, hc), opts: opts, host: opts.BaseURL.String()}
+}
+
+// Model is "ollama/<model>", as written into io.regscribe.model.
+func (o *Ollama) Model() string { return "ollama/" + o.opts.Model }
+
+// PromptDigest identifies the prompt and schema in use.
+func (o *Ollama) PromptDigest() string { return o.opts.Prompt.Digest() }
+
+// Accepts lists the image media types Ollama takes as they are.
+func (o *Ollama) Accepts() []string { return []string{"image/jpeg", "image/png"} }
+
+// Describe asks the model about one image.
+func (o *Ollama) Describe(ctx context.Context, img Image) (Description, error) {
+	ctx, cancel := context.WithTimeout(ctx, o.opts.Timeout)
+	defer cancel()
+	stream := false
+	req := &api.ChatRequest{
+		Model:    o.opts.Model,
+		Messages: []api.Message{{Role: "user", Content: o.opts.Prompt.String(), Images: []api.ImageData{img.Data}}},
+		Stream:   &stream,
+		Format:   Schema,
+		Options:  map[string]any{"temperature": o.opts.Temperature},
+	}
+	if o.opts.MaxTokens > 0 {
+		req.Options["num_predict"] = o.opts.MaxTokens
+	}
+	if o.opts.KeepAlive > 0 {
+		req.KeepAlive = &api.Duration{Duration: o.opts.KeepAlive}
+	}
+	start := time.Now()
+	var resp api.ChatResponse
+	err := o.client.Chat(ctx, req, func(r api.ChatResponse) error {
+		resp.Message.Content += r.Message.Content
+		if r.Done {
+			resp.Metrics = r.Metrics
+			resp.DoneReason = r.DoneReason
+		}
+		return nil
+	})
+	if err != nil {
+		return Description{}, o.classify(ctx, err)
+	}
+	d, err := ParseAnswer(resp.Message.Content)
+	if err != nil {
+		return Description{}, fault.Retry(fmt.Errorf("ollama %s: %w", o.opts.Model, err))
+	}
+	d.Model = o.Model()
+	d.Created = time.Now().UTC().Truncate(time.Second)
+	d.Usage = Usage{PromptTokens: resp.PromptEvalCount, OutputTokens: resp.EvalCount, Latency: time.Since(start)}
+	return d, nil
+}
+
+// classify marks an Ollama error with its fault kind.
+func (o *Ollama) classify(ctx context.Context, err error) error {
+	var se api.StatusError
+	switch {
+	case errors.Is(err, context.Canceled):
+		return err
+	case ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded):
+		return fault.Retry(fmt.Errorf("ollama %s: no answer within %s (REGSCRIBE_MODEL_TIMEOUT)", o.opts.Model, o.opts.Timeout))
+	case errors.As(err, &se):
+		msg := fmt.Errorf("ollama %s: %s", o.opts.Model, strings.TrimSpace(se.Error()))
+		switch {
+		case se.StatusCode == http.StatusNotFound && strings.Contains(se.ErrorMessage, "not found"):
+			return fault.Unavailable(fmt.Errorf("%w; pull it with `ollama pull %s`", msg, o.opts.Model))
+		case se.StatusCode == http.StatusTooManyRequests || se.StatusCode >= 500:
+			return fault.Retry(msg)
+		default:
+			return fault.Permanent(msg)
+		}
+	case isConnRefused(err):
+		return fault.Unavailable(fmt.Errorf("ollama at %s is not reachable: %w", o.host, err))
+	}
+	return fault.Retry(fmt.Errorf("ollama %s: %w", o.opts.Model, err))
+}
+
+func isConnRefused(err error) bool {
+	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EHOSTUNREACH) {
+		return true
+	}
+	var dns *net.DNSError
+	return errors.As(err, &dns)
+}
+
+// Check tells whether the server answers and the model is there, in one
+// line a person can act on.
+func (o *Ollama) Check(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := o.client.Version(ctx); err != nil {
+		return fault.Unavailable(fmt.Errorf("no Ollama server at %s (%v): start it with `ollama serve` and run `ollama pull %s`, set OLLAMA_HOST, or use REGSCRIBE_PROVIDER=openai", o.host, rootCause(err), o.opts.Model))
+	}
+	list, err := o.client.List(ctx)
+	if err != nil {
+		return fault.Unavailable(fmt.Errorf("Ollama at %s did not list its models: %v", o.host, err))
+	}
+	for _, m := range list.Models {
+		if sameModel(m.Name, o.opts.Model) || sameModel(m.Model, o.opts.Model) {
+			return nil
+		}
+	}
+	return fault.Unavailable(fmt.Errorf("model %s is not on the Ollama server at %s: run `ollama pull %s`", o.opts.Model, o.host, o.opts.Model))
+}
+
+// sameModel compares model names the way Ollama resolves them: no tag means ":latest".
+func sameModel(a, b string) bool {
+	norm := func(s string) string {
+		if !strings.Contains(s, ":") {
+			s += ":latest"
+		}
+		return s
+	}
+	return norm(a) == norm(b)
+}
+
+func rootCause(err error) error {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err
+		}
+		err = u
+	}
+}

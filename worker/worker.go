@@ -1,0 +1,276 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/regscribe/regscribe/internal/fault"
+	"github.com/regscribe/regscribe/internal/imageprep"
+	"github.com/regscribe/regscribe/internal/memo"
+	"github.com/regscribe/regscribe/internal/queue"
+	"github.com/regscribe/regscribe/internal/registry"
+	"github.com/regscribe/regscribe/internal/vision"
+)
+
+// Describer is a vision model.
+type Describer interface {
+	// Describe returns what the model sees in one image.
+	Describe(ctx context.Context, img vision.Image) (vision.Description, error)
+	// Model is provider/model, written into io.regscribe.model.
+	Model() string
+	// PromptDigest identifies the prompt in use (descriptions are remembered per prompt).
+	PromptDigest() string
+	// Accepts lists the image media types the model takes unconverted.
+	Accepts() []string
+}
+
+// Checker is implemented by describers that can tell whether their model is
+// ready; the worker uses it to notice when an unavailable model is back.
+type Checker interface {
+	Check(ctx context.Context) error
+}
+
+// Memory remembers descriptions per image blob, model and prompt.
+type Memory interface {
+	Get(ctx context.Context, k memo.Key) (vision.Description, bool, error)
+	Put(ctx context.Context, k memo.Key, d vision.Description) error
+}
+
+var (
+	_ Describer = (*vision.Ollama)(nil)
+	_ Checker   = (*vision.Ollama)(nil)
+	_ Memory    = (*memo.Store)(nil)
+)
+
+// Options configure a [Worker].
+type Options struct {
+	// Concurrency is the number of jobs in flight. If zero, 4.
+	Concurrency int
+	// MaxBlobBytes caps each image blob fetched. If zero, 50 MiB.
+	MaxBlobBytes int64
+	// Image limits for preparation; Accept is taken from the Describer.
+	Image imageprep.Limits
+	// AckWait of the consumer: the worker signals progress at a third of it.
+	// If zero, 60 s.
+	AckWait time.Duration
+	// MaxAttempts is the consumer's MaxDeliver: the last delivery of a
+	// retryable failure is given up rather than redelivered. If zero, 5.
+	MaxAttempts int
+	// Backoff lists the delays before the 2nd, 3rd, … delivery of a failed
+	// job; the last entry repeats. If nil, 2s, 10s, 30s, 1m.
+	Backoff []time.Duration
+	// ShutdownTimeout bounds how long jobs in flight may take after Run's
+	// context ends; the rest are handed back to the queue. If zero, 30 s.
+	ShutdownTimeout time.Duration
+	// Logger for job outcomes. If nil, slog.Default().
+	Logger *slog.Logger
+}
+
+func (o *Options) defaults() {
+	if o.Concurrency <= 0 {
+		o.Concurrency = 4
+	}
+	if o.MaxBlobBytes <= 0 {
+		o.MaxBlobBytes = 50 << 20
+	}
+	if o.AckWait <= 0 {
+		o.AckWait = 60 * time.Second
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 5
+	}
+	if o.Backoff == nil {
+		o.Backoff = []time.Duration{2 * time.Second, 10 * time.Second, 30 * time.Second, time.Minute}
+	}
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = 30 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// Worker describes photos named by jobs.
+type Worker struct {
+	registry *registry.Client
+	model    Describer
+	memory   Memory
+	opts     Options
+	log      *slog.Logger
+	gate     *gate
+	flights  singleflight.Group
+}
+
+// New returns a Worker.
+func New(reg *registry.Client, model Describer, memory Memory, opts Options) *Worker {
+	opts.defaults()
+	if opts.Image.Accept == nil {
+		opts.Image.Accept = model.Accepts()
+	}
+	w := &Worker{registry: reg, model: model, memory: memory, opts: opts, log: opts.Logger}
+	w.gate = newGate(w.log, model)
+	return w
+}
+
+// Run takes jobs from consumer until ctx ends, then lets the jobs in flight
+// finish within ShutdownTimeout and hands back the rest.
+func (w *Worker) Run(ctx context.Context, consumer jetstream.Consumer) error {
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	go func() {
+		<-ctx.Done()
+		t := time.NewTimer(w.opts.ShutdownTimeout)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancelWork()
+		case <-workCtx.Done():
+		}
+	}()
+
+	var wg sync.WaitGroup
+	errs := make(chan error, w.opts.Concurrency)
+	for range w.opts.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := w.loop(ctx, workCtx, consumer); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// loop is one slot: wait until the model is usable, take one job, do it.
+func (w *Worker) loop(ctx, workCtx context.Context, consumer jetstream.Consumer) error {
+	for {
+		if err := w.gate.Wait(ctx); err != nil {
+			return nil
+		}
+		batch, err := consumer.Fetch(1, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			w.log.Warn("fetching a job failed; trying again", "err", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		for msg := range batch.Messages() {
+			w.handle(ctx, workCtx, msg)
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil {
+			w.log.Debug("fetch ended", "err", err)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// handle runs one job message to its end, keeping it alive with InProgress
+// while it runs and while it waits for an unavailable model. The job's work
+// runs under work (which outlives stop by the shutdown timeout); waiting for
+// the model ends with stop, so a stopping worker hands such jobs back at once.
+func (w *Worker) handle(stop, work context.Context, msg jetstream.Msg) {
+	meta, _ := msg.Metadata()
+	attempt := uint64(1)
+	if meta != nil {
+		attempt = meta.NumDelivered
+	}
+	job, err := queue.ParseJob(msg.Data())
+	if err != nil {
+		w.settle(msg, queue.Job{}, attempt, fault.Permanent(fmt.Errorf("malformed job: %w", err)), time.Now())
+		return
+	}
+	quiet := w.heartbeat(msg)
+	defer quiet()
+	start := time.Now()
+	for {
+		_, err = w.Process(work, job)
+		if !fault.Is(err, fault.KindUnavailable) {
+			break
+		}
+		w.gate.Down(err)
+		if w.gate.Wait(stop) != nil {
+			break
+		}
+	}
+	w.settle(msg, job, attempt, err, start)
+}
+
+// settle is the one place that decides what happens to a job message.
+func (w *Worker) settle(msg jetstream.Msg, job queue.Job, attempt uint64, err error, start time.Time) {
+	log := w.log.With("repository", job.Repository, "digest", job.Digest, "tag", job.Tag, "attempt", attempt)
+	kind, after := fault.Classify(err)
+	var ackErr error
+	switch {
+	case err == nil:
+		ackErr = msg.Ack()
+	case errors.Is(err, context.Canceled) || kind == fault.KindUnavailable:
+		log.Info("job handed back to the queue (shutting down)", "err", err)
+		ackErr = msg.Nak()
+	case kind == fault.KindSkip:
+		log.Info("nothing to describe", "reason", err.Error())
+		ackErr = msg.Ack()
+	case kind == fault.KindPermanent:
+		log.Error("job failed for good", "err", err)
+		ackErr = msg.TermWithReason(err.Error())
+	case attempt >= uint64(w.opts.MaxAttempts):
+		log.Error("job failed; no attempts left", "err", err, "attempts", attempt)
+		ackErr = msg.TermWithReason(fmt.Sprintf("%d attempts: %v", attempt, err))
+	default:
+		delay := w.backoff(attempt)
+		if after > delay {
+			delay = after
+		}
+		log.Warn("job failed; will retry", "err", err, "retry_in", delay)
+		ackErr = msg.NakWithDelay(delay)
+	}
+	if ackErr != nil {
+		log.Warn("could not settle job message; JetStream will deliver it again", "err", ackErr)
+	}
+}
+
+func (w *Worker) backoff(attempt uint64) time.Duration {
+	i := int(attempt) - 1
+	if i >= len(w.opts.Backoff) {
+		i = len(w.opts.Backoff) - 1
+	}
+	if i < 0 {
+		return 0
+	}
+	return w.opts.Backoff[i]
+}
+
+// heartbeat tells JetStream the job is alive every third of AckWait.
+func (w *Worker) heartbeat(msg jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(w.opts.AckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	return func() { close(done) }
+}
