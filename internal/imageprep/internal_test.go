@@ -1,0 +1,225 @@
+package imageprep
+
+import (
+	"bytes"
+	"encoding/binary"
+	"image"
+	"image/color"
+	"image/color/palette"
+	"image/gif"
+	"image/jpeg"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	xdraw "golang.org/x/image/draw"
+)
+
+// validTIFF is an EXIF TIFF block, big-endian, with orientation o in IFD0.
+func validTIFF(o uint16) []byte {
+	t := []byte("MM\x00\x2a\x00\x00\x00\x08\x00\x01")
+	t = append(t, 0x01, 0x12, 0x00, 0x03, 0, 0, 0, 1)
+	t = binary.BigEndian.AppendUint16(t, o)
+	return append(t, 0, 0, 0, 0, 0, 0)
+}
+
+func TestExifOrientation(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		in   []byte
+		want int
+	}{
+		{"valid", validTIFF(6), 6},
+		{"empty", nil, 1},
+		{"bad byte order", append([]byte("XX"), validTIFF(6)[2:]...), 1},
+		{"bad magic", append([]byte("MM\x00\x2b"), validTIFF(6)[4:]...), 1},
+		{"ifd offset past the end", []byte("II\x2a\x00\xff\xff\xff\xff\x00\x00"), 1},
+		{"huge entry count", []byte("II\x2a\x00\x08\x00\x00\x00\xff\xff\x12\x01"), 1},
+		{"value 0", validTIFF(0), 1},
+		{"value 9", validTIFF(9), 1},
+		{"wrong type", append(validTIFF(6)[:12], append([]byte{0, 7}, validTIFF(6)[14:]...)...), 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			require.Equal(t, tc.want, exifOrientation(tc.in))
+		})
+	}
+	// Every truncation of a valid block is safe.
+	full := validTIFF(8)
+	for i := range full {
+		o := exifOrientation(full[:i])
+		require.True(t, o >= 1 && o <= 8)
+	}
+}
+
+// TestParsersOnPrefixes cuts files at every length: the header parsers must
+// neither panic nor loop, whatever they find.
+func TestParsersOnPrefixes(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	require.NoError(t, jpeg.Encode(&buf, image.NewGray(image.Rect(0, 0, 8, 8)), nil))
+	j := buf.Bytes()
+	app1 := append([]byte{0xff, 0xe1, 0, byte(2 + 6 + len(validTIFF(3)))}, "Exif\x00\x00"...)
+	app1 = append(app1, validTIFF(3)...)
+	j = append(append(append([]byte{}, j[:2]...), app1...), j[2:]...)
+	require.Equal(t, 3, jpegOrientation(j))
+	require.True(t, jpegComplete(j))
+	require.Equal(t, 1, jpegScans(j, 10))
+	for i := range j {
+		p := j[:i]
+		_ = jpegOrientation(p)
+		_ = jpegScans(p, 10)
+		require.False(t, jpegComplete(p), "prefix of %d bytes", i)
+	}
+	var g bytes.Buffer
+	require.NoError(t, gif.Encode(&g, image.NewPaletted(image.Rect(0, 0, 8, 8), palette.WebSafe), nil))
+	require.Empty(t, gifCheck(g.Bytes()))
+	for i := range g.Len() {
+		require.NotEmpty(t, gifCheck(g.Bytes()[:i]), "prefix of %d bytes", i)
+	}
+	for _, f := range []func([]byte) int{pngOrientation, webpOrientation, exifOrientation} {
+		for i := range 64 {
+			_ = f(bytes.Repeat([]byte{0xff}, i))
+			_ = f(make([]byte, i))
+		}
+	}
+}
+
+func TestMakeWeights(t *testing.T) {
+	t.Parallel()
+	for _, c := range [][2]int{{2000, 1536}, {1536, 1536}, {3, 1}, {1, 5}, {7, 3}, {10, 100}, {4000, 1}, {5, 4}} {
+		ws := makeWeights(c[0], c[1])
+		require.LessOrEqual(t, ws.n, c[0])
+		for i := range c[1] {
+			require.GreaterOrEqual(t, ws.start[i], 0)
+			require.LessOrEqual(t, ws.start[i]+ws.n, c[0])
+			var sum int32
+			for _, w := range ws.w[i*ws.n : i*ws.n+ws.n] {
+				sum += w
+			}
+			require.Equal(t, int32(1<<fixBits), sum, "src %d dst %d out %d", c[0], c[1], i)
+		}
+	}
+}
+
+// smooth is a w×h image of low-frequency waves, where any good filter
+// agrees with any other.
+func smooth(w, h int) *image.RGBA {
+	m := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			fx, fy := float64(x)/float64(w), float64(y)/float64(h)
+			v := func(a, b float64) uint8 { return uint8(127.5 + 127*math.Sin(a*fx*2*math.Pi+b*fy*2*math.Pi)) }
+			i := m.PixOffset(x, y)
+			m.Pix[i], m.Pix[i+1], m.Pix[i+2], m.Pix[i+3] = v(3, 1), v(1, 4), v(5, 5), 0xff
+		}
+	}
+	return m
+}
+
+// TestDownscaleMatchesReference compares the box+Catmull-Rom pipeline with
+// x/image/draw's Catmull-Rom over the full image.
+func TestDownscaleMatchesReference(t *testing.T) {
+	t.Parallel()
+	src := smooth(2600, 1700)
+	var buf bytes.Buffer
+	require.NoError(t, jpeg.Encode(&buf, src, &jpeg.Options{Quality: 95}))
+	decoded, err := jpeg.Decode(&buf)
+	require.NoError(t, err)
+	for _, in := range []image.Image{src, decoded} {
+		dw, dh := fit(2600, 1700, 1000)
+		require.Equal(t, 1000, dw)
+		require.Equal(t, 654, dh)
+		got := resample(shrink(in, 2600, 1700, boxFactor(2600, 1700, dw, dh)), dw, dh)
+		want := image.NewRGBA(image.Rect(0, 0, dw, dh))
+		xdraw.CatmullRom.Scale(want, want.Rect, in, in.Bounds(), xdraw.Src, nil)
+		var sum, worst int
+		for i := range got.Pix {
+			d := max(int(got.Pix[i])-int(want.Pix[i]), int(want.Pix[i])-int(got.Pix[i]))
+			sum += d
+			worst = max(worst, d)
+		}
+		mean := float64(sum) / float64(len(got.Pix))
+		t.Logf("%T: mean abs diff %.3f, max %d", in, mean, worst)
+		require.Less(t, mean, 1.0)
+		require.LessOrEqual(t, worst, 8)
+	}
+}
+
+func TestOrientImageInverses(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(1, 2))
+	src := image.NewRGBA(image.Rect(0, 0, 7, 4))
+	for i := range src.Pix {
+		src.Pix[i] = uint8(r.IntN(256))
+	}
+	// Each pair undoes itself.
+	for _, p := range [][2]int{{2, 2}, {3, 3}, {4, 4}, {5, 5}, {7, 7}, {6, 8}, {8, 6}} {
+		got := orientImage(orientImage(src, p[0]), p[1])
+		require.Equal(t, src.Rect, got.Rect, "%v", p)
+		require.Equal(t, src.Pix, got.Pix, "%v", p)
+	}
+	// Rotating 90° clockwise: the source's top-left pixel lands top-right.
+	o6 := orientImage(src, 6)
+	require.Equal(t, image.Rect(0, 0, 4, 7), o6.Rect)
+	require.Equal(t, src.RGBAAt(0, 0), o6.RGBAAt(3, 0))
+	require.Equal(t, src.RGBAAt(6, 0), o6.RGBAAt(3, 6))
+	require.Same(t, src, orientImage(src, 1))
+}
+
+func TestFit(t *testing.T) {
+	t.Parallel()
+	cases := []struct{ w, h, max, ww, wh int }{
+		{6000, 4000, 1536, 1536, 1024},
+		{4000, 6000, 1536, 1024, 1536},
+		{1536, 1536, 1536, 1536, 1536},
+		{100, 50, 1536, 100, 50},
+		{100000, 1, 1536, 1536, 1},
+		{3000, 2001, 1000, 1000, 667},
+	}
+	for _, c := range cases {
+		w, h := fit(c.w, c.h, c.max)
+		require.Equal(t, [2]int{c.ww, c.wh}, [2]int{w, h}, "%dx%d to %d", c.w, c.h, c.max)
+	}
+}
+
+func TestFlatten(t *testing.T) {
+	t.Parallel()
+	m := image.NewRGBA(image.Rect(0, 0, 3, 1))
+	m.SetRGBA(0, 0, color.RGBA{0x80, 0, 0, 0x80}) // half-transparent red
+	m.SetRGBA(1, 0, color.RGBA{})                 // transparent
+	m.SetRGBA(2, 0, color.RGBA{1, 2, 3, 0xff})    // opaque
+	flatten(m)
+	require.Equal(t, color.RGBA{0xff, 0x7f, 0x7f, 0xff}, m.RGBAAt(0, 0))
+	require.Equal(t, color.RGBA{0xff, 0xff, 0xff, 0xff}, m.RGBAAt(1, 0))
+	require.Equal(t, color.RGBA{1, 2, 3, 0xff}, m.RGBAAt(2, 0))
+}
+
+// TestRenderExtremes covers huge box factors and one-pixel sides.
+func TestRenderExtremes(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	require.NoError(t, jpeg.Encode(&buf, smooth(900, 7), nil))
+	ycc, err := jpeg.Decode(&buf)
+	require.NoError(t, err)
+	cases := []struct {
+		img          image.Image
+		maxSide, o   int
+		wantW, wantH int
+	}{
+		{ycc, 1, 1, 1, 1},
+		{ycc, 3, 6, 1, 3},
+		{ycc, 100, 8, 1, 100},
+		{smooth(5, 1000), 2, 1, 1, 2},
+		{image.NewGray(image.Rect(0, 0, 3, 3)), 2, 5, 2, 2},
+		{image.NewNRGBA64(image.Rect(0, 0, 2, 9)), 4, 7, 4, 1},
+	}
+	for _, c := range cases {
+		b := c.img.Bounds()
+		out := render(c.img, b.Dx(), b.Dy(), c.maxSide, c.o)
+		require.Equal(t, image.Rect(0, 0, c.wantW, c.wantH), out.Rect, "%T %v to %d", c.img, b, c.maxSide)
+	}
+}
