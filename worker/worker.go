@@ -39,14 +39,20 @@ type Checker interface {
 
 // Memory remembers descriptions per image blob, model and prompt.
 type Memory interface {
+	// Get returns the remembered description, if any.
 	Get(ctx context.Context, k memo.Key) (vision.Description, bool, error)
-	Put(ctx context.Context, k memo.Key, d vision.Description) error
+	// Remember stores d unless one is stored already, and returns the one
+	// stored (the first description of a photo wins).
+	Remember(ctx context.Context, k memo.Key, d vision.Description) (vision.Description, error)
+	// Replace stores d whatever was stored (a forced description).
+	Replace(ctx context.Context, k memo.Key, d vision.Description) error
 }
 
 var (
 	_ Describer = (*vision.Ollama)(nil)
 	_ Checker   = (*vision.Ollama)(nil)
 	_ Memory    = (*memo.Store)(nil)
+	_ Memory    = (*memo.Local)(nil)
 )
 
 // Options configure a [Worker].
@@ -69,6 +75,15 @@ type Options struct {
 	// ShutdownTimeout bounds how long jobs in flight may take after Run's
 	// context ends; the rest are handed back to the queue. If zero, 30 s.
 	ShutdownTimeout time.Duration
+	// Mode of write-back. If empty, ModeAuto.
+	Mode Mode
+	// Force describes photos again even when they have a description (the
+	// model's own write-backs are still recognised and skipped).
+	Force bool
+	// Prune removes older regscribe referrers of a photo described again.
+	Prune bool
+	// Select decides which artifacts are described.
+	Select Selection
 	// Logger for job outcomes. If nil, slog.Default().
 	Logger *slog.Logger
 }
@@ -94,6 +109,9 @@ func (o *Options) defaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.Mode == "" {
+		o.Mode = ModeAuto
 	}
 }
 
@@ -194,14 +212,15 @@ func (w *Worker) handle(stop, work context.Context, msg jetstream.Msg) {
 	}
 	job, err := queue.ParseJob(msg.Data())
 	if err != nil {
-		w.settle(msg, queue.Job{}, attempt, fault.Permanent(fmt.Errorf("malformed job: %w", err)), time.Now())
+		w.settle(msg, queue.Job{}, attempt, Result{}, fault.Permanent(fmt.Errorf("malformed job: %w", err)), time.Now())
 		return
 	}
 	quiet := w.heartbeat(msg)
 	defer quiet()
 	start := time.Now()
+	var res Result
 	for {
-		_, err = w.Process(work, job)
+		res, err = w.Process(work, job)
 		if !fault.Is(err, fault.KindUnavailable) {
 			break
 		}
@@ -210,16 +229,19 @@ func (w *Worker) handle(stop, work context.Context, msg jetstream.Msg) {
 			break
 		}
 	}
-	w.settle(msg, job, attempt, err, start)
+	w.settle(msg, job, attempt, res, err, start)
 }
 
 // settle is the one place that decides what happens to a job message.
-func (w *Worker) settle(msg jetstream.Msg, job queue.Job, attempt uint64, err error, start time.Time) {
+func (w *Worker) settle(msg jetstream.Msg, job queue.Job, attempt uint64, res Result, err error, start time.Time) {
 	log := w.log.With("repository", job.Repository, "digest", job.Digest, "tag", job.Tag, "attempt", attempt)
 	kind, after := fault.Classify(err)
 	var ackErr error
 	switch {
 	case err == nil:
+		log.Info("photo described", "mode", res.Mode, "written", res.Written.Descriptor.Digest,
+			"photos", len(res.Descriptions), "model_calls", res.ModelCalls, "took", time.Since(start).Round(time.Millisecond),
+			"tag_moved", res.Written.TagMoved, "tag_moved_on", res.Written.TagMovedOn)
 		ackErr = msg.Ack()
 	case errors.Is(err, context.Canceled) || kind == fault.KindUnavailable:
 		log.Info("job handed back to the queue (shutting down)", "err", err)

@@ -220,7 +220,7 @@ func TestUnreachableModelKeepsJobsQueuedUntilItIsBack(t *testing.T) {
 	// spending its (two) attempts.
 	require.Eventually(t, func() bool {
 		info, err := s.Consumer.Info(context.Background())
-		return err == nil && info.NumAckPending == 1
+		return err == nil && info.NumAckPending >= 1
 	}, 10*time.Second, 20*time.Millisecond)
 	time.Sleep(1500 * time.Millisecond)
 	_, m := s.Manifest(t, "photos/waiting", "latest")

@@ -233,3 +233,86 @@ func TestUpWithOrasCLI(t *testing.T) {
 	require.NotRegexp(t, `Bearer [0-9a-f]{20,}`, p.Log())
 	p.stop(t)
 }
+
+// TestReferrerModeWithOrasDiscover: in referrer mode the photo keeps its
+// digest, `oras discover` lists the description with its annotations,
+// `oras manifest fetch` returns the referrer, and `regscribe show` prints it.
+func TestReferrerModeWithOrasDiscover(t *testing.T) {
+	t.Parallel()
+	model := modeltest.NewOllama(stacktest.Model)
+	t.Cleanup(model.Close)
+	regAddr := freeAddr(t)
+	_, regPort, _ := net.SplitHostPort(regAddr)
+	env := []string{
+		"REGSCRIBE_DATA_DIR=" + t.TempDir(),
+		"REGSCRIBE_LISTEN=" + freeAddr(t),
+		"REGSCRIBE_NATS_LISTEN=" + freeAddr(t),
+		"REGSCRIBE_REGISTRY_ADDR=" + regAddr,
+		"OLLAMA_HOST=" + model.URL,
+		"REGSCRIBE_MODEL=" + stacktest.Model,
+		"REGSCRIBE_MODE=referrer",
+	}
+	p := startUp(t, env...)
+	p.waitLog(t, "model ready")
+	work := t.TempDir()
+	photo := stacktest.JPEG(t, 640, 480, 43)
+	require.NoError(t, os.WriteFile(filepath.Join(work, "storm.jpg"), photo, 0o644))
+	ref := "localhost:" + regPort + "/photos/storm:latest"
+	oras(t, work, "push", ref, "storm.jpg:image/jpeg")
+	var pushed struct {
+		Digest string `json:"digest"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(oras(t, work, "manifest", "fetch", "--descriptor", ref)), &pushed))
+
+	var discovered struct {
+		Referrers []struct {
+			Digest       string            `json:"digest"`
+			ArtifactType string            `json:"artifactType"`
+			Annotations  map[string]string `json:"annotations"`
+		} `json:"referrers"`
+	}
+	require.Eventually(t, func() bool {
+		require.NoError(t, json.Unmarshal([]byte(oras(t, work, "discover", "--format", "json", ref)), &discovered))
+		return len(discovered.Referrers) > 0
+	}, 30*time.Second, 100*time.Millisecond)
+	require.Len(t, discovered.Referrers, 1)
+	r := discovered.Referrers[0]
+	require.Equal(t, "application/vnd.regscribe.description.v1+json", r.ArtifactType)
+	want := "A test photo " + modeltest.Digest(photo)[:19] + "."
+	require.Equal(t, want, r.Annotations["io.regscribe.description"])
+
+	var referrer struct {
+		ArtifactType string `json:"artifactType"`
+		Subject      struct {
+			Digest string `json:"digest"`
+		} `json:"subject"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(oras(t, work, "manifest", "fetch", "localhost:"+regPort+"/photos/storm@"+r.Digest)), &referrer))
+	require.Equal(t, "application/vnd.regscribe.description.v1+json", referrer.ArtifactType)
+	require.Equal(t, pushed.Digest, referrer.Subject.Digest)
+	var now struct {
+		Digest string `json:"digest"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(oras(t, work, "manifest", "fetch", "--descriptor", ref)), &now))
+	require.Equal(t, pushed.Digest, now.Digest, "the photo keeps its digest")
+
+	out, err := exec.Command(binary, "show", ref).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.Contains(t, string(out), want)
+	require.Contains(t, string(out), "referrer "+r.Digest)
+	out, err = exec.Command(binary, "show", "--json", ref).Output()
+	require.NoError(t, err)
+	var found []struct {
+		StoredAs string `json:"storedAs"`
+		Record   struct {
+			Photos []struct {
+				Description string `json:"description"`
+			} `json:"photos"`
+		} `json:"record"`
+	}
+	require.NoError(t, json.Unmarshal(out, &found))
+	require.Len(t, found, 1)
+	require.Equal(t, "referrer", found[0].StoredAs)
+	require.Equal(t, want, found[0].Record.Photos[0].Description)
+	p.stop(t)
+}

@@ -74,8 +74,29 @@ func (s *Store) Get(ctx context.Context, k Key) (vision.Description, bool, error
 	return d, true, nil
 }
 
-// Put remembers d under k.
-func (s *Store) Put(ctx context.Context, k Key, d vision.Description) error {
+// Remember stores d under k unless a description is stored there already,
+// and returns the one stored: the first description of a photo wins, so
+// workers that described it at the same time all write the same bytes.
+func (s *Store) Remember(ctx context.Context, k Key, d vision.Description) (vision.Description, error) {
+	b, err := json.Marshal(d)
+	if err != nil {
+		return d, err
+	}
+	_, err = s.kv.Create(ctx, k.String(), b)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		if stored, ok, gerr := s.Get(ctx, k); gerr == nil && ok {
+			return stored, nil
+		}
+		return d, s.Replace(ctx, k, d)
+	}
+	if err != nil {
+		return d, fmt.Errorf("remember description of %s: %w", k.Blob, err)
+	}
+	return d, nil
+}
+
+// Replace stores d under k whatever was there (a forced description).
+func (s *Store) Replace(ctx context.Context, k Key, d vision.Description) error {
 	b, err := json.Marshal(d)
 	if err != nil {
 		return err

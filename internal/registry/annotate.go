@@ -27,6 +27,10 @@ type Edit struct {
 	Layers map[int]map[string]string
 	// Remove lists manifest annotations to delete.
 	Remove []string
+	// Manifests (for an index) maps an entry of "manifests" to the
+	// descriptor that replaces its digest, size and media type; its platform
+	// and annotations are kept.
+	Manifests map[int]ocispec.Descriptor
 }
 
 // Annotate applies e to an image manifest and returns the new bytes. Every
@@ -73,6 +77,36 @@ func Annotate(raw []byte, e Edit) ([]byte, error) {
 			return nil, err
 		}
 		top.set("layers", b)
+	}
+	if len(e.Manifests) > 0 {
+		var entries []json.RawMessage
+		if err := json.Unmarshal(top.get("manifests"), &entries); err != nil {
+			return nil, fmt.Errorf("index manifests: %w", err)
+		}
+		for i, d := range e.Manifests {
+			if i < 0 || i >= len(entries) {
+				return nil, fmt.Errorf("index entry %d of %d", i, len(entries))
+			}
+			entry, err := decodeObject(entries[i])
+			if err != nil {
+				return nil, fmt.Errorf("index entry %d: %w", i, err)
+			}
+			for k, v := range map[string]any{"mediaType": d.MediaType, "digest": d.Digest, "size": d.Size} {
+				b, err := json.Marshal(v)
+				if err != nil {
+					return nil, err
+				}
+				entry.set(k, b)
+			}
+			if entries[i], err = entry.encode(); err != nil {
+				return nil, err
+			}
+		}
+		b, err := json.Marshal(entries)
+		if err != nil {
+			return nil, err
+		}
+		top.set("manifests", b)
 	}
 	return top.encode()
 }

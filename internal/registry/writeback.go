@@ -3,12 +3,19 @@ package registry
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/registry/remote"
+	"oras.land/oras-go/v2/registry/remote/errcode"
 )
+
+// ErrTagRefused is returned when the registry refuses to move a tag (an
+// immutable tag, as Harbor, ECR and GAR can enforce).
+var ErrTagRefused = errors.New("tag move refused")
 
 // Written says what a write-back did.
 type Written struct {
@@ -62,7 +69,13 @@ func (c *Client) WriteAnnotation(ctx context.Context, repo *remote.Repository, m
 		return w, nil
 	}
 	if err := repo.Manifests().PushReference(ctx, desc, bytes.NewReader(raw), tag); err != nil {
-		return w, Classify(fmt.Errorf("move tag %s:%s to %s: %w", repo.Reference, tag, desc.Digest, err))
+		err = fmt.Errorf("move tag %s:%s to %s: %w", repo.Reference, tag, desc.Digest, err)
+		var resp *errcode.ErrorResponse
+		if errors.As(err, &resp) && resp.StatusCode >= 400 && resp.StatusCode < 500 &&
+			resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusRequestTimeout {
+			err = fmt.Errorf("%w: %w", ErrTagRefused, err)
+		}
+		return w, Classify(err)
 	}
 	w.TagMoved = true
 	return w, nil

@@ -1,0 +1,102 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2/registry/remote"
+)
+
+// Found is one description of a photo manifest, wherever it is stored.
+type Found struct {
+	// StoredAs is "annotation" or "referrer".
+	StoredAs string `json:"storedAs"`
+	// Referrer is the referrer manifest, for StoredAs "referrer".
+	Referrer *ocispec.Descriptor `json:"referrer,omitempty"`
+	// Record is the description.
+	Record Record `json:"record"`
+}
+
+// Descriptions returns every regscribe description of the manifest m (for an
+// index, of each child): its annotations and its description referrers.
+func (c *Client) Descriptions(ctx context.Context, repo *remote.Repository, m Manifest, imageTypes []string) ([]Found, error) {
+	if m.Descriptor.MediaType == ocispec.MediaTypeImageIndex {
+		var idx ocispec.Index
+		if err := json.Unmarshal(m.Raw, &idx); err != nil {
+			return nil, fmt.Errorf("decode index %s: %w", m.Descriptor.Digest, err)
+		}
+		var all []Found
+		for _, child := range idx.Manifests {
+			if child.MediaType != ocispec.MediaTypeImageManifest {
+				continue
+			}
+			cm, err := c.FetchManifest(ctx, repo, child.Digest.String())
+			if err != nil {
+				return nil, err
+			}
+			found, err := c.Descriptions(ctx, repo, cm, imageTypes)
+			if err != nil {
+				return nil, err
+			}
+			all = append(all, found...)
+		}
+		return all, nil
+	}
+	im, err := ParseImageManifest(m)
+	if err != nil {
+		return nil, err
+	}
+	var out []Found
+	if text := im.Annotations[AnnotationDescription]; text != "" {
+		created, _ := time.Parse(time.RFC3339, im.Annotations[AnnotationCreated])
+		rec := Record{Subject: m.Descriptor.Digest.String(), Model: im.Annotations[AnnotationModel], Created: created}
+		var photos []ocispec.Descriptor
+		for _, l := range im.Layers {
+			if slices.Contains(imageTypes, l.MediaType) {
+				photos = append(photos, l)
+			}
+		}
+		if len(photos) == 1 || len(photos) == 0 {
+			rec.Photos = []PhotoRecord{photoRecord(im.Annotations, text)}
+			if len(photos) == 1 {
+				rec.Photos[0].Layer = photos[0].Digest.String()
+				rec.Photos[0].Title = photos[0].Annotations[ocispec.AnnotationTitle]
+			}
+		} else {
+			for _, l := range photos {
+				p := photoRecord(l.Annotations, l.Annotations[AnnotationDescription])
+				p.Layer, p.Title = l.Digest.String(), l.Annotations[ocispec.AnnotationTitle]
+				rec.Photos = append(rec.Photos, p)
+			}
+		}
+		out = append(out, Found{StoredAs: "annotation", Record: rec})
+	}
+	refs, err := c.Referrers(ctx, repo, m.Descriptor, ArtifactTypeDescription)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range refs {
+		rec, err := c.FetchRecord(ctx, repo, r)
+		if err != nil {
+			return nil, err
+		}
+		r := r
+		out = append(out, Found{StoredAs: "referrer", Referrer: &r, Record: rec})
+	}
+	return out, nil
+}
+
+func photoRecord(ann map[string]string, text string) PhotoRecord {
+	p := PhotoRecord{Description: text, Alt: ann[AnnotationAlt]}
+	for _, k := range strings.Split(ann[AnnotationKeywords], ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			p.Keywords = append(p.Keywords, k)
+		}
+	}
+	return p
+}
