@@ -15,6 +15,7 @@ import (
 	"github.com/regscribe/regscribe/internal/fault"
 	"github.com/regscribe/regscribe/internal/imageprep"
 	"github.com/regscribe/regscribe/internal/memo"
+	"github.com/regscribe/regscribe/internal/metrics"
 	"github.com/regscribe/regscribe/internal/queue"
 	"github.com/regscribe/regscribe/internal/registry"
 	"github.com/regscribe/regscribe/internal/vision"
@@ -72,7 +73,9 @@ func (w *Worker) Process(ctx context.Context, job queue.Job) (Result, error) {
 	if ref == "" {
 		ref = job.Tag
 	}
+	fetched := time.Now()
 	m, err := w.registry.FetchManifest(ctx, repo, ref)
+	w.metrics.Stage(metrics.StageFetch, fetched)
 	if err != nil {
 		return Result{}, err
 	}
@@ -154,7 +157,9 @@ func (w *Worker) processManifest(ctx context.Context, repo *remote.Repository, m
 			edit.Remove = []string{k}
 		}
 		res.Mode = ModeAnnotation
+		started := time.Now()
 		res.Written, err = w.registry.WriteAnnotation(ctx, repo, m, edit, tag)
+		w.metrics.Stage(metrics.StageWrite, started)
 		if !(mode == ModeAuto && errors.Is(err, registry.ErrTagRefused)) {
 			return res, err
 		}
@@ -162,7 +167,9 @@ func (w *Worker) processManifest(ctx context.Context, repo *remote.Repository, m
 	}
 	res.Mode = ModeReferrer
 	rec, ann := w.record(im, m.Descriptor, photos, res.Descriptions)
+	started := time.Now()
 	res.Written, err = w.registry.WriteReferrer(ctx, repo, m.Descriptor, rec, ann)
+	w.metrics.Stage(metrics.StageWrite, started)
 	if err != nil {
 		return res, err
 	}
@@ -292,18 +299,25 @@ func (w *Worker) describeLayer(ctx context.Context, repo *remote.Repository, lay
 				return answer{d, false}, nil
 			}
 		}
+		started := time.Now()
 		data, err := w.registry.FetchBlob(ctx, repo, layer, w.opts.MaxBlobBytes)
+		w.metrics.Stage(metrics.StageFetch, started)
 		if err != nil {
 			return nil, err
 		}
+		started = time.Now()
 		photo, err := imageprep.Prepare(data, w.opts.Image)
+		w.metrics.Stage(metrics.StagePrepare, started)
 		if err != nil {
 			return nil, fmt.Errorf("photo %s: %w", layer.Digest, err)
 		}
+		started = time.Now()
 		d, err := w.model.Describe(ctx, vision.Image{Data: photo.Data, MediaType: photo.MediaType})
+		w.metrics.Stage(metrics.StageModel, started)
 		if err != nil {
 			return nil, err
 		}
+		w.metrics.Tokens(d.Usage.PromptTokens, d.Usage.OutputTokens)
 		w.log.Debug("model answered", "blob", layer.Digest, "model", d.Model, "latency", d.Usage.Latency,
 			"prompt_tokens", d.Usage.PromptTokens, "output_tokens", d.Usage.OutputTokens, "converted", photo.Reason)
 		usage := d.Usage

@@ -14,6 +14,7 @@ import (
 	"github.com/regscribe/regscribe/internal/fault"
 	"github.com/regscribe/regscribe/internal/imageprep"
 	"github.com/regscribe/regscribe/internal/memo"
+	"github.com/regscribe/regscribe/internal/metrics"
 	"github.com/regscribe/regscribe/internal/queue"
 	"github.com/regscribe/regscribe/internal/registry"
 	"github.com/regscribe/regscribe/internal/vision"
@@ -29,6 +30,12 @@ type Describer interface {
 	PromptDigest() string
 	// Accepts lists the image media types the model takes unconverted.
 	Accepts() []string
+}
+
+// Reporter publishes how jobs ended and keeps the ones given up.
+type Reporter interface {
+	Result(ctx context.Context, r queue.Result) error
+	Dead(ctx context.Context, d queue.DeadLetter) error
 }
 
 // Checker is implemented by describers that can tell whether their model is
@@ -53,6 +60,7 @@ var (
 	_ Checker   = (*vision.Ollama)(nil)
 	_ Memory    = (*memo.Store)(nil)
 	_ Memory    = (*memo.Local)(nil)
+	_ Reporter  = (*queue.Reporter)(nil)
 )
 
 // Options configure a [Worker].
@@ -84,6 +92,11 @@ type Options struct {
 	Prune bool
 	// Select decides which artifacts are described.
 	Select Selection
+	// Reporter publishes results and dead letters. If nil, none are kept
+	// (jobs given up are only logged).
+	Reporter Reporter
+	// Metrics records job outcomes and stage latencies. If nil, none.
+	Metrics *metrics.Metrics
 	// Logger for job outcomes. If nil, slog.Default().
 	Logger *slog.Logger
 }
@@ -124,6 +137,8 @@ type Worker struct {
 	log      *slog.Logger
 	gate     *gate
 	flights  singleflight.Group
+	reporter Reporter
+	metrics  *metrics.Metrics
 }
 
 // New returns a Worker.
@@ -132,7 +147,7 @@ func New(reg *registry.Client, model Describer, memory Memory, opts Options) *Wo
 	if opts.Image.Accept == nil {
 		opts.Image.Accept = model.Accepts()
 	}
-	w := &Worker{registry: reg, model: model, memory: memory, opts: opts, log: opts.Logger}
+	w := &Worker{registry: reg, model: model, memory: memory, opts: opts, log: opts.Logger, reporter: opts.Reporter, metrics: opts.Metrics}
 	w.gate = newGate(w.log, model)
 	return w
 }
@@ -210,6 +225,9 @@ func (w *Worker) handle(stop, work context.Context, msg jetstream.Msg) {
 	if meta != nil {
 		attempt = meta.NumDelivered
 	}
+	if attempt > 1 {
+		w.metrics.Redelivered()
+	}
 	job, err := queue.ParseJob(msg.Data())
 	if err != nil {
 		w.settle(msg, queue.Job{}, attempt, Result{}, fault.Permanent(fmt.Errorf("malformed job: %w", err)), time.Now())
@@ -236,36 +254,86 @@ func (w *Worker) handle(stop, work context.Context, msg jetstream.Msg) {
 func (w *Worker) settle(msg jetstream.Msg, job queue.Job, attempt uint64, res Result, err error, start time.Time) {
 	log := w.log.With("repository", job.Repository, "digest", job.Digest, "tag", job.Tag, "attempt", attempt)
 	kind, after := fault.Classify(err)
+	report := queue.Result{JobID: job.ID(), Job: job, Attempts: int(attempt), At: time.Now().UTC(),
+		Mode: string(res.Mode), Written: res.Written.Descriptor.Digest.String(), ModelCalls: res.ModelCalls}
 	var ackErr error
 	switch {
 	case err == nil:
 		log.Info("photo described", "mode", res.Mode, "written", res.Written.Descriptor.Digest,
 			"photos", len(res.Descriptions), "model_calls", res.ModelCalls, "took", time.Since(start).Round(time.Millisecond),
 			"tag_moved", res.Written.TagMoved, "tag_moved_on", res.Written.TagMovedOn)
+		report.Outcome = queue.Described
 		ackErr = msg.Ack()
 	case errors.Is(err, context.Canceled) || kind == fault.KindUnavailable:
 		log.Info("job handed back to the queue (shutting down)", "err", err)
-		ackErr = msg.Nak()
+		w.metrics.Outcome("handed_back")
+		if nerr := msg.Nak(); nerr != nil {
+			log.Warn("could not hand the job back; JetStream will deliver it again after its ack wait", "err", nerr)
+		}
+		return
 	case kind == fault.KindSkip:
-		log.Info("nothing to describe", "reason", err.Error())
+		log.Debug("nothing to describe", "reason", err.Error())
+		report.Outcome, report.Reason = queue.Skipped, err.Error()
 		ackErr = msg.Ack()
-	case kind == fault.KindPermanent:
-		log.Error("job failed for good", "err", err)
-		ackErr = msg.TermWithReason(err.Error())
-	case attempt >= uint64(w.opts.MaxAttempts):
-		log.Error("job failed; no attempts left", "err", err, "attempts", attempt)
-		ackErr = msg.TermWithReason(fmt.Sprintf("%d attempts: %v", attempt, err))
+	case kind == fault.KindPermanent || attempt >= uint64(w.opts.MaxAttempts):
+		reason := err.Error()
+		if kind != fault.KindPermanent {
+			reason = fmt.Sprintf("gave up after %d attempts: %v", attempt, err)
+		}
+		report.Outcome, report.Reason = queue.Failed, reason
+		if derr := w.dead(job, msg, attempt, reason); derr != nil {
+			// Not stored as a dead letter: keep the job rather than lose it.
+			log.Error("job failed, and the dead-letter stream did not take it; it will be delivered again", "err", err, "dead_letter_err", derr)
+			w.metrics.Outcome("retried")
+			_ = msg.NakWithDelay(w.backoff(attempt))
+			return
+		}
+		log.Error("job failed; moved to the dead-letter stream (regscribe failed list)", "err", reason)
+		ackErr = msg.TermWithReason(truncateReason(reason))
 	default:
 		delay := w.backoff(attempt)
 		if after > delay {
 			delay = after
 		}
 		log.Warn("job failed; will retry", "err", err, "retry_in", delay)
-		ackErr = msg.NakWithDelay(delay)
+		w.metrics.Outcome("retried")
+		if nerr := msg.NakWithDelay(delay); nerr != nil {
+			log.Warn("could not settle job message; JetStream will deliver it again", "err", nerr)
+		}
+		return
 	}
+	w.metrics.Outcome(string(report.Outcome))
 	if ackErr != nil {
 		log.Warn("could not settle job message; JetStream will deliver it again", "err", ackErr)
 	}
+	if w.reporter != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if rerr := w.reporter.Result(ctx, report); rerr != nil {
+			log.Warn("could not publish the job's result", "err", rerr)
+		}
+	}
+}
+
+// dead stores the job as a dead letter (a malformed job keeps its raw data).
+func (w *Worker) dead(job queue.Job, msg jetstream.Msg, attempt uint64, reason string) error {
+	if w.reporter == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d := queue.DeadLetter{Job: job, Error: reason, Attempts: int(attempt), FailedAt: time.Now().UTC()}
+	if job.Version == 0 {
+		d.Error += " (raw job: " + truncateReason(string(msg.Data())) + ")"
+	}
+	return w.reporter.Dead(ctx, d)
+}
+
+func truncateReason(s string) string {
+	if len(s) > 512 {
+		return s[:512] + "…"
+	}
+	return s
 }
 
 func (w *Worker) backoff(attempt uint64) time.Duration {

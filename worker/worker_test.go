@@ -190,6 +190,17 @@ func TestCorruptPhotoFailsForGoodAndWorkerGoesOn(t *testing.T) {
 
 	_, err := newWorker(t, s).Process(context.Background(), queue.Job{Version: 1, Registry: s.RegistryHost, Repository: "photos/broken", Tag: "latest", Source: "test"})
 	require.True(t, fault.Is(err, fault.KindPermanent), "%v", err)
+
+	// Each delivery of the broken photo (by digest, then by tag) is a dead
+	// letter with the reason, after one attempt.
+	dead, err := queue.DeadLetters(context.Background(), s.JS)
+	require.NoError(t, err)
+	require.Len(t, dead, 2)
+	for _, d := range dead {
+		require.Equal(t, "photos/broken", d.Job.Repository)
+		require.Equal(t, 1, d.Attempts)
+		require.Contains(t, d.Error, "corrupt")
+	}
 }
 
 func TestMalformedJobIsTerminated(t *testing.T) {
@@ -202,6 +213,11 @@ func TestMalformedJobIsTerminated(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, uint64(1), info.AckFloor.Stream, "the malformed job was settled once")
 	require.Zero(t, len(s.Model.Calls()))
+	dead, err := queue.DeadLetters(context.Background(), s.JS)
+	require.NoError(t, err)
+	require.Len(t, dead, 1)
+	require.Contains(t, dead[0].Error, "malformed job")
+	require.Contains(t, dead[0].Error, `{"v":1,"registry":`, "the raw job is kept")
 }
 
 func TestUnreachableModelKeepsJobsQueuedUntilItIsBack(t *testing.T) {

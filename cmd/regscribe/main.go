@@ -14,6 +14,8 @@ import (
 	"runtime/debug"
 	"syscall"
 
+	"golang.org/x/term"
+
 	"github.com/regscribe/regscribe/internal/config"
 )
 
@@ -34,6 +36,7 @@ Commands:
   show      show the description(s) of a photo: regscribe show [--json] REF
   describe  describe one photo now, without the queue:
             regscribe describe [--mode annotation|referrer|auto] [--force] REF
+  failed    jobs given up: regscribe failed list [--json] | retry ID...|--all
   version   print the version
   help      print this help
 
@@ -63,12 +66,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "version", "--version":
 		fmt.Fprintln(stdout, "regscribe", buildVersion())
 		return 0
-	case "up", "notifier", "worker", "show", "describe":
+	case "up", "notifier", "worker", "show", "describe", "failed":
 	default:
 		fmt.Fprintf(stderr, "regscribe: unknown command %q (try 'regscribe help')\n", cmd)
 		return 2
 	}
-	if len(rest) > 0 && cmd != "show" && cmd != "describe" {
+	if len(rest) > 0 && cmd != "show" && cmd != "describe" && cmd != "failed" {
 		fmt.Fprintf(stderr, "regscribe %s: unexpected argument %q (settings are environment variables; try 'regscribe help')\n", cmd, rest[0])
 		return 2
 	}
@@ -77,7 +80,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "regscribe: %v\n", err)
 		return 2
 	}
-	log := newLogger(stderr, cfg.LogLevel)
+	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 	slog.SetDefault(log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -92,6 +95,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return show(ctx, cfg, rest, stdout, stderr)
 	case "describe":
 		return describe(ctx, cfg, rest, stdout, stderr, log)
+	case "failed":
+		return failed(ctx, cfg, rest, stdout, stderr)
 	}
 	if err != nil {
 		log.Error("regscribe " + cmd + " stopped: " + err.Error())
@@ -115,10 +120,16 @@ func buildVersion() string {
 	return "dev"
 }
 
-func newLogger(w io.Writer, level string) *slog.Logger {
+// newLogger logs text to a terminal and JSON otherwise (to a collector).
+func newLogger(w io.Writer, level, format string) *slog.Logger {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		l = slog.LevelInfo
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+	opts := &slog.HandlerOptions{Level: l}
+	f, isFile := w.(*os.File)
+	if format == "json" || format == "auto" && !(isFile && term.IsTerminal(int(f.Fd()))) {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }

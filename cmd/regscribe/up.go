@@ -20,6 +20,7 @@ import (
 	"github.com/regscribe/regscribe/internal/embedded"
 	"github.com/regscribe/regscribe/internal/imageprep"
 	"github.com/regscribe/regscribe/internal/memo"
+	"github.com/regscribe/regscribe/internal/metrics"
 	"github.com/regscribe/regscribe/internal/queue"
 	"github.com/regscribe/regscribe/internal/registry"
 	"github.com/regscribe/regscribe/internal/vision"
@@ -42,6 +43,12 @@ func up(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return fmt.Errorf("connect to embedded nats: %w", err)
 	}
 	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	o := newOps()
+	o.check("nats", natsCheck(nc))
 
 	token := cfg.NotifyToken
 	if token == "" {
@@ -52,6 +59,7 @@ func up(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("notifier: listen on %s: %w", cfg.Listen, err)
 	}
+	defer ln.Close()
 	var reg *embedded.Registry
 	if cfg.RegistryAddr != "off" {
 		reg, err = embedded.StartRegistry(ctx, embedded.RegistryOptions{
@@ -62,7 +70,6 @@ func up(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			Debug:       cfg.LogLevel == "debug",
 		})
 		if err != nil {
-			ln.Close()
 			return err
 		}
 		cfg.Registries = append([]string{"http://" + reg.Addr()}, cfg.Registries...)
@@ -72,17 +79,11 @@ func up(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			_ = reg.Stop(sctx)
 		}()
 	}
-	js, err := jetstream.New(nc)
+	notify, err := newNotifier(ctx, cfg, js, token, o, log)
 	if err != nil {
-		ln.Close()
 		return err
 	}
-	notify, err := newNotifier(ctx, cfg, js, token, log)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	srv := httpServer(notify)
+	srv := httpServer(o.handler(notify))
 	go func() { _ = srv.Serve(ln) }()
 	defer shutdownHTTP(srv)
 
@@ -90,15 +91,17 @@ func up(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		"data", cfg.DataPath(),
 		"registry", registryLine(reg),
 		"notifier", "http://"+ln.Addr().String()+"/v1/events",
+		"metrics", "http://"+ln.Addr().String()+"/metrics",
 		"nats", natsLine(cfg, ns),
-		"model", cfg.Provider+"/"+cfg.Model)
+		"model", cfg.Provider+"/"+cfg.Model,
+		"mode", cfg.Mode)
 	if reg != nil {
 		log.Info("try it: oras push " + localName(reg.Addr()) + "/photos/pineapple:latest pineapple.jpg:image/jpeg")
 	}
 	if cfg.NotifyToken == "" {
 		log.Info("notification token generated for this run; set REGSCRIBE_NOTIFY_TOKEN to point another registry here")
 	}
-	return workerPool(ctx, cfg, js, log)
+	return workerPool(ctx, cfg, js, o, log)
 }
 
 func runNotifier(ctx context.Context, cfg config.Config, log *slog.Logger) error {
@@ -114,15 +117,17 @@ func runNotifier(ctx context.Context, cfg config.Config, log *slog.Logger) error
 	if err != nil {
 		return err
 	}
-	notify, err := newNotifier(ctx, cfg, js, cfg.NotifyToken, log)
+	o := newOps()
+	o.check("nats", natsCheck(nc))
+	notify, err := newNotifier(ctx, cfg, js, cfg.NotifyToken, o, log)
 	if err != nil {
 		return err
 	}
-	srv := httpServer(notify)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("notifier: listen on %s: %w", cfg.Listen, err)
 	}
+	srv := httpServer(o.handler(notify))
 	go func() { _ = srv.Serve(ln) }()
 	log.Info("notifier listening", "url", "http://"+ln.Addr().String()+"/v1/events", "nats", cfg.NATSURL)
 	<-ctx.Done()
@@ -140,11 +145,23 @@ func runWorker(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	return workerPool(ctx, cfg, js, log)
+	o := newOps()
+	o.check("nats", natsCheck(nc))
+	if cfg.MetricsListen != "off" {
+		ln, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			return fmt.Errorf("metrics: listen on %s: %w (set REGSCRIBE_METRICS_LISTEN, or off)", cfg.MetricsListen, err)
+		}
+		srv := httpServer(o.handler(nil))
+		go func() { _ = srv.Serve(ln) }()
+		defer shutdownHTTP(srv)
+		log.Info("worker metrics and health", "url", "http://"+ln.Addr().String()+"/metrics")
+	}
+	return workerPool(ctx, cfg, js, o, log)
 }
 
-func newNotifier(ctx context.Context, cfg config.Config, js jetstream.JetStream, token string, log *slog.Logger) (*notifier.Notifier, error) {
-	if _, err := queue.EnsureStream(ctx, js, queue.StreamOptions{}); err != nil {
+func newNotifier(ctx context.Context, cfg config.Config, js jetstream.JetStream, token string, o *ops, log *slog.Logger) (*notifier.Notifier, error) {
+	if _, err := queue.EnsureStream(ctx, js, queue.StreamOptions{Replicas: cfg.Replicas}); err != nil {
 		return nil, err
 	}
 	target := cfg.NotifyRegistry
@@ -158,15 +175,15 @@ func newNotifier(ctx context.Context, cfg config.Config, js jetstream.JetStream,
 	return notifier.New(queue.NewPublisher(js), notifier.Options{Token: token, Registry: target, Logger: log})
 }
 
-func workerPool(ctx context.Context, cfg config.Config, js jetstream.JetStream, log *slog.Logger) error {
-	if _, err := queue.EnsureStream(ctx, js, queue.StreamOptions{}); err != nil {
+func workerPool(ctx context.Context, cfg config.Config, js jetstream.JetStream, o *ops, log *slog.Logger) error {
+	if _, err := queue.EnsureStream(ctx, js, queue.StreamOptions{Replicas: cfg.Replicas}); err != nil {
 		return err
 	}
 	cons, err := queue.EnsureConsumer(ctx, js, queue.ConsumerOptions{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxAttempts})
 	if err != nil {
 		return err
 	}
-	mem, err := memo.Open(ctx, js, queue.DescriptionBucket, 1)
+	mem, err := memo.Open(ctx, js, queue.DescriptionBucket, cfg.Replicas)
 	if err != nil {
 		return err
 	}
@@ -190,10 +207,32 @@ func workerPool(ctx context.Context, cfg config.Config, js jetstream.JetStream, 
 	} else {
 		log.Info("model ready", "model", model.Model())
 	}
-	w := worker.New(reg, model, mem, workerOptions(cfg, log))
-	err = w.Run(ctx, cons)
+	o.check("registry", reg.Ping)
+	o.check("model", model.Check)
+	metrics.QueueDepth(o.registry, func() (float64, float64) {
+		ictx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		info, err := cons.Info(ictx)
+		if err != nil {
+			return 0, 0
+		}
+		return float64(info.NumPending), float64(info.NumAckPending)
+	})
+	opts := workerOptions(cfg, log)
+	opts.Reporter = queue.NewReporter(js)
+	opts.Metrics = o.metrics
+	err = worker.New(reg, model, mem, opts).Run(ctx, cons)
 	log.Info("workers stopped")
 	return err
+}
+
+func natsCheck(nc *nats.Conn) func(context.Context) error {
+	return func(context.Context) error {
+		if !nc.IsConnected() {
+			return fmt.Errorf("not connected to NATS (%s)", nc.Status())
+		}
+		return nil
+	}
 }
 
 // workerOptions turns the configuration into the worker's options.

@@ -60,8 +60,11 @@ type Config struct {
 	MaxTokens    int           `split_words:"true" default:"300" desc:"most tokens the model may answer with"`
 	Temperature  float64       `default:"0.2" desc:"sampling temperature"`
 
+	MetricsListen   string        `split_words:"true" default:"127.0.0.1:9464" desc:"where 'worker' serves /metrics, /healthz and /readyz ('off' disables; 'up' and 'notifier' serve them on REGSCRIBE_LISTEN)"`
+	Replicas        int           `default:"1" desc:"replicas of regscribe's JetStream streams and buckets (3 on a NATS cluster)"`
 	ShutdownTimeout time.Duration `split_words:"true" default:"30s" desc:"how long jobs in flight may take to finish on shutdown"`
 	LogLevel        string        `split_words:"true" default:"info" desc:"debug, info, warn or error"`
+	LogFormat       string        `split_words:"true" default:"auto" desc:"text, json, or auto (text on a terminal, JSON otherwise)"`
 }
 
 // Load reads the configuration from the environment and checks it.
@@ -81,6 +84,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBlobBytes < 1 {
 		errs = append(errs, errors.New("REGSCRIBE_MAX_BLOB_BYTES must be positive"))
+	}
+	if c.LogFormat != "auto" && c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("REGSCRIBE_LOG_FORMAT %q: want auto, text or json", c.LogFormat))
+	}
+	if c.Replicas < 1 || c.Replicas > 5 {
+		errs = append(errs, errors.New("REGSCRIBE_REPLICAS must be 1 to 5"))
 	}
 	if c.MaxAttempts < 1 {
 		errs = append(errs, errors.New("REGSCRIBE_MAX_ATTEMPTS must be at least 1"))

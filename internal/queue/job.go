@@ -26,7 +26,8 @@ const JobVersion = 1
 //	  "mediaType": "application/vnd.oci.image.manifest.v1+json",
 //	  "source": "distribution",        // the event format it came from
 //	  "received": "2026-11-27T20:00:00Z",
-//	  "force": false                   // describe again even if described
+//	  "force": false,                  // describe again even if described
+//	  "batch": "…"                     // reprocess run it belongs to; results go to regscribe.results.<batch>
 //	}
 type Job struct {
 	Version    int       `json:"v"`
@@ -38,6 +39,7 @@ type Job struct {
 	Source     string    `json:"source"`
 	Received   time.Time `json:"received"`
 	Force      bool      `json:"force,omitempty"`
+	Batch      string    `json:"batch,omitempty"`
 }
 
 // Ref returns registry/repository@digest (with :tag before the digest when known).

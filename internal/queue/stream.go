@@ -32,7 +32,8 @@ type StreamOptions struct {
 	Duplicates time.Duration
 }
 
-// EnsureStream creates or updates the job stream (file storage, work queue).
+// EnsureStream creates or updates the job stream (file storage, work queue),
+// and the result and dead-letter streams beside it.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, opts StreamOptions) (jetstream.Stream, error) {
 	if opts.Replicas == 0 {
 		opts.Replicas = 1
@@ -51,6 +52,24 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, opts StreamOption
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create stream %s: %w", Stream, err)
+	}
+	for _, cfg := range []jetstream.StreamConfig{{
+		Name:        ResultStream,
+		Description: "regscribe: how each job ended",
+		Subjects:    []string{ResultSubjectPrefix + ">"},
+		Storage:     jetstream.FileStorage,
+		Replicas:    opts.Replicas,
+		MaxAge:      7 * 24 * time.Hour,
+	}, {
+		Name:        DeadStream,
+		Description: "regscribe: jobs given up, with the reason",
+		Subjects:    []string{DeadSubjectPrefix + ">"},
+		Storage:     jetstream.FileStorage,
+		Replicas:    opts.Replicas,
+	}} {
+		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return nil, fmt.Errorf("create stream %s: %w", cfg.Name, err)
+		}
 	}
 	return s, nil
 }

@@ -189,3 +189,21 @@ func Classify(err error) error {
 	}
 	return fault.Retry(err)
 }
+
+// Ping checks that every configured registry answers its API root.
+func (c *Client) Ping(ctx context.Context) error {
+	var errs []error
+	for host, e := range c.endpoints {
+		reg, err := remote.NewRegistry(host)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		reg.PlainHTTP = e.PlainHTTP
+		reg.Client = c.client
+		if err := reg.Ping(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("registry %s: %w", host, err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -135,6 +135,9 @@ func Start(t testing.TB, opts Options) *Stack {
 	if wopts.MaxAttempts == 0 {
 		wopts.MaxAttempts = opts.MaxAttempts
 	}
+	if wopts.Reporter == nil {
+		wopts.Reporter = queue.NewReporter(s.JS)
+	}
 	if wopts.Backoff == nil {
 		wopts.Backoff = []time.Duration{200 * time.Millisecond}
 	}

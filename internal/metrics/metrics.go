@@ -1,0 +1,99 @@
+// Package metrics defines regscribe's Prometheus metrics and nothing else:
+// the worker and notifier record into a *Metrics, cmd/regscribe serves them
+// on /metrics. A nil *Metrics records nothing, so tests and one-off runs
+// need none.
+package metrics
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Stages of a job whose latency is recorded.
+const (
+	StageFetch   = "fetch"
+	StagePrepare = "prepare"
+	StageModel   = "model"
+	StageWrite   = "write"
+)
+
+// Metrics are regscribe's metrics.
+type Metrics struct {
+	jobs         *prometheus.CounterVec
+	stage        *prometheus.HistogramVec
+	tokens       *prometheus.CounterVec
+	redeliveries prometheus.Counter
+	events       *prometheus.CounterVec
+}
+
+// New registers regscribe's metrics with reg.
+func New(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "regscribe_jobs_total", Help: "Jobs by outcome: described, skipped, failed (dead letter), retried, handed_back.",
+		}, []string{"outcome"}),
+		stage: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "regscribe_stage_seconds", Help: "Latency of each stage of a job: fetch, prepare, model, write.",
+			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120},
+		}, []string{"stage"}),
+		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "regscribe_model_tokens_total", Help: "Tokens the model read (prompt) and wrote (output).",
+		}, []string{"kind"}),
+		redeliveries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "regscribe_redeliveries_total", Help: "Jobs delivered more than once (retries, crashed workers).",
+		}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "regscribe_notifier_events_total", Help: "Notification events by result: queued, ignored, refused.",
+		}, []string{"result"}),
+	}
+	reg.MustRegister(m.jobs, m.stage, m.tokens, m.redeliveries, m.events)
+	return m
+}
+
+// Outcome counts one job ending (or being retried) with outcome.
+func (m *Metrics) Outcome(outcome string) {
+	if m != nil {
+		m.jobs.WithLabelValues(outcome).Inc()
+	}
+}
+
+// Stage records how long a stage took since start.
+func (m *Metrics) Stage(stage string, start time.Time) {
+	if m != nil {
+		m.stage.WithLabelValues(stage).Observe(time.Since(start).Seconds())
+	}
+}
+
+// Tokens counts a model call's tokens.
+func (m *Metrics) Tokens(prompt, output int) {
+	if m != nil {
+		m.tokens.WithLabelValues("prompt").Add(float64(prompt))
+		m.tokens.WithLabelValues("output").Add(float64(output))
+	}
+}
+
+// Redelivered counts a job delivered again.
+func (m *Metrics) Redelivered() {
+	if m != nil {
+		m.redeliveries.Inc()
+	}
+}
+
+// Events counts notification events by result.
+func (m *Metrics) Events(result string, n int) {
+	if m != nil && n > 0 {
+		m.events.WithLabelValues(result).Add(float64(n))
+	}
+}
+
+// QueueDepth registers gauges read at scrape time: jobs waiting and jobs in
+// flight (delivered, not yet acknowledged).
+func QueueDepth(reg prometheus.Registerer, depth func() (pending, inFlight float64)) {
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "regscribe_queue_pending", Help: "Jobs waiting in the queue."},
+			func() float64 { p, _ := depth(); return p }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "regscribe_queue_in_flight", Help: "Jobs delivered and not yet settled."},
+			func() float64 { _, f := depth(); return f }),
+	)
+}

@@ -1,0 +1,172 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Names of the result and dead-letter streams.
+const (
+	// ResultStream holds one Result per finished job, for progress and audit.
+	ResultStream = "REGSCRIBE_RESULTS"
+	// ResultSubjectPrefix is followed by the job's batch ("live" for jobs
+	// from notifications).
+	ResultSubjectPrefix = "regscribe.results."
+	// DeadStream holds jobs that were given up, with the reason.
+	DeadStream = "REGSCRIBE_DEAD"
+	// DeadSubjectPrefix is followed by the job's source.
+	DeadSubjectPrefix = "regscribe.dead."
+	// LiveBatch is the batch of jobs that came from notifications.
+	LiveBatch = "live"
+)
+
+// Outcome is how a job ended.
+type Outcome string
+
+// The outcomes of a job.
+const (
+	Described Outcome = "described"
+	Skipped   Outcome = "skipped"
+	Failed    Outcome = "failed"
+)
+
+// Result is what a worker publishes when a job ends (not on a retry).
+type Result struct {
+	Version    int       `json:"v"`
+	JobID      string    `json:"jobId"`
+	Job        Job       `json:"job"`
+	Outcome    Outcome   `json:"outcome"`
+	Reason     string    `json:"reason,omitempty"`
+	Mode       string    `json:"mode,omitempty"`
+	Written    string    `json:"written,omitempty"`
+	ModelCalls int       `json:"modelCalls,omitempty"`
+	Attempts   int       `json:"attempts"`
+	At         time.Time `json:"at"`
+}
+
+// DeadLetter is a job that was given up: permanently failed, or out of attempts.
+type DeadLetter struct {
+	Version  int       `json:"v"`
+	Job      Job       `json:"job"`
+	Error    string    `json:"error"`
+	Attempts int       `json:"attempts"`
+	FailedAt time.Time `json:"failedAt"`
+	// Seq is the dead letter's sequence in DeadStream (set when read).
+	Seq uint64 `json:"id,omitempty"`
+}
+
+// ResultSubject is the subject results of a batch are published on.
+func ResultSubject(batch string) string {
+	if batch == "" {
+		batch = LiveBatch
+	}
+	return ResultSubjectPrefix + batch
+}
+
+// Reporter publishes results and dead letters.
+type Reporter struct {
+	js jetstream.JetStream
+}
+
+// NewReporter returns a Reporter on js.
+func NewReporter(js jetstream.JetStream) *Reporter { return &Reporter{js: js} }
+
+// Result publishes r. It is information, not state: callers log a failure
+// and go on.
+func (p *Reporter) Result(ctx context.Context, r Result) error {
+	r.Version = 1
+	data, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	_, err = p.js.Publish(ctx, ResultSubject(r.Job.Batch), data)
+	return err
+}
+
+// Dead stores a dead letter. A job is terminated only after this succeeded.
+func (p *Reporter) Dead(ctx context.Context, d DeadLetter) error {
+	d.Version = 1
+	d.Seq = 0
+	data, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	src := d.Job.Source
+	if src == "" {
+		src = "unknown"
+	}
+	_, err = p.js.Publish(ctx, DeadSubjectPrefix+src, data)
+	return err
+}
+
+// DeadLetters lists the dead letters, oldest first.
+func DeadLetters(ctx context.Context, js jetstream.JetStream) ([]DeadLetter, error) {
+	s, err := js.Stream(ctx, DeadStream)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", DeadStream, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []DeadLetter
+	if info.State.Msgs == 0 {
+		return out, nil
+	}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		var d DeadLetter
+		if err := json.Unmarshal(m.Data, &d); err != nil {
+			d = DeadLetter{Error: "unreadable dead letter: " + err.Error()}
+		}
+		d.Seq = seq
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// RetryDead queues the job of dead letter seq again (with a fresh message
+// id, so the duplicate window does not drop it) and removes the dead letter.
+func RetryDead(ctx context.Context, js jetstream.JetStream, seq uint64) (Job, error) {
+	s, err := js.Stream(ctx, DeadStream)
+	if err != nil {
+		return Job{}, fmt.Errorf("open %s: %w", DeadStream, err)
+	}
+	m, err := s.GetMsg(ctx, seq)
+	if err != nil {
+		return Job{}, fmt.Errorf("dead letter %d: %w", seq, err)
+	}
+	var d DeadLetter
+	if err := json.Unmarshal(m.Data, &d); err != nil {
+		return Job{}, fmt.Errorf("dead letter %d: %w", seq, err)
+	}
+	if err := d.Job.Validate(); err != nil {
+		return Job{}, fmt.Errorf("dead letter %d: %w", seq, err)
+	}
+	data, err := d.Job.Marshal()
+	if err != nil {
+		return Job{}, err
+	}
+	msg := &nats.Msg{Subject: Subject(d.Job.Source), Data: data, Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, d.Job.ID()+"-retry-"+strconv.FormatUint(seq, 10))
+	if _, err := js.PublishMsg(ctx, msg); err != nil {
+		return Job{}, fmt.Errorf("queue dead letter %d again: %w", seq, err)
+	}
+	if err := s.DeleteMsg(ctx, seq); err != nil {
+		return d.Job, fmt.Errorf("job queued again, but dead letter %d stays: %w", seq, err)
+	}
+	return d.Job, nil
+}
