@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -19,6 +20,12 @@ type NATSOptions struct {
 	Listen string
 	// ServerName names the server (and, with Cluster, the cluster node).
 	ServerName string
+	// Cluster, if set, names the NATS cluster this server joins.
+	Cluster string
+	// ClusterListen is host:port for routes from other nodes.
+	ClusterListen string
+	// Routes are the other nodes' route URLs (nats-route://host:port).
+	Routes []string
 }
 
 // NATS is a running embedded NATS server.
@@ -55,6 +62,24 @@ func StartNATS(opts NATSOptions) (*NATS, error) {
 			p = server.RANDOM_PORT
 		}
 		so.Host, so.Port = host, p
+	}
+	if opts.Cluster != "" {
+		host, port, err := net.SplitHostPort(opts.ClusterListen)
+		if err != nil {
+			return nil, fmt.Errorf("embedded nats: cluster address %q: %w", opts.ClusterListen, err)
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil {
+			return nil, fmt.Errorf("embedded nats: cluster port %q: %w", port, err)
+		}
+		so.Cluster = server.ClusterOpts{Name: opts.Cluster, Host: host, Port: p}
+		for _, r := range opts.Routes {
+			u, err := url.Parse(r)
+			if err != nil {
+				return nil, fmt.Errorf("embedded nats: route %q: %w", r, err)
+			}
+			so.Routes = append(so.Routes, u)
+		}
 	}
 	s, err := server.NewServer(so)
 	if err != nil {

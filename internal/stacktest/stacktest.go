@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -18,7 +19,12 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,6 +36,7 @@ import (
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/credentials"
+	"oras.land/oras-go/v2/registry/remote/retry"
 
 	"github.com/regscribe/regscribe/internal/config"
 	"github.com/regscribe/regscribe/internal/embedded"
@@ -56,11 +63,20 @@ type Options struct {
 	OllamaURL string
 	// MaxAttempts of the consumer. If zero, 3.
 	MaxAttempts int
+	// Nodes of the NATS cluster. If zero, 1 (no cluster). With more, every
+	// stream and bucket has that many replicas.
+	Nodes int
+	// RegistryProxy, if set, wraps the registry as the workers see it (to
+	// inject failures); pushes and notifications bypass it.
+	RegistryProxy func(backend http.Handler) http.Handler
 }
 
 // Stack is a running set of regscribe parts.
 type Stack struct {
+	// NATS is the first node; Nodes are all of them.
 	NATS         *embedded.NATS
+	Nodes        []*embedded.NATS
+	nodeOpts     []embedded.NATSOptions
 	Conn         *nats.Conn
 	JS           jetstream.JetStream
 	Registry     *embedded.Registry
@@ -81,20 +97,22 @@ func Start(t testing.TB, opts Options) *Stack {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Stack{Token: "test-token-" + t.Name()}
 	var err error
-	s.NATS, err = embedded.StartNATS(embedded.NATSOptions{StoreDir: t.TempDir(), Listen: "127.0.0.1:0"})
-	require.NoError(t, err)
-	s.Conn, err = nats.Connect(s.NATS.ClientURL())
+	s.startNATS(t, max(opts.Nodes, 1))
+	s.Conn, err = nats.Connect(s.ClientURLs(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 	require.NoError(t, err)
 	s.JS, err = jetstream.New(s.Conn)
 	require.NoError(t, err)
-	_, err = queue.EnsureStream(ctx, s.JS, queue.StreamOptions{})
-	require.NoError(t, err)
+	replicas := max(opts.Nodes, 1)
+	require.Eventually(t, func() bool {
+		_, err = queue.EnsureStream(ctx, s.JS, queue.StreamOptions{Replicas: replicas})
+		return err == nil
+	}, 30*time.Second, 100*time.Millisecond, "JetStream never became ready")
 	if opts.MaxAttempts == 0 {
 		opts.MaxAttempts = 3
 	}
 	s.Consumer, err = queue.EnsureConsumer(ctx, s.JS, queue.ConsumerOptions{AckWait: 5 * time.Second, MaxDeliver: opts.MaxAttempts})
 	require.NoError(t, err)
-	s.Memory, err = memo.Open(ctx, s.JS, queue.DescriptionBucket, 1)
+	s.Memory, err = memo.Open(ctx, s.JS, queue.DescriptionBucket, replicas)
 	require.NoError(t, err)
 
 	// The notifier's address must exist before the registry that notifies it.
@@ -119,7 +137,15 @@ func Start(t testing.TB, opts Options) *Stack {
 	base, err := config.OllamaURL(ollamaURL)
 	require.NoError(t, err)
 	s.Describer = vision.NewOllama(vision.OllamaOptions{BaseURL: base, Model: Model, Timeout: 10 * time.Second})
-	s.Client, err = registry.New([]config.Registry{{Host: s.RegistryHost, PlainHTTP: true}}, registry.Options{Credentials: credentials.NewMemoryStore()})
+	workerHost := s.RegistryHost
+	if opts.RegistryProxy != nil {
+		backend := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: s.RegistryHost})
+		proxy := httptest.NewServer(opts.RegistryProxy(backend))
+		t.Cleanup(proxy.Close)
+		workerHost = strings.TrimPrefix(proxy.URL, "http://")
+	}
+	s.Client, err = registry.New([]config.Registry{{Host: s.RegistryHost, PlainHTTP: true}, {Host: workerHost, PlainHTTP: true}},
+		registry.Options{Credentials: credentials.NewMemoryStore(), HTTPClient: &http.Client{Transport: redirectHost(s.RegistryHost, workerHost)}})
 	require.NoError(t, err)
 
 	if opts.Workers == 0 {
@@ -163,10 +189,102 @@ func Start(t testing.TB, opts Options) *Stack {
 		_ = s.Registry.Stop(sctx)
 		s.Model.Close()
 		s.Conn.Close()
-		s.NATS.Stop()
+		for _, n := range s.Nodes {
+			if n != nil {
+				n.Stop()
+			}
+		}
 	})
 	return s
 }
+
+// startNATS starts n NATS nodes (a cluster when n > 1) on fixed loopback
+// ports, so a node can be restarted where it was.
+func (s *Stack) startNATS(t testing.TB, n int) {
+	t.Helper()
+	var routes []string
+	for i := range n {
+		o := embedded.NATSOptions{StoreDir: t.TempDir(), Listen: freeAddr(t), ServerName: fmt.Sprintf("n%d", i)}
+		if n > 1 {
+			o.Cluster, o.ClusterListen = "regscribe-test", freeAddr(t)
+			routes = append(routes, "nats-route://"+o.ClusterListen)
+		}
+		s.nodeOpts = append(s.nodeOpts, o)
+	}
+	s.Nodes = make([]*embedded.NATS, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		s.nodeOpts[i].Routes = routes
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			node, err := embedded.StartNATS(s.nodeOpts[i])
+			if err == nil {
+				s.Nodes[i] = node
+			}
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		require.NotNil(t, s.Nodes[i], "NATS node %d did not start", i)
+	}
+	s.NATS = s.Nodes[0]
+}
+
+// ClientURLs lists every node's client URL, comma-separated.
+func (s *Stack) ClientURLs() string {
+	var urls []string
+	for _, o := range s.nodeOpts {
+		urls = append(urls, "nats://"+o.Listen)
+	}
+	return strings.Join(urls, ",")
+}
+
+// StopNode stops NATS node i.
+func (s *Stack) StopNode(i int) {
+	s.Nodes[i].Stop()
+}
+
+// StartNode starts NATS node i again, on its address and store.
+func (s *Stack) StartNode(t testing.TB, i int) {
+	t.Helper()
+	node, err := embedded.StartNATS(s.nodeOpts[i])
+	require.NoError(t, err)
+	s.Nodes[i] = node
+	if i == 0 {
+		s.NATS = node
+	}
+}
+
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// redirectHost sends requests for the registry to the failure-injecting
+// proxy in front of it (the job names the registry; the proxy is how the
+// workers reach it).
+func redirectHost(from, to string) http.RoundTripper {
+	base := retry.NewTransport(http.DefaultTransport)
+	if from == to {
+		return base
+	}
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		if req.URL.Host == from {
+			req = req.Clone(req.Context())
+			req.URL.Host = to
+			req.Host = to
+		}
+		return base.RoundTrip(req)
+	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // Logger logs to the test's log when -v is given, and nowhere otherwise.
 func Logger(t testing.TB) *slog.Logger {
