@@ -58,6 +58,8 @@ type Memory interface {
 var (
 	_ Describer = (*vision.Ollama)(nil)
 	_ Checker   = (*vision.Ollama)(nil)
+	_ Describer = (*vision.OpenAI)(nil)
+	_ Checker   = (*vision.OpenAI)(nil)
 	_ Memory    = (*memo.Store)(nil)
 	_ Memory    = (*memo.Local)(nil)
 	_ Reporter  = (*queue.Reporter)(nil)

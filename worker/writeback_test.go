@@ -72,7 +72,7 @@ func (r *rig) worker(t *testing.T, opts worker.Options, model ...string) *worker
 	name := stacktest.Model
 	if len(model) > 0 {
 		name = model[0]
-		r.model.Models = append(r.model.Models, name)
+		r.model.AddModel(name)
 	}
 	client, err := registry.New([]config.Registry{{Host: r.host, PlainHTTP: true}}, registry.Options{Credentials: credentials.NewMemoryStore()})
 	require.NoError(t, err)

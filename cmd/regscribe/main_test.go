@@ -316,3 +316,50 @@ func TestReferrerModeWithOrasDiscover(t *testing.T) {
 	require.Equal(t, want, found[0].Record.Photos[0].Description)
 	p.stop(t)
 }
+
+// TestUpWithOpenAIProvider: the openai provider against a fake that speaks
+// the chat completions API, with a prompt file and a language.
+func TestUpWithOpenAIProvider(t *testing.T) {
+	t.Parallel()
+	model := modeltest.NewOpenAI("sk-test-key", "gpt-4o-mini")
+	t.Cleanup(model.Close)
+	regAddr := freeAddr(t)
+	_, regPort, _ := net.SplitHostPort(regAddr)
+	promptFile := filepath.Join(t.TempDir(), "prompt.txt")
+	require.NoError(t, os.WriteFile(promptFile, []byte("Describe the photo for the museum archive."), 0o644))
+	p := startUp(t,
+		"REGSCRIBE_DATA_DIR="+t.TempDir(),
+		"REGSCRIBE_LISTEN="+freeAddr(t),
+		"REGSCRIBE_NATS_LISTEN="+freeAddr(t),
+		"REGSCRIBE_REGISTRY_ADDR="+regAddr,
+		"REGSCRIBE_PROVIDER=openai",
+		"OPENAI_BASE_URL="+model.BaseURL(),
+		"OPENAI_API_KEY=sk-test-key",
+		"REGSCRIBE_PROMPT_FILE="+promptFile,
+		"REGSCRIBE_LANGUAGE=de",
+	)
+	p.waitLog(t, "model ready")
+	work := t.TempDir()
+	photo := stacktest.JPEG(t, 320, 240, 44)
+	require.NoError(t, os.WriteFile(filepath.Join(work, "ladybird.jpg"), photo, 0o644))
+	ref := "localhost:" + regPort + "/photos/ladybird:latest"
+	oras(t, work, "push", ref, "ladybird.jpg:image/jpeg")
+	var manifest struct {
+		Annotations map[string]string `json:"annotations"`
+	}
+	require.Eventually(t, func() bool {
+		require.NoError(t, json.Unmarshal([]byte(oras(t, work, "manifest", "fetch", ref)), &manifest))
+		return manifest.Annotations["io.regscribe.description"] != ""
+	}, 30*time.Second, 100*time.Millisecond)
+	require.Equal(t, "openai/gpt-4o-mini", manifest.Annotations["io.regscribe.model"])
+	require.Equal(t, "A test photo "+modeltest.Digest(photo)[:19]+".", manifest.Annotations["io.regscribe.description"])
+	calls := model.Calls()
+	require.Len(t, calls, 1)
+	require.True(t, strings.HasPrefix(calls[0].Prompt, "Describe the photo for the museum archive."), calls[0].Prompt)
+	require.Contains(t, calls[0].Prompt, "German")
+	require.Equal(t, photo, calls[0].Images[0])
+	require.Equal(t, "image/jpeg", calls[0].MediaType)
+	require.Empty(t, model.Problems())
+	require.NotContains(t, p.Log(), "sk-test-key", "the API key is never logged")
+	p.stop(t)
+}

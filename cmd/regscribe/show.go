@@ -178,7 +178,7 @@ func describe(ctx context.Context, cfg config.Config, args []string, stdout, std
 		fmt.Fprintln(stderr, "regscribe describe:", err)
 		return 2
 	}
-	if err := model.Check(ctx); err != nil {
+	if err := checkModel(ctx, cfg, model, log); err != nil {
 		fmt.Fprintln(stderr, "regscribe describe:", err)
 		return 1
 	}

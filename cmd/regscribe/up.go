@@ -93,7 +93,7 @@ func up(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		"notifier", "http://"+ln.Addr().String()+"/v1/events",
 		"metrics", "http://"+ln.Addr().String()+"/metrics",
 		"nats", natsLine(cfg, ns),
-		"model", cfg.Provider+"/"+cfg.Model,
+		"model", cfg.Provider+"/"+cfg.ModelName(),
 		"mode", cfg.Mode)
 	if reg != nil {
 		log.Info("try it: oras push " + localName(reg.Addr()) + "/photos/pineapple:latest pineapple.jpg:image/jpeg")
@@ -202,7 +202,7 @@ func workerPool(ctx context.Context, cfg config.Config, js jetstream.JetStream, 
 	if err != nil {
 		return err
 	}
-	if err := model.Check(ctx); err != nil {
+	if err := checkModel(ctx, cfg, model, log); err != nil {
 		log.Error(err.Error() + "; jobs stay queued until the model answers")
 	} else {
 		log.Info("model ready", "model", model.Model())
@@ -258,20 +258,60 @@ func workerOptions(cfg config.Config, log *slog.Logger) worker.Options {
 	}
 }
 
-func newDescriber(cfg config.Config) (*vision.Ollama, error) {
+// describer is a vision provider as the worker and the start-up check use it.
+type describer interface {
+	worker.Describer
+	worker.Checker
+}
+
+// newDescriber builds the configured vision provider.
+func newDescriber(cfg config.Config) (describer, error) {
+	prompt, err := vision.LoadPrompt(cfg.Prompt, cfg.PromptFile, cfg.Language)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Provider == "openai" {
+		return vision.NewOpenAI(vision.OpenAIOptions{
+			BaseURL:     cfg.OpenAIBaseURL,
+			APIKey:      cfg.OpenAIAPIKey,
+			Model:       cfg.ModelName(),
+			Azure:       cfg.OpenAIAzure,
+			APIVersion:  cfg.OpenAIVersion,
+			Deployment:  cfg.OpenAIDeployment,
+			Detail:      cfg.OpenAIDetail,
+			Prompt:      prompt,
+			Timeout:     cfg.ModelTimeout,
+			MaxTokens:   cfg.MaxTokens,
+			Temperature: cfg.Temperature,
+		})
+	}
 	u, err := config.OllamaURL(cfg.OllamaHost)
 	if err != nil {
 		return nil, err
 	}
 	return vision.NewOllama(vision.OllamaOptions{
 		BaseURL:     u,
-		Model:       cfg.Model,
-		Prompt:      vision.Prompt{Text: cfg.Prompt},
+		Model:       cfg.ModelName(),
+		Prompt:      prompt,
 		Timeout:     cfg.ModelTimeout,
 		KeepAlive:   cfg.KeepAlive,
 		MaxTokens:   cfg.MaxTokens,
 		Temperature: cfg.Temperature,
 	}), nil
+}
+
+// checkModel says in one line whether the model answers; with
+// REGSCRIBE_PULL it pulls a missing Ollama model first, showing progress.
+func checkModel(ctx context.Context, cfg config.Config, model describer, log *slog.Logger) error {
+	err := model.Check(ctx)
+	if o, ok := model.(*vision.Ollama); ok && err != nil && cfg.Pull && strings.Contains(err.Error(), "ollama pull") {
+		log.Info("pulling the model (REGSCRIBE_PULL=true)", "model", model.Model())
+		if perr := o.Pull(ctx, os.Stderr); perr != nil {
+			return perr
+		}
+		err = model.Check(ctx)
+	}
+	return err
 }
 
 func connectNATS(cfg config.Config, name string) (*nats.Conn, error) {

@@ -51,14 +51,23 @@ type Config struct {
 	AckWait             time.Duration `split_words:"true" default:"60s" desc:"how long a job may go without a sign of life before JetStream redelivers it"`
 	MaxAttempts         int           `split_words:"true" default:"5" desc:"deliveries of a failing job before it is given up"`
 
-	Provider     string        `default:"ollama" desc:"vision provider: ollama"`
-	Model        string        `default:"qwen2.5vl:3b" desc:"vision model name"`
-	OllamaHost   string        `envconfig:"OLLAMA_HOST" default:"http://localhost:11434" desc:"Ollama server (also read from OLLAMA_HOST)"`
-	Prompt       string        `default:"" desc:"prompt sent with each photo (empty: the built-in prompt)"`
-	ModelTimeout time.Duration `split_words:"true" default:"120s" desc:"deadline of one model call"`
-	KeepAlive    time.Duration `split_words:"true" default:"10m" desc:"how long Ollama keeps the model loaded after a call"`
-	MaxTokens    int           `split_words:"true" default:"300" desc:"most tokens the model may answer with"`
-	Temperature  float64       `default:"0.2" desc:"sampling temperature"`
+	Provider         string        `default:"ollama" desc:"vision provider: ollama, or openai (OpenAI, Azure OpenAI and OpenAI-compatible servers)"`
+	Model            string        `default:"" desc:"vision model (empty: qwen2.5vl:3b for ollama, gpt-4o-mini for openai)"`
+	OllamaHost       string        `envconfig:"OLLAMA_HOST" default:"http://localhost:11434" desc:"Ollama server (also read from OLLAMA_HOST)"`
+	Pull             bool          `default:"false" desc:"pull a missing Ollama model at start, with a progress bar"`
+	OpenAIAPIKey     string        `envconfig:"OPENAI_API_KEY" default:"" desc:"API key of the openai provider (also read from OPENAI_API_KEY); optional for local servers"`
+	OpenAIBaseURL    string        `envconfig:"OPENAI_BASE_URL" default:"" desc:"OpenAI-compatible API base URL (also read from OPENAI_BASE_URL; empty: api.openai.com; Azure: the resource endpoint)"`
+	OpenAIDetail     string        `envconfig:"OPENAI_DETAIL" default:"auto" desc:"image detail sent to OpenAI: low, high or auto"`
+	OpenAIAzure      bool          `envconfig:"OPENAI_AZURE" default:"false" desc:"use the Azure OpenAI API"`
+	OpenAIVersion    string        `envconfig:"OPENAI_API_VERSION" default:"" desc:"Azure OpenAI API version (also read from OPENAI_API_VERSION)"`
+	OpenAIDeployment string        `envconfig:"OPENAI_DEPLOYMENT" default:"" desc:"Azure OpenAI deployment (empty: the model name)"`
+	Prompt           string        `default:"" desc:"prompt sent with each photo (empty: the built-in prompt)"`
+	PromptFile       string        `split_words:"true" default:"" desc:"file holding the prompt (instead of REGSCRIBE_PROMPT)"`
+	Language         string        `default:"" desc:"language of the descriptions, e.g. de or French (empty: English)"`
+	ModelTimeout     time.Duration `split_words:"true" default:"120s" desc:"deadline of one model call"`
+	KeepAlive        time.Duration `split_words:"true" default:"10m" desc:"how long Ollama keeps the model loaded after a call"`
+	MaxTokens        int           `split_words:"true" default:"300" desc:"most tokens the model may answer with"`
+	Temperature      float64       `default:"0.2" desc:"sampling temperature"`
 
 	MetricsListen   string        `split_words:"true" default:"127.0.0.1:9464" desc:"where 'worker' serves /metrics, /healthz and /readyz ('off' disables; 'up' and 'notifier' serve them on REGSCRIBE_LISTEN)"`
 	Replicas        int           `default:"1" desc:"replicas of regscribe's JetStream streams and buckets (3 on a NATS cluster)"`
@@ -112,8 +121,18 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("repository glob %q: %w", g, err))
 		}
 	}
-	if c.Provider != "ollama" {
-		errs = append(errs, fmt.Errorf("REGSCRIBE_PROVIDER %q: only ollama is supported", c.Provider))
+	switch c.Provider {
+	case "ollama", "openai":
+	default:
+		errs = append(errs, fmt.Errorf("REGSCRIBE_PROVIDER %q: want ollama or openai", c.Provider))
+	}
+	switch c.OpenAIDetail {
+	case "low", "high", "auto":
+	default:
+		errs = append(errs, fmt.Errorf("REGSCRIBE_OPENAI_DETAIL %q: want low, high or auto", c.OpenAIDetail))
+	}
+	if c.Prompt != "" && c.PromptFile != "" {
+		errs = append(errs, errors.New("set REGSCRIBE_PROMPT or REGSCRIBE_PROMPT_FILE, not both"))
 	}
 	if _, err := c.RegistryEndpoints(); err != nil {
 		errs = append(errs, err)
@@ -122,6 +141,18 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// ModelName is the configured model, or the provider's default.
+func (c Config) ModelName() string {
+	switch {
+	case c.Model != "":
+		return c.Model
+	case c.Provider == "openai":
+		return "gpt-4o-mini"
+	default:
+		return "qwen2.5vl:3b"
+	}
 }
 
 // Registry is one registry a worker may contact.
@@ -201,6 +232,5 @@ func Usage(w io.Writer) error {
 	if err := envconfig.Usagef(Prefix, &Config{}, tw, usageFormat); err != nil {
 		return err
 	}
-	fmt.Fprintln(tw, "  OPENAI_API_KEY, OPENAI_BASE_URL\t-\tread by the openai provider (not yet available)")
 	return tw.Flush()
 }

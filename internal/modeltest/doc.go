@@ -1,6 +1,11 @@
-// Package modeltest holds fake vision model servers for tests: they speak
-// the real wire protocol of each provider, so regscribe's real client
-// libraries are exercised, and they check what they receive.
+// Package modeltest holds fake vision model servers for tests: [Ollama]
+// (Ollama's native API) and [OpenAI] (the chat-completions API of OpenAI,
+// Azure OpenAI and compatible servers). They speak the real wire protocol
+// of each provider, so regscribe's real client libraries are exercised, and
+// they check what they receive: the model, the prompt, the schema, the
+// image bytes and their media type. Each records [Call]s and the protocol
+// problems it saw, and answers with a [Reply] chosen by the test: JSON,
+// prose, an HTTP error with headers, or nothing at all.
 //
 // Only tests and the benchmark import it.
 package modeltest

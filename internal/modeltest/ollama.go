@@ -1,56 +1,33 @@
 package modeltest
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ollama/ollama/api"
 )
 
-// Reply is what the fake answers to one chat request.
-type Reply struct {
-	// Status is the HTTP status. If zero, 200.
-	Status int
-	// Content is the model's message (for 200) or the error text (otherwise).
-	Content string
-	// Hang makes the fake never answer (until the client gives up).
-	Hang bool
-}
-
-// Call is one chat request the fake received.
-type Call struct {
-	Model  string
-	Prompt string
-	// Images are the image bytes as received (decoded from base64).
-	Images [][]byte
-	Format json.RawMessage
-}
-
-// Ollama is a fake Ollama server: /api/chat, /api/tags, /api/show, /api/version.
+// Ollama is a fake Ollama server: /api/chat, /api/tags, /api/show,
+// /api/pull and /api/version.
 type Ollama struct {
 	*httptest.Server
+	recorder
 
-	// Models lists the models the server has ("name:tag").
+	// Models lists the models the server has ("name:tag"). Set it before
+	// the server starts; a pull adds to it.
 	Models []string
+	// Library lists the models /api/pull can fetch. If nil, any name.
+	Library []string
 	// Answer decides the reply to each valid chat request. If nil,
 	// DescribeByDigest is used.
 	Answer func(Call) Reply
 	// Latency is added before each chat answer.
 	Latency time.Duration
-
-	mu       sync.Mutex
-	calls    []Call
-	problems []string
-	inFlight atomic.Int32
-	maxSeen  atomic.Int32
 }
 
 // NewOllama starts a fake Ollama server that has the given models.
@@ -68,6 +45,7 @@ func NewUnstartedOllama(models ...string) *Ollama {
 	mux.HandleFunc("POST /api/chat", f.chat)
 	mux.HandleFunc("GET /api/tags", f.tags)
 	mux.HandleFunc("POST /api/show", f.show)
+	mux.HandleFunc("POST /api/pull", f.pull)
 	mux.HandleFunc("GET /api/version", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"version": "0.17.4"})
 	})
@@ -75,68 +53,32 @@ func NewUnstartedOllama(models ...string) *Ollama {
 	return f
 }
 
-// DescribeByDigest answers with a JSON description naming the first image's
-// digest, so a test can tell which photo a description belongs to.
-func DescribeByDigest(c Call) Reply {
-	d := Digest(c.Images[0])
-	b, _ := json.Marshal(map[string]any{
-		"description": "This image shows a test photo " + d[:19] + ".",
-		"alt":         "Test photo " + d[7:19],
-		"keywords":    []string{"test", "photo"},
-	})
-	return Reply{Content: string(b)}
-}
-
-// Digest is the sha256 digest of b, as in OCI descriptors.
-func Digest(b []byte) string {
-	s := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(s[:])
-}
-
-// Calls returns the chat requests received so far.
-func (f *Ollama) Calls() []Call {
+// AddModel gives the server more models, safely while it serves.
+func (f *Ollama) AddModel(names ...string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]Call(nil), f.calls...)
+	for _, n := range names {
+		if n = normalModel(n); !slices.Contains(f.Models, n) {
+			f.Models = append(f.Models, n)
+		}
+	}
 }
 
-// Problems lists protocol violations seen in requests (empty when all were right).
-func (f *Ollama) Problems() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]string(nil), f.problems...)
-}
-
-// MaxConcurrent is the most chat requests seen in flight at once.
-func (f *Ollama) MaxConcurrent() int { return int(f.maxSeen.Load()) }
-
-func (f *Ollama) problem(format string, args ...any) {
-	f.mu.Lock()
-	f.problems = append(f.problems, fmt.Sprintf(format, args...))
-	f.mu.Unlock()
-}
-
-func (f *Ollama) hasModel(name string) bool {
+func normalModel(name string) string {
 	if !strings.Contains(name, ":") {
 		name += ":latest"
 	}
-	for _, m := range f.Models {
-		if m == name {
-			return true
-		}
-	}
-	return false
+	return name
+}
+
+func (f *Ollama) hasModel(name string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Contains(f.Models, normalModel(name))
 }
 
 func (f *Ollama) chat(w http.ResponseWriter, r *http.Request) {
-	n := f.inFlight.Add(1)
-	defer f.inFlight.Add(-1)
-	for {
-		m := f.maxSeen.Load()
-		if n <= m || f.maxSeen.CompareAndSwap(m, n) {
-			break
-		}
-	}
+	defer f.enter()()
 	var req api.ChatRequest
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 		f.problem("chat body: %v", err)
@@ -171,9 +113,13 @@ func (f *Ollama) chat(w http.ResponseWriter, r *http.Request) {
 	if len(req.Format) == 0 {
 		f.problem("no format (JSON schema) in request")
 	}
-	for _, img := range call.Images {
-		if !isJPEGOrPNG(img) {
-			f.problem("image is neither JPEG nor PNG (Ollama takes those)")
+	for i, img := range call.Images {
+		mt := http.DetectContentType(img)
+		if i == 0 {
+			call.MediaType = mt
+		}
+		if mt != "image/jpeg" && mt != "image/png" {
+			f.problem("image is %s, neither JPEG nor PNG (Ollama takes those)", mt)
 		}
 	}
 	f.mu.Lock()
@@ -188,17 +134,14 @@ func (f *Ollama) chat(w http.ResponseWriter, r *http.Request) {
 		answer = DescribeByDigest
 	}
 	rep := answer(call)
-	if f.Latency > 0 {
-		select {
-		case <-time.After(f.Latency):
-		case <-r.Context().Done():
-			return
-		}
+	if !wait(r, f.Latency) {
+		return
 	}
 	if rep.Hang {
 		<-r.Context().Done()
 		return
 	}
+	copyHeader(w, rep.Header)
 	if rep.Status != 0 && rep.Status != http.StatusOK {
 		writeJSON(w, rep.Status, map[string]string{"error": rep.Content})
 		return
@@ -214,8 +157,11 @@ func (f *Ollama) chat(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *Ollama) tags(w http.ResponseWriter, _ *http.Request) {
-	var list api.ListResponse
-	for _, m := range f.Models {
+	f.mu.Lock()
+	models := slices.Clone(f.Models)
+	f.mu.Unlock()
+	list := api.ListResponse{Models: []api.ListModelResponse{}}
+	for _, m := range models {
 		list.Models = append(list.Models, api.ListModelResponse{Name: m, Model: m, ModifiedAt: time.Now().UTC(), Size: 3 << 30})
 	}
 	writeJSON(w, http.StatusOK, list)
@@ -237,12 +183,40 @@ func (f *Ollama) show(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func isJPEGOrPNG(b []byte) bool {
-	return len(b) > 8 && (b[0] == 0xFF && b[1] == 0xD8 || string(b[1:4]) == "PNG")
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+// pull streams progress as Ollama does (newline-delimited JSON, errors in
+// the stream after a 200) for a model of two layers, then has the model.
+func (f *Ollama) pull(w http.ResponseWriter, r *http.Request) {
+	var req api.PullRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	name := normalModel(req.Model)
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	enc := json.NewEncoder(w)
+	send := func(v any) {
+		_ = enc.Encode(v)
+		if fl, ok := w.(http.Flusher); ok {
+			fl.Flush()
+		}
+	}
+	send(api.ProgressResponse{Status: "pulling manifest"})
+	if f.Library != nil && !slices.Contains(f.Library, name) {
+		send(map[string]string{"error": "pull model manifest: file does not exist"})
+		return
+	}
+	layers := []struct {
+		digest string
+		size   int64
+	}{{Digest([]byte(name + "/weights")), 3 << 20}, {Digest([]byte(name + "/projector")), 1 << 20}}
+	for _, l := range layers {
+		for done := int64(0); done <= l.size; done += l.size / 4 {
+			status := "pulling " + l.digest[7:19]
+			send(api.ProgressResponse{Status: status, Digest: l.digest, Total: l.size, Completed: done})
+		}
+	}
+	for _, s := range []string{"verifying sha256 digest", "writing manifest", "success"} {
+		send(api.ProgressResponse{Status: s})
+	}
+	f.AddModel(name)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ollama/ollama/api"
+	"github.com/schollz/progressbar/v3"
 
 	"github.com/regscribe/regscribe/internal/fault"
 )
@@ -34,11 +36,27 @@ type OllamaOptions struct {
 	// Temperature of sampling.
 	Temperature float64
 	// HTTPClient carries the requests. If nil, a client without an overall
-	// timeout is used (the per-call context bounds each call).
+	// timeout is used (the per-call context bounds each call). Its transport
+	// is wrapped to read response headers (Retry-After); the client itself is
+	// not modified.
 	HTTPClient *http.Client
 }
 
-// Ollama describes photos with a model served by Ollama.
+// Ollama describes photos with a model served by Ollama, through its native
+// API (/api/chat, non-streaming, with the image as bytes, the answer's JSON
+// schema as format, keep_alive and the temperature and num_predict options).
+//
+// Failures are classified with package fault:
+//
+//   - a server that refuses connections or does not resolve: unavailable;
+//   - a model the server does not have (404 "model … not found"):
+//     unavailable too, with the `ollama pull` command that fixes it. A
+//     missing model is a deployment problem, not a problem of the photo:
+//     jobs wait in the queue for it rather than being given up;
+//   - no answer within Timeout, 429 and 5xx: retry (after the server's
+//     Retry-After, when a proxy in front of Ollama sends one);
+//   - other 4xx (401 too): permanent, with the server's message;
+//   - an answer without usable text: retry.
 type Ollama struct {
 	client *api.Client
 	opts   OllamaOptions
@@ -50,11 +68,7 @@ func NewOllama(opts OllamaOptions) *Ollama {
 	if opts.Timeout == 0 {
 		opts.Timeout = 2 * time.Minute
 	}
-	hc := opts.HTTPClient
-	if hc == nil {
-		hc = &http.Client{Transport: http.DefaultTransport}
-	}
-	return &Ollama{client: api.NewClient(opts.BaseURL, hc), opts: opts, host: opts.BaseURL.String()}
+	return &Ollama{client: api.NewClient(opts.BaseURL, recordingClient(opts.HTTPClient)), opts: opts, host: opts.BaseURL.String()}
 }
 
 // Model is "ollama/<model>", as written into io.regscribe.model.
@@ -70,6 +84,7 @@ func (o *Ollama) Accepts() []string { return []string{"image/jpeg", "image/png"}
 func (o *Ollama) Describe(ctx context.Context, img Image) (Description, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.opts.Timeout)
 	defer cancel()
+	ctx, meta := withResponseMeta(ctx)
 	stream := false
 	req := &api.ChatRequest{
 		Model:    o.opts.Model,
@@ -95,7 +110,7 @@ func (o *Ollama) Describe(ctx context.Context, img Image) (Description, error) {
 		return nil
 	})
 	if err != nil {
-		return Description{}, o.classify(ctx, err)
+		return Description{}, o.classify(ctx, err, meta.Header())
 	}
 	d, err := ParseAnswer(resp.Message.Content)
 	if err != nil {
@@ -107,9 +122,13 @@ func (o *Ollama) Describe(ctx context.Context, img Image) (Description, error) {
 	return d, nil
 }
 
-// classify marks an Ollama error with its fault kind.
-func (o *Ollama) classify(ctx context.Context, err error) error {
-	var se api.StatusError
+// classify marks an Ollama error with its fault kind; h are the headers of
+// the response, if there was one.
+func (o *Ollama) classify(ctx context.Context, err error, h http.Header) error {
+	var (
+		se api.StatusError
+		ae api.AuthorizationError
+	)
 	switch {
 	case errors.Is(err, context.Canceled):
 		return err
@@ -119,20 +138,24 @@ func (o *Ollama) classify(ctx context.Context, err error) error {
 		msg := fmt.Errorf("ollama %s: %s", o.opts.Model, strings.TrimSpace(se.Error()))
 		switch {
 		case se.StatusCode == http.StatusNotFound && strings.Contains(se.ErrorMessage, "not found"):
-			return fault.Unavailable(fmt.Errorf("%w; pull it with `ollama pull %s`", msg, o.opts.Model))
-		case se.StatusCode == http.StatusTooManyRequests || se.StatusCode >= 500:
-			return fault.Retry(msg)
+			return fault.Unavailable(fmt.Errorf("%w; pull it with `ollama pull %s` (or set REGSCRIBE_PULL=true)", msg, o.opts.Model))
+		case se.StatusCode == http.StatusTooManyRequests || se.StatusCode == http.StatusRequestTimeout || se.StatusCode >= 500:
+			return fault.RetryAfter(msg, retryAfter(h, time.Now()))
 		default:
 			return fault.Permanent(msg)
 		}
+	case errors.As(err, &ae):
+		return fault.Permanent(fmt.Errorf("ollama %s: %s: the server wants a signed-in client (`ollama signin`)", o.opts.Model, ae.Error()))
 	case isConnRefused(err):
 		return fault.Unavailable(fmt.Errorf("ollama at %s is not reachable: %w", o.host, err))
 	}
 	return fault.Retry(fmt.Errorf("ollama %s: %w", o.opts.Model, err))
 }
 
+// isConnRefused tells whether err means the server is not there at all: the
+// connection was refused, reset or unroutable, or the name did not resolve.
 func isConnRefused(err error) bool {
-	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EHOSTUNREACH) {
+	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) {
 		return true
 	}
 	var dns *net.DNSError
@@ -156,7 +179,76 @@ func (o *Ollama) Check(ctx context.Context) error {
 			return nil
 		}
 	}
-	return fault.Unavailable(fmt.Errorf("model %s is not on the Ollama server at %s: run `ollama pull %s`", o.opts.Model, o.host, o.opts.Model))
+	return fault.Unavailable(fmt.Errorf("model %s is not on the Ollama server at %s: run `ollama pull %s` or set REGSCRIBE_PULL=true", o.opts.Model, o.host, o.opts.Model))
+}
+
+// Pull downloads the model to the Ollama server (what `ollama pull` does),
+// drawing on progress (nil: no output) one progress bar per layer, as
+// Ollama fetches them one after another, and its status lines. It is
+// bounded by ctx only: pulls take minutes. Errors are one line: unavailable
+// when the server is not there, permanent when the model does not exist.
+func (o *Ollama) Pull(ctx context.Context, progress io.Writer) error {
+	if progress == nil {
+		progress = io.Discard
+	}
+	var (
+		bar    *progressbar.ProgressBar
+		layer  string
+		status string
+	)
+	done := func() {
+		if bar != nil && !bar.IsFinished() {
+			_ = bar.Finish()
+		}
+	}
+	err := o.client.Pull(ctx, &api.PullRequest{Model: o.opts.Model}, func(p api.ProgressResponse) error {
+		if p.Digest != "" && p.Total > 0 {
+			if p.Digest != layer {
+				done()
+				layer = p.Digest
+				bar = progressbar.NewOptions64(p.Total,
+					progressbar.OptionSetWriter(progress),
+					progressbar.OptionSetDescription("pulling "+shortDigest(p.Digest)),
+					progressbar.OptionShowBytes(true),
+					progressbar.OptionShowTotalBytes(true),
+					progressbar.OptionShowCount(),
+					progressbar.OptionSetWidth(30),
+					progressbar.OptionThrottle(100*time.Millisecond),
+					progressbar.OptionSetPredictTime(true),
+					progressbar.OptionOnCompletion(func() { _, _ = fmt.Fprintln(progress) }),
+				)
+			}
+			if !bar.IsFinished() {
+				_ = bar.Set64(min(p.Completed, p.Total))
+			}
+			return nil
+		}
+		if p.Status != "" && p.Status != status {
+			done()
+			status = p.Status
+			_, _ = fmt.Fprintln(progress, status)
+		}
+		return nil
+	})
+	if err == nil {
+		done()
+		return nil
+	}
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("pulling %s stopped: %w", o.opts.Model, ctx.Err())
+	case isConnRefused(err):
+		return fault.Unavailable(fmt.Errorf("no Ollama server at %s to pull %s into (%v): start it with `ollama serve` or set OLLAMA_HOST", o.host, o.opts.Model, rootCause(err)))
+	case strings.Contains(err.Error(), "file does not exist") || strings.Contains(err.Error(), "not found"):
+		return fault.Permanent(fmt.Errorf("Ollama could not pull %s (%v): check the name in REGSCRIBE_MODEL against https://ollama.com/library", o.opts.Model, err))
+	}
+	return fault.Retry(fmt.Errorf("pulling %s into Ollama at %s failed: %v", o.opts.Model, o.host, err))
+}
+
+// shortDigest is the 12 hex digits Ollama shows of a layer digest.
+func shortDigest(d string) string {
+	d = strings.TrimPrefix(d, "sha256:")
+	return d[:min(len(d), 12)]
 }
 
 // sameModel compares model names the way Ollama resolves them: no tag means ":latest".

@@ -4,17 +4,18 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"regexp"
+	"os"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 )
 
 // Image is one image as the model receives it.
 type Image struct {
-	Data      []byte
+	// Data is the encoded image (JPEG, PNG, ...), sent as it is.
+	Data []byte
+	// MediaType of Data, e.g. "image/jpeg".
 	MediaType string
 }
 
@@ -36,9 +37,12 @@ type Description struct {
 
 // Usage is the cost of one model call.
 type Usage struct {
+	// PromptTokens the model read (prompt and image).
 	PromptTokens int
+	// OutputTokens the model wrote.
 	OutputTokens int
-	Latency      time.Duration
+	// Latency from sending the request to having the answer.
+	Latency time.Duration
 }
 
 // Limits on cleaned text.
@@ -54,12 +58,46 @@ const DefaultPrompt = `Describe this photo for a catalogue. Say only what is vis
 	`Answer as JSON with "description" (one to three plain sentences, no preamble such as "This image shows"), ` +
 	`"alt" (an alt text of at most 125 characters) and "keywords" (three to eight lowercase keywords).`
 
+// MaxPromptFileBytes caps the size of a prompt file read by [LoadPrompt].
+const MaxPromptFileBytes = 64 << 10
+
 // Prompt is the instruction sent with each photo.
 type Prompt struct {
 	// Text of the prompt. If empty, DefaultPrompt is used.
 	Text string
-	// Language of the answer as a name or BCP 47 tag ("de", "French"). Empty: English.
+	// Language of the answer as a BCP 47 tag ("de", "pt-BR") or a name
+	// ("German"); see [LanguageName]. Empty: no instruction (the prompt's
+	// own language, English for the default prompt).
 	Language string
+}
+
+// LoadPrompt builds the Prompt from configuration: text (REGSCRIBE_PROMPT)
+// or the contents of file (REGSCRIBE_PROMPT_FILE), not both; neither gives
+// [DefaultPrompt]. language is the answer's language (REGSCRIBE_LANGUAGE).
+func LoadPrompt(text, file, language string) (Prompt, error) {
+	p := Prompt{Text: strings.TrimSpace(text), Language: strings.TrimSpace(language)}
+	if file == "" {
+		return p, nil
+	}
+	if p.Text != "" {
+		return Prompt{}, errors.New("REGSCRIBE_PROMPT and REGSCRIBE_PROMPT_FILE are both set: set one of them")
+	}
+	st, err := os.Stat(file)
+	if err != nil {
+		return Prompt{}, fmt.Errorf("prompt file (REGSCRIBE_PROMPT_FILE): %w", err)
+	}
+	if st.Size() > MaxPromptFileBytes {
+		return Prompt{}, fmt.Errorf("prompt file %s is %d bytes; at most %d are read (REGSCRIBE_PROMPT_FILE)", file, st.Size(), MaxPromptFileBytes)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return Prompt{}, fmt.Errorf("prompt file (REGSCRIBE_PROMPT_FILE): %w", err)
+	}
+	p.Text = strings.TrimSpace(string(b))
+	if p.Text == "" {
+		return Prompt{}, fmt.Errorf("prompt file %s is empty (REGSCRIBE_PROMPT_FILE)", file)
+	}
+	return p, nil
 }
 
 // String is the full prompt as sent.
@@ -68,8 +106,8 @@ func (p Prompt) String() string {
 	if t == "" {
 		t = DefaultPrompt
 	}
-	if p.Language != "" {
-		t += " Write the description, alt text and keywords in the language " + p.Language + "."
+	if lang := LanguageName(p.Language); lang != "" {
+		t += " Write the description, alt text and keywords in " + lang + "."
 	}
 	return t
 }
@@ -81,137 +119,45 @@ func (p Prompt) Digest() string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-// Schema is the JSON schema of the answer (structured output).
+// languages names the languages of common BCP 47 primary subtags, in
+// English, as the prompt names them to the model.
+var languages = map[string]string{
+	"ar": "Arabic", "cs": "Czech", "da": "Danish", "de": "German", "el": "Greek", "en": "English",
+	"es": "Spanish", "fi": "Finnish", "fr": "French", "he": "Hebrew", "hi": "Hindi", "hu": "Hungarian",
+	"id": "Indonesian", "it": "Italian", "ja": "Japanese", "ko": "Korean", "nb": "Norwegian", "nl": "Dutch",
+	"no": "Norwegian", "pl": "Polish", "pt": "Portuguese", "ro": "Romanian", "ru": "Russian", "sv": "Swedish",
+	"th": "Thai", "tr": "Turkish", "uk": "Ukrainian", "vi": "Vietnamese", "zh": "Chinese",
+}
+
+// regional names the variants that change what a model should write.
+var regional = map[string]string{
+	"pt-br": "Brazilian Portuguese", "zh-cn": "Simplified Chinese", "zh-hans": "Simplified Chinese",
+	"zh-sg": "Simplified Chinese", "zh-tw": "Traditional Chinese", "zh-hk": "Traditional Chinese",
+	"zh-hant": "Traditional Chinese",
+}
+
+// LanguageName turns a BCP 47 tag into the English name of its language
+// ("de" and "de-AT" give "German", "pt-BR" "Brazilian Portuguese"); anything
+// else, such as a name ("Deutsch", "Klingon"), is returned as given.
+func LanguageName(tag string) string {
+	tag = strings.TrimSpace(tag)
+	key := strings.ToLower(strings.ReplaceAll(tag, "_", "-"))
+	if name, ok := regional[key]; ok {
+		return name
+	}
+	if i := strings.IndexByte(key, '-'); i > 0 && i <= 3 {
+		key = key[:i]
+	}
+	if name, ok := languages[key]; ok {
+		return name
+	}
+	return tag
+}
+
+// Schema is the JSON schema of the answer (structured output). It is valid
+// for OpenAI's strict mode: every property required, no others allowed.
 var Schema = json.RawMessage(`{"type":"object","properties":{` +
 	`"description":{"type":"string"},` +
 	`"alt":{"type":"string"},` +
 	`"keywords":{"type":"array","items":{"type":"string"}}},` +
 	`"required":["description","alt","keywords"],"additionalProperties":false}`)
-
-// ParseAnswer turns a model's answer into a Description: JSON following
-// Schema when the model kept to it, else the prose as the description.
-func ParseAnswer(answer string) (Description, error) {
-	var d Description
-	s := strings.TrimSpace(answer)
-	s = stripCodeFence(s)
-	if strings.HasPrefix(s, "{") {
-		var a struct {
-			Description string          `json:"description"`
-			Alt         string          `json:"alt"`
-			Keywords    json.RawMessage `json:"keywords"`
-		}
-		if err := json.Unmarshal([]byte(s), &a); err == nil && strings.TrimSpace(a.Description) != "" {
-			d.Text = CleanText(a.Description, MaxTextLen)
-			d.Alt = CleanText(a.Alt, MaxAltLen)
-			d.Keywords = cleanKeywords(a.Keywords)
-		}
-	}
-	if d.Text == "" {
-		d.Text = CleanText(s, MaxTextLen)
-	}
-	if d.Text == "" {
-		return d, fmt.Errorf("model answered with no usable text: %q", truncate(answer, 200))
-	}
-	if d.Alt == "" {
-		d.Alt = CleanText(firstSentence(d.Text), MaxAltLen)
-	}
-	return d, nil
-}
-
-var (
-	preamble = regexp.MustCompile(`(?i)^(?:(?:this|the)\s+(?:image|photo|photograph|picture|shot)\s+(?:shows|depicts|features|displays|captures|contains|is of|presents)|(?:in|on)\s+(?:this|the)\s+(?:image|photo|photograph|picture)\s*,?|here\s+(?:is|we see)|the\s+(?:image|photo)\s+is\s+of)\s*:?\s*`)
-	markdown = regexp.MustCompile("(\\*\\*|__|`|^#+\\s*|^\\s*[-*]\\s+)")
-	spaces   = regexp.MustCompile(`\s+`)
-)
-
-// CleanText makes model text safe and tidy for an annotation: control
-// characters and markdown removed, whitespace folded, a leading "This image
-// shows"-style preamble and surrounding quotes trimmed, the first letter
-// capitalised and the length capped at max runes (cut at a word).
-func CleanText(s string, max int) string {
-	s = strings.Map(func(r rune) rune {
-		switch {
-		case r == '\n' || r == '\t' || r == '\r':
-			return ' '
-		case unicode.IsControl(r) || r == utf8.RuneError:
-			return -1
-		}
-		return r
-	}, s)
-	s = markdown.ReplaceAllString(s, "")
-	s = strings.TrimSpace(spaces.ReplaceAllString(s, " "))
-	s = strings.Trim(s, "\"'“”‘’")
-	if loc := preamble.FindStringIndex(s); loc != nil {
-		s = s[loc[1]:]
-		s = strings.TrimPrefix(strings.TrimSpace(s), "that ")
-		s = capitalise(s)
-	}
-	s = strings.TrimSpace(strings.Trim(s, "\"'“”‘’"))
-	return truncate(s, max)
-}
-
-func cleanKeywords(raw json.RawMessage) []string {
-	var list []string
-	if err := json.Unmarshal(raw, &list); err != nil {
-		var joined string
-		if json.Unmarshal(raw, &joined) != nil {
-			return nil
-		}
-		list = strings.Split(joined, ",")
-	}
-	seen := map[string]bool{}
-	var out []string
-	for _, k := range list {
-		k = strings.ToLower(CleanText(k, MaxKeywordLen))
-		k = strings.TrimRight(strings.ReplaceAll(k, ",", " "), ".")
-		if k == "" || seen[k] {
-			continue
-		}
-		seen[k] = true
-		out = append(out, k)
-		if len(out) == MaxKeywords {
-			break
-		}
-	}
-	return out
-}
-
-func stripCodeFence(s string) string {
-	if !strings.HasPrefix(s, "```") {
-		return s
-	}
-	s = strings.TrimPrefix(s, "```")
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[i+1:]
-	}
-	return strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(s), "```"))
-}
-
-func firstSentence(s string) string {
-	if i := strings.IndexAny(s, ".!?"); i > 0 {
-		return s[:i+1]
-	}
-	return s
-}
-
-func capitalise(s string) string {
-	r, n := utf8.DecodeRuneInString(s)
-	if n == 0 {
-		return s
-	}
-	return string(unicode.ToUpper(r)) + s[n:]
-}
-
-// truncate caps s at max runes, cutting at the last space when there is one
-// in the last fifth, and adds an ellipsis when it cut.
-func truncate(s string, max int) string {
-	if utf8.RuneCountInString(s) <= max {
-		return s
-	}
-	r := []rune(s)[:max-1]
-	cut := string(r)
-	if i := strings.LastIndexByte(cut, ' '); i > len(cut)*4/5 {
-		cut = cut[:i]
-	}
-	return strings.TrimRight(cut, " ,;:") + "…"
-}
