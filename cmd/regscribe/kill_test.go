@@ -1,0 +1,207 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/stretchr/testify/require"
+	orasgo "oras.land/oras-go/v2"
+	"oras.land/oras-go/v2/registry/remote"
+
+	"github.com/regscribe/regscribe/internal/embedded"
+	"github.com/regscribe/regscribe/internal/modeltest"
+	"github.com/regscribe/regscribe/internal/queue"
+	"github.com/regscribe/regscribe/internal/stacktest"
+)
+
+// TestWorkerKilledMidModelCall: a `regscribe worker` process killed with
+// SIGKILL while its model call runs; JetStream delivers the job again to
+// another worker process, which finishes it: one description.
+func TestWorkerKilledMidModelCall(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ns, err := embedded.StartNATS(embedded.NATSOptions{StoreDir: t.TempDir(), Listen: "127.0.0.1:0"})
+	require.NoError(t, err)
+	t.Cleanup(ns.Stop)
+	reg, err := embedded.StartRegistry(ctx, embedded.RegistryOptions{Listen: "127.0.0.1:0"})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = reg.Stop(ctx) })
+
+	var calls atomic.Int32
+	model := modeltest.NewOllama(stacktest.Model)
+	model.Answer = func(c modeltest.Call) modeltest.Reply {
+		if calls.Add(1) == 1 {
+			return modeltest.Hang() // the first worker dies in here
+		}
+		return modeltest.DescribeByDigest(c)
+	}
+	t.Cleanup(model.Close)
+
+	// A photo in the registry, and its job on the queue.
+	repo, err := remote.NewRepository(reg.Addr() + "/photos/killed")
+	require.NoError(t, err)
+	repo.PlainHTTP = true
+	photo := stacktest.JPEG(t, 200, 150, 77)
+	layer, err := orasgo.PushBytes(ctx, repo, "image/jpeg", photo)
+	require.NoError(t, err)
+	desc, err := orasgo.PackManifest(ctx, repo, orasgo.PackManifestVersion1_1, "application/vnd.example.photo", orasgo.PackManifestOptions{Layers: []ocispec.Descriptor{layer}})
+	require.NoError(t, err)
+	require.NoError(t, repo.Tag(ctx, desc, "latest"))
+	nc, err := nats.Connect(ns.ClientURL())
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	_, err = queue.EnsureStream(ctx, js, queue.StreamOptions{})
+	require.NoError(t, err)
+	require.NoError(t, queue.NewPublisher(js).Publish(ctx, queue.Job{Version: 1, Registry: reg.Addr(), Repository: "photos/killed",
+		Digest: desc.Digest.String(), Tag: "latest", Source: "test", Received: time.Now()}))
+
+	env := append(os.Environ(),
+		"REGSCRIBE_NATS_URL="+ns.ClientURL(),
+		"REGSCRIBE_REGISTRIES=http://"+reg.Addr(),
+		"OLLAMA_HOST="+model.URL,
+		"REGSCRIBE_MODEL="+stacktest.Model,
+		"REGSCRIBE_ACK_WAIT=2s",
+		"REGSCRIBE_METRICS_LISTEN=off",
+	)
+	first := exec.Command(binary, "worker")
+	first.Env = env
+	require.NoError(t, first.Start())
+	require.Eventually(t, func() bool { return calls.Load() == 1 }, 30*time.Second, 10*time.Millisecond, "the first worker never called the model")
+	require.NoError(t, first.Process.Kill()) // SIGKILL, mid model call
+	_ = first.Wait()
+
+	second := exec.Command(binary, "worker")
+	second.Env = env
+	require.NoError(t, second.Start())
+	t.Cleanup(func() { _ = second.Process.Kill(); _ = second.Wait() })
+
+	var manifest struct {
+		Annotations map[string]string `json:"annotations"`
+	}
+	require.Eventually(t, func() bool {
+		_, raw, err := orasgo.FetchBytes(ctx, repo, "latest", orasgo.DefaultFetchBytesOptions)
+		return err == nil && json.Unmarshal(raw, &manifest) == nil && manifest.Annotations["io.regscribe.description"] != ""
+	}, 30*time.Second, 50*time.Millisecond)
+	require.Equal(t, "A test photo "+modeltest.Digest(photo)[:19]+".", manifest.Annotations["io.regscribe.description"])
+
+	// Finished once: one result, described, on its second delivery.
+	var results []queue.Result
+	require.Eventually(t, func() bool {
+		st, err := js.Stream(ctx, queue.ResultStream)
+		if err != nil {
+			return false
+		}
+		info, err := st.Info(ctx)
+		if err != nil || info.State.Msgs == 0 {
+			return false
+		}
+		results = nil
+		for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+			m, err := st.GetMsg(ctx, seq)
+			require.NoError(t, err)
+			var r queue.Result
+			require.NoError(t, json.Unmarshal(m.Data, &r))
+			if r.Job.Digest == desc.Digest.String() {
+				results = append(results, r)
+			}
+		}
+		return len(results) > 0
+	}, 10*time.Second, 50*time.Millisecond)
+	require.Len(t, results, 1)
+	require.Equal(t, queue.Described, results[0].Outcome)
+	require.Equal(t, 2, results[0].Attempts)
+	require.Equal(t, int32(2), calls.Load())
+}
+
+// TestWorkerShutdown: on SIGTERM a worker stops taking jobs and lets the
+// job in flight finish; with a short REGSCRIBE_SHUTDOWN_TIMEOUT it hands
+// the job back at once instead, and the next worker takes it right away.
+func TestWorkerShutdown(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ns, err := embedded.StartNATS(embedded.NATSOptions{StoreDir: t.TempDir(), Listen: "127.0.0.1:0"})
+	require.NoError(t, err)
+	t.Cleanup(ns.Stop)
+	reg, err := embedded.StartRegistry(ctx, embedded.RegistryOptions{Listen: "127.0.0.1:0"})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = reg.Stop(ctx) })
+	var calls atomic.Int32
+	var slow atomic.Bool
+	model := modeltest.NewOllama(stacktest.Model)
+	model.Answer = func(c modeltest.Call) modeltest.Reply {
+		calls.Add(1)
+		if slow.Load() {
+			time.Sleep(1500 * time.Millisecond)
+		} else {
+			return modeltest.Hang()
+		}
+		return modeltest.DescribeByDigest(c)
+	}
+	t.Cleanup(model.Close)
+	nc, err := nats.Connect(ns.ClientURL())
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	_, err = queue.EnsureStream(ctx, js, queue.StreamOptions{})
+	require.NoError(t, err)
+	repo, err := remote.NewRepository(reg.Addr() + "/photos/shutdown")
+	require.NoError(t, err)
+	repo.PlainHTTP = true
+	queuePhoto := func(tag string, seed uint64) {
+		layer, err := orasgo.PushBytes(ctx, repo, "image/jpeg", stacktest.JPEG(t, 100, 80, seed))
+		require.NoError(t, err)
+		desc, err := orasgo.PackManifest(ctx, repo, orasgo.PackManifestVersion1_1, "application/vnd.example.photo", orasgo.PackManifestOptions{Layers: []ocispec.Descriptor{layer}})
+		require.NoError(t, err)
+		require.NoError(t, repo.Tag(ctx, desc, tag))
+		require.NoError(t, queue.NewPublisher(js).Publish(ctx, queue.Job{Version: 1, Registry: reg.Addr(), Repository: "photos/shutdown",
+			Digest: desc.Digest.String(), Tag: tag, Source: "test", Received: time.Now()}))
+	}
+	described := func(tag string) bool {
+		_, raw, err := orasgo.FetchBytes(ctx, repo, tag, orasgo.DefaultFetchBytesOptions)
+		var m struct {
+			Annotations map[string]string `json:"annotations"`
+		}
+		return err == nil && json.Unmarshal(raw, &m) == nil && m.Annotations["io.regscribe.description"] != ""
+	}
+	start := func(timeout string) *exec.Cmd {
+		cmd := exec.Command(binary, "worker")
+		cmd.Env = append(os.Environ(), "REGSCRIBE_NATS_URL="+ns.ClientURL(), "REGSCRIBE_REGISTRIES=http://"+reg.Addr(),
+			"OLLAMA_HOST="+model.URL, "REGSCRIBE_MODEL="+stacktest.Model, "REGSCRIBE_ACK_WAIT=60s",
+			"REGSCRIBE_METRICS_LISTEN=off", "REGSCRIBE_SHUTDOWN_TIMEOUT="+timeout)
+		require.NoError(t, cmd.Start())
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		return cmd
+	}
+
+	// 1. The job in flight finishes within the shutdown timeout.
+	slow.Store(true)
+	w := start("30s")
+	queuePhoto("finishes", 1)
+	require.Eventually(t, func() bool { return calls.Load() == 1 }, 30*time.Second, 10*time.Millisecond)
+	require.NoError(t, w.Process.Signal(os.Interrupt))
+	require.NoError(t, w.Wait(), "a clean exit")
+	require.True(t, described("finishes"), "the job in flight was finished before exit")
+
+	// 2. A job that cannot finish in time is handed back, not left to its 60 s ack wait.
+	slow.Store(false)
+	w = start("300ms")
+	queuePhoto("handed-back", 2)
+	require.Eventually(t, func() bool { return calls.Load() == 2 }, 30*time.Second, 10*time.Millisecond)
+	require.NoError(t, w.Process.Signal(os.Interrupt))
+	require.NoError(t, w.Wait())
+	slow.Store(true)
+	start("30s")
+	require.Eventually(t, func() bool { return described("handed-back") }, 20*time.Second, 50*time.Millisecond,
+		"the next worker took the handed-back job well before the 60 s ack wait")
+}
