@@ -309,7 +309,7 @@ func (w *Worker) settle(msg jetstream.Msg, job queue.Job, attempt uint64, res Re
 		log.Warn("could not settle job message; JetStream will deliver it again", "err", ackErr)
 	}
 	if w.reporter != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		if rerr := w.reporter.Result(ctx, report); rerr != nil {
 			log.Warn("could not publish the job's result", "err", rerr)
@@ -322,7 +322,7 @@ func (w *Worker) dead(job queue.Job, msg jetstream.Msg, attempt uint64, reason s
 	if w.reporter == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	d := queue.DeadLetter{Job: job, Error: reason, Attempts: int(attempt), FailedAt: time.Now().UTC()}
 	if job.Version == 0 {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -48,7 +50,7 @@ var registries = []struct {
 		return r.Addr()
 	}},
 	{"ggcr-referrers", func(t *testing.T) string {
-		srv := httptest.NewServer(ggcr.New(ggcr.WithReferrersSupport(true)))
+		srv := httptest.NewServer(ggcr.New(ggcr.WithReferrersSupport(true), ggcr.Logger(log.New(io.Discard, "", 0))))
 		t.Cleanup(srv.Close)
 		return strings.TrimPrefix(srv.URL, "http://")
 	}},

@@ -78,15 +78,20 @@ type Reporter struct {
 // NewReporter returns a Reporter on js.
 func NewReporter(js jetstream.JetStream) *Reporter { return &Reporter{js: js} }
 
-// Result publishes r. It is information, not state: callers log a failure
-// and go on.
+// publishRetries keeps a report publish going through a NATS cluster's
+// leader election (a few seconds) or a server restart.
+var publishRetries = []jetstream.PublishOpt{jetstream.WithRetryAttempts(60), jetstream.WithRetryWait(250 * time.Millisecond)}
+
+// Result publishes r, retrying for up to about 15 s. The message id makes a
+// retried publish whose first ack was lost count once.
 func (p *Reporter) Result(ctx context.Context, r Result) error {
 	r.Version = 1
 	data, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
-	_, err = p.js.Publish(ctx, ResultSubject(r.Job.Batch), data)
+	msgID := fmt.Sprintf("%s-%d-%s", r.JobID, r.Attempts, r.Outcome)
+	_, err = p.js.Publish(ctx, ResultSubject(r.Job.Batch), data, append(publishRetries, jetstream.WithMsgID(msgID))...)
 	return err
 }
 
@@ -102,7 +107,8 @@ func (p *Reporter) Dead(ctx context.Context, d DeadLetter) error {
 	if src == "" {
 		src = "unknown"
 	}
-	_, err = p.js.Publish(ctx, DeadSubjectPrefix+src, data)
+	msgID := fmt.Sprintf("%s-%d-dead", d.Job.ID(), d.Attempts)
+	_, err = p.js.Publish(ctx, DeadSubjectPrefix+src, data, append(publishRetries, jetstream.WithMsgID(msgID))...)
 	return err
 }
 
