@@ -262,7 +262,7 @@ func (w *Worker) settle(msg jetstream.Msg, job queue.Job, attempt uint64, res Re
 	switch {
 	case err == nil:
 		log.Info("photo described", "mode", res.Mode, "written", res.Written.Descriptor.Digest,
-			"photos", len(res.Descriptions), "model_calls", res.ModelCalls, "took", time.Since(start).Round(time.Millisecond),
+			"photos", len(res.Descriptions), "model_calls", res.ModelCalls, "took", time.Since(start).Round(time.Millisecond).String(),
 			"tag_moved", res.Written.TagMoved, "tag_moved_on", res.Written.TagMovedOn)
 		report.Outcome = queue.Described
 		ackErr = msg.Ack()
