@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
 	"text/tabwriter"
 
@@ -16,20 +17,23 @@ import (
 )
 
 // failed lists or retries jobs on the dead-letter stream.
-func failed(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) int {
+func failed(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer, _ *slog.Logger) int {
 	usage := func() {
 		fmt.Fprintln(stderr, "usage: regscribe failed list [--json]\n       regscribe failed retry ID...|--all")
 	}
-	if len(args) == 0 {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
 		usage()
-		return 2
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
 	}
 	fs := flag.NewFlagSet("regscribe failed "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print JSON")
 	all := fs.Bool("all", false, "retry every failed job")
-	if err := fs.Parse(args[1:]); err != nil {
-		return 2
+	if done, code := parseFlags(fs, args[1:]); done {
+		return code
 	}
 	nc, err := connectNATS(cfg, "regscribe failed")
 	if err != nil {

@@ -6,6 +6,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -37,6 +39,8 @@ Commands:
   describe  describe one photo now, without the queue:
             regscribe describe [--mode annotation|referrer|auto] [--force] REF
   failed    jobs given up: regscribe failed list [--json] | retry ID...|--all
+  reprocess describe the photos already in a repository or registry:
+            regscribe reprocess [--force] [--wait] [--local] REGISTRY/REPOSITORY | --all REGISTRY
   version   print the version
   help      print this help
 
@@ -52,28 +56,31 @@ func run(args []string, stdout, stderr io.Writer) int {
 		printUsage(stderr)
 		return 2
 	}
-	cmd, rest := args[0], args[1:]
-	for _, a := range rest {
-		if a == "-h" || a == "--help" || a == "-help" {
-			printUsage(stdout)
-			return 0
-		}
-	}
-	switch cmd {
+	name, rest := args[0], args[1:]
+	switch name {
 	case "help", "-h", "--help", "-help":
 		printUsage(stdout)
 		return 0
 	case "version", "--version":
 		fmt.Fprintln(stdout, "regscribe", buildVersion())
 		return 0
-	case "up", "notifier", "worker", "show", "describe", "failed":
-	default:
-		fmt.Fprintf(stderr, "regscribe: unknown command %q (try 'regscribe help')\n", cmd)
+	}
+	cmd, ok := commands[name]
+	if !ok {
+		fmt.Fprintf(stderr, "regscribe: unknown command %q (try 'regscribe help')\n", name)
 		return 2
 	}
-	if len(rest) > 0 && cmd != "show" && cmd != "describe" && cmd != "failed" {
-		fmt.Fprintf(stderr, "regscribe %s: unexpected argument %q (settings are environment variables; try 'regscribe help')\n", cmd, rest[0])
-		return 2
+	if cmd.service != nil {
+		for _, a := range rest {
+			if a == "-h" || a == "--help" || a == "-help" {
+				printUsage(stdout)
+				return 0
+			}
+		}
+		if len(rest) > 0 {
+			fmt.Fprintf(stderr, "regscribe %s: unexpected argument %q (settings are environment variables; try 'regscribe help')\n", name, rest[0])
+			return 2
+		}
 	}
 	cfg, err := config.Load()
 	if err != nil {
@@ -84,25 +91,45 @@ func run(args []string, stdout, stderr io.Writer) int {
 	slog.SetDefault(log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	switch cmd {
-	case "up":
-		err = up(ctx, cfg, log)
-	case "notifier":
-		err = runNotifier(ctx, cfg, log)
-	case "worker":
-		err = runWorker(ctx, cfg, log)
-	case "show":
-		return show(ctx, cfg, rest, stdout, stderr)
-	case "describe":
-		return describe(ctx, cfg, rest, stdout, stderr, log)
-	case "failed":
-		return failed(ctx, cfg, rest, stdout, stderr)
+	if cmd.tool != nil {
+		return cmd.tool(ctx, cfg, rest, stdout, stderr, log)
 	}
-	if err != nil {
-		log.Error("regscribe " + cmd + " stopped: " + err.Error())
+	if err := cmd.service(ctx, cfg, log); err != nil {
+		log.Error("regscribe " + name + " stopped: " + err.Error())
 		return 1
 	}
 	return 0
+}
+
+// command is a subcommand: a service runs until it is stopped and takes no
+// arguments (settings are environment variables); a tool takes flags and
+// arguments and returns an exit code.
+type command struct {
+	service func(ctx context.Context, cfg config.Config, log *slog.Logger) error
+	tool    func(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer, log *slog.Logger) int
+}
+
+var commands = map[string]command{
+	"up":        {service: up},
+	"notifier":  {service: runNotifier},
+	"worker":    {service: runWorker},
+	"show":      {tool: show},
+	"describe":  {tool: describe},
+	"failed":    {tool: failed},
+	"reprocess": {tool: reprocessCmd},
+}
+
+// parseFlags parses a tool's flags; done is true when the tool should
+// return code at once (-h, or a usage error).
+func parseFlags(fs *flag.FlagSet, args []string) (done bool, code int) {
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return true, 0
+	case err != nil:
+		return true, 2
+	}
+	return false, 0
 }
 
 func printUsage(w io.Writer) {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 
 	"oras.land/oras-go/v2/registry"
@@ -33,22 +34,26 @@ func parseTarget(cfg config.Config, raw string, plainHTTP bool) (target, error) 
 	if err != nil {
 		return target{}, fmt.Errorf("%q is not a reference like localhost:5000/photos/pineapple:latest: %w", raw, err)
 	}
-	endpoints, err := cfg.RegistryEndpoints()
-	if err != nil {
-		return target{}, err
-	}
-	known := false
-	for _, e := range endpoints {
-		known = known || e.Host == strings.ToLower(ref.Registry)
-	}
-	if !known {
-		endpoints = append(endpoints, config.Registry{Host: strings.ToLower(ref.Registry), PlainHTTP: plainHTTP || isLoopback(ref.Registry)})
-	}
-	client, err := regclient.New(endpoints, regclient.Options{UserAgent: "regscribe/" + buildVersion()})
+	client, err := clientFor(cfg, ref.Registry, plainHTTP)
 	if err != nil {
 		return target{}, err
 	}
 	return target{ref: ref, client: client}, nil
+}
+
+// clientFor returns a registry client that may reach the configured
+// registries and host, named on the command line: over plain HTTP when
+// REGSCRIBE_REGISTRIES says so, for loopback hosts, or with --plain-http.
+func clientFor(cfg config.Config, host string, plainHTTP bool) (*regclient.Client, error) {
+	endpoints, err := cfg.RegistryEndpoints()
+	if err != nil {
+		return nil, err
+	}
+	host = strings.ToLower(host)
+	if !slices.ContainsFunc(endpoints, func(e config.Registry) bool { return e.Host == host }) {
+		endpoints = append(endpoints, config.Registry{Host: host, PlainHTTP: plainHTTP || isLoopback(host)})
+	}
+	return regclient.New(endpoints, regclient.Options{UserAgent: "regscribe/" + buildVersion()})
 }
 
 // isLoopback is true for localhost and loopback addresses, which oras also
@@ -65,7 +70,7 @@ func isLoopback(hostport string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-func show(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) int {
+func show(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer, _ *slog.Logger) int {
 	fs := flag.NewFlagSet("regscribe show", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print the description records as JSON")
@@ -74,8 +79,8 @@ func show(ctx context.Context, cfg config.Config, args []string, stdout, stderr 
 		fmt.Fprintln(stderr, "usage: regscribe show [--json] [--plain-http] REGISTRY/REPOSITORY[:TAG|@DIGEST]")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if done, code := parseFlags(fs, args); done {
+		return code
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
@@ -156,8 +161,8 @@ func describe(ctx context.Context, cfg config.Config, args []string, stdout, std
 		fmt.Fprintln(stderr, "usage: regscribe describe [--mode annotation|referrer|auto] [--force] [--plain-http] REGISTRY/REPOSITORY[:TAG|@DIGEST]")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if done, code := parseFlags(fs, args); done {
+		return code
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()

@@ -55,6 +55,9 @@ func StartRegistry(ctx context.Context, opts RegistryOptions) (*Registry, error)
 	}
 	cfg.Storage["delete"] = configuration.Parameters{"enabled": true}
 	cfg.HTTP.Addr = opts.Listen
+	// The catalog API lists repositories (`regscribe reprocess --all`); its
+	// page size is 0, so empty, unless set.
+	cfg.Catalog.MaxEntries = 1000
 	cfg.Log.AccessLog.Disabled = true
 	if opts.NotifyURL != "" {
 		cfg.Notifications.Endpoints = []configuration.Endpoint{{

@@ -52,9 +52,14 @@ func (j Job) Ref() string {
 }
 
 // ID is the JetStream message id of the job (Nats-Msg-Id): the same push
-// announced twice within the stream's duplicate window is queued once.
+// announced twice within the stream's duplicate window is queued once. A
+// forced job is a different job from an unforced one for the same photo.
 func (j Job) ID() string {
-	sum := sha256.Sum256([]byte(strings.Join([]string{j.Registry, j.Repository, j.Digest, j.Tag}, "\x00")))
+	parts := []string{j.Registry, j.Repository, j.Digest, j.Tag}
+	if j.Force {
+		parts = append(parts, "force")
+	}
+	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
 	return hex.EncodeToString(sum[:16])
 }
 

@@ -90,7 +90,7 @@ func (p *Reporter) Result(ctx context.Context, r Result) error {
 	if err != nil {
 		return err
 	}
-	msgID := fmt.Sprintf("%s-%d-%s", r.JobID, r.Attempts, r.Outcome)
+	msgID := fmt.Sprintf("%s-%s-%d-%s", r.JobID, r.Job.Batch, r.Attempts, r.Outcome)
 	_, err = p.js.Publish(ctx, ResultSubject(r.Job.Batch), data, append(publishRetries, jetstream.WithMsgID(msgID))...)
 	return err
 }

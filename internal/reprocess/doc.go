@@ -1,0 +1,16 @@
+// Package reprocess describes photos that are already in a registry: the ones
+// pushed before regscribe was running, or described by another model.
+//
+// [Plan] lists a repository's tags (or every repository's, through the
+// catalog API), resolves them to manifests concurrently, de-duplicates them
+// per (repository, digest) and decides for each manifest whether it is a
+// photo and whether the configured model described it already. [Run] puts
+// one job per photo to describe on the same JetStream stream the notifier
+// feeds, under a batch id of its own, and waits for the result the workers
+// publish when each job ends ([queue.Result] on [queue.ResultSubject]).
+// [Summarize] counts what happened, exactly, from the items.
+//
+// The package reads registries and publishes jobs; it never writes to a
+// registry and never describes a photo itself: that stays the worker's job,
+// so a reprocessed photo is described exactly as a pushed one is.
+package reprocess

@@ -1,0 +1,556 @@
+package reprocess
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"path"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
+	"oras.land/oras-go/v2/errdef"
+	orasregistry "oras.land/oras-go/v2/registry"
+	"oras.land/oras-go/v2/registry/remote"
+	"oras.land/oras-go/v2/registry/remote/errcode"
+
+	"github.com/regscribe/regscribe/internal/fault"
+	"github.com/regscribe/regscribe/internal/queue"
+	"github.com/regscribe/regscribe/internal/registry"
+	"github.com/regscribe/regscribe/worker"
+)
+
+// Status is what reprocessing does, or did, with one manifest.
+type Status string
+
+// The statuses of an [Item]. [Plan] sets the first six; [Run] turns ToQueue
+// into Queued or AlreadyQueued.
+const (
+	// ToQueue is a photo without a description from the configured model
+	// (or any photo, with PlanOptions.Force).
+	ToQueue Status = "queue"
+	// AlreadyDescribed is a photo the configured model described: by the
+	// manifest's io.regscribe.model annotation, or a regscribe referrer.
+	AlreadyDescribed Status = "described"
+	// NotPhoto is a manifest with no image layer (a container image, an
+	// SBOM, regscribe's own description referrer, a Docker manifest).
+	NotPhoto Status = "not-photo"
+	// FailedBefore is a photo whose earlier job was given up (a dead letter
+	// names its digest); it is queued again only when asked ([ExcludeFailed]).
+	FailedBefore Status = "failed-before"
+	// Gone is a tag deleted between listing and fetching.
+	Gone Status = "gone"
+	// Unchecked is a manifest (or a repository) that could not be read;
+	// Reason says why.
+	Unchecked Status = "error"
+	// Queued is a photo whose job JetStream stored.
+	Queued Status = "queued"
+	// AlreadyQueued is a photo whose job JetStream dropped as a duplicate of
+	// one queued within its duplicate window (by the notifier or an earlier
+	// run): that job describes it; this run does not wait for it.
+	AlreadyQueued Status = "already-queued"
+)
+
+// Item is one distinct manifest of a repository, with every listed tag that
+// points at it, or a tag or repository that could not be read.
+type Item struct {
+	Registry   string `json:"registry"`
+	Repository string `json:"repository"`
+	// Digest of the manifest; empty for a Gone tag or an unreadable repository.
+	Digest    string `json:"digest,omitempty"`
+	MediaType string `json:"mediaType,omitempty"`
+	// Tags pointing at the manifest that matched the tag glob, sorted.
+	Tags []string `json:"tags,omitempty"`
+	// Tag is the tag the job names (see [PrimaryTag]).
+	Tag    string `json:"tag,omitempty"`
+	Status Status `json:"status"`
+	// Reason explains the status: who described it, why it is no photo,
+	// the dead letter's error, the read error.
+	Reason string `json:"reason,omitempty"`
+	// Force is set on the job: the photo has a description by another
+	// model, which the worker replaces only when forced.
+	Force bool `json:"force,omitempty"`
+
+	// Outcome of a Queued photo once its jobs ended: described, skipped or
+	// failed; empty while waiting.
+	Outcome queue.Outcome `json:"outcome,omitempty"`
+	// Result is the worker's reason for a skip or a failure.
+	Result string `json:"result,omitempty"`
+	// Mode the description was written in, and the manifest that carries it.
+	Mode    string `json:"mode,omitempty"`
+	Written string `json:"written,omitempty"`
+	// ModelCalls made for the photo (0: the description was remembered).
+	ModelCalls int `json:"modelCalls,omitempty"`
+}
+
+// Ref is registry/repository@digest, or registry/repository:tag without a digest.
+func (it Item) Ref() string {
+	ref := it.Registry + "/" + it.Repository
+	switch {
+	case it.Digest != "":
+		return ref + "@" + it.Digest
+	case len(it.Tags) > 0:
+		return ref + ":" + it.Tags[0]
+	}
+	return ref
+}
+
+// PlanOptions configure [Plan].
+type PlanOptions struct {
+	// Registry is host[:port]; the client must be allowed to reach it. Required.
+	Registry string
+	// Repository to reprocess. If empty, every repository the registry's
+	// catalog API lists.
+	Repository string
+	// Tag is a glob (path.Match) a tag must match. If empty, every tag.
+	Tag string
+	// Model is provider/model ("ollama/qwen2.5vl:3b"): a photo with a
+	// description by it is AlreadyDescribed. Required unless Force.
+	Model string
+	// Force queues every photo, described or not, with Job.Force.
+	Force bool
+	// ImageTypes are the layer media types that make a photo. If nil,
+	// worker.ImageMediaTypes.
+	ImageTypes []string
+	// Concurrency bounds the registry requests in flight. If zero, 16.
+	Concurrency int
+	// PageSize asks for pages of this many tags (and repositories). If zero, 1000.
+	PageSize int
+}
+
+func (o *PlanOptions) defaults() error {
+	if o.Concurrency <= 0 {
+		o.Concurrency = 16
+	}
+	if o.PageSize <= 0 {
+		o.PageSize = 1000
+	}
+	if o.ImageTypes == nil {
+		o.ImageTypes = worker.ImageMediaTypes
+	}
+	o.Registry = strings.ToLower(o.Registry)
+	switch {
+	case o.Registry == "":
+		return errors.New("reprocess: no registry")
+	case o.Model == "" && !o.Force:
+		return errors.New("reprocess: no model to check descriptions against")
+	}
+	if _, err := path.Match(o.Tag, ""); err != nil {
+		return fmt.Errorf("tag glob %q: %w", o.Tag, err)
+	}
+	return nil
+}
+
+// fallbackTag matches the tags of the referrers tag schema (OCI distribution
+// spec 1.1, "Referrers Tag Schema"): an index of referrers, never a photo.
+var fallbackTag = regexp.MustCompile(`^sha(256-[0-9a-f]{64}|512-[0-9a-f]{128})$`)
+
+// IsFallbackTag reports whether tag is a referrers fallback tag (sha256-<hex>).
+func IsFallbackTag(tag string) bool { return fallbackTag.MatchString(tag) }
+
+// PrimaryTag is the tag a photo's job names: "latest" when it is among tags,
+// else the first in sorted order. An annotation-mode write-back moves that
+// tag; [Run] queues the other tags once the description is written.
+func PrimaryTag(tags []string) string {
+	if slices.Contains(tags, "latest") {
+		return "latest"
+	}
+	if len(tags) == 0 {
+		return ""
+	}
+	return slices.Min(tags)
+}
+
+// Plan lists the tags to reprocess, fetches the manifest of each (at most
+// Concurrency requests in flight), groups tags by (repository, digest) and
+// decides the [Status] of each manifest. Unreadable tags and repositories
+// become items with status Gone or Unchecked; the error is for what stops
+// the whole plan (the repository or the catalog cannot be listed, ctx ended).
+// Items are sorted by repository and tag.
+func Plan(ctx context.Context, client *registry.Client, opts PlanOptions) ([]Item, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	p := &planner{client: client, opts: opts}
+	repos := []string{opts.Repository}
+	if opts.Repository == "" {
+		var err error
+		if repos, err = p.repositories(ctx); err != nil {
+			return nil, err
+		}
+	}
+	tags, err := p.listTags(ctx, repos)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.fetch(ctx, tags); err != nil {
+		return nil, err
+	}
+	if err := p.check(ctx); err != nil {
+		return nil, err
+	}
+	items := p.items
+	slices.SortFunc(items, func(a, b Item) int {
+		return cmp.Or(cmp.Compare(a.Repository, b.Repository), cmp.Compare(firstTag(a), firstTag(b)), cmp.Compare(a.Digest, b.Digest))
+	})
+	return items, nil
+}
+
+func firstTag(it Item) string {
+	if len(it.Tags) == 0 {
+		return ""
+	}
+	return it.Tags[0]
+}
+
+type planner struct {
+	client *registry.Client
+	opts   PlanOptions
+
+	mu    sync.Mutex
+	items []Item
+	// byDigest indexes items by repository + "@" + digest, with the fetched manifest.
+	byDigest map[string]*planned
+}
+
+type planned struct {
+	index    int
+	manifest registry.Manifest
+}
+
+type tagRef struct{ repo, tag string }
+
+func (p *planner) add(it Item) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	it.Registry = p.opts.Registry
+	p.items = append(p.items, it)
+}
+
+// handle returns a repository handle of the client (shared, so oras-go's
+// referrers capability is probed once per repository).
+func (p *planner) handle(repo string) (*remote.Repository, error) {
+	return p.client.Repository(p.opts.Registry, repo)
+}
+
+// listing returns a repository handle for listing only: a separate value
+// (never a copy of the shared one) that asks for PageSize entries a page.
+func (p *planner) listing(repo string) (*remote.Repository, error) {
+	shared, err := p.handle(repo)
+	if err != nil {
+		return nil, err
+	}
+	return &remote.Repository{
+		Client:          shared.Client,
+		Reference:       shared.Reference,
+		PlainHTTP:       shared.PlainHTTP,
+		TagListPageSize: p.opts.PageSize,
+	}, nil
+}
+
+// repositories lists the registry's catalog, page by page.
+func (p *planner) repositories(ctx context.Context) ([]string, error) {
+	// registry.Client hands out repository handles only: borrow the
+	// transport (credentials, plain HTTP) of one for the registry handle.
+	shared, err := p.handle("catalog")
+	if err != nil {
+		return nil, err
+	}
+	reg := &remote.Registry{
+		RepositoryOptions: remote.RepositoryOptions{
+			Client:    shared.Client,
+			Reference: orasregistry.Reference{Registry: shared.Reference.Registry},
+			PlainHTTP: shared.PlainHTTP,
+		},
+		RepositoryListPageSize: p.opts.PageSize,
+	}
+	repos, err := paged(ctx, reg.Repositories, reg.RepositoryListPageSize)
+	var resp *errcode.ErrorResponse
+	if errors.As(err, &resp) && resp.StatusCode == http.StatusBadRequest {
+		// A registry whose catalog allows fewer entries a page than asked
+		// (Distribution's catalog.maxentries) refuses the page size: let it choose.
+		reg.RepositoryListPageSize = 0
+		repos, err = paged(ctx, reg.Repositories, 0)
+	}
+	if err != nil {
+		if errors.Is(err, errdef.ErrNotFound) || errors.Is(err, errdef.ErrUnsupported) {
+			return nil, fmt.Errorf("registry %s offers no catalog API: reprocess its repositories one at a time: %w", p.opts.Registry, err)
+		}
+		return nil, fmt.Errorf("list repositories of %s: %w", p.opts.Registry, registry.Classify(err))
+	}
+	return repos, nil
+}
+
+// listTags lists every repository's tags (repositories concurrently, each
+// page by page), without referrers fallback tags and tags not matching the
+// glob. With one named repository, failing to list it stops the plan; with
+// the catalog, the repository becomes an Unchecked item.
+func (p *planner) listTags(ctx context.Context, repos []string) ([]tagRef, error) {
+	var (
+		mu   sync.Mutex
+		refs []tagRef
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(p.opts.Concurrency)
+	for _, name := range repos {
+		g.Go(func() error {
+			r, err := p.listing(name)
+			var tags []string
+			if err == nil {
+				tags, err = paged(gctx, r.Tags, r.TagListPageSize)
+			}
+			if err == nil {
+				mu.Lock()
+				for _, tag := range tags {
+					if IsFallbackTag(tag) {
+						continue
+					}
+					if ok, _ := path.Match(p.opts.Tag, tag); p.opts.Tag == "" || ok {
+						refs = append(refs, tagRef{name, tag})
+					}
+				}
+				mu.Unlock()
+			}
+			switch {
+			case err == nil:
+				return nil
+			case gctx.Err() != nil:
+				return gctx.Err()
+			case p.opts.Repository != "":
+				return fmt.Errorf("list tags of %s/%s: %w", p.opts.Registry, name, registry.Classify(err))
+			}
+			p.add(Item{Repository: name, Status: Unchecked, Reason: "list tags: " + registry.Classify(err).Error()})
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return refs, ctx.Err()
+}
+
+// paged lists everything a paged list API has: oras-go follows the Link
+// header from page to page; for registries that send no Link (go-containerregistry's),
+// a last page that is full is followed by asking again from its last entry,
+// until a page brings nothing new.
+func paged(ctx context.Context, list func(ctx context.Context, last string, fn func([]string) error) error, pageSize int) ([]string, error) {
+	var all []string
+	seen := map[string]bool{}
+	last := ""
+	for {
+		lastPage, fresh := 0, 0
+		err := list(ctx, last, func(page []string) error {
+			lastPage = len(page)
+			for _, e := range page {
+				if !seen[e] {
+					seen[e] = true
+					fresh++
+					all = append(all, e)
+				}
+			}
+			if len(page) > 0 {
+				last = page[len(page)-1]
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if pageSize <= 0 || lastPage < pageSize || fresh == 0 {
+			return all, nil
+		}
+	}
+}
+
+// fetch fetches the manifest of every tag and groups tags by digest.
+func (p *planner) fetch(ctx context.Context, refs []tagRef) error {
+	p.byDigest = map[string]*planned{}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(p.opts.Concurrency)
+	for _, ref := range refs {
+		g.Go(func() error {
+			repo, err := p.handle(ref.repo)
+			var m registry.Manifest
+			if err == nil {
+				m, err = p.client.FetchManifest(gctx, repo, ref.tag)
+			}
+			if gctx.Err() != nil {
+				return gctx.Err()
+			}
+			if err != nil {
+				status := Unchecked
+				if fault.Is(err, fault.KindSkip) {
+					status = Gone
+				}
+				p.add(Item{Repository: ref.repo, Tags: []string{ref.tag}, Status: status, Reason: err.Error()})
+				return nil
+			}
+			key := ref.repo + "@" + m.Descriptor.Digest.String()
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			if pl, ok := p.byDigest[key]; ok {
+				p.items[pl.index].Tags = append(p.items[pl.index].Tags, ref.tag)
+				return nil
+			}
+			p.items = append(p.items, Item{
+				Registry: p.opts.Registry, Repository: ref.repo, Digest: m.Descriptor.Digest.String(),
+				MediaType: m.Descriptor.MediaType, Tags: []string{ref.tag},
+			})
+			p.byDigest[key] = &planned{index: len(p.items) - 1, manifest: m}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// check decides the status of each distinct manifest (concurrently: it may
+// list referrers and fetch the children of an index).
+func (p *planner) check(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(p.opts.Concurrency)
+	for _, pl := range p.byDigest {
+		it := &p.items[pl.index] // the slice no longer grows: each goroutine owns its item
+		slices.Sort(it.Tags)
+		it.Tag = PrimaryTag(it.Tags)
+		g.Go(func() error {
+			repo, err := p.handle(it.Repository)
+			var v verdict
+			if err == nil {
+				v, err = p.judge(gctx, repo, pl.manifest)
+			}
+			if gctx.Err() != nil {
+				return gctx.Err()
+			}
+			if err != nil {
+				it.Status, it.Reason = Unchecked, err.Error()
+				return nil
+			}
+			it.Status, it.Reason, it.Force = v.status, v.reason, v.force
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+type verdict struct {
+	status Status
+	reason string
+	force  bool
+}
+
+// judge decides what to do with one manifest, as the worker would see it:
+// an OCI image manifest with an image layer, or an index with such a child.
+func (p *planner) judge(ctx context.Context, repo *remote.Repository, m registry.Manifest) (verdict, error) {
+	switch m.Descriptor.MediaType {
+	case ocispec.MediaTypeImageManifest:
+		return p.judgeManifest(ctx, repo, m)
+	case ocispec.MediaTypeImageIndex:
+		var idx ocispec.Index
+		if err := json.Unmarshal(m.Raw, &idx); err != nil {
+			return verdict{}, fmt.Errorf("decode index %s: %w", m.Descriptor.Digest, err)
+		}
+		photos, described := 0, 0
+		var v verdict
+		for _, child := range idx.Manifests {
+			if child.MediaType != ocispec.MediaTypeImageManifest {
+				continue
+			}
+			cm, err := p.client.FetchManifest(ctx, repo, child.Digest.String())
+			if err != nil {
+				return verdict{}, err
+			}
+			cv, err := p.judgeManifest(ctx, repo, cm)
+			if err != nil {
+				return verdict{}, err
+			}
+			switch cv.status {
+			case AlreadyDescribed:
+				photos++
+				described++
+			case ToQueue:
+				photos++
+				v.force = v.force || cv.force
+				if v.reason == "" {
+					v.reason = cv.reason
+				}
+			}
+		}
+		switch {
+		case photos == 0:
+			return verdict{status: NotPhoto, reason: "index with no child that has an image layer"}, nil
+		case described == photos:
+			return verdict{status: AlreadyDescribed, reason: fmt.Sprintf("every photo of the index is described by %s", p.opts.Model)}, nil
+		}
+		v.status = ToQueue
+		return v, nil
+	}
+	return verdict{status: NotPhoto, reason: m.Descriptor.MediaType + ", not an OCI image manifest or index"}, nil
+}
+
+func (p *planner) judgeManifest(ctx context.Context, repo *remote.Repository, m registry.Manifest) (verdict, error) {
+	im, err := registry.ParseImageManifest(m)
+	if err != nil {
+		return verdict{}, err
+	}
+	if im.ArtifactType == registry.ArtifactTypeDescription {
+		return verdict{status: NotPhoto, reason: "a regscribe description"}, nil
+	}
+	if !slices.ContainsFunc(im.Layers, func(l ocispec.Descriptor) bool { return slices.Contains(p.opts.ImageTypes, l.MediaType) }) {
+		return verdict{status: NotPhoto, reason: "no image layer"}, nil
+	}
+	if p.opts.Force {
+		return verdict{status: ToQueue, reason: "forced", force: true}, nil
+	}
+	by := im.Annotations[registry.AnnotationModel]
+	annotated := im.Annotations[registry.AnnotationDescription] != ""
+	if annotated && by == p.opts.Model {
+		return verdict{status: AlreadyDescribed, reason: "annotation by " + by}, nil
+	}
+	refs, err := p.client.Referrers(ctx, repo, ocispec.Descriptor{MediaType: m.Descriptor.MediaType, Digest: m.Descriptor.Digest, Size: m.Descriptor.Size}, registry.ArtifactTypeDescription)
+	if err != nil {
+		return verdict{}, err
+	}
+	for _, r := range refs {
+		if r.ArtifactType == registry.ArtifactTypeDescription && r.Annotations[registry.AnnotationModel] == p.opts.Model {
+			return verdict{status: AlreadyDescribed, reason: "referrer " + r.Digest.String() + " by " + p.opts.Model}, nil
+		}
+	}
+	if annotated {
+		// The worker keeps any description unless forced.
+		if by == "" {
+			by = "an unknown model"
+		}
+		return verdict{status: ToQueue, reason: "described by " + by + ", not " + p.opts.Model, force: true}, nil
+	}
+	return verdict{status: ToQueue, reason: "no description"}, nil
+}
+
+// ExcludeFailed marks each item to queue whose digest a dead letter names
+// (a job for it was given up before) as FailedBefore, with the dead
+// letter's error: running reprocess again does not queue a corrupt photo
+// again and again. `regscribe failed retry` queues them again, or Plan's
+// items can be queued without calling ExcludeFailed.
+func ExcludeFailed(items []Item, dead []queue.DeadLetter) {
+	why := map[string]string{}
+	for _, d := range dead {
+		if d.Job.Digest == "" {
+			continue
+		}
+		why[strings.ToLower(d.Job.Registry)+"/"+d.Job.Repository+"@"+d.Job.Digest] = d.Error
+	}
+	for i := range items {
+		it := &items[i]
+		if it.Status != ToQueue {
+			continue
+		}
+		if reason, ok := why[it.Registry+"/"+it.Repository+"@"+it.Digest]; ok {
+			it.Status, it.Reason = FailedBefore, reason
+		}
+	}
+}
