@@ -108,56 +108,72 @@ func runNotifier(ctx context.Context, cfg config.Config, log *slog.Logger) error
 	if cfg.NotifyToken == "" {
 		return errors.New("REGSCRIBE_NOTIFY_TOKEN is required: registries must authenticate (put the same token in their notification endpoint)")
 	}
-	nc, err := connectNATS(cfg, "regscribe notifier")
+	nc, js, o, err := join(cfg, "regscribe notifier")
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	o := newOps()
-	o.check("nats", natsCheck(nc))
 	notify, err := newNotifier(ctx, cfg, js, cfg.NotifyToken, o, log)
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
+	addr, stop, err := serve(cfg.Listen, o.handler(notify))
 	if err != nil {
-		return fmt.Errorf("notifier: listen on %s: %w", cfg.Listen, err)
+		return fmt.Errorf("notifier: %w", err)
 	}
-	srv := httpServer(o.handler(notify))
-	go func() { _ = srv.Serve(ln) }()
-	log.Info("notifier listening", "url", "http://"+ln.Addr().String()+"/v1/events", "nats", cfg.NATSURL)
+	defer stop()
+	log.Info("notifier listening", "url", "http://"+addr+"/v1/events", "nats", cfg.NATSURL)
 	<-ctx.Done()
-	shutdownHTTP(srv)
 	return nil
 }
 
 func runWorker(ctx context.Context, cfg config.Config, log *slog.Logger) error {
-	nc, err := connectNATS(cfg, "regscribe worker")
+	if len(cfg.Registries) == 0 {
+		return errors.New("REGSCRIBE_REGISTRIES is empty: name the registries workers may contact, e.g. http://127.0.0.1:5000")
+	}
+	nc, js, o, err := join(cfg, "regscribe worker")
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
+	if cfg.MetricsListen != "off" {
+		addr, stop, err := serve(cfg.MetricsListen, o.handler(nil))
+		if err != nil {
+			return fmt.Errorf("metrics: %w (set REGSCRIBE_METRICS_LISTEN, or off)", err)
+		}
+		defer stop()
+		log.Info("worker metrics and health", "url", "http://"+addr+"/metrics")
+	}
+	return workerPool(ctx, cfg, js, o, log)
+}
+
+// join connects a separate notifier or worker process to NATS, with the
+// ops endpoints' NATS check.
+func join(cfg config.Config, name string) (*nats.Conn, jetstream.JetStream, *ops, error) {
+	nc, err := connectNATS(cfg, name)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	js, err := jetstream.New(nc)
 	if err != nil {
-		return err
+		nc.Close()
+		return nil, nil, nil, err
 	}
 	o := newOps()
 	o.check("nats", natsCheck(nc))
-	if cfg.MetricsListen != "off" {
-		ln, err := net.Listen("tcp", cfg.MetricsListen)
-		if err != nil {
-			return fmt.Errorf("metrics: listen on %s: %w (set REGSCRIBE_METRICS_LISTEN, or off)", cfg.MetricsListen, err)
-		}
-		srv := httpServer(o.handler(nil))
-		go func() { _ = srv.Serve(ln) }()
-		defer shutdownHTTP(srv)
-		log.Info("worker metrics and health", "url", "http://"+ln.Addr().String()+"/metrics")
+	return nc, js, o, nil
+}
+
+// serve serves h on addr until stop is called, and returns the address
+// it listens on.
+func serve(addr string, h http.Handler) (string, func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	return workerPool(ctx, cfg, js, o, log)
+	srv := httpServer(h)
+	go func() { _ = srv.Serve(ln) }()
+	return ln.Addr().String(), func() { shutdownHTTP(srv) }, nil
 }
 
 func newNotifier(ctx context.Context, cfg config.Config, js jetstream.JetStream, token string, o *ops, log *slog.Logger) (*notifier.Notifier, error) {
@@ -314,10 +330,12 @@ func checkModel(ctx context.Context, cfg config.Config, model describer, log *sl
 	return err
 }
 
+// connectNATS connects to REGSCRIBE_NATS_URL, saying what to do when
+// nothing answers there; once connected it reconnects for ever.
 func connectNATS(cfg config.Config, name string) (*nats.Conn, error) {
-	nc, err := nats.Connect(cfg.NATSURL, nats.Name(name), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true))
+	nc, err := nats.Connect(cfg.NATSURL, nats.Name(name), nats.MaxReconnects(-1), nats.Timeout(5*time.Second))
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w", cfg.NATSURL, err)
+		return nil, fmt.Errorf("no NATS server at %s (%v): run `regscribe up` (it serves NATS on REGSCRIBE_NATS_LISTEN), or a NATS server with JetStream (`nats-server -js`), or set REGSCRIBE_NATS_URL", cfg.NATSURL, err)
 	}
 	return nc, nil
 }
