@@ -2,14 +2,13 @@ package notifier
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"strings"
+	"os"
 	"time"
 
 	"github.com/regscribe/regscribe/internal/queue"
@@ -27,12 +26,21 @@ const DefaultMaxBody = 1 << 20
 
 // Options configure a [Notifier].
 type Options struct {
-	// Token registries must send as "Authorization: Bearer <token>". Required.
+	// Token registries must send as "Authorization: Bearer <token>" to
+	// POST /v1/events, the default source. Required unless Sources are given;
+	// without it /v1/events is not served.
 	Token string
-	// Registry is the configured registry (host[:port]) the events speak for.
+	// Registry is the registry (host[:port]) the default source speaks for.
+	// Required with Token.
 	Registry string
+	// Sources are served at POST /v1/events/{name}, each with its own
+	// format, registry and credentials.
+	Sources []Source
 	// MaxBody caps request bodies. If zero, DefaultMaxBody.
 	MaxBody int64
+	// ReadTimeout bounds reading one request's body. If zero, 10 s. (The
+	// http.Server should bound headers with ReadHeaderTimeout.)
+	ReadTimeout time.Duration
 	// PublishTimeout bounds waiting for JetStream. If zero, 5 s.
 	PublishTimeout time.Duration
 	// Logger. If nil, slog.Default().
@@ -47,18 +55,22 @@ type Notifier struct {
 	opts Options
 	log  *slog.Logger
 	mux  *http.ServeMux
+	// sources by name; the default source (Options.Token) has the name "".
+	sources map[string]*Source
 }
 
-// New returns a Notifier that publishes with pub.
+// New returns a Notifier that publishes with pub. It refuses sources without
+// credentials, with an unknown format or without a registry, and names used
+// twice.
 func New(pub Publisher, opts Options) (*Notifier, error) {
-	if opts.Token == "" {
+	if opts.Token == "" && len(opts.Sources) == 0 {
 		return nil, errors.New("notifier: a token is required")
-	}
-	if opts.Registry == "" {
-		return nil, errors.New("notifier: the registry the events speak for is required (REGSCRIBE_REGISTRIES)")
 	}
 	if opts.MaxBody == 0 {
 		opts.MaxBody = DefaultMaxBody
+	}
+	if opts.ReadTimeout == 0 {
+		opts.ReadTimeout = 10 * time.Second
 	}
 	if opts.PublishTimeout == 0 {
 		opts.PublishTimeout = 5 * time.Second
@@ -69,8 +81,38 @@ func New(pub Publisher, opts Options) (*Notifier, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	n := &Notifier{pub: pub, opts: opts, log: opts.Logger, mux: http.NewServeMux()}
-	n.mux.HandleFunc("POST /v1/events", n.events)
+	n := &Notifier{pub: pub, opts: opts, log: opts.Logger, mux: http.NewServeMux(), sources: map[string]*Source{}}
+	if opts.Token != "" {
+		if opts.Registry == "" {
+			return nil, errors.New("notifier: the registry the events speak for is required (REGSCRIBE_REGISTRIES)")
+		}
+		def := Source{Format: FormatAuto, Registry: opts.Registry, Auth: Auth{Bearer: opts.Token}}.normalize()
+		if err := def.validateHosts(); err != nil {
+			return nil, fmt.Errorf("notifier: default source: %w", err)
+		}
+		n.sources[""] = &def
+		n.mux.HandleFunc("POST /v1/events", func(w http.ResponseWriter, r *http.Request) { n.events(w, r, n.sources[""]) })
+	}
+	for _, s := range opts.Sources {
+		if err := s.Validate(); err != nil {
+			return nil, fmt.Errorf("notifier: %w", err)
+		}
+		if _, dup := n.sources[s.Name]; dup {
+			return nil, fmt.Errorf("notifier: source name %q is used twice", s.Name)
+		}
+		s = s.normalize()
+		n.sources[s.Name] = &s
+	}
+	if len(opts.Sources) > 0 {
+		n.mux.HandleFunc("POST /v1/events/{name}", func(w http.ResponseWriter, r *http.Request) {
+			src, ok := n.sources[r.PathValue("name")]
+			if !ok || src.Name == "" {
+				n.reply(w, http.StatusNotFound, Reply{Error: "not found"})
+				return
+			}
+			n.events(w, r, src)
+		})
+	}
 	n.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	return n, nil
 }
@@ -80,81 +122,89 @@ func (n *Notifier) ServeHTTP(w http.ResponseWriter, r *http.Request) { n.mux.Ser
 
 // Reply is the JSON answer to a notification.
 type Reply struct {
-	Queued  int    `json:"queued"`
-	Ignored int    `json:"ignored"`
-	Error   string `json:"error,omitempty"`
+	// Queued is the number of jobs stored.
+	Queued int `json:"queued"`
+	// Ignored is the number of events that made no job: not pushes, not
+	// manifests, regscribe's own artifacts, fallback tags, repeats.
+	Ignored int `json:"ignored"`
+	// Error says why the request was refused; it never carries internals.
+	Error string `json:"error,omitempty"`
 }
 
-func (n *Notifier) events(w http.ResponseWriter, r *http.Request) {
-	if !n.authorized(r) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="regscribe"`)
-		n.reply(w, http.StatusUnauthorized, Reply{Error: "missing or wrong bearer token"})
-		n.log.Warn("notification refused: missing or wrong token", "remote", r.RemoteAddr)
+func (n *Notifier) events(w http.ResponseWriter, r *http.Request, src *Source) {
+	log := n.log.With("source", src.Name, "remote", r.RemoteAddr)
+	if err := src.Auth.checkHeader(r); err != nil {
+		n.unauthorized(w, log, src, err)
 		return
 	}
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(n.opts.ReadTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, n.opts.MaxBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
+		switch {
+		case errors.As(err, &tooBig):
 			n.reply(w, http.StatusRequestEntityTooLarge, Reply{Error: fmt.Sprintf("body over %d bytes", n.opts.MaxBody)})
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			n.reply(w, http.StatusRequestTimeout, Reply{Error: "body not read in time"})
+		default:
+			n.reply(w, http.StatusBadRequest, Reply{Error: "could not read body"})
+		}
+		return
+	}
+	if err := src.Auth.checkSignature(r, body); err != nil {
+		n.unauthorized(w, log, src, err)
+		return
+	}
+	m := metaOf(r)
+	format := src.Format
+	if format == FormatAuto {
+		if format, err = detect(body, m); err != nil {
+			n.refuse(w, log, badRequest("%v", err))
 			return
 		}
-		n.reply(w, http.StatusBadRequest, Reply{Error: "could not read body"})
-		return
 	}
-	events, err := decodeDistribution(r.Header.Get("Content-Type"), body)
+	events, err := decoders[format](body, m)
 	if err != nil {
-		n.reply(w, http.StatusBadRequest, Reply{Error: err.Error()})
-		n.log.Warn("notification refused", "err", err, "remote", r.RemoteAddr)
+		n.refuse(w, log, badRequest("%v", err))
 		return
 	}
-	now := n.opts.Now().UTC()
-	var jobs []queue.Job
-	seen := map[string]bool{}
-	for _, e := range events {
-		if reason := e.ignore(); reason != "" {
-			n.log.Debug("event ignored", "reason", reason, "repository", e.Target.Repository, "digest", e.Target.Digest)
-			continue
-		}
-		j := queue.Job{
-			Version:    queue.JobVersion,
-			Registry:   n.opts.Registry,
-			Repository: e.Target.Repository,
-			Digest:     e.Target.Digest,
-			Tag:        e.Target.Tag,
-			MediaType:  e.Target.MediaType,
-			Source:     SourceDistribution,
-			Received:   now,
-		}
-		if seen[j.ID()] {
-			continue
-		}
-		seen[j.ID()] = true
-		jobs = append(jobs, j)
+	jobs, err := makeJobs(events, src, format, n.opts.Now().UTC())
+	if err != nil {
+		n.refuse(w, log, err)
+		return
 	}
 	rep := Reply{Queued: len(jobs), Ignored: len(events) - len(jobs)}
 	if len(jobs) > 0 {
 		ctx, cancel := context.WithTimeout(r.Context(), n.opts.PublishTimeout)
 		defer cancel()
 		if err := n.pub.Publish(ctx, jobs...); err != nil {
-			n.log.Error("could not queue jobs; the registry will retry", "err", err, "jobs", len(jobs))
+			log.Error("could not queue jobs; the registry will retry", "err", err, "jobs", len(jobs))
 			n.reply(w, http.StatusServiceUnavailable, Reply{Error: "queue unavailable, retry later"})
 			return
 		}
 		for _, j := range jobs {
-			n.log.Info("job queued", "repository", j.Repository, "digest", j.Digest, "tag", j.Tag)
+			log.Info("job queued", "format", format, "repository", j.Repository, "digest", j.Digest, "tag", j.Tag)
 		}
 	}
 	n.reply(w, http.StatusOK, rep)
 }
 
-func (n *Notifier) authorized(r *http.Request) bool {
-	h := r.Header.Get("Authorization")
-	scheme, token, ok := strings.Cut(h, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return false
+func (n *Notifier) unauthorized(w http.ResponseWriter, log *slog.Logger, src *Source, err error) {
+	if c := src.Auth.challenge(); c != "" {
+		w.Header().Set("WWW-Authenticate", c)
 	}
-	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), []byte(n.opts.Token)) == 1
+	n.reply(w, http.StatusUnauthorized, Reply{Error: err.Error()})
+	log.Warn("notification refused", "reason", err.Error())
+}
+
+// refuse answers a requestError with its status and reason. A refusal for a
+// foreign registry host is logged at warn: someone tried to point a worker
+// elsewhere, or the source's aliases are incomplete.
+func (n *Notifier) refuse(w http.ResponseWriter, log *slog.Logger, err error) {
+	re := &requestError{status: http.StatusBadRequest, reason: "bad request"}
+	errors.As(err, &re)
+	n.reply(w, re.status, Reply{Error: re.reason})
+	log.Warn("notification refused", "status", re.status, "reason", re.reason)
 }
 
 func (n *Notifier) reply(w http.ResponseWriter, status int, rep Reply) {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -32,7 +34,17 @@ type env struct {
 	server *httptest.Server
 }
 
+// now is the clock of every notifier under test.
+var now = time.Date(2026, 11, 27, 20, 0, 0, 0, time.UTC)
+
 func start(t *testing.T) *env {
+	t.Helper()
+	return startWith(t, notifier.Options{Token: token, Registry: registry})
+}
+
+// startWith starts NATS (file storage), the job stream and a notifier with
+// opts (clock and publish timeout set for tests) over httptest.
+func startWith(t testing.TB, opts notifier.Options) *env {
 	t.Helper()
 	ns, err := embedded.StartNATS(embedded.NATSOptions{StoreDir: t.TempDir(), Listen: "127.0.0.1:0"})
 	require.NoError(t, err)
@@ -42,22 +54,47 @@ func start(t *testing.T) *env {
 	require.NoError(t, err)
 	_, err = queue.EnsureStream(context.Background(), js, queue.StreamOptions{})
 	require.NoError(t, err)
-	n, err := notifier.New(queue.NewPublisher(js), notifier.Options{Token: token, Registry: registry, PublishTimeout: 2 * time.Second,
-		Now: func() time.Time { return time.Date(2026, 11, 27, 20, 0, 0, 0, time.UTC) }})
+	if opts.PublishTimeout == 0 {
+		opts.PublishTimeout = 2 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = func() time.Time { return now }
+	}
+	if opts.Logger == nil {
+		opts.Logger = testLogger()
+	}
+	n, err := notifier.New(queue.NewPublisher(js), opts)
 	require.NoError(t, err)
 	srv := httptest.NewServer(n)
 	t.Cleanup(func() { srv.Close(); nc.Close(); ns.Stop() })
 	return &env{nats: ns, js: js, server: srv}
 }
 
+// testLogger logs to stderr with -v, and nowhere otherwise.
+func testLogger() *slog.Logger {
+	if !testing.Verbose() {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
 func (e *env) post(t *testing.T, auth, contentType, body string) (int, notifier.Reply) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, e.server.URL+"/v1/events", strings.NewReader(body))
+	return e.postTo(t, "/v1/events", http.Header{"Authorization": {auth}, "Content-Type": {contentType}}, body)
+}
+
+// postTo posts body to path with the given headers (empty values are not sent).
+func (e *env) postTo(t testing.TB, path string, h http.Header, body string) (int, notifier.Reply) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, e.server.URL+path, strings.NewReader(body))
 	require.NoError(t, err)
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
+	for k, vs := range h {
+		for _, v := range vs {
+			if v != "" {
+				req.Header.Add(k, v)
+			}
+		}
 	}
-	req.Header.Set("Content-Type", contentType)
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
@@ -67,7 +104,7 @@ func (e *env) post(t *testing.T, auth, contentType, body string) (int, notifier.
 }
 
 // queued returns the jobs on the stream.
-func (e *env) queued(t *testing.T) []queue.Job {
+func (e *env) queued(t testing.TB) []queue.Job {
 	t.Helper()
 	ctx := context.Background()
 	s, err := e.js.Stream(ctx, queue.Stream)

@@ -1,0 +1,120 @@
+package notifier
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/regscribe/regscribe/internal/queue"
+)
+
+// zotImageUpdated is the CloudEvent type zot sends when a tag (or a manifest
+// pushed by digest) changes. zot's "typePrefix" setting replaces the
+// "zotregistry" part; any type ending in ".image.updated" is read as it.
+const zotImageUpdated = "zotregistry.image.updated"
+
+// zotImage is the data of zot's image events.
+type zotImage struct {
+	Name      string `json:"name"`
+	Reference string `json:"reference"`
+	Digest    string `json:"digest"`
+	MediaType string `json:"mediaType"`
+	// Manifest is the manifest itself, as a string.
+	Manifest string `json:"manifest"`
+}
+
+// decodeZot decodes a CloudEvent of zot's events extension: in HTTP binary
+// mode (Ce-Type header, body = data, as zot's http sink sends it) or in
+// structured mode (the whole event as JSON, as its nats sink publishes it).
+//
+// Only image.updated events make jobs; image.deleted, image.lint_failed,
+// image.scanned and repository.created are ignored. zot's events name no
+// registry host.
+func decodeZot(body []byte, m meta) ([]event, error) {
+	var typ string
+	var data []byte
+	if m.ceType != "" {
+		if err := checkContentType(m.contentType, "application/json"); err != nil {
+			return nil, err
+		}
+		typ, data = m.ceType, body
+	} else {
+		if err := checkContentType(m.contentType, mediaTypeCloudEvents, "application/json"); err != nil {
+			return nil, err
+		}
+		var err error
+		if typ, data, err = decodeCloudEvent(body); err != nil {
+			return nil, err
+		}
+	}
+	if typ != zotImageUpdated && !strings.HasSuffix(typ, ".image.updated") {
+		return []event{{skip: typ + " event"}}, nil
+	}
+	if data == nil {
+		return nil, fmt.Errorf("%s event has no data", typ)
+	}
+	var img zotImage
+	if err := json.Unmarshal(data, &img); err != nil {
+		return nil, fmt.Errorf("%s data is not an image: %s", typ, jsonError(err))
+	}
+	tag, digest := tagOrDigest(img.Reference)
+	if img.Digest != "" {
+		digest = img.Digest
+	}
+	return []event{{
+		repository:   img.Name,
+		digest:       digest,
+		tag:          tag,
+		mediaType:    img.MediaType,
+		artifactType: zotArtifactType(img.Manifest),
+	}}, nil
+}
+
+// zotArtifactType returns the artifact type of a manifest (its artifactType,
+// else its config's media type), or "" when the manifest does not say.
+func zotArtifactType(manifest string) string {
+	if manifest == "" {
+		return ""
+	}
+	var m struct {
+		ArtifactType string `json:"artifactType"`
+		Config       struct {
+			MediaType string `json:"mediaType"`
+		} `json:"config"`
+	}
+	if json.Unmarshal([]byte(manifest), &m) != nil {
+		return ""
+	}
+	if m.ArtifactType != "" {
+		return m.ArtifactType
+	}
+	return m.Config.MediaType
+}
+
+// JobsFromZotEvent turns one CloudEvent of zot's events extension, in
+// structured JSON as zot's nats sink publishes it on its subject, into jobs
+// for src (its Registry names the registry; its Auth is not used: the NATS
+// account is the credential). It applies the notifier's filters: events
+// other than image.updated, regscribe's own artifacts and referrers fallback
+// tags make no jobs and no error. An error means the event is malformed.
+func JobsFromZotEvent(data []byte, src Source, now time.Time) ([]queue.Job, error) {
+	src = src.normalize()
+	if err := src.validateHosts(); err != nil {
+		return nil, fmt.Errorf("zot event: %w", err)
+	}
+	events, err := decodeZot(data, meta{})
+	if err != nil {
+		return nil, fmt.Errorf("zot event: %w", err)
+	}
+	out, err := makeJobs(events, &src, FormatZot, now.UTC())
+	if err != nil {
+		var re *requestError
+		if errors.As(err, &re) {
+			return nil, fmt.Errorf("zot event: %s", re.reason)
+		}
+		return nil, err
+	}
+	return out, nil
+}
