@@ -11,6 +11,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/regscribe/regscribe/internal/metrics"
 	"github.com/regscribe/regscribe/internal/queue"
 )
 
@@ -38,6 +39,8 @@ type Options struct {
 	Sources []Source
 	// MaxBody caps request bodies. If zero, DefaultMaxBody.
 	MaxBody int64
+	// Metrics counts requests and events. If nil, none are counted.
+	Metrics *metrics.Metrics
 	// ReadTimeout bounds reading one request's body. If zero, 10 s. (The
 	// http.Server should bound headers with ReadHeaderTimeout.)
 	ReadTimeout time.Duration
@@ -208,6 +211,15 @@ func (n *Notifier) refuse(w http.ResponseWriter, log *slog.Logger, err error) {
 }
 
 func (n *Notifier) reply(w http.ResponseWriter, status int, rep Reply) {
+	switch {
+	case status == http.StatusOK:
+		n.opts.Metrics.Events("queued", rep.Queued)
+		n.opts.Metrics.Events("ignored", rep.Ignored)
+	case status == http.StatusServiceUnavailable:
+		n.opts.Metrics.Events("unavailable", 1)
+	default:
+		n.opts.Metrics.Events("refused", 1)
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(rep)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -94,6 +95,10 @@ type Options struct {
 	Prune bool
 	// Select decides which artifacts are described.
 	Select Selection
+	// Translate turns a message on a subject outside regscribe's own job
+	// subjects (zot's raw events) into jobs. If nil, such messages are
+	// dead letters.
+	Translate func(subject string, data []byte) ([]queue.Job, error)
 	// Reporter publishes results and dead letters. If nil, none are kept
 	// (jobs given up are only logged).
 	Reporter Reporter
@@ -230,26 +235,56 @@ func (w *Worker) handle(stop, work context.Context, msg jetstream.Msg) {
 	if attempt > 1 {
 		w.metrics.Redelivered()
 	}
-	job, err := queue.ParseJob(msg.Data())
+	jobs, err := w.jobs(msg)
 	if err != nil {
-		w.settle(msg, queue.Job{}, attempt, Result{}, fault.Permanent(fmt.Errorf("malformed job: %w", err)), time.Now())
+		w.settle(msg, queue.Job{}, attempt, Result{}, fault.Permanent(err), time.Now())
+		return
+	}
+	if len(jobs) == 0 {
+		w.settle(msg, queue.Job{}, attempt, Result{}, fault.Skip("event makes no job"), time.Now())
 		return
 	}
 	quiet := w.heartbeat(msg)
 	defer quiet()
 	start := time.Now()
 	var res Result
-	for {
-		res, err = w.Process(work, job)
-		if !fault.Is(err, fault.KindUnavailable) {
-			break
+	var job queue.Job
+	for _, job = range jobs {
+		for {
+			res, err = w.Process(work, job)
+			if !fault.Is(err, fault.KindUnavailable) {
+				break
+			}
+			w.gate.Down(err)
+			if w.gate.Wait(stop) != nil {
+				break
+			}
 		}
-		w.gate.Down(err)
-		if w.gate.Wait(stop) != nil {
-			break
+		if err != nil && !fault.Is(err, fault.KindSkip) && len(jobs) > 1 {
+			break // the message is retried whole; jobs done are skipped then
 		}
 	}
 	w.settle(msg, job, attempt, res, err, start)
+}
+
+// jobs reads the jobs a message carries: a job, or an event on an extra
+// subject that Translate turns into jobs.
+func (w *Worker) jobs(msg jetstream.Msg) ([]queue.Job, error) {
+	if !strings.HasPrefix(msg.Subject(), queue.SubjectPrefix) {
+		if w.opts.Translate == nil {
+			return nil, fmt.Errorf("message on %s: no translation for this subject", msg.Subject())
+		}
+		jobs, err := w.opts.Translate(msg.Subject(), msg.Data())
+		if err != nil {
+			return nil, fmt.Errorf("malformed event on %s: %w", msg.Subject(), err)
+		}
+		return jobs, nil
+	}
+	job, err := queue.ParseJob(msg.Data())
+	if err != nil {
+		return nil, fmt.Errorf("malformed job: %w", err)
+	}
+	return []queue.Job{job}, nil
 }
 
 // settle is the one place that decides what happens to a job message.

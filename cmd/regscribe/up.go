@@ -177,25 +177,57 @@ func serve(addr string, h http.Handler) (string, func(), error) {
 }
 
 func newNotifier(ctx context.Context, cfg config.Config, js jetstream.JetStream, token string, o *ops, log *slog.Logger) (*notifier.Notifier, error) {
-	if _, err := queue.EnsureStream(ctx, js, queue.StreamOptions{Replicas: cfg.Replicas}); err != nil {
+	if _, err := queue.EnsureStream(ctx, js, streamOptions(cfg)); err != nil {
 		return nil, err
+	}
+	var sources []notifier.Source
+	if cfg.SourcesFile != "" {
+		f, err := os.Open(cfg.SourcesFile)
+		if err != nil {
+			return nil, fmt.Errorf("REGSCRIBE_SOURCES_FILE: %w", err)
+		}
+		defer f.Close()
+		if sources, err = notifier.LoadSources(f); err != nil {
+			return nil, fmt.Errorf("REGSCRIBE_SOURCES_FILE %s: %w", cfg.SourcesFile, err)
+		}
+		for _, src := range sources {
+			log.Info("notification source", "url", "/v1/events/"+src.Name, "format", src.Format, "registry", src.Registry)
+		}
 	}
 	target := cfg.NotifyRegistry
 	if target == "" {
 		regs, _ := cfg.RegistryEndpoints()
-		if len(regs) == 0 {
+		if len(regs) == 0 && len(sources) == 0 {
 			return nil, errors.New("REGSCRIBE_REGISTRIES is empty: the notifier must know which registry its events speak for")
 		}
-		target = regs[0].Host
+		if len(regs) > 0 {
+			target = regs[0].Host
+		}
 	}
-	return notifier.New(queue.NewPublisher(js), notifier.Options{Token: token, Registry: target, Logger: log})
+	if target == "" {
+		token = "" // no default source: only the configured ones
+	}
+	return notifier.New(queue.NewPublisher(js), notifier.Options{Token: token, Registry: target, Sources: sources, Logger: log, Metrics: o.metrics})
+}
+
+// streamOptions and consumerOptions are the JetStream layout from the configuration.
+func streamOptions(cfg config.Config) queue.StreamOptions {
+	o := queue.StreamOptions{Replicas: cfg.Replicas}
+	if cfg.ZotSubject != "" {
+		o.ExtraSubjects = []string{cfg.ZotSubject}
+	}
+	return o
+}
+
+func consumerOptions(cfg config.Config) queue.ConsumerOptions {
+	return queue.ConsumerOptions{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxAttempts, ExtraSubjects: streamOptions(cfg).ExtraSubjects}
 }
 
 func workerPool(ctx context.Context, cfg config.Config, js jetstream.JetStream, o *ops, log *slog.Logger) error {
-	if _, err := queue.EnsureStream(ctx, js, queue.StreamOptions{Replicas: cfg.Replicas}); err != nil {
+	if _, err := queue.EnsureStream(ctx, js, streamOptions(cfg)); err != nil {
 		return err
 	}
-	cons, err := queue.EnsureConsumer(ctx, js, queue.ConsumerOptions{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxAttempts})
+	cons, err := queue.EnsureConsumer(ctx, js, consumerOptions(cfg))
 	if err != nil {
 		return err
 	}
@@ -235,6 +267,13 @@ func workerPool(ctx context.Context, cfg config.Config, js jetstream.JetStream, 
 		return float64(info.NumPending), float64(info.NumAckPending)
 	})
 	opts := workerOptions(cfg, log)
+	if cfg.ZotSubject != "" {
+		zot := notifier.Source{Name: "zot-nats", Format: notifier.FormatZot, Registry: cfg.ZotRegistry}
+		opts.Translate = func(_ string, data []byte) ([]queue.Job, error) {
+			return notifier.JobsFromZotEvent(data, zot, time.Now())
+		}
+		log.Info("taking zot events from NATS", "subject", cfg.ZotSubject, "registry", cfg.ZotRegistry)
+	}
 	opts.Reporter = queue.NewReporter(js)
 	opts.Metrics = o.metrics
 	err = worker.New(reg, model, mem, opts).Run(ctx, cons)

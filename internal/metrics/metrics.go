@@ -44,7 +44,7 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "regscribe_redeliveries_total", Help: "Jobs delivered more than once (retries, crashed workers).",
 		}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "regscribe_notifier_events_total", Help: "Notification events by result: queued, ignored, refused.",
+			Name: "regscribe_notifier_events_total", Help: "Notifications by result: queued and ignored events; refused and unavailable requests.",
 		}, []string{"result"}),
 	}
 	reg.MustRegister(m.jobs, m.stage, m.tokens, m.redeliveries, m.events)

@@ -30,6 +30,9 @@ type StreamOptions struct {
 	// Duplicates is the window in which a repeated Nats-Msg-Id is dropped.
 	// If zero, 2 minutes are used.
 	Duplicates time.Duration
+	// ExtraSubjects are captured in the job stream besides regscribe's own
+	// (the subject zot's nats sink publishes raw events to).
+	ExtraSubjects []string
 }
 
 // EnsureStream creates or updates the job stream (file storage, work queue),
@@ -41,10 +44,15 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, opts StreamOption
 	if opts.Duplicates == 0 {
 		opts.Duplicates = 2 * time.Minute
 	}
+	subjects := append([]string{SubjectPrefix + ">"}, opts.ExtraSubjects...)
+	// Processes configured with fewer extra subjects never take one away.
+	if existing, err := js.Stream(ctx, Stream); err == nil {
+		subjects = union(existing.CachedInfo().Config.Subjects, subjects)
+	}
 	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        Stream,
 		Description: "regscribe: photos to describe",
-		Subjects:    []string{SubjectPrefix + ">"},
+		Subjects:    subjects,
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     jetstream.FileStorage,
 		Replicas:    opts.Replicas,
@@ -83,6 +91,8 @@ type ConsumerOptions struct {
 	MaxDeliver int
 	// MaxAckPending bounds the jobs in flight across all workers. If zero, 1000.
 	MaxAckPending int
+	// ExtraSubjects are the stream's extra subjects the workers also take.
+	ExtraSubjects []string
 }
 
 // EnsureConsumer creates or updates the durable consumer all workers share.
@@ -96,17 +106,35 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, opts ConsumerOp
 	if opts.MaxAckPending == 0 {
 		opts.MaxAckPending = 1000
 	}
+	filters := append([]string{SubjectPrefix + ">"}, opts.ExtraSubjects...)
+	if existing, err := js.Consumer(ctx, Stream, Consumer); err == nil {
+		info := existing.CachedInfo().Config
+		filters = union(append(info.FilterSubjects, info.FilterSubject), filters)
+	}
 	c, err := js.CreateOrUpdateConsumer(ctx, Stream, jetstream.ConsumerConfig{
-		Durable:       Consumer,
-		Description:   "regscribe workers",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       opts.AckWait,
-		MaxDeliver:    opts.MaxDeliver,
-		MaxAckPending: opts.MaxAckPending,
-		FilterSubject: SubjectPrefix + ">",
+		Durable:        Consumer,
+		Description:    "regscribe workers",
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        opts.AckWait,
+		MaxDeliver:     opts.MaxDeliver,
+		MaxAckPending:  opts.MaxAckPending,
+		FilterSubjects: filters,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create consumer %s: %w", Consumer, err)
 	}
 	return c, nil
+}
+
+// union returns the subjects of a and b, each once, empty ones left out.
+func union(a, b []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, s := range append(append([]string{}, a...), b...) {
+		if s != "" && !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
 }

@@ -3,8 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -204,4 +208,137 @@ func TestWorkerShutdown(t *testing.T) {
 	start("30s")
 	require.Eventually(t, func() bool { return described("handed-back") }, 20*time.Second, 50*time.Millisecond,
 		"the next worker took the handed-back job well before the 60 s ack wait")
+}
+
+// TestZotNATSSink: zot publishes CloudEvents with core NATS on a subject;
+// `regscribe up` captures that subject in its job stream and its workers
+// turn the events into jobs, with no HTTP hop. A malformed event becomes a
+// dead letter that keeps the raw event.
+func TestZotNATSSink(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	reg, err := embedded.StartRegistry(ctx, embedded.RegistryOptions{Listen: "127.0.0.1:0"}) // stands in for zot: no notifications
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = reg.Stop(ctx) })
+	model := modeltest.NewOllama(stacktest.Model)
+	t.Cleanup(model.Close)
+	natsAddr := freeAddr(t)
+	p := startUp(t,
+		"REGSCRIBE_DATA_DIR="+t.TempDir(),
+		"REGSCRIBE_LISTEN="+freeAddr(t),
+		"REGSCRIBE_NATS_LISTEN="+natsAddr,
+		"REGSCRIBE_REGISTRY_ADDR=off",
+		"REGSCRIBE_REGISTRIES=http://"+reg.Addr(),
+		"REGSCRIBE_NOTIFY_TOKEN=t0ken",
+		"REGSCRIBE_ZOT_SUBJECT=zot.events",
+		"REGSCRIBE_ZOT_REGISTRY="+reg.Addr(),
+		"OLLAMA_HOST="+model.URL,
+		"REGSCRIBE_MODEL="+stacktest.Model,
+	)
+	p.waitLog(t, "taking zot events from NATS")
+
+	repo, err := remote.NewRepository(reg.Addr() + "/photos/kumquat")
+	require.NoError(t, err)
+	repo.PlainHTTP = true
+	photo := stacktest.JPEG(t, 120, 90, 88)
+	layer, err := orasgo.PushBytes(ctx, repo, "image/jpeg", photo)
+	require.NoError(t, err)
+	desc, err := orasgo.PackManifest(ctx, repo, orasgo.PackManifestVersion1_1, "application/vnd.example.photo", orasgo.PackManifestOptions{Layers: []ocispec.Descriptor{layer}})
+	require.NoError(t, err)
+	require.NoError(t, repo.Tag(ctx, desc, "v2"))
+
+	// As zot's nats sink publishes: core NATS, structured CloudEvent, no ack.
+	nc, err := nats.Connect("nats://" + natsAddr)
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	event := fmt.Sprintf(`{"specversion":"1.0","id":"e1","source":"zotregistry.dev","type":"zotregistry.image.updated","datacontenttype":"application/json",
+		"data":{"name":"photos/kumquat","reference":"v2","digest":%q,"mediaType":"application/vnd.oci.image.manifest.v1+json"}}`, desc.Digest)
+	require.NoError(t, nc.Publish("zot.events", []byte(event)))
+	require.NoError(t, nc.Publish("zot.events", []byte(`{"specversion":"1.0","type":"zotregistry.image.updated","data":{"name":"../x"}}`)))
+	require.NoError(t, nc.Flush())
+
+	require.Eventually(t, func() bool {
+		_, raw, err := orasgo.FetchBytes(ctx, repo, "v2", orasgo.DefaultFetchBytesOptions)
+		var m struct {
+			Annotations map[string]string `json:"annotations"`
+		}
+		return err == nil && json.Unmarshal(raw, &m) == nil && m.Annotations["io.regscribe.description"] != ""
+	}, 30*time.Second, 50*time.Millisecond)
+
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	var dead []queue.DeadLetter
+	require.Eventually(t, func() bool {
+		dead, err = queue.DeadLetters(ctx, js)
+		return err == nil && len(dead) == 1
+	}, 10*time.Second, 50*time.Millisecond)
+	require.Contains(t, dead[0].Error, "malformed event on zot.events")
+	require.Contains(t, dead[0].Error, `"name":"../x"`, "the raw event is kept")
+	p.stop(t)
+}
+
+// TestSourcesFile: a Harbor source from REGSCRIBE_SOURCES_FILE, with its own
+// path and token; an event naming another registry is refused.
+func TestSourcesFile(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	reg, err := embedded.StartRegistry(ctx, embedded.RegistryOptions{Listen: "127.0.0.1:0"}) // stands in for Harbor
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = reg.Stop(ctx) })
+	model := modeltest.NewOllama(stacktest.Model)
+	t.Cleanup(model.Close)
+	sources := filepath.Join(t.TempDir(), "sources.yaml")
+	require.NoError(t, os.WriteFile(sources, []byte(fmt.Sprintf(`sources:
+  - name: harbor
+    format: harbor
+    registry: %s
+    aliases: [harbor.example.com]
+    auth: {bearer: "harbor-s3cret"}
+`, reg.Addr())), 0o600))
+	listen := freeAddr(t)
+	p := startUp(t,
+		"REGSCRIBE_DATA_DIR="+t.TempDir(),
+		"REGSCRIBE_LISTEN="+listen,
+		"REGSCRIBE_NATS_LISTEN="+freeAddr(t),
+		"REGSCRIBE_REGISTRY_ADDR=off",
+		"REGSCRIBE_REGISTRIES=http://"+reg.Addr(),
+		"REGSCRIBE_SOURCES_FILE="+sources,
+		"OLLAMA_HOST="+model.URL,
+		"REGSCRIBE_MODEL="+stacktest.Model,
+	)
+	p.waitLog(t, "model ready")
+
+	repo, err := remote.NewRepository(reg.Addr() + "/team/photos")
+	require.NoError(t, err)
+	repo.PlainHTTP = true
+	layer, err := orasgo.PushBytes(ctx, repo, "image/jpeg", stacktest.JPEG(t, 120, 90, 89))
+	require.NoError(t, err)
+	desc, err := orasgo.PackManifest(ctx, repo, orasgo.PackManifestVersion1_1, "application/vnd.example.photo", orasgo.PackManifestOptions{Layers: []ocispec.Descriptor{layer}})
+	require.NoError(t, err)
+	require.NoError(t, repo.Tag(ctx, desc, "v1"))
+
+	post := func(token, host string) int {
+		body := fmt.Sprintf(`{"type":"PUSH_ARTIFACT","occur_at":1764275000,"operator":"alice","event_data":{"resources":[{"digest":%q,"tag":"v1","resource_url":"%s/team/photos:v1"}],"repository":{"name":"photos","namespace":"team","repo_full_name":"team/photos","repo_type":"private"}}}`, desc.Digest, host)
+		req, err := http.NewRequest(http.MethodPost, "http://"+listen+"/v1/events/harbor", strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	require.Equal(t, http.StatusUnauthorized, post("wrong", "harbor.example.com"))
+	require.Equal(t, http.StatusForbidden, post("harbor-s3cret", "evil.example.com"), "an event naming another registry is refused")
+	require.Equal(t, http.StatusOK, post("harbor-s3cret", "harbor.example.com"))
+
+	require.Eventually(t, func() bool {
+		_, raw, err := orasgo.FetchBytes(ctx, repo, "v1", orasgo.DefaultFetchBytesOptions)
+		var m struct {
+			Annotations map[string]string `json:"annotations"`
+		}
+		return err == nil && json.Unmarshal(raw, &m) == nil && m.Annotations["io.regscribe.description"] != ""
+	}, 30*time.Second, 50*time.Millisecond)
+	require.NotContains(t, p.Log(), "harbor-s3cret")
+	p.stop(t)
 }
