@@ -231,6 +231,14 @@ func (c Config) DataPath(elem ...string) string {
 	return p
 }
 
+// Variables lists every environment variable regscribe reads.
+func Variables() []string {
+	var b strings.Builder
+	_ = envconfig.Usagef(Prefix, &Config{}, &b, `{{range .}}{{usage_key .}}
+{{end}}`)
+	return strings.Fields(b.String())
+}
+
 const usageFormat = `{{range .}}  {{usage_key .}}	{{with usage_default .}}{{.}}{{else}}-{{end}}	{{usage_description .}}
 {{end}}`
 

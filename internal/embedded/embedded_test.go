@@ -13,20 +13,26 @@ import (
 	"github.com/regscribe/regscribe/internal/embedded"
 )
 
-// The Distribution config shipped in deploy/ must parse and notify regscribe.
-func TestDeployedDistributionConfig(t *testing.T) {
+// The Distribution configs shipped in deploy/ must parse and notify regscribe.
+func TestDeployedDistributionConfigs(t *testing.T) {
 	t.Parallel()
-	f, err := os.Open("../../deploy/distribution/config.yml")
-	require.NoError(t, err)
-	defer f.Close()
-	cfg, err := configuration.Parse(f)
-	require.NoError(t, err)
-	require.Len(t, cfg.Notifications.Endpoints, 1)
-	ep := cfg.Notifications.Endpoints[0]
-	require.Equal(t, "http://127.0.0.1:8088/v1/events", ep.URL)
-	require.Equal(t, []string{"Bearer change-me"}, ep.Headers["Authorization"])
-	require.Contains(t, ep.IgnoredMediaTypes, "application/octet-stream")
-	require.ElementsMatch(t, []string{"pull", "mount"}, ep.Ignore.Actions)
+	for file, url := range map[string]string{
+		"../../deploy/distribution/config.yml": "http://127.0.0.1:8088/v1/events",
+		"../../deploy/compose/registry.yml":    "http://notifier:8088/v1/events",
+	} {
+		f, err := os.Open(file)
+		require.NoError(t, err)
+		cfg, err := configuration.Parse(f)
+		f.Close()
+		require.NoError(t, err, file)
+		require.Len(t, cfg.Notifications.Endpoints, 1)
+		ep := cfg.Notifications.Endpoints[0]
+		require.Equal(t, url, ep.URL)
+		require.Equal(t, []string{"Bearer change-me"}, ep.Headers["Authorization"])
+		require.Contains(t, ep.IgnoredMediaTypes, "application/octet-stream")
+		require.ElementsMatch(t, []string{"pull", "mount"}, ep.Ignore.Actions)
+		require.Equal(t, true, cfg.Storage["delete"]["enabled"], "%s: delete must be enabled for referrer fallback indexes", file)
+	}
 }
 
 func TestRegistryAndNATSStartAndStop(t *testing.T) {
