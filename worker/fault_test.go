@@ -122,7 +122,17 @@ func TestNATSRestartLosesNoJob(t *testing.T) {
 		}, 90*time.Second, 100*time.Millisecond, "photo %d", i)
 	}
 	s.WaitIdle(t)
-	require.Equal(t, n, len(s.Model.Calls()))
+	// A job whose description could not be remembered while NATS was down
+	// is retried, and may meet the model again: what counts is that every
+	// photo was described and nothing became a dead letter.
+	seen := map[string]bool{}
+	for _, c := range s.Model.Calls() {
+		seen[modeltest.Digest(c.Images[0])] = true
+	}
+	require.Len(t, seen, n)
+	dead, err := queue.DeadLetters(context.Background(), s.JS)
+	require.NoError(t, err)
+	require.Empty(t, dead)
 }
 
 func TestClusterNodeLossDescribesEachPhotoOnce(t *testing.T) {

@@ -1,0 +1,87 @@
+package registry_test
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"testing"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/stretchr/testify/require"
+	"oras.land/oras-go/v2/content"
+	"oras.land/oras-go/v2/errdef"
+	"oras.land/oras-go/v2/registry/remote/errcode"
+
+	"github.com/regscribe/regscribe/internal/fault"
+	"github.com/regscribe/regscribe/internal/registry"
+)
+
+const manifest = `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.example",` +
+	`"config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},` +
+	`"layers":[{"mediaType":"image/jpeg","digest":"sha256:aa","size":10,"annotations":{"org.opencontainers.image.title":"a.jpg"}},` +
+	`{"mediaType":"image/png","digest":"sha256:bb","size":20}],` +
+	`"annotations":{"z.vendor":"keep","io.regscribe.describe":"true"},"x-unknown":{"kept":[1,2,3]}}`
+
+func TestAnnotate(t *testing.T) {
+	t.Parallel()
+	out, err := registry.Annotate([]byte(manifest), registry.Edit{
+		Manifest: map[string]string{registry.AnnotationModel: "ollama/m", registry.AnnotationDescription: "A \"quoted\" pineapple."},
+		Layers:   map[int]map[string]string{1: {registry.AnnotationDescription: "Dunes."}},
+		Remove:   []string{"io.regscribe.describe"},
+	})
+	require.NoError(t, err)
+	// Untouched fields keep their order and bytes; new keys come sorted.
+	require.Equal(t, `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.example",`+
+		`"config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},`+
+		`"layers":[{"mediaType":"image/jpeg","digest":"sha256:aa","size":10,"annotations":{"org.opencontainers.image.title":"a.jpg"}},`+
+		`{"mediaType":"image/png","digest":"sha256:bb","size":20,"annotations":{"io.regscribe.description":"Dunes."}}],`+
+		`"annotations":{"z.vendor":"keep","io.regscribe.description":"A \"quoted\" pineapple.","io.regscribe.model":"ollama/m"},"x-unknown":{"kept":[1,2,3]}}`, string(out))
+
+	again, err := registry.Annotate([]byte(manifest), registry.Edit{
+		Manifest: map[string]string{registry.AnnotationDescription: "A \"quoted\" pineapple.", registry.AnnotationModel: "ollama/m"},
+		Layers:   map[int]map[string]string{1: {registry.AnnotationDescription: "Dunes."}},
+		Remove:   []string{"io.regscribe.describe"},
+	})
+	require.NoError(t, err)
+	require.Equal(t, out, again, "the same edit gives the same bytes")
+
+	idx := `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[` +
+		`{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:aa","size":1,"platform":{"os":"linux","architecture":"amd64"}}]}`
+	out, err = registry.Annotate([]byte(idx), registry.Edit{Manifests: map[int]ocispec.Descriptor{0: content.NewDescriptorFromBytes(ocispec.MediaTypeImageManifest, []byte("{}"))}})
+	require.NoError(t, err)
+	require.Contains(t, string(out), `"platform":{"os":"linux","architecture":"amd64"}`)
+	require.Contains(t, string(out), `"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2`)
+
+	for _, bad := range []string{`[]`, `{`, `{"layers":{}}`, `{} {}`} {
+		_, err := registry.Annotate([]byte(bad), registry.Edit{Layers: map[int]map[string]string{0: {"a": "b"}}})
+		require.Error(t, err, bad)
+	}
+	_, err = registry.Annotate([]byte(manifest), registry.Edit{Layers: map[int]map[string]string{5: {"a": "b"}}})
+	require.Error(t, err)
+}
+
+func TestClassify(t *testing.T) {
+	t.Parallel()
+	status := func(code int) error {
+		return fmt.Errorf("fetch: %w", &errcode.ErrorResponse{Method: "GET", StatusCode: code})
+	}
+	cases := []struct {
+		err  error
+		kind fault.Kind
+	}{
+		{status(http.StatusServiceUnavailable), fault.KindRetry},
+		{status(http.StatusTooManyRequests), fault.KindRetry},
+		{status(http.StatusUnauthorized), fault.KindPermanent},
+		{status(http.StatusForbidden), fault.KindPermanent},
+		{status(http.StatusBadRequest), fault.KindPermanent},
+		{status(http.StatusNotFound), fault.KindSkip},
+		{fmt.Errorf("x: %w", errdef.ErrNotFound), fault.KindSkip},
+		{fmt.Errorf("x: %w", content.ErrMismatchedDigest), fault.KindPermanent},
+		{fmt.Errorf("x: %w", errdef.ErrSizeExceedsLimit), fault.KindPermanent},
+		{errors.New("dial tcp: connection refused"), fault.KindRetry},
+	}
+	for _, tc := range cases {
+		require.True(t, fault.Is(registry.Classify(tc.err), tc.kind), "%v: want %v", tc.err, tc.kind)
+	}
+	require.Contains(t, registry.Classify(status(http.StatusUnauthorized)).Error(), "oras login")
+}
