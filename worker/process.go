@@ -166,6 +166,13 @@ func (w *Worker) processManifest(ctx context.Context, repo *remote.Repository, m
 		w.log.Info("tag is immutable; attaching the description as a referrer instead", "repository", repo.Reference.Repository, "tag", tag)
 	}
 	res.Mode = ModeReferrer
+	if w.opts.Locker != nil {
+		unlock, err := w.opts.Locker.Lock(ctx, repo.Reference.Registry+"/"+repo.Reference.Repository+"@"+m.Descriptor.Digest.String())
+		if err != nil {
+			return res, fault.Retry(err)
+		}
+		defer unlock()
+	}
 	rec, ann := w.record(im, m.Descriptor, photos, res.Descriptions)
 	started := time.Now()
 	res.Written, err = w.registry.WriteReferrer(ctx, repo, m.Descriptor, rec, ann)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/regscribe/regscribe/internal/fault"
 	"github.com/regscribe/regscribe/internal/imageprep"
+	"github.com/regscribe/regscribe/internal/lease"
 	"github.com/regscribe/regscribe/internal/memo"
 	"github.com/regscribe/regscribe/internal/metrics"
 	"github.com/regscribe/regscribe/internal/queue"
@@ -37,6 +38,12 @@ type Describer interface {
 type Reporter interface {
 	Result(ctx context.Context, r queue.Result) error
 	Dead(ctx context.Context, d queue.DeadLetter) error
+}
+
+// Locker serialises writes to one photo's referrers across processes (a
+// registry without the referrers API keeps them in one fallback index).
+type Locker interface {
+	Lock(ctx context.Context, name string) (unlock func(), err error)
 }
 
 // Checker is implemented by describers that can tell whether their model is
@@ -64,6 +71,7 @@ var (
 	_ Memory    = (*memo.Store)(nil)
 	_ Memory    = (*memo.Local)(nil)
 	_ Reporter  = (*queue.Reporter)(nil)
+	_ Locker    = (*lease.Leases)(nil)
 )
 
 // Options configure a [Worker].
@@ -99,6 +107,9 @@ type Options struct {
 	// subjects (zot's raw events) into jobs. If nil, such messages are
 	// dead letters.
 	Translate func(subject string, data []byte) ([]queue.Job, error)
+	// Locker serialises referrer writes per photo across worker processes.
+	// If nil, they are serialised within this process only (by oras-go).
+	Locker Locker
 	// Reporter publishes results and dead letters. If nil, none are kept
 	// (jobs given up are only logged).
 	Reporter Reporter

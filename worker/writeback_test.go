@@ -430,3 +430,43 @@ func TestImmutableTagFallsBackToReferrer(t *testing.T) {
 	require.Equal(t, pushed.Digest, r.resolve(t, "photos/immutable", "v1").Digest)
 	require.Len(t, r.referrers(t, "photos/immutable", pushed, registry.ArtifactTypeDescription), 1)
 }
+
+// Across worker processes (each with its own registry client), referrer
+// writes to one photo on a fallback index are serialised by a lease: three
+// workers with three models describing one photo at once leave three
+// referrers, every time.
+func TestFallbackIndexAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := stacktest.Start(t, stacktest.Options{Workers: -1})
+	models := []string{"qwen2.5vl:3b", "gemma3:4b", "llava:7b"}
+	s.Model.AddModel(models...)
+	base, _ := url.Parse(s.Model.URL)
+	var workers []*worker.Worker
+	for _, m := range models {
+		client, err := registry.New([]config.Registry{{Host: s.RegistryHost, PlainHTTP: true}}, registry.Options{Credentials: credentials.NewMemoryStore()})
+		require.NoError(t, err)
+		workers = append(workers, worker.New(client, vision.NewOllama(vision.OllamaOptions{BaseURL: base, Model: m}), s.Memory,
+			worker.Options{Mode: worker.ModeReferrer, Locker: s.Leases, Logger: stacktest.Logger(t)}))
+	}
+	for round := range 8 {
+		pushed := s.Push(t, "photos/shared", fmt.Sprint(round), stacktest.File{Name: "p.jpg", MediaType: "image/jpeg", Data: stacktest.JPEG(t, 40, 30, uint64(600+round))})
+		var wg sync.WaitGroup
+		for _, w := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := w.Process(ctx, job(s.RegistryHost, "photos/shared", pushed, ""))
+				require.NoError(t, err)
+			}()
+		}
+		wg.Wait()
+		repo := s.Repository(t, "photos/shared")
+		var refs []ocispec.Descriptor
+		require.NoError(t, repo.Referrers(ctx, pushed, registry.ArtifactTypeDescription, func(r []ocispec.Descriptor) error {
+			refs = append(refs, r...)
+			return nil
+		}))
+		require.Len(t, refs, 3, "round %d: a referrer was lost", round)
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/regscribe/regscribe/internal/config"
 	"github.com/regscribe/regscribe/internal/embedded"
 	"github.com/regscribe/regscribe/internal/imageprep"
+	"github.com/regscribe/regscribe/internal/lease"
 	"github.com/regscribe/regscribe/internal/memo"
 	"github.com/regscribe/regscribe/internal/metrics"
 	"github.com/regscribe/regscribe/internal/queue"
@@ -275,6 +276,9 @@ func workerPool(ctx context.Context, cfg config.Config, js jetstream.JetStream, 
 		log.Info("taking zot events from NATS", "subject", cfg.ZotSubject, "registry", cfg.ZotRegistry)
 	}
 	opts.Reporter = queue.NewReporter(js)
+	if opts.Locker, err = lease.Open(ctx, js, cfg.Replicas, 0); err != nil {
+		return err
+	}
 	opts.Metrics = o.metrics
 	err = worker.New(reg, model, mem, opts).Run(ctx, cons)
 	log.Info("workers stopped")

@@ -40,6 +40,7 @@ import (
 
 	"github.com/regscribe/regscribe/internal/config"
 	"github.com/regscribe/regscribe/internal/embedded"
+	"github.com/regscribe/regscribe/internal/lease"
 	"github.com/regscribe/regscribe/internal/memo"
 	"github.com/regscribe/regscribe/internal/modeltest"
 	"github.com/regscribe/regscribe/internal/queue"
@@ -89,6 +90,7 @@ type Stack struct {
 	Consumer     jetstream.Consumer
 	Workers      []*worker.Worker
 	Describer    *vision.Ollama
+	Leases       *lease.Leases
 }
 
 // Start starts a stack and stops it when the test ends.
@@ -163,6 +165,11 @@ func Start(t testing.TB, opts Options) *Stack {
 	}
 	if wopts.Reporter == nil {
 		wopts.Reporter = queue.NewReporter(s.JS)
+	}
+	if wopts.Locker == nil {
+		s.Leases, err = lease.Open(ctx, s.JS, replicas, 0)
+		require.NoError(t, err)
+		wopts.Locker = s.Leases
 	}
 	if wopts.Backoff == nil {
 		wopts.Backoff = []time.Duration{200 * time.Millisecond}
