@@ -13,7 +13,6 @@ import (
 	"oras.land/oras-go/v2/registry/remote"
 
 	"github.com/regscribe/regscribe/internal/fault"
-	"github.com/regscribe/regscribe/internal/imageprep"
 	"github.com/regscribe/regscribe/internal/memo"
 	"github.com/regscribe/regscribe/internal/metrics"
 	"github.com/regscribe/regscribe/internal/queue"
@@ -306,19 +305,11 @@ func (w *Worker) describeLayer(ctx context.Context, repo *remote.Repository, lay
 				return answer{d, false}, nil
 			}
 		}
-		started := time.Now()
-		data, err := w.registry.FetchBlob(ctx, repo, layer, w.opts.MaxBlobBytes)
-		w.metrics.Stage(metrics.StageFetch, started)
+		photo, err := w.fetchAndPrepare(ctx, repo, layer)
 		if err != nil {
 			return nil, err
 		}
-		started = time.Now()
-		photo, err := imageprep.Prepare(data, w.opts.Image)
-		w.metrics.Stage(metrics.StagePrepare, started)
-		if err != nil {
-			return nil, fmt.Errorf("photo %s: %w", layer.Digest, err)
-		}
-		started = time.Now()
+		started := time.Now()
 		d, err := w.model.Describe(ctx, vision.Image{Data: photo.Data, MediaType: photo.MediaType})
 		w.metrics.Stage(metrics.StageModel, started)
 		if err != nil {

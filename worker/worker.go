@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -82,6 +83,14 @@ type Options struct {
 	MaxBlobBytes int64
 	// Image limits for preparation; Accept is taken from the Describer.
 	Image imageprep.Limits
+	// MaxPrepareBytes bounds the bytes of image blobs fetched and not yet
+	// prepared, across the jobs in flight; a larger blob waits until it has
+	// the whole budget. If zero, 8 MiB.
+	MaxPrepareBytes int64
+	// MaxPrepares bounds the photos prepared (decoded, scaled, encoded) at
+	// once: preparing is CPU-bound, and a 12 MP photo needs about 45 MB
+	// while it is prepared. If zero, runtime.GOMAXPROCS(0).
+	MaxPrepares int
 	// AckWait of the consumer: the worker signals progress at a third of it.
 	// If zero, 60 s.
 	AckWait time.Duration
@@ -126,6 +135,12 @@ func (o *Options) defaults() {
 	if o.MaxBlobBytes <= 0 {
 		o.MaxBlobBytes = 50 << 20
 	}
+	if o.MaxPrepareBytes <= 0 {
+		o.MaxPrepareBytes = 8 << 20
+	}
+	if o.MaxPrepares <= 0 {
+		o.MaxPrepares = runtime.GOMAXPROCS(0)
+	}
 	if o.AckWait <= 0 {
 		o.AckWait = 60 * time.Second
 	}
@@ -148,15 +163,16 @@ func (o *Options) defaults() {
 
 // Worker describes photos named by jobs.
 type Worker struct {
-	registry *registry.Client
-	model    Describer
-	memory   Memory
-	opts     Options
-	log      *slog.Logger
-	gate     *gate
-	flights  singleflight.Group
-	reporter Reporter
-	metrics  *metrics.Metrics
+	registry  *registry.Client
+	model     Describer
+	memory    Memory
+	opts      Options
+	log       *slog.Logger
+	gate      *gate
+	preparing *preparing
+	flights   singleflight.Group
+	reporter  Reporter
+	metrics   *metrics.Metrics
 }
 
 // New returns a Worker.
@@ -167,6 +183,7 @@ func New(reg *registry.Client, model Describer, memory Memory, opts Options) *Wo
 	}
 	w := &Worker{registry: reg, model: model, memory: memory, opts: opts, log: opts.Logger, reporter: opts.Reporter, metrics: opts.Metrics}
 	w.gate = newGate(w.log, model)
+	w.preparing = newPreparing(opts.MaxPrepareBytes, opts.MaxPrepares)
 	return w
 }
 

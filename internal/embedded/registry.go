@@ -76,6 +76,7 @@ func StartRegistry(ctx context.Context, opts RegistryOptions) (*Registry, error)
 	if opts.Debug {
 		logrus.SetLevel(logrus.InfoLevel)
 	} else {
+		logrus.SetLevel(logrus.ErrorLevel) // nothing below is formatted at all
 		logrus.SetOutput(io.Discard)
 	}
 

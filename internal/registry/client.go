@@ -33,7 +33,8 @@ type Options struct {
 	Credentials credentials.Store
 	// UserAgent is sent with every request. If empty, "regscribe" is used.
 	UserAgent string
-	// HTTPClient carries the requests. If nil, oras-go's retrying client is used.
+	// HTTPClient carries the requests. If nil, oras-go's retrying transport
+	// (5xx and 429 retried a few times) on a connection pool of its own.
 	HTTPClient *http.Client
 }
 
@@ -60,7 +61,13 @@ func New(endpoints []config.Registry, opts Options) (*Client, error) {
 	}
 	hc := opts.HTTPClient
 	if hc == nil {
-		hc = retry.DefaultClient
+		// oras-go's retrying client, on a transport of its own: the default
+		// one keeps two idle connections per host, and code in the same
+		// process may close its idle connections (the embedded registry
+		// does after every notification).
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 64
+		hc = &http.Client{Transport: retry.NewTransport(t)}
 	}
 	ua := opts.UserAgent
 	if ua == "" {

@@ -31,11 +31,12 @@ type Written struct {
 	TagMovedOn bool
 }
 
-// WriteAnnotation re-pushes m with edit applied, by digest, then moves tag to
-// it if the tag still points at m (re-resolved right before moving, since
-// the distribution API has no compare-and-swap). An empty tag moves nothing.
-// The same edit of the same manifest gives the same bytes, so a repeated
-// write is a no-op for the registry.
+// WriteAnnotation pushes m with edit applied. When tag still points at m
+// (re-resolved right before the write, since the distribution API has no
+// compare-and-swap) the new manifest is pushed by that tag, which stores it
+// and moves the tag in one request; otherwise (no tag, or a tag a newer push
+// has taken) it is pushed by digest and no tag moves. The same edit of the
+// same manifest gives the same bytes, so a repeated write changes nothing.
 func (c *Client) WriteAnnotation(ctx context.Context, repo *remote.Repository, m Manifest, edit Edit, tag string) (Written, error) {
 	raw, err := Annotate(m.Raw, edit)
 	if err != nil {
@@ -43,8 +44,26 @@ func (c *Client) WriteAnnotation(ctx context.Context, repo *remote.Repository, m
 	}
 	desc := content.NewDescriptorFromBytes(m.Descriptor.MediaType, raw)
 	w := Written{Descriptor: desc}
-	w.AlreadyThere, err = repo.Manifests().Exists(ctx, desc)
-	if err != nil {
+	if tag != "" {
+		now, err := c.Resolve(ctx, repo, tag)
+		if err != nil {
+			return w, err
+		}
+		switch now.Digest {
+		case desc.Digest:
+			w.TagMoved, w.AlreadyThere = true, true
+			return w, nil
+		case m.Descriptor.Digest:
+			if err := repo.Manifests().PushReference(ctx, desc, bytes.NewReader(raw), tag); err != nil {
+				return w, classifyTagMove(fmt.Errorf("push annotated manifest as %s:%s: %w", repo.Reference, tag, err))
+			}
+			w.TagMoved = true
+			return w, nil
+		default:
+			w.TagMovedOn = true
+		}
+	}
+	if w.AlreadyThere, err = repo.Manifests().Exists(ctx, desc); err != nil {
 		return Written{}, Classify(fmt.Errorf("check %s@%s: %w", repo.Reference, desc.Digest, err))
 	}
 	if !w.AlreadyThere {
@@ -52,31 +71,16 @@ func (c *Client) WriteAnnotation(ctx context.Context, repo *remote.Repository, m
 			return Written{}, Classify(fmt.Errorf("push annotated manifest %s@%s: %w", repo.Reference, desc.Digest, err))
 		}
 	}
-	if tag == "" {
-		return w, nil
-	}
-	now, err := c.Resolve(ctx, repo, tag)
-	if err != nil {
-		return w, err
-	}
-	switch now.Digest {
-	case desc.Digest:
-		w.TagMoved = true
-		return w, nil
-	case m.Descriptor.Digest:
-	default:
-		w.TagMovedOn = true
-		return w, nil
-	}
-	if err := repo.Manifests().PushReference(ctx, desc, bytes.NewReader(raw), tag); err != nil {
-		err = fmt.Errorf("move tag %s:%s to %s: %w", repo.Reference, tag, desc.Digest, err)
-		var resp *errcode.ErrorResponse
-		if errors.As(err, &resp) && resp.StatusCode >= 400 && resp.StatusCode < 500 &&
-			resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusRequestTimeout {
-			err = fmt.Errorf("%w: %w", ErrTagRefused, err)
-		}
-		return w, Classify(err)
-	}
-	w.TagMoved = true
 	return w, nil
+}
+
+// classifyTagMove marks a registry's refusal to move a tag (a 4xx other
+// than auth and rate limits: immutable tags) with ErrTagRefused.
+func classifyTagMove(err error) error {
+	var resp *errcode.ErrorResponse
+	if errors.As(err, &resp) && resp.StatusCode >= 400 && resp.StatusCode < 500 &&
+		resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusRequestTimeout {
+		err = fmt.Errorf("%w: %w", ErrTagRefused, err)
+	}
+	return Classify(err)
 }

@@ -69,10 +69,21 @@ func recordingClient(hc *http.Client) *http.Client {
 	}
 	next := c.Transport
 	if next == nil {
-		next = http.DefaultTransport
+		next = newTransport()
 	}
 	c.Transport = recorder{next: next}
 	return c
+}
+
+// newTransport is http.DefaultTransport's setup in a transport of the
+// provider's own, keeping enough idle connections for a worker's jobs in
+// flight (the default keeps two per host). Its own, too, because code in the
+// same process may close http.DefaultTransport's idle connections (the
+// embedded registry does after every notification).
+func newTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 64
+	return t
 }
 
 // retryAfter is how long a server asked to be left alone, from its
