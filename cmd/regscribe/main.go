@@ -41,6 +41,7 @@ Commands:
   failed    jobs given up: regscribe failed list [--json] | retry ID...|--all
   reprocess describe the photos already in a repository or registry:
             regscribe reprocess [--force] [--wait] [--local] REGISTRY/REPOSITORY | --all REGISTRY
+  bench     measure the pipeline with a fake model: regscribe bench [-n N] [-only …] [-json]
   version   print the version
   help      print this help
 
@@ -117,6 +118,7 @@ var commands = map[string]command{
 	"describe":  {tool: describe},
 	"failed":    {tool: failed},
 	"reprocess": {tool: reprocessCmd},
+	"bench":     {tool: benchCmd},
 }
 
 // parseFlags parses a tool's flags; done is true when the tool should

@@ -199,3 +199,38 @@ func mustJSON(t *testing.T, v any) []byte {
 	require.NoError(t, err)
 	return b
 }
+
+func TestOllamaFakeServesAtMostLimitAtOnce(t *testing.T) {
+	t.Parallel()
+	const limit, requests, latency = 2, 6, 100 * time.Millisecond
+	f := modeltest.NewUnstartedOllama("qwen2.5vl:3b")
+	f.Limit, f.Latency = limit, latency
+	f.Start()
+	t.Cleanup(f.Close)
+	u, err := url.Parse(f.URL)
+	require.NoError(t, err)
+	c := api.NewClient(u, &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: requests}})
+	img := photo(t)
+	stream := false
+	start := time.Now()
+	errs := make(chan error, requests)
+	for range requests {
+		go func() {
+			errs <- c.Chat(context.Background(), &api.ChatRequest{
+				Model:    "qwen2.5vl:3b",
+				Messages: []api.Message{{Role: "user", Content: "Describe it.", Images: []api.ImageData{img}}},
+				Stream:   &stream,
+				Format:   schema,
+			}, func(api.ChatResponse) error { return nil })
+		}()
+	}
+	for range requests {
+		require.NoError(t, <-errs)
+	}
+	// Six requests through two slots are three rounds of the latency.
+	require.GreaterOrEqual(t, time.Since(start), requests/limit*latency)
+	require.Equal(t, limit, f.MaxServed())
+	require.Greater(t, f.MaxConcurrent(), limit, "the others waited in line, in flight")
+	require.Len(t, f.Calls(), requests)
+	require.Empty(t, f.Problems())
+}

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ollama/ollama/api"
@@ -28,6 +29,16 @@ type Ollama struct {
 	Answer func(Call) Reply
 	// Latency is added before each chat answer.
 	Latency time.Duration
+	// Limit, if positive, is how many chat requests are served at once, as
+	// a model server with Limit slots (OLLAMA_NUM_PARALLEL) serves them: a
+	// request received while every slot is busy waits in line, in arrival
+	// order, and its Latency starts when it gets a slot. Set it before the
+	// first chat request; later changes are ignored.
+	Limit int
+
+	slots   chan struct{} // the Limit slots, made on the first chat request
+	serving atomic.Int32
+	maxServ atomic.Int32
 }
 
 // NewOllama starts a fake Ollama server that has the given models.
@@ -134,6 +145,11 @@ func (f *Ollama) chat(w http.ResponseWriter, r *http.Request) {
 		answer = DescribeByDigest
 	}
 	rep := answer(call)
+	release, ok := f.slot(r)
+	if !ok {
+		return
+	}
+	defer release()
 	if !wait(r, f.Latency) {
 		return
 	}
@@ -155,6 +171,41 @@ func (f *Ollama) chat(w http.ResponseWriter, r *http.Request) {
 		Metrics:    api.Metrics{PromptEvalCount: 600, EvalCount: 42, TotalDuration: f.Latency},
 	})
 }
+
+// slot waits for one of the Limit slots (at once without a Limit) and
+// returns its release, or false when the client went away first.
+func (f *Ollama) slot(r *http.Request) (release func(), ok bool) {
+	f.mu.Lock()
+	if f.slots == nil && f.Limit > 0 {
+		f.slots = make(chan struct{}, f.Limit)
+	}
+	slots := f.slots
+	f.mu.Unlock()
+	if slots != nil {
+		select {
+		case slots <- struct{}{}:
+		case <-r.Context().Done():
+			return nil, false
+		}
+	}
+	n := f.serving.Add(1)
+	for {
+		m := f.maxServ.Load()
+		if n <= m || f.maxServ.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	return func() {
+		f.serving.Add(-1)
+		if slots != nil {
+			<-slots
+		}
+	}, true
+}
+
+// MaxServed is the most chat requests served at once (holding a slot, see
+// Limit); [Ollama.MaxConcurrent] counts the ones waiting in line too.
+func (f *Ollama) MaxServed() int { return int(f.maxServ.Load()) }
 
 func (f *Ollama) tags(w http.ResponseWriter, _ *http.Request) {
 	f.mu.Lock()
