@@ -152,6 +152,16 @@ func (p *process) stop(t *testing.T) {
 	}
 }
 
+// upEnv is the environment of a `regscribe up` of a test's own: a fresh
+// data dir and free ports for the notifier and NATS, then extra.
+func upEnv(t *testing.T, extra ...string) []string {
+	return append([]string{
+		"REGSCRIBE_DATA_DIR=" + t.TempDir(),
+		"REGSCRIBE_LISTEN=" + freeAddr(t),
+		"REGSCRIBE_NATS_LISTEN=" + freeAddr(t),
+	}, extra...)
+}
+
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -179,16 +189,13 @@ func TestUpWithOrasCLI(t *testing.T) {
 	modelAddr := freeAddr(t)
 	regAddr := freeAddr(t)
 	_, regPort, _ := net.SplitHostPort(regAddr)
-	env := []string{
-		"REGSCRIBE_DATA_DIR=" + t.TempDir(),
-		"REGSCRIBE_LISTEN=" + freeAddr(t),
-		"REGSCRIBE_NATS_LISTEN=" + freeAddr(t),
-		"REGSCRIBE_REGISTRY_ADDR=" + regAddr,
+	env := upEnv(t,
+		"REGSCRIBE_REGISTRY_ADDR="+regAddr,
 		"REGSCRIBE_NOTIFY_TOKEN=",
-		"OLLAMA_HOST=http://" + modelAddr,
-		"REGSCRIBE_MODEL=" + stacktest.Model,
+		"OLLAMA_HOST=http://"+modelAddr,
+		"REGSCRIBE_MODEL="+stacktest.Model,
 		"REGSCRIBE_ACK_WAIT=3s",
-	}
+	)
 	work := t.TempDir()
 	photo := stacktest.JPEG(t, 800, 600, 42)
 	require.NoError(t, os.WriteFile(filepath.Join(work, "pineapple.jpg"), photo, 0o644))
@@ -243,15 +250,12 @@ func TestReferrerModeWithOrasDiscover(t *testing.T) {
 	t.Cleanup(model.Close)
 	regAddr := freeAddr(t)
 	_, regPort, _ := net.SplitHostPort(regAddr)
-	env := []string{
-		"REGSCRIBE_DATA_DIR=" + t.TempDir(),
-		"REGSCRIBE_LISTEN=" + freeAddr(t),
-		"REGSCRIBE_NATS_LISTEN=" + freeAddr(t),
-		"REGSCRIBE_REGISTRY_ADDR=" + regAddr,
-		"OLLAMA_HOST=" + model.URL,
-		"REGSCRIBE_MODEL=" + stacktest.Model,
+	env := upEnv(t,
+		"REGSCRIBE_REGISTRY_ADDR="+regAddr,
+		"OLLAMA_HOST="+model.URL,
+		"REGSCRIBE_MODEL="+stacktest.Model,
 		"REGSCRIBE_MODE=referrer",
-	}
+	)
 	p := startUp(t, env...)
 	p.waitLog(t, "model ready")
 	work := t.TempDir()
@@ -327,17 +331,14 @@ func TestUpWithOpenAIProvider(t *testing.T) {
 	_, regPort, _ := net.SplitHostPort(regAddr)
 	promptFile := filepath.Join(t.TempDir(), "prompt.txt")
 	require.NoError(t, os.WriteFile(promptFile, []byte("Describe the photo for the museum archive."), 0o644))
-	p := startUp(t,
-		"REGSCRIBE_DATA_DIR="+t.TempDir(),
-		"REGSCRIBE_LISTEN="+freeAddr(t),
-		"REGSCRIBE_NATS_LISTEN="+freeAddr(t),
+	p := startUp(t, upEnv(t,
 		"REGSCRIBE_REGISTRY_ADDR="+regAddr,
 		"REGSCRIBE_PROVIDER=openai",
 		"OPENAI_BASE_URL="+model.BaseURL(),
 		"OPENAI_API_KEY=sk-test-key",
 		"REGSCRIBE_PROMPT_FILE="+promptFile,
 		"REGSCRIBE_LANGUAGE=de",
-	)
+	)...)
 	p.waitLog(t, "model ready")
 	work := t.TempDir()
 	photo := stacktest.JPEG(t, 320, 240, 44)

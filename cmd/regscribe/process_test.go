@@ -32,12 +32,8 @@ import (
 func TestWorkerKilledMidModelCall(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	ns, err := embedded.StartNATS(embedded.NATSOptions{StoreDir: t.TempDir(), Listen: "127.0.0.1:0"})
-	require.NoError(t, err)
-	t.Cleanup(ns.Stop)
-	reg, err := embedded.StartRegistry(ctx, embedded.RegistryOptions{Listen: "127.0.0.1:0"})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = reg.Stop(ctx) })
+	ns, js := startQueue(t)
+	reg := startRegistry(t)
 
 	var calls atomic.Int32
 	model := modeltest.NewOllama(stacktest.Model)
@@ -50,22 +46,9 @@ func TestWorkerKilledMidModelCall(t *testing.T) {
 	t.Cleanup(model.Close)
 
 	// A photo in the registry, and its job on the queue.
-	repo, err := remote.NewRepository(reg.Addr() + "/photos/killed")
-	require.NoError(t, err)
-	repo.PlainHTTP = true
+	repo := openRepo(t, reg.Addr(), "photos/killed")
 	photo := stacktest.JPEG(t, 200, 150, 77)
-	layer, err := orasgo.PushBytes(ctx, repo, "image/jpeg", photo)
-	require.NoError(t, err)
-	desc, err := orasgo.PackManifest(ctx, repo, orasgo.PackManifestVersion1_1, "application/vnd.example.photo", orasgo.PackManifestOptions{Layers: []ocispec.Descriptor{layer}})
-	require.NoError(t, err)
-	require.NoError(t, repo.Tag(ctx, desc, "latest"))
-	nc, err := nats.Connect(ns.ClientURL())
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	_, err = queue.EnsureStream(ctx, js, queue.StreamOptions{})
-	require.NoError(t, err)
+	desc := pushPhoto(t, repo, "latest", photo)
 	require.NoError(t, queue.NewPublisher(js).Publish(ctx, queue.Job{Version: 1, Registry: reg.Addr(), Repository: "photos/killed",
 		Digest: desc.Digest.String(), Tag: "latest", Source: "test", Received: time.Now()}))
 
@@ -89,14 +72,8 @@ func TestWorkerKilledMidModelCall(t *testing.T) {
 	require.NoError(t, second.Start())
 	t.Cleanup(func() { _ = second.Process.Kill(); _ = second.Wait() })
 
-	var manifest struct {
-		Annotations map[string]string `json:"annotations"`
-	}
-	require.Eventually(t, func() bool {
-		_, raw, err := orasgo.FetchBytes(ctx, repo, "latest", orasgo.DefaultFetchBytesOptions)
-		return err == nil && json.Unmarshal(raw, &manifest) == nil && manifest.Annotations["io.regscribe.description"] != ""
-	}, 30*time.Second, 50*time.Millisecond)
-	require.Equal(t, "A test photo "+modeltest.Digest(photo)[:19]+".", manifest.Annotations["io.regscribe.description"])
+	require.Eventually(t, func() bool { return description(repo, "latest") != "" }, 30*time.Second, 50*time.Millisecond)
+	require.Equal(t, "A test photo "+modeltest.Digest(photo)[:19]+".", description(repo, "latest"))
 
 	// Finished once: one result, described, on its second delivery.
 	var results []queue.Result
@@ -133,12 +110,8 @@ func TestWorkerKilledMidModelCall(t *testing.T) {
 func TestWorkerShutdown(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	ns, err := embedded.StartNATS(embedded.NATSOptions{StoreDir: t.TempDir(), Listen: "127.0.0.1:0"})
-	require.NoError(t, err)
-	t.Cleanup(ns.Stop)
-	reg, err := embedded.StartRegistry(ctx, embedded.RegistryOptions{Listen: "127.0.0.1:0"})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = reg.Stop(ctx) })
+	ns, js := startQueue(t)
+	reg := startRegistry(t)
 	var calls atomic.Int32
 	var slow atomic.Bool
 	model := modeltest.NewOllama(stacktest.Model)
@@ -152,32 +125,13 @@ func TestWorkerShutdown(t *testing.T) {
 		return modeltest.DescribeByDigest(c)
 	}
 	t.Cleanup(model.Close)
-	nc, err := nats.Connect(ns.ClientURL())
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	_, err = queue.EnsureStream(ctx, js, queue.StreamOptions{})
-	require.NoError(t, err)
-	repo, err := remote.NewRepository(reg.Addr() + "/photos/shutdown")
-	require.NoError(t, err)
-	repo.PlainHTTP = true
+	repo := openRepo(t, reg.Addr(), "photos/shutdown")
 	queuePhoto := func(tag string, seed uint64) {
-		layer, err := orasgo.PushBytes(ctx, repo, "image/jpeg", stacktest.JPEG(t, 100, 80, seed))
-		require.NoError(t, err)
-		desc, err := orasgo.PackManifest(ctx, repo, orasgo.PackManifestVersion1_1, "application/vnd.example.photo", orasgo.PackManifestOptions{Layers: []ocispec.Descriptor{layer}})
-		require.NoError(t, err)
-		require.NoError(t, repo.Tag(ctx, desc, tag))
+		desc := pushPhoto(t, repo, tag, stacktest.JPEG(t, 100, 80, seed))
 		require.NoError(t, queue.NewPublisher(js).Publish(ctx, queue.Job{Version: 1, Registry: reg.Addr(), Repository: "photos/shutdown",
 			Digest: desc.Digest.String(), Tag: tag, Source: "test", Received: time.Now()}))
 	}
-	described := func(tag string) bool {
-		_, raw, err := orasgo.FetchBytes(ctx, repo, tag, orasgo.DefaultFetchBytesOptions)
-		var m struct {
-			Annotations map[string]string `json:"annotations"`
-		}
-		return err == nil && json.Unmarshal(raw, &m) == nil && m.Annotations["io.regscribe.description"] != ""
-	}
+	described := func(tag string) bool { return description(repo, tag) != "" }
 	start := func(timeout string) *exec.Cmd {
 		cmd := exec.Command(binary, "worker")
 		cmd.Env = append(os.Environ(), "REGSCRIBE_NATS_URL="+ns.ClientURL(), "REGSCRIBE_REGISTRIES=http://"+reg.Addr(),
@@ -217,9 +171,7 @@ func TestWorkerShutdown(t *testing.T) {
 func TestZotNATSSink(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	reg, err := embedded.StartRegistry(ctx, embedded.RegistryOptions{Listen: "127.0.0.1:0"}) // stands in for zot: no notifications
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = reg.Stop(ctx) })
+	reg := startRegistry(t) // stands in for zot: no notifications
 	model := modeltest.NewOllama(stacktest.Model)
 	t.Cleanup(model.Close)
 	natsAddr := freeAddr(t)
@@ -237,15 +189,8 @@ func TestZotNATSSink(t *testing.T) {
 	)
 	p.waitLog(t, "taking zot events from NATS")
 
-	repo, err := remote.NewRepository(reg.Addr() + "/photos/kumquat")
-	require.NoError(t, err)
-	repo.PlainHTTP = true
-	photo := stacktest.JPEG(t, 120, 90, 88)
-	layer, err := orasgo.PushBytes(ctx, repo, "image/jpeg", photo)
-	require.NoError(t, err)
-	desc, err := orasgo.PackManifest(ctx, repo, orasgo.PackManifestVersion1_1, "application/vnd.example.photo", orasgo.PackManifestOptions{Layers: []ocispec.Descriptor{layer}})
-	require.NoError(t, err)
-	require.NoError(t, repo.Tag(ctx, desc, "v2"))
+	repo := openRepo(t, reg.Addr(), "photos/kumquat")
+	desc := pushPhoto(t, repo, "v2", stacktest.JPEG(t, 120, 90, 88))
 
 	// As zot's nats sink publishes: core NATS, structured CloudEvent, no ack.
 	nc, err := nats.Connect("nats://" + natsAddr)
@@ -257,13 +202,7 @@ func TestZotNATSSink(t *testing.T) {
 	require.NoError(t, nc.Publish("zot.events", []byte(`{"specversion":"1.0","type":"zotregistry.image.updated","data":{"name":"../x"}}`)))
 	require.NoError(t, nc.Flush())
 
-	require.Eventually(t, func() bool {
-		_, raw, err := orasgo.FetchBytes(ctx, repo, "v2", orasgo.DefaultFetchBytesOptions)
-		var m struct {
-			Annotations map[string]string `json:"annotations"`
-		}
-		return err == nil && json.Unmarshal(raw, &m) == nil && m.Annotations["io.regscribe.description"] != ""
-	}, 30*time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool { return description(repo, "v2") != "" }, 30*time.Second, 50*time.Millisecond)
 
 	js, err := jetstream.New(nc)
 	require.NoError(t, err)
@@ -281,10 +220,7 @@ func TestZotNATSSink(t *testing.T) {
 // path and token; an event naming another registry is refused.
 func TestSourcesFile(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	reg, err := embedded.StartRegistry(ctx, embedded.RegistryOptions{Listen: "127.0.0.1:0"}) // stands in for Harbor
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = reg.Stop(ctx) })
+	reg := startRegistry(t) // stands in for Harbor
 	model := modeltest.NewOllama(stacktest.Model)
 	t.Cleanup(model.Close)
 	sources := filepath.Join(t.TempDir(), "sources.yaml")
@@ -308,14 +244,8 @@ func TestSourcesFile(t *testing.T) {
 	)
 	p.waitLog(t, "model ready")
 
-	repo, err := remote.NewRepository(reg.Addr() + "/team/photos")
-	require.NoError(t, err)
-	repo.PlainHTTP = true
-	layer, err := orasgo.PushBytes(ctx, repo, "image/jpeg", stacktest.JPEG(t, 120, 90, 89))
-	require.NoError(t, err)
-	desc, err := orasgo.PackManifest(ctx, repo, orasgo.PackManifestVersion1_1, "application/vnd.example.photo", orasgo.PackManifestOptions{Layers: []ocispec.Descriptor{layer}})
-	require.NoError(t, err)
-	require.NoError(t, repo.Tag(ctx, desc, "v1"))
+	repo := openRepo(t, reg.Addr(), "team/photos")
+	desc := pushPhoto(t, repo, "v1", stacktest.JPEG(t, 120, 90, 89))
 
 	post := func(token, host string) int {
 		body := fmt.Sprintf(`{"type":"PUSH_ARTIFACT","occur_at":1764275000,"operator":"alice","event_data":{"resources":[{"digest":%q,"tag":"v1","resource_url":"%s/team/photos:v1"}],"repository":{"name":"photos","namespace":"team","repo_full_name":"team/photos","repo_type":"private"}}}`, desc.Digest, host)
@@ -332,13 +262,66 @@ func TestSourcesFile(t *testing.T) {
 	require.Equal(t, http.StatusForbidden, post("harbor-s3cret", "evil.example.com"), "an event naming another registry is refused")
 	require.Equal(t, http.StatusOK, post("harbor-s3cret", "harbor.example.com"))
 
-	require.Eventually(t, func() bool {
-		_, raw, err := orasgo.FetchBytes(ctx, repo, "v1", orasgo.DefaultFetchBytesOptions)
-		var m struct {
-			Annotations map[string]string `json:"annotations"`
-		}
-		return err == nil && json.Unmarshal(raw, &m) == nil && m.Annotations["io.regscribe.description"] != ""
-	}, 30*time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool { return description(repo, "v1") != "" }, 30*time.Second, 50*time.Millisecond)
 	require.NotContains(t, p.Log(), "harbor-s3cret")
 	p.stop(t)
+}
+
+// startRegistry starts a Distribution registry without notifications.
+func startRegistry(t *testing.T) *embedded.Registry {
+	t.Helper()
+	reg, err := embedded.StartRegistry(context.Background(), embedded.RegistryOptions{Listen: "127.0.0.1:0"})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = reg.Stop(context.Background()) })
+	return reg
+}
+
+// startQueue starts a NATS server with regscribe's streams, for worker
+// processes to join.
+func startQueue(t *testing.T) (*embedded.NATS, jetstream.JetStream) {
+	t.Helper()
+	ns, err := embedded.StartNATS(embedded.NATSOptions{StoreDir: t.TempDir(), Listen: "127.0.0.1:0"})
+	require.NoError(t, err)
+	t.Cleanup(ns.Stop)
+	nc, err := nats.Connect(ns.ClientURL())
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	_, err = queue.EnsureStream(context.Background(), js, queue.StreamOptions{})
+	require.NoError(t, err)
+	return ns, js
+}
+
+// openRepo returns a plain-HTTP handle on host/name.
+func openRepo(t *testing.T, host, name string) *remote.Repository {
+	t.Helper()
+	repo, err := remote.NewRepository(host + "/" + name)
+	require.NoError(t, err)
+	repo.PlainHTTP = true
+	return repo
+}
+
+// pushPhoto pushes a one-photo artifact and tags it.
+func pushPhoto(t *testing.T, repo *remote.Repository, tag string, photo []byte) ocispec.Descriptor {
+	t.Helper()
+	ctx := context.Background()
+	layer, err := orasgo.PushBytes(ctx, repo, "image/jpeg", photo)
+	require.NoError(t, err)
+	desc, err := orasgo.PackManifest(ctx, repo, orasgo.PackManifestVersion1_1, "application/vnd.example.photo", orasgo.PackManifestOptions{Layers: []ocispec.Descriptor{layer}})
+	require.NoError(t, err)
+	require.NoError(t, repo.Tag(ctx, desc, tag))
+	return desc
+}
+
+// description is the io.regscribe.description of the manifest at reference ("" if none).
+func description(repo *remote.Repository, reference string) string {
+	_, raw, err := orasgo.FetchBytes(context.Background(), repo, reference, orasgo.DefaultFetchBytesOptions)
+	var m struct {
+		Annotations map[string]string `json:"annotations"`
+	}
+	if err != nil || json.Unmarshal(raw, &m) != nil {
+		return ""
+	}
+	return m.Annotations["io.regscribe.description"]
 }
