@@ -78,20 +78,26 @@ func (w *Worker) Process(ctx context.Context, job queue.Job) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	force := job.Force || w.opts.Force
+	f := forcing{any: job.Force || w.opts.Force, job: job.Force}
 	switch m.Descriptor.MediaType {
 	case ocispec.MediaTypeImageManifest:
-		return w.processManifest(ctx, repo, m, job.Tag, w.opts.Mode, force)
+		return w.processManifest(ctx, repo, m, job.Tag, w.opts.Mode, f)
 	case ocispec.MediaTypeImageIndex:
-		return w.processIndex(ctx, repo, m, job.Tag, force)
+		return w.processIndex(ctx, repo, m, job.Tag, f)
 	}
 	return Result{Manifest: m.Descriptor}, fault.Skip("%s is %s, not an OCI image manifest or index", m.Descriptor.Digest, m.Descriptor.MediaType)
 }
 
+// forcing says whether a photo is described again although described: any
+// is REGSCRIBE_FORCE or the job's flag; job is the job's own flag (a person
+// asked for this photo: reprocess --force, describe --force).
+type forcing struct{ any, job bool }
+
 // processManifest describes one image manifest and writes the description
 // in mode, moving tag (annotation mode) when it still points at m.
-func (w *Worker) processManifest(ctx context.Context, repo *remote.Repository, m registry.Manifest, tag string, mode Mode, force bool) (Result, error) {
+func (w *Worker) processManifest(ctx context.Context, repo *remote.Repository, m registry.Manifest, tag string, mode Mode, f forcing) (Result, error) {
 	res := Result{Manifest: m.Descriptor}
+	force := f.any
 	im, err := registry.ParseImageManifest(m)
 	if err != nil {
 		return res, fault.Permanent(err)
@@ -113,10 +119,12 @@ func (w *Worker) processManifest(ctx context.Context, repo *remote.Repository, m
 	}
 	if im.Annotations[registry.AnnotationDescription] != "" {
 		// The manifest carries a description: our own write-back, or an
-		// earlier one. Under force, describe again unless it is exactly what
-		// this model just wrote (which stops a forced run from looping on
-		// its own write-backs).
-		if !force || w.isOwnWrite(ctx, im, photos) {
+		// earlier one. Under REGSCRIBE_FORCE, describe again unless it is
+		// exactly what this model just wrote: the write-back's own
+		// notification must not start another round. A job forced by a
+		// person describes again regardless; its write-back's job is not
+		// forced, so it stops there.
+		if !force || (!f.job && w.isOwnWrite(ctx, im, photos)) {
 			return res, fault.Skip("%s already has a description by %s", m.Descriptor.Digest, im.Annotations[registry.AnnotationModel])
 		}
 	}
@@ -199,7 +207,7 @@ func (w *Worker) processManifest(ctx context.Context, repo *remote.Repository, m
 // each child gets a referrer and the index is untouched; otherwise each
 // child is re-pushed with its annotations and so is the index, pointing at
 // the new children, and the tag moves to it.
-func (w *Worker) processIndex(ctx context.Context, repo *remote.Repository, m registry.Manifest, tag string, force bool) (Result, error) {
+func (w *Worker) processIndex(ctx context.Context, repo *remote.Repository, m registry.Manifest, tag string, f forcing) (Result, error) {
 	res := Result{Manifest: m.Descriptor}
 	var idx ocispec.Index
 	if err := json.Unmarshal(m.Raw, &idx); err != nil {
@@ -229,7 +237,7 @@ func (w *Worker) processIndex(ctx context.Context, repo *remote.Repository, m re
 		if err != nil {
 			return res, err
 		}
-		cr, err := w.processManifest(ctx, repo, cm, "", childMode, force)
+		cr, err := w.processManifest(ctx, repo, cm, "", childMode, f)
 		if fault.Is(err, fault.KindSkip) {
 			skips = append(skips, err.Error())
 			continue

@@ -154,6 +154,13 @@ func TestProcessWritesBack(t *testing.T) {
 		// Describing the annotated manifest is a skip: the description is there.
 		_, err = wk.Process(ctx, queue.Job{Version: 1, Registry: s.RegistryHost, Repository: "photos/storm", Digest: res.Written.Descriptor.Digest.String(), Source: "test"})
 		require.True(t, fault.Is(err, fault.KindSkip), "%v", err)
+
+		// A job a person forced (reprocess --force, describe --force)
+		// describes it again, even though the description is its own.
+		forced, err := wk.Process(ctx, queue.Job{Version: 1, Registry: s.RegistryHost, Repository: "photos/storm", Digest: res.Written.Descriptor.Digest.String(), Source: "test", Force: true})
+		require.NoError(t, err)
+		require.Equal(t, 1, forced.ModelCalls)
+		require.Equal(t, 2, len(s.Model.Calls()))
 	})
 	t.Run("a tag that moved on is left alone", func(t *testing.T) {
 		old := s.Push(t, "photos/moved", "latest", file)

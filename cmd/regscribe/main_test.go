@@ -104,6 +104,11 @@ func startUp(t *testing.T, env ...string) *process {
 		close(p.out)
 	}()
 	t.Cleanup(func() {
+		if t.Failed() && cmd.ProcessState == nil {
+			// A stack dump of every goroutine shows where it was stuck.
+			_ = cmd.Process.Signal(syscall.SIGQUIT)
+			time.Sleep(500 * time.Millisecond)
+		}
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 		if t.Failed() {

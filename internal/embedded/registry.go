@@ -28,9 +28,9 @@ type RegistryOptions struct {
 	NotifyURL string
 	// NotifyToken is sent as "Authorization: Bearer <token>" to NotifyURL.
 	NotifyToken string
-	// Debug keeps the registry's own log at info level. By default only
-	// warnings and errors are logged (the info log prints endpoint headers,
-	// and so the token).
+	// Debug logs the registry's own lines (requests at info level, after
+	// start-up, whose info lines would print the token). By default the
+	// registry logs nothing.
 	Debug bool
 }
 
@@ -71,12 +71,14 @@ func StartRegistry(ctx context.Context, opts RegistryOptions) (*Registry, error)
 			Ignore:            configuration.Ignore{Actions: []string{"pull", "mount"}},
 		}}
 	}
-	// The registry logs through the global logrus logger; its info level
-	// prints endpoint headers (the token) and every 404 is an "error".
-	if opts.Debug {
-		logrus.SetLevel(logrus.InfoLevel)
-	} else {
-		logrus.SetLevel(logrus.ErrorLevel) // nothing below is formatted at all
+	// The registry logs through the global logrus logger. Its start-up
+	// lines at info level print the endpoint's headers, and so the token:
+	// it starts at warning level, and logs at info afterwards only with
+	// Debug. Without Debug nothing is formatted at all (every 404 is an
+	// "error" line).
+	logrus.SetLevel(logrus.WarnLevel)
+	if !opts.Debug {
+		logrus.SetLevel(logrus.ErrorLevel)
 		logrus.SetOutput(io.Discard)
 	}
 
@@ -88,6 +90,9 @@ func StartRegistry(ctx context.Context, opts RegistryOptions) (*Registry, error)
 	if err != nil {
 		ln.Close()
 		return nil, err
+	}
+	if opts.Debug {
+		logrus.SetLevel(logrus.InfoLevel)
 	}
 	r := &Registry{
 		app:    app,

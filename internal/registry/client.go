@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -84,6 +85,7 @@ func New(endpoints []config.Registry, opts Options) (*Client, error) {
 		repos: map[string]*remote.Repository{},
 	}
 	for _, e := range endpoints {
+		e.Host = canonicalHost(e.Host)
 		c.endpoints[e.Host] = e
 	}
 	return c, nil
@@ -91,14 +93,14 @@ func New(endpoints []config.Registry, opts Options) (*Client, error) {
 
 // Allowed reports whether host is a configured registry.
 func (c *Client) Allowed(host string) bool {
-	_, ok := c.endpoints[strings.ToLower(host)]
+	_, ok := c.endpoints[canonicalHost(host)]
 	return ok
 }
 
 // Repository returns the repository handle for host/name. A host that is not
 // configured is a permanent error: nobody can make a worker connect elsewhere.
 func (c *Client) Repository(host, name string) (*remote.Repository, error) {
-	host = strings.ToLower(host)
+	host = canonicalHost(host)
 	e, ok := c.endpoints[host]
 	if !ok {
 		return nil, fault.Permanent(fmt.Errorf("registry %q is not configured (REGSCRIBE_REGISTRIES)", host))
@@ -213,4 +215,23 @@ func (c *Client) Ping(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// canonicalHost lower-cases host[:port] and spells every loopback name
+// (localhost, 127.0.0.1, ::1) as 127.0.0.1: `oras push localhost:5000/…`
+// and a registry configured as 127.0.0.1:5000 are one registry on this
+// machine. No other host is ever rewritten.
+func canonicalHost(hostport string) string {
+	hostport = strings.ToLower(hostport)
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host, port = hostport, ""
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return hostport
+	}
+	if port == "" {
+		return "127.0.0.1"
+	}
+	return net.JoinHostPort("127.0.0.1", port)
 }

@@ -10,8 +10,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/errdef"
+	"oras.land/oras-go/v2/registry/remote/credentials"
 	"oras.land/oras-go/v2/registry/remote/errcode"
 
+	"github.com/regscribe/regscribe/internal/config"
 	"github.com/regscribe/regscribe/internal/fault"
 	"github.com/regscribe/regscribe/internal/registry"
 )
@@ -84,4 +86,23 @@ func TestClassify(t *testing.T) {
 		require.True(t, fault.Is(registry.Classify(tc.err), tc.kind), "%v: want %v", tc.err, tc.kind)
 	}
 	require.Contains(t, registry.Classify(status(http.StatusUnauthorized)).Error(), "oras login")
+}
+
+// A job naming localhost reaches a registry configured as 127.0.0.1 (one
+// machine); no other name is rewritten.
+func TestLoopbackNamesAreOneRegistry(t *testing.T) {
+	t.Parallel()
+	c, err := registry.New([]config.Registry{{Host: "127.0.0.1:5000", PlainHTTP: true}, {Host: "Registry.Example.com"}},
+		registry.Options{Credentials: credentials.NewMemoryStore()})
+	require.NoError(t, err)
+	for _, h := range []string{"127.0.0.1:5000", "localhost:5000", "LOCALHOST:5000", "[::1]:5000", "registry.example.com"} {
+		require.True(t, c.Allowed(h), h)
+		_, err := c.Repository(h, "photos/x")
+		require.NoError(t, err, h)
+	}
+	for _, h := range []string{"localhost:5001", "127.0.0.2:5001", "registry.example.com:443", "evil.example"} {
+		require.False(t, c.Allowed(h), h)
+		_, err := c.Repository(h, "photos/x")
+		require.True(t, fault.Is(err, fault.KindPermanent), h)
+	}
 }
