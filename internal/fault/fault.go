@@ -97,3 +97,30 @@ func Is(err error, k Kind) bool {
 	got, _ := Classify(err)
 	return err != nil && got == k
 }
+
+// FromStatus marks err, the failure of a request that a server answered
+// with HTTP status, by what the status means for a retry. It is the one
+// mapping from status to kind that the registry and model clients share:
+//
+//   - 408, 429 and 5xx: retryable, no sooner than after (a Retry-After the
+//     server sent; zero if none);
+//   - 401 and 403: permanent (credentials do not fix themselves);
+//   - any other status: permanent.
+//
+// Callers decide what a 404 means before calling it (a manifest that is
+// gone is a skip, an Ollama model that is not pulled is unavailable).
+func FromStatus(status int, after time.Duration, err error) error {
+	if err == nil {
+		return nil
+	}
+	if Transient(status) {
+		return RetryAfter(err, after)
+	}
+	return Permanent(err)
+}
+
+// Transient reports whether an HTTP status says the same request may
+// succeed later: 408, 429 and any 5xx.
+func Transient(status int) bool {
+	return status == 408 || status == 429 || status >= 500
+}

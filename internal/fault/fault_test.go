@@ -38,3 +38,25 @@ func TestClassify(t *testing.T) {
 	require.Nil(t, fault.Permanent(nil))
 	require.ErrorIs(t, fault.Permanent(base), base)
 }
+
+func TestFromStatus(t *testing.T) {
+	t.Parallel()
+	base := errors.New("boom")
+	for _, tc := range []struct {
+		status int
+		kind   fault.Kind
+	}{
+		{400, fault.KindPermanent}, {401, fault.KindPermanent}, {403, fault.KindPermanent},
+		{404, fault.KindPermanent}, {408, fault.KindRetry}, {409, fault.KindPermanent},
+		{429, fault.KindRetry}, {500, fault.KindRetry}, {502, fault.KindRetry}, {503, fault.KindRetry},
+	} {
+		err := fault.FromStatus(tc.status, time.Second, base)
+		kind, after := fault.Classify(err)
+		require.Equal(t, tc.kind, kind, "status %d", tc.status)
+		require.ErrorIs(t, err, base)
+		if kind == fault.KindRetry {
+			require.Equal(t, time.Second, after, "status %d keeps the server's delay", tc.status)
+		}
+	}
+	require.Nil(t, fault.FromStatus(500, 0, nil))
+}
