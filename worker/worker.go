@@ -319,7 +319,7 @@ func (w *Worker) jobs(msg jetstream.Msg) ([]queue.Job, error) {
 func (w *Worker) settle(msg jetstream.Msg, job queue.Job, attempt uint64, res Result, err error, start time.Time) {
 	log := w.log.With("repository", job.Repository, "digest", job.Digest, "tag", job.Tag, "attempt", attempt)
 	kind, after := fault.Classify(err)
-	report := queue.Result{JobID: job.ID(), Job: job, Attempts: int(attempt), At: time.Now().UTC(),
+	report := queue.Result{JobID: job.ID(), JobSeq: seqOf(msg), Job: job, Attempts: int(attempt), At: time.Now().UTC(),
 		Mode: string(res.Mode), Written: res.Written.Descriptor.Digest.String(), ModelCalls: res.ModelCalls}
 	var ackErr error
 	switch {
@@ -387,11 +387,19 @@ func (w *Worker) dead(job queue.Job, msg jetstream.Msg, attempt uint64, reason s
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	d := queue.DeadLetter{Job: job, Error: reason, Attempts: int(attempt), FailedAt: time.Now().UTC()}
+	d := queue.DeadLetter{Job: job, Error: reason, Attempts: int(attempt), FailedAt: time.Now().UTC(), JobSeq: seqOf(msg)}
 	if job.Version == 0 {
 		d.Error += " (raw job: " + truncateReason(string(msg.Data())) + ")"
 	}
 	return w.reporter.Dead(ctx, d)
+}
+
+// seqOf is the message's sequence in the job stream (0 if unknown).
+func seqOf(msg jetstream.Msg) uint64 {
+	if meta, err := msg.Metadata(); err == nil {
+		return meta.Sequence.Stream
+	}
+	return 0
 }
 
 func truncateReason(s string) string {

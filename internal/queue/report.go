@@ -39,8 +39,12 @@ const (
 
 // Result is what a worker publishes when a job ends (not on a retry).
 type Result struct {
-	Version    int       `json:"v"`
-	JobID      string    `json:"jobId"`
+	Version int    `json:"v"`
+	JobID   string `json:"jobId"`
+	// JobSeq is the sequence of the job's message in the job stream: the
+	// message's own identity (two notifications of one push are one job
+	// id, but each stored message has its own sequence).
+	JobSeq     uint64    `json:"jobSeq,omitempty"`
 	Job        Job       `json:"job"`
 	Outcome    Outcome   `json:"outcome"`
 	Reason     string    `json:"reason,omitempty"`
@@ -58,6 +62,8 @@ type DeadLetter struct {
 	Error    string    `json:"error"`
 	Attempts int       `json:"attempts"`
 	FailedAt time.Time `json:"failedAt"`
+	// JobSeq is the sequence of the job's message in the job stream.
+	JobSeq uint64 `json:"jobSeq,omitempty"`
 	// Seq is the dead letter's sequence in DeadStream (set when read).
 	Seq uint64 `json:"id,omitempty"`
 }
