@@ -24,7 +24,6 @@ import (
 	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/credentials"
 
-	"github.com/regscribe/regscribe/internal/config"
 	"github.com/regscribe/regscribe/internal/embedded"
 	"github.com/regscribe/regscribe/internal/fault"
 	"github.com/regscribe/regscribe/internal/memo"
@@ -76,7 +75,7 @@ func (r *rig) worker(t *testing.T, opts worker.Options, model ...string) *worker
 		name = model[0]
 		r.model.AddModel(name)
 	}
-	client, err := registry.New([]config.Registry{{Host: r.host, PlainHTTP: true}}, registry.Options{Credentials: credentials.NewMemoryStore()})
+	client, err := registry.New([]registry.Endpoint{{Host: r.host, PlainHTTP: true}}, registry.Options{Credentials: credentials.NewMemoryStore()})
 	require.NoError(t, err)
 	base, _ := url.Parse(r.model.URL)
 	d := vision.NewOllama(vision.OllamaOptions{BaseURL: base, Model: name, Timeout: 10 * time.Second})
@@ -182,7 +181,7 @@ func TestWriteBack(t *testing.T) {
 					rm := r.manifest(t, repo, refs[0].Digest.String())
 					require.Equal(t, registry.ArtifactTypeDescription, rm.ArtifactType)
 					require.Equal(t, pushed.Digest, rm.Subject.Digest)
-					client, err := registry.New([]config.Registry{{Host: host, PlainHTTP: true}}, registry.Options{Credentials: credentials.NewMemoryStore()})
+					client, err := registry.New([]registry.Endpoint{{Host: host, PlainHTTP: true}}, registry.Options{Credentials: credentials.NewMemoryStore()})
 					require.NoError(t, err)
 					rr, err := client.Repository(host, repo)
 					require.NoError(t, err)
@@ -369,7 +368,7 @@ func TestFallbackIndexLosesNoReferrer(t *testing.T) {
 	ctx := context.Background()
 	host := registries[0].start(t)
 	r := newRig(t, host)
-	client, err := registry.New([]config.Registry{{Host: host, PlainHTTP: true}}, registry.Options{Credentials: credentials.NewMemoryStore()})
+	client, err := registry.New([]registry.Endpoint{{Host: host, PlainHTTP: true}}, registry.Options{Credentials: credentials.NewMemoryStore()})
 	require.NoError(t, err)
 	base, _ := url.Parse(r.model.URL)
 	w := worker.New(client, vision.NewOllama(vision.OllamaOptions{BaseURL: base, Model: stacktest.Model}), r.memory,
@@ -444,7 +443,7 @@ func TestFallbackIndexAcrossProcesses(t *testing.T) {
 	base, _ := url.Parse(s.Model.URL)
 	var workers []*worker.Worker
 	for _, m := range models {
-		client, err := registry.New([]config.Registry{{Host: s.RegistryHost, PlainHTTP: true}}, registry.Options{Credentials: credentials.NewMemoryStore()})
+		client, err := registry.New([]registry.Endpoint{{Host: s.RegistryHost, PlainHTTP: true}}, registry.Options{Credentials: credentials.NewMemoryStore()})
 		require.NoError(t, err)
 		workers = append(workers, worker.New(client, vision.NewOllama(vision.OllamaOptions{BaseURL: base, Model: m}), s.Memory,
 			worker.Options{Mode: worker.ModeReferrer, Locker: s.Leases, Logger: stacktest.Logger(t)}))

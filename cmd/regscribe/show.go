@@ -45,15 +45,29 @@ func parseTarget(cfg config.Config, raw string, plainHTTP bool) (target, error) 
 // registries and host, named on the command line: over plain HTTP when
 // REGSCRIBE_REGISTRIES says so, for loopback hosts, or with --plain-http.
 func clientFor(cfg config.Config, host string, plainHTTP bool) (*regclient.Client, error) {
-	endpoints, err := cfg.RegistryEndpoints()
+	endpoints, err := registryEndpoints(cfg)
 	if err != nil {
 		return nil, err
 	}
 	host = strings.ToLower(host)
-	if !slices.ContainsFunc(endpoints, func(e config.Registry) bool { return e.Host == host }) {
-		endpoints = append(endpoints, config.Registry{Host: host, PlainHTTP: plainHTTP || isLoopback(host)})
+	if !slices.ContainsFunc(endpoints, func(e regclient.Endpoint) bool { return e.Host == host }) {
+		endpoints = append(endpoints, regclient.Endpoint{Host: host, PlainHTTP: plainHTTP || isLoopback(host)})
 	}
 	return regclient.New(endpoints, regclient.Options{UserAgent: "regscribe/" + buildVersion()})
+}
+
+// registryEndpoints are the registries of REGSCRIBE_REGISTRIES, as the
+// registry client takes them.
+func registryEndpoints(cfg config.Config) ([]regclient.Endpoint, error) {
+	regs, err := cfg.RegistryEndpoints()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]regclient.Endpoint, len(regs))
+	for i, r := range regs {
+		out[i] = regclient.Endpoint{Host: r.Host, PlainHTTP: r.PlainHTTP}
+	}
+	return out, nil
 }
 
 // isLoopback is true for localhost and loopback addresses, which oras also

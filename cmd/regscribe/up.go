@@ -236,7 +236,7 @@ func workerPool(ctx context.Context, cfg config.Config, js jetstream.JetStream, 
 	if err != nil {
 		return err
 	}
-	endpoints, err := cfg.RegistryEndpoints()
+	endpoints, err := registryEndpoints(cfg)
 	if err != nil {
 		return err
 	}

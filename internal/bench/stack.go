@@ -19,7 +19,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"oras.land/oras-go/v2/registry/remote/credentials"
 
-	"github.com/regscribe/regscribe/internal/config"
 	"github.com/regscribe/regscribe/internal/embedded"
 	"github.com/regscribe/regscribe/internal/imageprep"
 	"github.com/regscribe/regscribe/internal/memo"
@@ -140,7 +139,7 @@ func startStack(ctx context.Context, o stackOptions) (s *stack, err error) {
 	}
 	go func() { _ = srv.Serve(ln) }()
 
-	client, err := registry.New([]config.Registry{{Host: s.registry.Addr(), PlainHTTP: true}},
+	client, err := registry.New([]registry.Endpoint{{Host: s.registry.Addr(), PlainHTTP: true}},
 		registry.Options{Credentials: credentials.NewMemoryStore(), UserAgent: "regscribe/bench"})
 	if err != nil {
 		return s, err

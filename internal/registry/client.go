@@ -19,13 +19,21 @@ import (
 	"oras.land/oras-go/v2/registry/remote/errcode"
 	"oras.land/oras-go/v2/registry/remote/retry"
 
-	"github.com/regscribe/regscribe/internal/config"
 	"github.com/regscribe/regscribe/internal/fault"
 )
 
 // MaxManifestBytes caps manifest fetches (the OCI spec asks registries to
 // accept at least 4 MiB manifests).
 const MaxManifestBytes = 4 << 20
+
+// Endpoint is one registry a [Client] may contact.
+type Endpoint struct {
+	// Host is host[:port] as configured, e.g. "localhost:5000": requests go
+	// to this name (and TLS checks it), credentials are looked up under it.
+	Host string
+	// PlainHTTP is true for http:// registries.
+	PlainHTTP bool
+}
 
 // Options configure [New].
 type Options struct {
@@ -43,15 +51,18 @@ type Options struct {
 // *remote.Repository per repository so that oras-go's per-repository state
 // (referrers capability, fallback index merging) is shared within the process.
 type Client struct {
-	endpoints map[string]config.Registry
+	// endpoints are keyed by canonicalHost of their configured name.
+	endpoints map[string]Endpoint
 	client    *auth.Client
 
 	mu    sync.Mutex
 	repos map[string]*remote.Repository
 }
 
-// New returns a Client that may contact only the given registries.
-func New(endpoints []config.Registry, opts Options) (*Client, error) {
+// New returns a Client that may contact only the given registries. Where
+// two endpoints are one registry (localhost:5000 and 127.0.0.1:5000), the
+// first is kept.
+func New(endpoints []Endpoint, opts Options) (*Client, error) {
 	store := opts.Credentials
 	if store == nil {
 		s, err := credentials.NewStoreFromDocker(credentials.StoreOptions{})
@@ -75,18 +86,20 @@ func New(endpoints []config.Registry, opts Options) (*Client, error) {
 		ua = "regscribe"
 	}
 	c := &Client{
-		endpoints: make(map[string]config.Registry, len(endpoints)),
+		endpoints: make(map[string]Endpoint, len(endpoints)),
 		client: &auth.Client{
 			Client:     hc,
 			Cache:      auth.NewCache(),
-			Credential: credentials.Credential(store),
+			Credential: loopbackCredential(credentials.Credential(store)),
 			Header:     http.Header{"User-Agent": []string{ua}},
 		},
 		repos: map[string]*remote.Repository{},
 	}
 	for _, e := range endpoints {
-		e.Host = canonicalHost(e.Host)
-		c.endpoints[e.Host] = e
+		key := canonicalHost(e.Host)
+		if _, dup := c.endpoints[key]; !dup {
+			c.endpoints[key] = e
+		}
 	}
 	return c, nil
 }
@@ -99,13 +112,14 @@ func (c *Client) Allowed(host string) bool {
 
 // Repository returns the repository handle for host/name. A host that is not
 // configured is a permanent error: nobody can make a worker connect elsewhere.
+// The handle reaches the registry by its configured name, whichever loopback
+// spelling the job used.
 func (c *Client) Repository(host, name string) (*remote.Repository, error) {
-	host = canonicalHost(host)
-	e, ok := c.endpoints[host]
+	e, ok := c.endpoints[canonicalHost(host)]
 	if !ok {
 		return nil, fault.Permanent(fmt.Errorf("registry %q is not configured (REGSCRIBE_REGISTRIES)", host))
 	}
-	key := host + "/" + name
+	key := e.Host + "/" + name
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if r, ok := c.repos[key]; ok {
@@ -167,8 +181,10 @@ func (c *Client) Resolve(ctx context.Context, repo *remote.Repository, tag strin
 }
 
 // Classify marks a registry error with its fault kind: a manifest that is
-// gone is a skip; auth failures, content that fails verification and other
-// 4xx are permanent; everything else (5xx, 429, network) is retryable.
+// gone is a skip; a registry's answer otherwise by [fault.FromStatus] (auth
+// failures with a hint on credentials); missing credentials, content that
+// fails verification are permanent; everything else (network, unknown) is
+// retryable, within the job's attempts.
 func Classify(err error) error {
 	if err == nil {
 		return nil
@@ -184,25 +200,28 @@ func Classify(err error) error {
 		errors.Is(err, content.ErrTrailingData),
 		errors.Is(err, content.ErrInvalidDescriptorSize):
 		return fault.Permanent(err)
+	case errors.Is(err, auth.ErrBasicCredentialNotFound):
+		return fault.Permanent(fmt.Errorf("%w (%s)", err, credentialHint))
 	case errors.As(err, &resp):
-		switch {
-		case resp.StatusCode == http.StatusNotFound:
+		switch resp.StatusCode {
+		case http.StatusNotFound:
 			return fault.Skip("%v", err)
-		case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode >= 500:
-			return fault.Retry(err)
-		case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-			return fault.Permanent(fmt.Errorf("%w (check the credentials `oras login` stored for this registry)", err))
-		default:
-			return fault.Permanent(err)
+		case http.StatusUnauthorized, http.StatusForbidden:
+			err = fmt.Errorf("%w (%s)", err, credentialHint)
 		}
+		return fault.FromStatus(resp.StatusCode, 0, err)
 	}
 	return fault.Retry(err)
 }
 
+// credentialHint ends the message of an auth failure.
+const credentialHint = "check the credentials `oras login` stored for this registry"
+
 // Ping checks that every configured registry answers its API root.
 func (c *Client) Ping(ctx context.Context) error {
 	var errs []error
-	for host, e := range c.endpoints {
+	for _, e := range c.endpoints {
+		host := e.Host
 		reg, err := remote.NewRegistry(host)
 		if err != nil {
 			errs = append(errs, err)
@@ -217,17 +236,68 @@ func (c *Client) Ping(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// canonicalHost lower-cases host[:port] and spells every loopback name
-// (localhost, 127.0.0.1, ::1) as 127.0.0.1: `oras push localhost:5000/…`
-// and a registry configured as 127.0.0.1:5000 are one registry on this
-// machine. No other host is ever rewritten.
+// loopbackCredential looks credentials up under the name asked for and,
+// for a loopback registry, under its other spellings too: `oras login
+// localhost:5000` serves a registry configured as 127.0.0.1:5000.
+func loopbackCredential(get auth.CredentialFunc) auth.CredentialFunc {
+	return func(ctx context.Context, hostport string) (auth.Credential, error) {
+		cred, err := get(ctx, hostport)
+		if err != nil || cred != auth.EmptyCredential {
+			return cred, err
+		}
+		for _, alt := range loopbackSpellings(hostport) {
+			if alt == hostport {
+				continue
+			}
+			if cred, err = get(ctx, alt); err != nil || cred != auth.EmptyCredential {
+				return cred, err
+			}
+		}
+		return auth.EmptyCredential, nil
+	}
+}
+
+// loopbackSpellings returns the names a loopback host[:port] goes by
+// (localhost, 127.0.0.1, ::1), or nil for any other host.
+func loopbackSpellings(hostport string) []string {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host, port = hostport, ""
+	}
+	if !isLoopback(host) {
+		return nil
+	}
+	var out []string
+	for _, h := range []string{"localhost", "127.0.0.1", "::1"} {
+		if port == "" {
+			out = append(out, h)
+		} else {
+			out = append(out, net.JoinHostPort(h, port))
+		}
+	}
+	return out
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// canonicalHost is the allow-list key of host[:port]: lower-cased, every
+// loopback name (localhost, 127.0.0.1, ::1) spelt 127.0.0.1, since `oras
+// push localhost:5000/…` and a registry configured as 127.0.0.1:5000 are one
+// registry on this machine. No other host is ever rewritten, and no request
+// goes to the key: it only finds the configured endpoint.
 func canonicalHost(hostport string) string {
 	hostport = strings.ToLower(hostport)
 	host, port, err := net.SplitHostPort(hostport)
 	if err != nil {
 		host, port = hostport, ""
 	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+	if !isLoopback(host) {
 		return hostport
 	}
 	if port == "" {

@@ -3,8 +3,11 @@
 // blobs with size caps, and writing descriptions back.
 //
 // The host a request goes to always comes from configuration ([Client] is
-// built from REGSCRIBE_REGISTRIES); a job names a configured registry or is
-// refused. Registry failures are classified with package fault: 5xx, 429 and
-// network errors are retryable, auth failures, size and digest violations
-// permanent, a manifest that is gone a skip.
+// built from [Endpoint]s, REGSCRIBE_REGISTRIES); a job names a configured
+// registry or is refused. Loopback names (localhost, 127.0.0.1, ::1) are one
+// registry for that check only: requests go to the name as configured, and
+// credentials are found under any loopback spelling. Registry failures are
+// classified with package fault: 5xx, 429, network and unknown errors are
+// retryable (within the job's attempts), auth failures, size and digest
+// violations permanent, a manifest that is gone a skip.
 package registry

@@ -1,6 +1,7 @@
 package registry_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,10 +11,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/errdef"
+	"oras.land/oras-go/v2/registry/remote/auth"
 	"oras.land/oras-go/v2/registry/remote/credentials"
 	"oras.land/oras-go/v2/registry/remote/errcode"
 
-	"github.com/regscribe/regscribe/internal/config"
 	"github.com/regscribe/regscribe/internal/fault"
 	"github.com/regscribe/regscribe/internal/registry"
 )
@@ -80,7 +81,11 @@ func TestClassify(t *testing.T) {
 		{fmt.Errorf("x: %w", errdef.ErrNotFound), fault.KindSkip},
 		{fmt.Errorf("x: %w", content.ErrMismatchedDigest), fault.KindPermanent},
 		{fmt.Errorf("x: %w", errdef.ErrSizeExceedsLimit), fault.KindPermanent},
+		{status(http.StatusRequestTimeout), fault.KindRetry},
 		{errors.New("dial tcp: connection refused"), fault.KindRetry},
+		{fmt.Errorf("x: %w", context.DeadlineExceeded), fault.KindRetry},
+		{errors.New("something nobody foresaw"), fault.KindRetry},
+		{fmt.Errorf("GET x: %w", auth.ErrBasicCredentialNotFound), fault.KindPermanent},
 	}
 	for _, tc := range cases {
 		require.True(t, fault.Is(registry.Classify(tc.err), tc.kind), "%v: want %v", tc.err, tc.kind)
@@ -92,13 +97,14 @@ func TestClassify(t *testing.T) {
 // machine); no other name is rewritten.
 func TestLoopbackNamesAreOneRegistry(t *testing.T) {
 	t.Parallel()
-	c, err := registry.New([]config.Registry{{Host: "127.0.0.1:5000", PlainHTTP: true}, {Host: "Registry.Example.com"}},
+	c, err := registry.New([]registry.Endpoint{{Host: "127.0.0.1:5000", PlainHTTP: true}, {Host: "Registry.Example.com"}},
 		registry.Options{Credentials: credentials.NewMemoryStore()})
 	require.NoError(t, err)
 	for _, h := range []string{"127.0.0.1:5000", "localhost:5000", "LOCALHOST:5000", "[::1]:5000", "registry.example.com"} {
 		require.True(t, c.Allowed(h), h)
-		_, err := c.Repository(h, "photos/x")
+		repo, err := c.Repository(h, "photos/x")
 		require.NoError(t, err, h)
+		require.Contains(t, []string{"127.0.0.1:5000", "Registry.Example.com"}, repo.Reference.Registry, "connects by the configured name")
 	}
 	for _, h := range []string{"localhost:5001", "127.0.0.2:5001", "registry.example.com:443", "evil.example"} {
 		require.False(t, c.Allowed(h), h)

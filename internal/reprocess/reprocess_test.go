@@ -23,7 +23,6 @@ import (
 	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/credentials"
 
-	"github.com/regscribe/regscribe/internal/config"
 	"github.com/regscribe/regscribe/internal/embedded"
 	"github.com/regscribe/regscribe/internal/modeltest"
 	"github.com/regscribe/regscribe/internal/queue"
@@ -57,7 +56,7 @@ func startQuietRegistry(t testing.TB) *quietRegistry {
 }
 
 func newQuietRegistry(t testing.TB, host string) *quietRegistry {
-	client, err := registry.New([]config.Registry{{Host: host, PlainHTTP: true}}, registry.Options{Credentials: credentials.NewMemoryStore()})
+	client, err := registry.New([]registry.Endpoint{{Host: host, PlainHTTP: true}}, registry.Options{Credentials: credentials.NewMemoryStore()})
 	require.NoError(t, err)
 	return &quietRegistry{Host: host, Client: client}
 }

@@ -146,7 +146,7 @@ func Start(t testing.TB, opts Options) *Stack {
 		t.Cleanup(proxy.Close)
 		workerHost = strings.TrimPrefix(proxy.URL, "http://")
 	}
-	s.Client, err = registry.New([]config.Registry{{Host: s.RegistryHost, PlainHTTP: true}, {Host: workerHost, PlainHTTP: true}},
+	s.Client, err = registry.New([]registry.Endpoint{{Host: s.RegistryHost, PlainHTTP: true}, {Host: workerHost, PlainHTTP: true}},
 		registry.Options{Credentials: credentials.NewMemoryStore(), HTTPClient: &http.Client{Transport: redirectHost(s.RegistryHost, workerHost)}})
 	require.NoError(t, err)
 
