@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	specs "github.com/opencontainers/image-spec/specs-go"
@@ -59,7 +60,11 @@ func (c *Client) Referrers(ctx context.Context, repo *remote.Repository, subject
 // WriteReferrer attaches rec to subject as a referrer artifact whose
 // manifest also carries annotations (so `oras discover` shows them). The
 // manifest is built deterministically from rec, so the same description
-// gives the same digest: a repeated write finds it there and pushes nothing.
+// gives the same digest: a repeated write finds it listed among the
+// subject's referrers and pushes nothing. A referrer that is stored but not
+// listed (its fallback index update failed: a 5xx, a crash, a timeout) is
+// pushed again, which stores the same bytes again and makes oras-go add it
+// to the fallback index.
 // Updates of a fallback index are merged within this process by oras-go,
 // which is why Client keeps one Repository per repository.
 func (c *Client) WriteReferrer(ctx context.Context, repo *remote.Repository, subject ocispec.Descriptor, rec Record, annotations map[string]string) (Written, error) {
@@ -95,11 +100,8 @@ func (c *Client) WriteReferrer(ctx context.Context, repo *remote.Repository, sub
 	desc.ArtifactType = ArtifactTypeDescription
 	desc.Annotations = ann
 	w := Written{Descriptor: desc}
-	if w.AlreadyThere, err = repo.Manifests().Exists(ctx, desc); err != nil {
-		return Written{}, Classify(fmt.Errorf("check %s@%s: %w", repo.Reference, desc.Digest, err))
-	}
-	if w.AlreadyThere {
-		return w, nil
+	if w.AlreadyThere, err = c.listed(ctx, repo, subj, desc); err != nil || w.AlreadyThere {
+		return w, err
 	}
 	for _, blob := range []struct {
 		d    ocispec.Descriptor
@@ -117,6 +119,21 @@ func (c *Client) WriteReferrer(ctx context.Context, repo *remote.Repository, sub
 		return Written{}, Classify(fmt.Errorf("push description referrer %s@%s: %w", repo.Reference, desc.Digest, err))
 	}
 	return w, nil
+}
+
+// listed reports whether the referrer desc is listed among subject's
+// referrers (through the referrers API or the fallback index). A referrer
+// that is stored but not listed is invisible to `oras discover` and to
+// regscribe's own "already described" check, so it is not "already there".
+// Listing first also tells oras-go whether the registry has the referrers
+// API before anything is pushed, so that it keeps no fallback index on a
+// registry that has one.
+func (c *Client) listed(ctx context.Context, repo *remote.Repository, subject, desc ocispec.Descriptor) (bool, error) {
+	refs, err := c.Referrers(ctx, repo, subject, ArtifactTypeDescription)
+	if err != nil {
+		return false, err
+	}
+	return slices.ContainsFunc(refs, func(r ocispec.Descriptor) bool { return r.Digest == desc.Digest }), nil
 }
 
 // FetchRecord fetches the record a description referrer carries.
