@@ -174,11 +174,12 @@ func (w *Worker) processManifest(ctx context.Context, repo *remote.Repository, m
 	}
 	res.Mode = ModeReferrer
 	if w.opts.Locker != nil {
-		unlock, err := w.opts.Locker.Lock(ctx, repo.Reference.Registry+"/"+repo.Reference.Repository+"@"+m.Descriptor.Digest.String())
+		held, unlock, err := w.opts.Locker.Lock(ctx, repo.Reference.Registry+"/"+repo.Reference.Repository+"@"+m.Descriptor.Digest.String())
 		if err != nil {
 			return res, fault.Retry(err)
 		}
 		defer unlock()
+		ctx = held
 	}
 	rec, ann := w.record(im, m.Descriptor, photos, res.Descriptions)
 	started := time.Now()

@@ -43,8 +43,10 @@ type Reporter interface {
 
 // Locker serialises writes to one photo's referrers across processes (a
 // registry without the referrers API keeps them in one fallback index).
+// Lock returns the context for the work under the lock: it ends when the
+// lock is lost.
 type Locker interface {
-	Lock(ctx context.Context, name string) (unlock func(), err error)
+	Lock(ctx context.Context, name string) (held context.Context, unlock func(), err error)
 }
 
 // Checker is implemented by describers that can tell whether their model is

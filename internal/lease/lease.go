@@ -4,7 +4,10 @@
 // regscribe uses it around writes to a photo's referrers: on registries
 // without the referrers API every referrer write rewrites one fallback index
 // (the sha256-<hex> tag), and two processes rewriting it at once can lose a
-// referrer. A lease whose holder died expires after its time to live.
+// referrer. A lease is renewed while it is held, so work under it may take
+// longer than its time to live; a lease whose holder died (no renewals)
+// expires after its time to live, and a holder that could not renew it in
+// time learns that it lost it through the context [Leases.Lock] returns.
 package lease
 
 import (
@@ -13,6 +16,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -27,8 +31,14 @@ type Leases struct {
 	ttl time.Duration
 }
 
-// Open creates (or opens) the lease bucket. A lease lasts at most ttl
-// (if zero, 30 s): work done under it must be shorter.
+// ErrLost is the cause (see [context.Cause]) of the end of a held context
+// whose lease was lost: it could not be renewed within its time to live, or
+// it expired and was taken by another holder.
+var ErrLost = errors.New("lease lost")
+
+// Open creates (or opens) the lease bucket. A lease expires ttl (if zero,
+// 30 s) after its holder last renewed it; holders renew theirs every third
+// of ttl.
 func Open(ctx context.Context, js jetstream.JetStream, replicas int, ttl time.Duration) (*Leases, error) {
 	if ttl == 0 {
 		ttl = 30 * time.Second
@@ -47,31 +57,82 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int, ttl time.Du
 	return &Leases{kv: kv, ttl: ttl}, nil
 }
 
-// Lock waits until it holds the lease on name, or ctx ends, and returns
-// the function that gives it back.
-func (l *Leases) Lock(ctx context.Context, name string) (unlock func(), err error) {
+// Lock waits until it holds the lease on name, or ctx ends. It returns the
+// context for the work done under the lease, derived from ctx, and the
+// function that gives the lease back (and cancels that context). The lease
+// is renewed until then; if it is lost (see [ErrLost]) the context is
+// cancelled with cause ErrLost, so the work stops rather than continue
+// unprotected.
+func (l *Leases) Lock(ctx context.Context, name string) (held context.Context, unlock func(), err error) {
 	sum := sha256.Sum256([]byte(name))
 	key := hex.EncodeToString(sum[:])
 	wait := 10 * time.Millisecond
 	for {
-		rev, err := l.kv.Create(ctx, key, []byte(time.Now().UTC().Format(time.RFC3339Nano)))
+		rev, err := l.kv.Create(ctx, key, stamp())
 		if err == nil {
-			return func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				// Only our own revision: a lease that expired and was taken
-				// by another holder is not ours to end.
-				_ = l.kv.Delete(ctx, key, jetstream.LastRevision(rev))
-			}, nil
+			return l.hold(ctx, name, key, rev)
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) {
-			return nil, fmt.Errorf("lease %s: %w", name, err)
+			return nil, nil, fmt.Errorf("lease %s: %w", name, err)
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("lease %s: %w", name, ctx.Err())
+			return nil, nil, fmt.Errorf("lease %s: %w", name, ctx.Err())
 		case <-time.After(wait):
 		}
 		wait = min(wait*2, 250*time.Millisecond)
 	}
 }
+
+// hold renews the lease at revision rev until it is given back or lost.
+func (l *Leases) hold(ctx context.Context, name, key string, rev uint64) (context.Context, func(), error) {
+	held, cancel := context.WithCancelCause(ctx)
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		every := l.ttl / 3
+		renewed := time.Now()
+		t := time.NewTimer(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+			rctx, rcancel := context.WithTimeout(context.Background(), every)
+			next, err := l.kv.Update(rctx, key, stamp(), rev)
+			rcancel()
+			switch {
+			case err == nil:
+				rev, renewed = next, time.Now()
+			case errors.Is(err, jetstream.ErrKeyRevisionMismatch) || time.Since(renewed)+every >= l.ttl:
+				// Expired, perhaps taken by another holder, or the next
+				// try could come after it expires: not ours to renew, nor
+				// to end.
+				rev = 0
+				cancel(fmt.Errorf("%w: %s: %w", ErrLost, name, err))
+				return
+			}
+			t.Reset(every)
+		}
+	}()
+	var once sync.Once
+	return held, func() {
+		once.Do(func() {
+			close(stop)
+			<-done
+			cancel(nil)
+			if rev == 0 {
+				return
+			}
+			ctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer dcancel()
+			// Only our own revision: a lease that expired and was taken by
+			// another holder is not ours to end.
+			_ = l.kv.Delete(ctx, key, jetstream.LastRevision(rev))
+		})
+	}, nil
+}
+
+func stamp() []byte { return []byte(time.Now().UTC().Format(time.RFC3339Nano)) }

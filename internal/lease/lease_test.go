@@ -15,12 +15,15 @@ import (
 	"github.com/regscribe/regscribe/internal/lease"
 )
 
-func open(t *testing.T, ttl time.Duration) (*lease.Leases, *lease.Leases) {
+// open returns two lease holders on two connections, as two processes would
+// have, and the first one's connection (closing it is that process dying).
+func open(t *testing.T, ttl time.Duration) (*lease.Leases, *lease.Leases, *nats.Conn) {
 	ns, err := embedded.StartNATS(embedded.NATSOptions{StoreDir: t.TempDir(), Listen: "off"})
 	require.NoError(t, err)
 	t.Cleanup(ns.Stop)
 	var ls []*lease.Leases
-	for range 2 { // two connections, as two processes would have
+	var conns []*nats.Conn
+	for range 2 {
 		nc, err := nats.Connect("", nats.InProcessServer(ns))
 		require.NoError(t, err)
 		t.Cleanup(nc.Close)
@@ -29,13 +32,14 @@ func open(t *testing.T, ttl time.Duration) (*lease.Leases, *lease.Leases) {
 		l, err := lease.Open(context.Background(), js, 1, ttl)
 		require.NoError(t, err)
 		ls = append(ls, l)
+		conns = append(conns, nc)
 	}
-	return ls[0], ls[1]
+	return ls[0], ls[1], conns[0]
 }
 
 func TestOneHolderAtATime(t *testing.T) {
 	t.Parallel()
-	a, b := open(t, 0)
+	a, b, _ := open(t, 0)
 	var inside, most atomic.Int32
 	var wg sync.WaitGroup
 	for i := range 20 {
@@ -46,7 +50,7 @@ func TestOneHolderAtATime(t *testing.T) {
 			if i%2 == 1 {
 				l = b
 			}
-			unlock, err := l.Lock(context.Background(), "photos/x@sha256:1")
+			_, unlock, err := l.Lock(context.Background(), "photos/x@sha256:1")
 			require.NoError(t, err)
 			n := inside.Add(1)
 			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
@@ -60,29 +64,75 @@ func TestOneHolderAtATime(t *testing.T) {
 	require.Equal(t, int32(1), most.Load())
 
 	// Other names do not wait for each other.
-	u1, err := a.Lock(context.Background(), "one")
+	_, u1, err := a.Lock(context.Background(), "one")
 	require.NoError(t, err)
-	u2, err := b.Lock(context.Background(), "two")
+	_, u2, err := b.Lock(context.Background(), "two")
 	require.NoError(t, err)
 	u1()
 	u2()
 }
 
-func TestLockGivesUpWithItsContextAndLeasesExpire(t *testing.T) {
+// A lease held three times its time to live stays held (it is renewed)
+// and a second Lock waits; unlock ends the holder's context and hands it on.
+func TestLeaseIsRenewedWhileHeld(t *testing.T) {
 	t.Parallel()
-	a, b := open(t, time.Second)
-	unlock, err := a.Lock(context.Background(), "held")
+	const ttl = time.Second
+	a, b, _ := open(t, ttl)
+	held, unlock, err := a.Lock(context.Background(), "held")
+	require.NoError(t, err)
+	defer unlock()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*ttl)
+	defer cancel()
+	_, _, err = b.Lock(ctx, "held")
+	require.ErrorIs(t, err, context.DeadlineExceeded, "the second Lock waits while the first holder renews")
+	require.NoError(t, held.Err(), "the holder still holds the lease")
+
+	unlock()
+	require.ErrorIs(t, held.Err(), context.Canceled)
+	require.NotErrorIs(t, context.Cause(held), lease.ErrLost, "given back, not lost")
+	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, unlock2, err := b.Lock(ctx, "held")
+	require.NoError(t, err, "given back, the lease is free at once")
+	unlock2()
+}
+
+// A holder whose process died (its connection gone: no renewals) loses the
+// lease after its time to live, and learns it from its context.
+func TestLeaseOfADeadHolderExpires(t *testing.T) {
+	t.Parallel()
+	a, b, aConn := open(t, time.Second)
+	held, unlock, err := a.Lock(context.Background(), "held")
 	require.NoError(t, err)
 	defer unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	_, err = b.Lock(ctx, "held")
+	_, _, err = b.Lock(ctx, "held")
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 
-	// The holder "dies" without unlocking: the lease expires.
+	aConn.Close()
 	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	unlock2, err := b.Lock(ctx, "held")
+	_, unlock2, err := b.Lock(ctx, "held")
+	require.NoError(t, err, "the dead holder's lease expires")
+	defer unlock2()
+	select {
+	case <-held.Done():
+		require.ErrorIs(t, context.Cause(held), lease.ErrLost)
+	case <-ctx.Done():
+		t.Fatal("the holder that could not renew was not told it lost the lease")
+	}
+}
+
+func TestLockGivesUpWithItsContext(t *testing.T) {
+	t.Parallel()
+	a, b, _ := open(t, 0)
+	_, unlock, err := a.Lock(context.Background(), "held")
 	require.NoError(t, err)
-	unlock2()
+	defer unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, _, err = b.Lock(ctx, "held")
+	require.ErrorIs(t, err, context.DeadlineExceeded)
 }
