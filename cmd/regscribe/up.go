@@ -243,7 +243,7 @@ func workerPool(ctx context.Context, cfg config.Config, js jetstream.JetStream, 
 	if len(endpoints) == 0 {
 		return errors.New("REGSCRIBE_REGISTRIES is empty: workers may contact no registry")
 	}
-	reg, err := registry.New(endpoints, registry.Options{UserAgent: "regscribe/" + buildVersion()})
+	reg, err := registry.New(endpoints, registry.Options{UserAgent: "regscribe/" + buildVersion(), Logger: log})
 	if err != nil {
 		return err
 	}

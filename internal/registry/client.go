@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -45,6 +46,9 @@ type Options struct {
 	// HTTPClient carries the requests. If nil, oras-go's retrying transport
 	// (5xx and 429 retried a few times) on a connection pool of its own.
 	HTTPClient *http.Client
+	// Logger receives warnings about tags (see [Client.WriteAnnotation]).
+	// If nil, slog.Default().
+	Logger *slog.Logger
 }
 
 // Client reaches the configured registries. It keeps one
@@ -54,6 +58,7 @@ type Client struct {
 	// endpoints are keyed by canonicalHost of their configured name.
 	endpoints map[string]Endpoint
 	client    *auth.Client
+	log       *slog.Logger
 
 	mu    sync.Mutex
 	repos map[string]*remote.Repository
@@ -94,6 +99,10 @@ func New(endpoints []Endpoint, opts Options) (*Client, error) {
 			Header:     http.Header{"User-Agent": []string{ua}},
 		},
 		repos: map[string]*remote.Repository{},
+		log:   opts.Logger,
+	}
+	if c.log == nil {
+		c.log = slog.Default()
 	}
 	for _, e := range endpoints {
 		key := canonicalHost(e.Host)

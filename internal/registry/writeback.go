@@ -32,11 +32,19 @@ type Written struct {
 }
 
 // WriteAnnotation pushes m with edit applied. When tag still points at m
-// (re-resolved right before the write, since the distribution API has no
-// compare-and-swap) the new manifest is pushed by that tag, which stores it
-// and moves the tag in one request; otherwise (no tag, or a tag a newer push
-// has taken) it is pushed by digest and no tag moves. The same edit of the
-// same manifest gives the same bytes, so a repeated write changes nothing.
+// (re-resolved right before the write) the new manifest is pushed by that
+// tag, which stores it and moves the tag in one request; otherwise (no tag,
+// or a tag a newer push has taken) it is pushed by digest and no tag moves.
+// The same edit of the same manifest gives the same bytes, so a repeated
+// write changes nothing.
+//
+// The distribution API has no compare-and-swap, so a push of another
+// manifest to tag that lands between the re-resolve and the write is
+// overwritten. The window is narrowed, not closed: the tag is resolved again
+// right after the write, and when it points elsewhere by then a newer push
+// owns it and is left alone (TagMovedOn). A job that finds its tag on a
+// manifest regscribe annotated from another one logs a warning naming the
+// tag and both digests: its push may have been overwritten that way.
 func (c *Client) WriteAnnotation(ctx context.Context, repo *remote.Repository, m Manifest, edit Edit, tag string) (Written, error) {
 	raw, err := Annotate(m.Raw, edit)
 	if err != nil {
@@ -57,10 +65,21 @@ func (c *Client) WriteAnnotation(ctx context.Context, repo *remote.Repository, m
 			if err := repo.Manifests().PushReference(ctx, desc, bytes.NewReader(raw), tag); err != nil {
 				return w, classifyTagMove(fmt.Errorf("push annotated manifest as %s:%s: %w", repo.Reference, tag, err))
 			}
-			w.TagMoved = true
+			after, err := c.Resolve(ctx, repo, tag)
+			if err != nil {
+				return w, err
+			}
+			if after.Digest == desc.Digest {
+				w.TagMoved = true
+				return w, nil
+			}
+			c.log.Info("tag moved on right after the description was written: a newer push owns it and is left alone",
+				"repository", repo.Reference.Repository, "tag", tag, "written", desc.Digest, "tag_now", after.Digest)
+			w.TagMovedOn = true
 			return w, nil
 		default:
 			w.TagMovedOn = true
+			c.warnIfOverwritten(ctx, repo, tag, m.Descriptor, now)
 		}
 	}
 	if w.AlreadyThere, err = repo.Manifests().Exists(ctx, desc); err != nil {
@@ -72,6 +91,27 @@ func (c *Client) WriteAnnotation(ctx context.Context, repo *remote.Repository, m
 		}
 	}
 	return w, nil
+}
+
+// warnIfOverwritten warns when tag, which pointed at pushed when it was
+// announced, now points at a manifest regscribe annotated (it carries a
+// description): regscribe moved the tag there for another push, and may have
+// overwritten this one, which landed between that write's check and its push.
+func (c *Client) warnIfOverwritten(ctx context.Context, repo *remote.Repository, tag string, pushed, now ocispec.Descriptor) {
+	if now.MediaType != ocispec.MediaTypeImageManifest {
+		return
+	}
+	nm, err := c.FetchManifest(ctx, repo, now.Digest.String())
+	if err != nil {
+		return
+	}
+	im, err := ParseImageManifest(nm)
+	if err != nil || im.Annotations[AnnotationDescription] == "" {
+		return
+	}
+	c.log.Warn("tag now points at a manifest regscribe annotated from another push: this push may have been overwritten by that tag move "+
+		"(the registry API cannot move a tag only if it is unchanged); push it again to restore the tag",
+		"repository", repo.Reference.Repository, "tag", tag, "manifest", pushed.Digest, "tag_now", now.Digest)
 }
 
 // classifyTagMove marks a registry's refusal to move a tag (a 4xx other

@@ -1,0 +1,129 @@
+package registry_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/stretchr/testify/require"
+	"oras.land/oras-go/v2"
+	"oras.land/oras-go/v2/registry/remote"
+	"oras.land/oras-go/v2/registry/remote/credentials"
+
+	"github.com/regscribe/regscribe/internal/registry"
+)
+
+// logBuffer is an io.Writer for a slog handler that tests read.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) lines(level string) []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for _, l := range strings.Split(b.buf.String(), "\n") {
+		if strings.Contains(l, "level="+level) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// A user's push to a tag can race regscribe's move of the same tag. The
+// race is driven through a proxy that lets the user's push land right
+// before, or right after, regscribe's PUT of the tag.
+func TestTagMoveRace(t *testing.T) {
+	t.Parallel()
+	for _, reg := range registries {
+		for _, userPushes := range []string{"before", "after"} {
+			t.Run(reg.name+"/user push lands "+userPushes, func(t *testing.T) {
+				t.Parallel()
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				backend := reg.start(t)
+				direct, err := remote.NewRepository(strings.TrimPrefix(backend, "http://") + "/photos/dunes")
+				require.NoError(t, err)
+				direct.PlainHTTP = true
+				push := func(name string) ocispec.Descriptor {
+					d, err := oras.PackManifest(ctx, direct, oras.PackManifestVersion1_1, "application/vnd.example.photo",
+						oras.PackManifestOptions{ManifestAnnotations: map[string]string{ocispec.AnnotationTitle: name}})
+					require.NoError(t, err)
+					require.NoError(t, direct.Tag(ctx, d, "latest"))
+					return d
+				}
+				var user ocispec.Descriptor
+				var raced atomic.Bool
+				host := proxy(t, backend, func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+					if r.Method != http.MethodPut || !strings.HasSuffix(r.URL.Path, "/manifests/latest") || raced.Swap(true) {
+						next.ServeHTTP(w, r)
+						return
+					}
+					if userPushes == "before" {
+						user = push("user")
+					}
+					next.ServeHTTP(w, r)
+					if userPushes == "after" {
+						user = push("user")
+					}
+				})
+				var logs logBuffer
+				c, err := registry.New([]registry.Endpoint{{Host: host, PlainHTTP: true}}, registry.Options{
+					Credentials: credentials.NewMemoryStore(), HTTPClient: &http.Client{},
+					Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+				require.NoError(t, err)
+				repo, err := c.Repository(host, "photos/dunes")
+				require.NoError(t, err)
+				edit := registry.Edit{Manifest: map[string]string{registry.AnnotationDescription: "Dunes.", registry.AnnotationModel: "ollama/m"}}
+
+				first := push("first")
+				m, err := c.FetchManifest(ctx, repo, first.Digest.String())
+				require.NoError(t, err)
+				w, err := c.WriteAnnotation(ctx, repo, m, edit, "latest")
+				require.NoError(t, err)
+				require.True(t, raced.Load())
+				now, err := direct.Resolve(ctx, "latest")
+				require.NoError(t, err)
+
+				if userPushes == "after" {
+					// The newer push owns the tag: regscribe saw it and says
+					// so rather than claim the tag.
+					require.Equal(t, user.Digest, now.Digest)
+					require.False(t, w.TagMoved)
+					require.True(t, w.TagMovedOn)
+					return
+				}
+				// Overwritten: regscribe cannot see it from its own write...
+				require.Equal(t, w.Descriptor.Digest, now.Digest)
+				require.True(t, w.TagMoved)
+				require.Empty(t, logs.lines("WARN"))
+				// ...but the user push's own job finds its tag on a manifest
+				// regscribe annotated from another one, and warns.
+				um, err := c.FetchManifest(ctx, repo, user.Digest.String())
+				require.NoError(t, err)
+				uw, err := c.WriteAnnotation(ctx, repo, um, edit, "latest")
+				require.NoError(t, err)
+				require.True(t, uw.TagMovedOn)
+				warns := logs.lines("WARN")
+				require.Len(t, warns, 1)
+				for _, want := range []string{"tag=latest", "manifest=" + user.Digest.String(), "tag_now=" + w.Descriptor.Digest.String(), "overwritten"} {
+					require.Contains(t, warns[0], want)
+				}
+			})
+		}
+	}
+}
