@@ -27,7 +27,7 @@ type Written struct {
 	// redelivered or concurrent job wrote it), so nothing was pushed.
 	AlreadyThere bool
 	// TagMovedOn is true when the tag pointed elsewhere by the time of the
-	// write (a newer push owns it) and was left alone.
+	// write, or right after it (a newer push owns it), and was left alone.
 	TagMovedOn bool
 }
 
