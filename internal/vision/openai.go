@@ -87,7 +87,11 @@ type OpenAIOptions struct {
 //
 // Failures are classified with package fault:
 //
-//   - a server that refuses connections or does not resolve: unavailable;
+//   - a server that is not there before the request is sent (the name does
+//     not resolve, the connection is refused or cannot be made in time):
+//     unavailable;
+//   - a connection reset, closed or broken after the request was sent: retry
+//     (the server was there and failed on this request);
 //   - no answer within Timeout, 408, 429 and 5xx: retry, no sooner than the
 //     server's Retry-After or x-ratelimit-reset-* asks;
 //   - other 4xx, among them an unknown model (404), a refused key (401),
@@ -324,7 +328,7 @@ func (o *OpenAI) classify(ctx context.Context, err error, h http.Header) error {
 	}
 	f, ok := asAPIFailure(err)
 	if !ok {
-		if isConnRefused(err) {
+		if notThere(err) {
 			return fault.Unavailable(fmt.Errorf("no OpenAI-compatible server at %s (%v): start it or set OPENAI_BASE_URL", o.opts.BaseURL, rootCause(err)))
 		}
 		return fault.Retry(fmt.Errorf("openai %s: %w", o.opts.Model, err))
@@ -333,14 +337,12 @@ func (o *OpenAI) classify(ctx context.Context, err error, h http.Header) error {
 	switch {
 	case f.status == http.StatusTooManyRequests && f.code == "insufficient_quota":
 		return fault.Permanent(fmt.Errorf("%w (check the plan and billing of the OPENAI_API_KEY account)", msg))
-	case f.status == http.StatusTooManyRequests || f.status == http.StatusRequestTimeout || f.status >= 500:
-		return fault.RetryAfter(msg, retryAfter(h, time.Now()))
 	case f.status == http.StatusUnauthorized || f.status == http.StatusForbidden:
-		return fault.Permanent(fmt.Errorf("%w (check OPENAI_API_KEY)", msg))
+		msg = fmt.Errorf("%w (check OPENAI_API_KEY)", msg)
 	case f.status == http.StatusNotFound:
-		return fault.Permanent(fmt.Errorf("%w (check REGSCRIBE_MODEL)", msg))
+		msg = fmt.Errorf("%w (check REGSCRIBE_MODEL)", msg)
 	}
-	return fault.Permanent(msg)
+	return fault.FromStatus(f.status, retryAfter(h, time.Now()), msg)
 }
 
 // Check tells, in one line a person can act on, whether the key is set, the
@@ -390,7 +392,7 @@ func (o *OpenAI) checkFailure(err error, listed []string, noModels bool) error {
 	}
 	f, ok := asAPIFailure(err)
 	if !ok {
-		if isConnRefused(err) {
+		if notThere(err) {
 			return fault.Unavailable(fmt.Errorf("no OpenAI-compatible server at %s (%v): start it or set OPENAI_BASE_URL", where, rootCause(err)))
 		}
 		return fault.Unavailable(fmt.Errorf("the OpenAI-compatible server at %s failed: %v", where, oneLine(err.Error())))
