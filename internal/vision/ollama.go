@@ -65,7 +65,8 @@ type OllamaOptions struct {
 type Ollama struct {
 	client *api.Client
 	opts   OllamaOptions
-	host   string
+	// host is BaseURL as errors name it: without its password.
+	host string
 }
 
 // NewOllama returns an Ollama provider.
@@ -73,7 +74,7 @@ func NewOllama(opts OllamaOptions) *Ollama {
 	if opts.Timeout == 0 {
 		opts.Timeout = 2 * time.Minute
 	}
-	return &Ollama{client: api.NewClient(opts.BaseURL, recordingClient(opts.HTTPClient)), opts: opts, host: opts.BaseURL.String()}
+	return &Ollama{client: api.NewClient(opts.BaseURL, recordingClient(opts.HTTPClient)), opts: opts, host: opts.BaseURL.Redacted()}
 }
 
 // Model is "ollama/<model>", as written into io.regscribe.model.

@@ -106,6 +106,8 @@ type OpenAI struct {
 	opts   OpenAIOptions
 	// plain is set once the server rejected response_format json_schema.
 	plain atomic.Bool
+	// where is BaseURL as errors name it: without its password.
+	where string
 }
 
 // NewOpenAI returns an OpenAI provider. It fails when the settings cannot
@@ -158,7 +160,17 @@ func NewOpenAI(opts OpenAIOptions) (*OpenAI, error) {
 		cfg.BaseURL = opts.BaseURL
 	}
 	cfg.HTTPClient = recordingClient(opts.HTTPClient)
-	return &OpenAI{client: openai.NewClientWithConfig(cfg), opts: opts}, nil
+	return &OpenAI{client: openai.NewClientWithConfig(cfg), opts: opts, where: shownURL(opts.BaseURL)}, nil
+}
+
+// shownURL is base as it may be logged and shown: a password in it (a
+// proxy's basic credentials) is replaced by xxxxx.
+func shownURL(base string) string {
+	u, err := url.Parse(base)
+	if err != nil {
+		return "OPENAI_BASE_URL (not a URL)"
+	}
+	return u.Redacted()
 }
 
 // officialAPI tells whether base is OpenAI's own API, which needs a key.
@@ -329,7 +341,7 @@ func (o *OpenAI) classify(ctx context.Context, err error, h http.Header) error {
 	f, ok := asAPIFailure(err)
 	if !ok {
 		if notThere(err) {
-			return fault.Unavailable(fmt.Errorf("no OpenAI-compatible server at %s (%v): start it or set OPENAI_BASE_URL", o.opts.BaseURL, rootCause(err)))
+			return fault.Unavailable(fmt.Errorf("no OpenAI-compatible server at %s (%v): start it or set OPENAI_BASE_URL", o.where, rootCause(err)))
 		}
 		return fault.Retry(fmt.Errorf("openai %s: %w", o.opts.Model, err))
 	}
@@ -386,7 +398,7 @@ func (o *OpenAI) Check(ctx context.Context) error {
 // the models the server offers, if it said; noModels is true when it has
 // no /models endpoint either.
 func (o *OpenAI) checkFailure(err error, listed []string, noModels bool) error {
-	where := o.opts.BaseURL
+	where := o.where
 	if errors.Is(err, context.DeadlineExceeded) {
 		return fault.Unavailable(fmt.Errorf("the OpenAI-compatible server at %s did not answer in time: check OPENAI_BASE_URL and that the server is up", where))
 	}
