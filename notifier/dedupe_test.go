@@ -48,6 +48,15 @@ func edit(t testing.TB, f fixture, change func(body map[string]any)) fixture {
 	return f
 }
 
+// withHeader returns a change of a fixture that sets header key to value.
+func withHeader(key, value string) func(testing.TB, fixture) fixture {
+	return func(_ testing.TB, f fixture) fixture {
+		f.header = f.header.Clone()
+		f.header.Set(key, value)
+		return f
+	}
+}
+
 func object(v any, key string) map[string]any { return v.(map[string]any)[key].(map[string]any) }
 
 // JetStream's duplicate window drops only a registry delivering the same
@@ -82,19 +91,11 @@ func TestDuplicateWindowDropsOnlyRedeliveries(t *testing.T) {
 		{"harbor", "push-cloudevents.json", true, func(t testing.TB, f fixture) fixture {
 			return edit(t, f, func(b map[string]any) { b["id"] = "66e18103-second" })
 		}},
-		{"zot", "image-updated-binary.json", true, func(_ testing.TB, f fixture) fixture {
-			f.header = f.header.Clone()
-			f.header.Set("Ce-Id", "5f0c1d2e-second")
-			return f
-		}},
+		{"zot", "image-updated-binary.json", true, withHeader("Ce-Id", "5f0c1d2e-second")},
 		{"zot", "image-updated-structured.json", true, func(t testing.TB, f fixture) fixture {
 			return edit(t, f, func(b map[string]any) { b["id"] = "5f0c1d2e-second" })
 		}},
-		{"github", "published-tag.json", true, func(_ testing.TB, f fixture) fixture {
-			f.header = f.header.Clone()
-			f.header.Set("X-GitHub-Delivery", "72d3162e-second")
-			return f
-		}},
+		{"github", "published-tag.json", true, withHeader("X-GitHub-Delivery", "72d3162e-second")},
 	}
 	for _, tc := range cases {
 		t.Run(tc.source+"/"+tc.fixture, func(t *testing.T) {
