@@ -247,17 +247,11 @@ func workerPool(ctx context.Context, cfg config.Config, js jetstream.JetStream, 
 	if err != nil {
 		return err
 	}
-	model, err := newDescriber(cfg)
+	model, err := startModel(ctx, cfg, o, log)
 	if err != nil {
 		return err
 	}
-	if err := checkModel(ctx, cfg, model, log); err != nil {
-		log.Error(err.Error() + "; jobs stay queued until the model answers")
-	} else {
-		log.Info("model ready", "model", model.Model())
-	}
 	o.check("registry", reg.Ping)
-	o.check("model", model.Check)
 	metrics.QueueDepth(o.registry, func() (float64, float64) {
 		ictx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -357,6 +351,23 @@ func newDescriber(cfg config.Config) (describer, error) {
 		MaxTokens:   cfg.MaxTokens,
 		Temperature: cfg.Temperature,
 	}), nil
+}
+
+// startModel builds the configured vision provider, says in the log whether
+// it answers and adds it to /readyz. A model that does not answer yet is no
+// error: jobs wait for it.
+func startModel(ctx context.Context, cfg config.Config, o *ops, log *slog.Logger) (describer, error) {
+	model, err := newDescriber(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkModel(ctx, cfg, model, log); err != nil {
+		log.Error(err.Error() + "; jobs stay queued until the model answers")
+	} else {
+		log.Info("model ready", "model", model.Model())
+	}
+	o.check("model", model.Check)
+	return model, nil
 }
 
 // checkModel says in one line whether the model answers; with

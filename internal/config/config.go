@@ -210,7 +210,8 @@ func OllamaURL(host string) (*url.URL, error) {
 	}
 	u, err := url.Parse(h)
 	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("OLLAMA_HOST %q is not a host or URL", host)
+		// Not echoed: it may carry a password that does not parse out.
+		return nil, errors.New("OLLAMA_HOST is not a host or URL: want host[:port] or http(s)://host[:port]")
 	}
 	if u.Port() == "" {
 		port := "11434"
