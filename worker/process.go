@@ -306,7 +306,12 @@ func (w *Worker) describeLayer(ctx context.Context, repo *remote.Repository, lay
 		d         vision.Description
 		fromModel bool
 	}
-	v, err, shared := w.flights.Do(key.String(), func() (any, error) {
+	// singleflight runs the function of one caller only and tells every
+	// caller, that one too, that the result was shared: the call is counted
+	// by the caller whose function ran.
+	ran := false
+	v, err, _ := w.flights.Do(key.String(), func() (any, error) {
+		ran = true
 		// A job for the same blob may have finished between Get and Do.
 		if !force {
 			if d, ok, err := w.memory.Get(ctx, key); err == nil && ok {
@@ -344,7 +349,7 @@ func (w *Worker) describeLayer(ctx context.Context, repo *remote.Repository, lay
 		return vision.Description{}, false, err
 	}
 	a := v.(answer)
-	return a.d, a.fromModel && !shared, nil
+	return a.d, a.fromModel && ran, nil
 }
 
 // annotationEdit builds the annotations for the described layers: one photo

@@ -470,3 +470,36 @@ func TestFallbackIndexAcrossProcesses(t *testing.T) {
 		require.Len(t, refs, 3, "round %d: a referrer was lost", round)
 	}
 }
+
+// Jobs for one photo at once (zot's one event per tag, an album's children)
+// share one model call: exactly one of them counts it.
+func TestConcurrentJobsCountTheModelCallOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := newRig(t, registries[0].start(t))
+	r.model.Latency = 300 * time.Millisecond
+	pushed := r.push(t, "photos/together", "latest", nil, stacktest.JPEG(t, 80, 60, 30))
+	w := r.worker(t, worker.Options{Mode: worker.ModeReferrer})
+	const jobs = 6
+	calls := make(chan int, jobs)
+	var wg sync.WaitGroup
+	for range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := w.Process(ctx, job(r.host, "photos/together", pushed, "latest"))
+			if err != nil && !fault.Is(err, fault.KindSkip) {
+				t.Errorf("process: %v", err)
+			}
+			calls <- res.ModelCalls
+		}()
+	}
+	wg.Wait()
+	close(calls)
+	sum := 0
+	for n := range calls {
+		sum += n
+	}
+	require.Len(t, r.model.Calls(), 1)
+	require.Equal(t, 1, sum, "the job whose call it was counts it, and only that job")
+}
