@@ -234,8 +234,9 @@ func TestWriteBack(t *testing.T) {
 					require.Equal(t, calls, len(r.model.Calls()))
 				}},
 				{"five deliveries over three workers write one description", func(t *testing.T, r *rig, repo string) {
-					for _, mode := range []worker.Mode{worker.ModeReferrer, worker.ModeAnnotation} {
-						pushed := r.push(t, repo, string(mode), nil, stacktest.JPEG(t, 120, 80, 6))
+					for i, mode := range []worker.Mode{worker.ModeReferrer, worker.ModeAnnotation} {
+						// A photo of its own per mode: the referrer describes the first for any mode.
+						pushed := r.push(t, repo, string(mode), nil, stacktest.JPEG(t, 120, 80, uint64(40+i)))
 						r.model.Latency = 50 * time.Millisecond
 						workers := []*worker.Worker{r.worker(t, worker.Options{Mode: mode}), r.worker(t, worker.Options{Mode: mode}), r.worker(t, worker.Options{Mode: mode})}
 						var wg sync.WaitGroup

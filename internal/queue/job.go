@@ -27,7 +27,8 @@ const JobVersion = 1
 //	  "source": "distribution",        // the event format it came from
 //	  "received": "2026-11-27T20:00:00Z",
 //	  "force": false,                  // describe again even if described
-//	  "batch": "…"                     // reprocess run it belongs to; results go to regscribe.results.<batch>
+//	  "batch": "…",                    // reprocess run it belongs to; results go to regscribe.results.<batch>
+//	  "replace": false                 // replace another model's description (reprocess --missing)
 //	}
 type Job struct {
 	Version    int       `json:"v"`
@@ -40,6 +41,12 @@ type Job struct {
 	Received   time.Time `json:"received"`
 	Force      bool      `json:"force,omitempty"`
 	Batch      string    `json:"batch,omitempty"`
+
+	// Replace describes the photo even when another model described it
+	// (not a person), from the description memory when it has one, so the
+	// jobs of every tag of one photo write the same description with at
+	// most one model call (reprocess --missing).
+	Replace bool `json:"replace,omitempty"`
 }
 
 // Ref returns registry/repository@digest (with :tag before the digest when known).
