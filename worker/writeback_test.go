@@ -120,6 +120,38 @@ func (r *rig) attach(t *testing.T, repoName string, subject ocispec.Descriptor, 
 	return desc
 }
 
+// album pushes an index of children, tagged, as an album of photos.
+func (r *rig) album(t *testing.T, repoName, tag string, ann map[string]string, children ...ocispec.Descriptor) ocispec.Descriptor {
+	idx := ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex, Manifests: children, Annotations: ann}
+	raw, err := json.Marshal(idx)
+	require.NoError(t, err)
+	d, err := oras.TagBytes(context.Background(), r.repo(t, repoName), ocispec.MediaTypeImageIndex, raw, tag)
+	require.NoError(t, err)
+	return d
+}
+
+// immutableTags puts a proxy in front of the registry at backend that,
+// like Harbor's immutable tags, refuses to move a tag once pushed, and
+// returns its host.
+func immutableTags(t *testing.T, backend string) string {
+	target, _ := url.Parse("http://" + backend)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	tagged := sync.Map{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Method == http.MethodPut && strings.Contains(req.URL.Path, "/manifests/") && !strings.Contains(req.URL.Path, "/manifests/sha256:") {
+			if _, loaded := tagged.LoadOrStore(req.URL.Path, true); loaded {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusPreconditionFailed)
+				_, _ = w.Write([]byte(`{"errors":[{"code":"DENIED","message":"the tag is immutable"}]}`))
+				return
+			}
+		}
+		proxy.ServeHTTP(w, req)
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
 func (r *rig) resolve(t *testing.T, repoName, ref string) ocispec.Descriptor {
 	d, err := r.repo(t, repoName).Resolve(context.Background(), ref)
 	require.NoError(t, err)
@@ -323,12 +355,7 @@ func TestWriteBack(t *testing.T) {
 					for _, mode := range []worker.Mode{worker.ModeAnnotation, worker.ModeReferrer} {
 						a := r.push(t, repo, "a-"+string(mode), nil, stacktest.JPEG(t, 60, 40, 12))
 						b := r.push(t, repo, "b-"+string(mode), nil, stacktest.JPEG(t, 60, 40, 13))
-						idx := ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{a, b},
-							Annotations: map[string]string{"album": string(mode)}}
-						raw, err := json.Marshal(idx)
-						require.NoError(t, err)
-						idxDesc, err := oras.TagBytes(ctx, r.repo(t, repo), ocispec.MediaTypeImageIndex, raw, "album-"+string(mode))
-						require.NoError(t, err)
+						idxDesc := r.album(t, repo, "album-"+string(mode), map[string]string{"album": string(mode)}, a, b)
 						res, err := r.worker(t, worker.Options{Mode: mode}).Process(ctx, job(host, repo, idxDesc, "album-"+string(mode)))
 						require.NoError(t, err)
 						require.Len(t, res.Descriptions, 2)
@@ -340,7 +367,7 @@ func TestWriteBack(t *testing.T) {
 							continue
 						}
 						require.NotEqual(t, idxDesc.Digest, now.Digest)
-						_, raw, err = oras.FetchBytes(ctx, r.repo(t, repo), "album-"+string(mode), oras.DefaultFetchBytesOptions)
+						_, raw, err := oras.FetchBytes(ctx, r.repo(t, repo), "album-"+string(mode), oras.DefaultFetchBytesOptions)
 						require.NoError(t, err)
 						var got ocispec.Index
 						require.NoError(t, json.Unmarshal(raw, &got))
@@ -349,6 +376,45 @@ func TestWriteBack(t *testing.T) {
 							require.NotEmpty(t, r.manifest(t, repo, child.Digest.String()).Annotations[registry.AnnotationDescription])
 						}
 					}
+				}},
+				{"auto: an album with a signed child gets referrers, its children untouched", func(t *testing.T, r *rig, repo string) {
+					a := r.push(t, repo, "a", nil, stacktest.JPEG(t, 60, 40, 50))
+					b := r.push(t, repo, "b", nil, stacktest.JPEG(t, 60, 40, 51))
+					sig := r.attach(t, repo, a, "application/vnd.example.signature")
+					idxDesc := r.album(t, repo, "album", nil, a, b)
+					res, err := r.worker(t, worker.Options{}).Process(ctx, job(r.host, repo, idxDesc, "album"))
+					require.NoError(t, err)
+					require.Equal(t, worker.ModeReferrer, res.Mode)
+					require.Len(t, res.Descriptions, 2)
+					require.Equal(t, idxDesc.Digest, r.resolve(t, repo, "album").Digest, "the index is untouched")
+					for tag, child := range map[string]ocispec.Descriptor{"a": a, "b": b} {
+						require.Equal(t, child.Digest, r.resolve(t, repo, tag).Digest, "child %s is untouched", tag)
+						require.Len(t, r.referrers(t, repo, child, registry.ArtifactTypeDescription), 1, "child %s", tag)
+					}
+					var signs []string
+					for _, d := range r.referrers(t, repo, a, "") {
+						signs = append(signs, d.Digest.String())
+					}
+					require.Contains(t, signs, sig.Digest.String(), "the signature still signs the child")
+				}},
+				{"auto: an album under an immutable tag gets referrers", func(t *testing.T, r *rig, repo string) {
+					im := newRig(t, immutableTags(t, r.host))
+					a := im.push(t, repo, "a", nil, stacktest.JPEG(t, 60, 40, 52))
+					b := im.push(t, repo, "b", nil, stacktest.JPEG(t, 60, 40, 53))
+					idxDesc := im.album(t, repo, "album", nil, a, b)
+					res, err := im.worker(t, worker.Options{}).Process(ctx, job(im.host, repo, idxDesc, "album"))
+					require.NoError(t, err)
+					require.Equal(t, worker.ModeReferrer, res.Mode)
+					require.Equal(t, 2, res.ModelCalls, "the referrers carry the descriptions already made")
+					require.Len(t, im.model.Calls(), 2)
+					require.Equal(t, idxDesc.Digest, im.resolve(t, repo, "album").Digest)
+					for tag, child := range map[string]ocispec.Descriptor{"a": a, "b": b} {
+						require.Equal(t, child.Digest, im.resolve(t, repo, tag).Digest, "child %s is untouched", tag)
+						refs := im.referrers(t, repo, child, registry.ArtifactTypeDescription)
+						require.Len(t, refs, 1, "child %s", tag)
+						require.NotEmpty(t, refs[0].Annotations[registry.AnnotationDescription])
+					}
+					require.Empty(t, im.model.Problems())
 				}},
 			}
 			for i, tc := range cases {
@@ -405,24 +471,7 @@ func TestFallbackIndexLosesNoReferrer(t *testing.T) {
 func TestImmutableTagFallsBackToReferrer(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	backend := registries[0].start(t)
-	target, _ := url.Parse("http://" + backend)
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	tagged := sync.Map{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		// Harbor-like immutability: a tag, once pushed, cannot move.
-		if req.Method == http.MethodPut && strings.Contains(req.URL.Path, "/manifests/") && !strings.Contains(req.URL.Path, "/manifests/sha256:") {
-			if _, loaded := tagged.LoadOrStore(req.URL.Path, true); loaded {
-				w.Header().Set("Content-Type", "application/json")
-				w.WriteHeader(http.StatusPreconditionFailed)
-				_, _ = w.Write([]byte(`{"errors":[{"code":"DENIED","message":"the tag is immutable"}]}`))
-				return
-			}
-		}
-		proxy.ServeHTTP(w, req)
-	}))
-	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
+	host := immutableTags(t, registries[0].start(t))
 	r := newRig(t, host)
 	pushed := r.push(t, "photos/immutable", "v1", nil, stacktest.JPEG(t, 80, 60, 20))
 	res, err := r.worker(t, worker.Options{}).Process(ctx, job(host, "photos/immutable", pushed, "v1"))
