@@ -209,7 +209,8 @@ func (w *Worker) writeAnnotation(ctx context.Context, repo *remote.Repository, c
 
 // writeReferrer attaches the descriptions to c's manifest as a referrer.
 // A job that replaces descriptions (any policy but a notification's)
-// removes the older regscribe referrers when Prune is set.
+// removes the older regscribe referrers of models when Prune is set; a
+// person's description is never pruned.
 func (w *Worker) writeReferrer(ctx context.Context, repo *remote.Repository, c candidate, ds []vision.Description) (registry.Written, []ocispec.Descriptor, error) {
 	if w.opts.Locker != nil {
 		unlock, err := w.opts.Locker.Lock(ctx, repo.Reference.Registry+"/"+repo.Reference.Repository+"@"+c.m.Descriptor.Digest.String())
@@ -227,7 +228,8 @@ func (w *Worker) writeReferrer(ctx context.Context, repo *remote.Repository, c c
 	}
 	var pruned []ocispec.Descriptor
 	for _, old := range c.refs {
-		if old.ArtifactType != registry.ArtifactTypeDescription || old.Digest == written.Descriptor.Digest {
+		if old.ArtifactType != registry.ArtifactTypeDescription || old.Digest == written.Descriptor.Digest ||
+			photo.IsPerson(old.Annotations[registry.AnnotationModel]) {
 			continue
 		}
 		if err := w.registry.Delete(ctx, repo, old); err != nil {

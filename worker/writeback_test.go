@@ -317,6 +317,30 @@ func TestWriteBack(t *testing.T) {
 					require.Len(t, refs, 1)
 					require.Equal(t, "ollama/llava:7b", refs[0].Annotations[registry.AnnotationModel])
 				}},
+				{"a person's description is kept unless a job is forced, and never pruned", func(t *testing.T, r *rig, repo string) {
+					pushed := r.push(t, repo, "latest", nil, stacktest.JPEG(t, 120, 80, 54))
+					// A person's correction, written as regscribe writes a referrer.
+					client, err := registry.New([]config.Registry{{Host: host, PlainHTTP: true}}, registry.Options{Credentials: credentials.NewMemoryStore()})
+					require.NoError(t, err)
+					rr, err := client.Repository(host, repo)
+					require.NoError(t, err)
+					mine, err := client.WriteReferrer(ctx, rr, pushed, registry.Record{Subject: pushed.Digest.String(), Model: "person:alice",
+						Photos: []registry.PhotoRecord{{Description: "Our dog on the beach."}}},
+						map[string]string{registry.AnnotationDescription: "Our dog on the beach.", registry.AnnotationModel: "person:alice"})
+					require.NoError(t, err)
+					_, err = r.worker(t, worker.Options{Mode: worker.ModeReferrer, Force: true, Prune: true}).Process(ctx, job(host, repo, pushed, "latest"))
+					require.True(t, fault.Is(err, fault.KindSkip), "REGSCRIBE_FORCE keeps a person's description: %v", err)
+					forced := job(host, repo, pushed, "latest")
+					forced.Force = true
+					res, err := r.worker(t, worker.Options{Mode: worker.ModeReferrer, Prune: true}).Process(ctx, forced)
+					require.NoError(t, err)
+					require.Empty(t, res.Pruned)
+					var digests []string
+					for _, d := range r.referrers(t, repo, pushed, registry.ArtifactTypeDescription) {
+						digests = append(digests, d.Digest.String())
+					}
+					require.ElementsMatch(t, []string{mine.Descriptor.Digest.String(), res.Written.Descriptor.Digest.String()}, digests)
+				}},
 				{"force in annotation mode does not loop on its own write", func(t *testing.T, r *rig, repo string) {
 					pushed := r.push(t, repo, "latest", nil, stacktest.JPEG(t, 120, 80, 8))
 					w := r.worker(t, worker.Options{Mode: worker.ModeAnnotation, Force: true})
