@@ -28,11 +28,12 @@ const JobVersion = 1
 //	  "received": "2026-11-27T20:00:00Z",
 //	  "force": false,                  // describe again even if described
 //	  "batch": "…",                    // reprocess run it belongs to; results go to regscribe.results.<batch>
-//	  "event": "id:6f1b2c3d-89cdc86c"  // the announcement the job came from (notifier jobs); see Event
+//	  "event": "id:6f1b2c3d-89cdc86c", // the announcement the job came from (notifier jobs); see Event
+//	  "replace": false                 // replace another model's description (reprocess --missing)
 //	}
 //
-// Readers ignore fields they do not know, so "event" needed no new version:
-// a job written without it reads as one with Event "".
+// Readers ignore fields they do not know, so "event" and "replace" needed no
+// new version: a job written without them reads as one with their zero values.
 type Job struct {
 	Version    int       `json:"v"`
 	Registry   string    `json:"registry"`
@@ -53,6 +54,12 @@ type Job struct {
 	// dropped as duplicates. Empty for jobs not made from an announcement
 	// (reprocess).
 	Event string `json:"event,omitempty"`
+
+	// Replace describes the photo even when another model described it
+	// (not a person), from the description memory when it has one, so the
+	// jobs of every tag of one photo write the same description with at
+	// most one model call (reprocess --missing).
+	Replace bool `json:"replace,omitempty"`
 }
 
 // Ref returns registry/repository@digest (with :tag before the digest when known).
@@ -75,6 +82,9 @@ func (j Job) ID() string {
 	parts := []string{j.Registry, j.Repository, j.Digest, j.Tag}
 	if j.Force {
 		parts = append(parts, "force")
+	}
+	if j.Replace {
+		parts = append(parts, "replace")
 	}
 	if j.Event != "" {
 		parts = append(parts, "event", j.Event)

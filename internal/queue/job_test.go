@@ -56,6 +56,7 @@ func TestJob(t *testing.T) {
 		next,
 		{Version: 1, Registry: j.Registry, Repository: j.Repository, Digest: j.Digest, Tag: "v2"},
 		{Version: 1, Registry: j.Registry, Repository: j.Repository, Digest: j.Digest, Tag: j.Tag, Force: true},
+		{Version: 1, Registry: j.Registry, Repository: j.Repository, Digest: j.Digest, Tag: j.Tag, Replace: true},
 		{Version: 1, Registry: j.Registry, Repository: "photos/other", Digest: j.Digest, Tag: j.Tag},
 	} {
 		require.NotEqual(t, j.ID(), other.ID())
