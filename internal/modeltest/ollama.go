@@ -153,6 +153,10 @@ func (f *Ollama) chat(w http.ResponseWriter, r *http.Request) {
 	if !wait(r, f.Latency) {
 		return
 	}
+	if rep.Reset {
+		resetConn(w)
+		return
+	}
 	if rep.Hang {
 		<-r.Context().Done()
 		return

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -31,6 +32,10 @@ type Reply struct {
 	FinishReason string
 	// Hang makes the fake never answer (until the client gives up).
 	Hang bool
+	// Reset makes the fake drop the connection after reading the request:
+	// the client sees a connection reset (TCP RST) instead of an answer, as
+	// when a model server crashes on a request.
+	Reset bool
 }
 
 // Call is one chat request a fake received.
@@ -80,6 +85,22 @@ func BadRequest(message string) Reply { return Reply{Status: http.StatusBadReque
 
 // Hang is a reply that never comes.
 func Hang() Reply { return Reply{Hang: true} }
+
+// Reset is a reply that resets the connection instead of answering.
+func Reset() Reply { return Reply{Reset: true} }
+
+// resetConn takes the connection of w from the HTTP server and closes it
+// with SO_LINGER 0, so the client reads a reset rather than an orderly end.
+func resetConn(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = conn.Close()
+}
 
 // DescribeByDigest answers with a JSON description naming the first image's
 // digest, so a test can tell which photo a description belongs to.
