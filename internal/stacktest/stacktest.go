@@ -310,12 +310,24 @@ func redirectHost(from, to string) http.RoundTripper {
 		return base
 	}
 	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
-		if req.URL.Host == from {
-			req = req.Clone(req.Context())
-			req.URL.Host = to
-			req.Host = to
+		if req.URL.Host != from {
+			return base.RoundTrip(req)
 		}
-		return base.RoundTrip(req)
+		out := req.Clone(req.Context())
+		out.URL.Host = to
+		out.Host = to
+		resp, err := base.RoundTrip(out)
+		if resp == nil {
+			return resp, err
+		}
+		// The client asked the registry: a Location (blob uploads) names it
+		// too, or oras-go refuses to send the upload to another host.
+		resp.Request = req
+		if loc, lerr := url.Parse(resp.Header.Get("Location")); lerr == nil && loc.Host == to {
+			loc.Host = from
+			resp.Header.Set("Location", loc.String())
+		}
+		return resp, err
 	})
 }
 
