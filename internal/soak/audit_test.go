@@ -146,12 +146,12 @@ func readResults(ctx context.Context, js jetstream.JetStream) ([]queue.Result, e
 	return out, nil
 }
 
-func describeResult(r queue.Result) string {
-	s := fmt.Sprintf("%s at attempt %d", r.Outcome, r.Attempts)
+func (s *soak) describeResult(r queue.Result) string {
+	out := fmt.Sprintf("%s at attempt %d (+%s)", r.Outcome, r.Attempts, r.At.Sub(s.started).Round(100*time.Millisecond))
 	if r.Reason != "" {
-		s += " (" + trim(r.Reason) + ")"
+		out += " (" + trim(r.Reason) + ")"
 	}
-	return s
+	return out
 }
 
 func trim(s string) string {
@@ -221,9 +221,9 @@ func (s *soak) audit(t *testing.T, idle bool, took time.Duration) {
 		case len(rs) > 1:
 			var ends []string
 			for _, r := range rs {
-				ends = append(ends, describeResult(r))
+				ends = append(ends, s.describeResult(r))
 			}
-			t.Errorf("invariant 1 (each job ends once): job seq %d (%s) ended %d times: %s", seq, rs[0].Job.Ref(), len(rs), strings.Join(ends, "; "))
+			t.Errorf("invariant 1 (each job ends once): job seq %d (%s) ended %d times: %s; one-off faults: %s", seq, rs[0].Job.Ref(), len(rs), strings.Join(ends, "; "), strings.Join(s.oneOffs, ", "))
 		}
 	}
 
@@ -258,7 +258,7 @@ func (s *soak) audit(t *testing.T, idle bool, took time.Duration) {
 	}
 	for seq := range failedSeqs {
 		if deadSeqs[seq] != 1 {
-			t.Errorf("invariant 4 (dead letters): job seq %d failed (%s) with %d dead letters, want 1", seq, describeResult(bySeq[seq][0]), deadSeqs[seq])
+			t.Errorf("invariant 4 (dead letters): job seq %d failed (%s) with %d dead letters, want 1", seq, s.describeResult(bySeq[seq][0]), deadSeqs[seq])
 		}
 	}
 	for seq, body := range s.zotSeqs {
@@ -319,7 +319,7 @@ func (s *soak) jobsOf(results []queue.Result, repo string) string {
 	var out []string
 	for _, r := range results {
 		if r.Job.Repository == repo {
-			out = append(out, fmt.Sprintf("seq %d %s", r.JobSeq, describeResult(r)))
+			out = append(out, fmt.Sprintf("seq %d %s", r.JobSeq, s.describeResult(r)))
 		}
 	}
 	if len(out) == 0 {
@@ -495,5 +495,5 @@ func (s *soak) summary(t *testing.T, results []queue.Result, dead []queue.DeadLe
 		s.mode, map[bool]string{true: "registry with the referrers API", false: "Distribution, fallback index"}[s.refAPI],
 		len(s.arts), strings.Join(ks, ", "), images, jobs, outcomes[queue.Described], outcomes[queue.Skipped], outcomes[queue.Failed],
 		len(dead), ok, failed, twice, took.Round(100*time.Millisecond))
-	t.Logf("faults fired: %s", strings.Join(fs, ", "))
+	t.Logf("faults fired: %s (%s)", strings.Join(fs, ", "), strings.Join(s.oneOffs, ", "))
 }

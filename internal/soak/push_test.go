@@ -146,12 +146,15 @@ func (s *soak) push(t *testing.T, size int) {
 			p := s.pools[s.intN(len(s.pools))]
 			p.kill()
 			s.fired(fmt.Sprintf("worker pool killed (pool %d)", p.id))
+			s.oneOff(fmt.Sprintf("pool %d killed", p.id))
 		}},
 		{0.6, func() {
+			s.oneOff("NATS stopped")
 			s.stack.StopNode(0)
 			time.Sleep(500*time.Millisecond + time.Duration(s.intN(1000))*time.Millisecond)
 			s.stack.StartNode(t, 0)
 			s.fired("NATS restarted")
+			s.oneOff("NATS started again")
 		}},
 		{0.8, func() { s.malformedZotEvents(t, 1) }},
 	}
@@ -318,4 +321,10 @@ func pushBlob(ctx context.Context, repo *remote.Repository, d ocispec.Descriptor
 // testing.TB, and repushes run on their own goroutines).
 func jpegEncode(w io.Writer, seed uint64) error {
 	return jpeg.Encode(w, stacktest.Picture(64, 48, seed), &jpeg.Options{Quality: 90})
+}
+
+func (s *soak) oneOff(what string) {
+	s.mu.Lock()
+	s.oneOffs = append(s.oneOffs, fmt.Sprintf("%s at +%s", what, time.Since(s.started).Round(100*time.Millisecond)))
+	s.mu.Unlock()
 }

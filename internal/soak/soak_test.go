@@ -108,6 +108,8 @@ type soak struct {
 	arts      []*artifact
 	zotSeqs   map[uint64]string // job stream seq of each malformed zot event → its body
 	results   []queue.Result    // read by the audit
+	started   time.Time
+	oneOffs   []string // the one-off faults, with when they fired
 	pools     []*pool
 }
 
@@ -151,6 +153,7 @@ func run(t *testing.T, seed, stream uint64, size int, refAPI bool, mode worker.M
 	} else {
 		opts.NotifierProxy = s.duplicating
 	}
+	s.started = time.Now()
 	s.stack = stacktest.Start(t, opts)
 	s.stack.Model.Answer = s.answer
 	ctx := context.Background()
