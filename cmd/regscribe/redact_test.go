@@ -123,4 +123,3 @@ func tinyJPEG(t *testing.T) []byte {
 	require.NoError(t, jpeg.Encode(&b, image.NewRGBA(image.Rect(0, 0, 8, 8)), nil))
 	return b.Bytes()
 }
-
