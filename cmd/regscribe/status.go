@@ -32,17 +32,12 @@ func status(ctx context.Context, cfg config.Config, args []string, stdout, stder
 		fs.Usage()
 		return 2
 	}
-	nc, err := connectNATS(cfg, "regscribe status")
+	js, closeNATS, err := connectJetStream(cfg, "regscribe status")
 	if err != nil {
 		fmt.Fprintln(stderr, "regscribe status:", err)
 		return 1
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		fmt.Fprintln(stderr, "regscribe status:", err)
-		return 1
-	}
+	defer closeNATS()
 	st, err := queue.ReadStatus(ctx, js)
 	if err != nil {
 		fmt.Fprintf(stderr, "regscribe status: %v (is regscribe up, or NATS at %s?)\n", err, cfg.NATSURL)
@@ -78,4 +73,18 @@ func status(ctx context.Context, cfg config.Config, args []string, stdout, stder
 			c.Name, c.Redelivered, c.WaitingPulls, c.AckWait, limit)
 	}
 	return 0
+}
+
+// connectJetStream connects a command to REGSCRIBE_NATS_URL's JetStream.
+func connectJetStream(cfg config.Config, name string) (jetstream.JetStream, func(), error) {
+	nc, err := connectNATS(cfg, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return js, nc.Close, nil
 }
