@@ -87,8 +87,6 @@ type ConsumerOptions struct {
 	// AckWait is how long a delivered job may go without Ack, Nak or
 	// InProgress before it is delivered again. If zero, 60 s is used.
 	AckWait time.Duration
-	// MaxDeliver is how many times a job is delivered at most. If zero, 5.
-	MaxDeliver int
 	// MaxAckPending bounds the jobs in flight across all workers. If zero, 1000.
 	MaxAckPending int
 	// ExtraSubjects are the stream's extra subjects the workers also take.
@@ -96,12 +94,16 @@ type ConsumerOptions struct {
 }
 
 // EnsureConsumer creates or updates the durable consumer all workers share.
+//
+// The consumer delivers a job for as long as it is in the stream (no
+// MaxDeliver): a message past a delivery limit would stay in the work-queue
+// stream, never delivered and never seen. The workers count attempts
+// themselves and give a job up as a dead letter, each with its own
+// REGSCRIBE_MAX_ATTEMPTS, so no worker's configuration rewrites another's.
+// An existing consumer with a limit (earlier versions) is updated to none.
 func EnsureConsumer(ctx context.Context, js jetstream.JetStream, opts ConsumerOptions) (jetstream.Consumer, error) {
 	if opts.AckWait == 0 {
 		opts.AckWait = 60 * time.Second
-	}
-	if opts.MaxDeliver == 0 {
-		opts.MaxDeliver = 5
 	}
 	if opts.MaxAckPending == 0 {
 		opts.MaxAckPending = 1000
@@ -116,7 +118,7 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, opts ConsumerOp
 		Description:    "regscribe workers",
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        opts.AckWait,
-		MaxDeliver:     opts.MaxDeliver,
+		MaxDeliver:     -1,
 		MaxAckPending:  opts.MaxAckPending,
 		FilterSubjects: filters,
 	})

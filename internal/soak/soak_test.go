@@ -159,7 +159,7 @@ func run(t *testing.T, seed, stream uint64, size int, refAPI bool, mode worker.M
 	ctx := context.Background()
 	_, err := queue.EnsureStream(ctx, s.stack.JS, queue.StreamOptions{ExtraSubjects: []string{zotSubject}})
 	require.NoError(t, err)
-	_, err = queue.EnsureConsumer(ctx, s.stack.JS, queue.ConsumerOptions{AckWait: ackWait, MaxDeliver: maxAttempts, ExtraSubjects: []string{zotSubject}})
+	_, err = queue.EnsureConsumer(ctx, s.stack.JS, queue.ConsumerOptions{AckWait: ackWait, ExtraSubjects: []string{zotSubject}})
 	require.NoError(t, err)
 	sub, err := s.stack.Conn.Subscribe("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES."+queue.Stream+"."+queue.Consumer, s.maxDelivered)
 	require.NoError(t, err)
@@ -449,6 +449,8 @@ func (s *soak) startPool(t *testing.T, id int) *pool {
 	require.NoError(t, err)
 	leases, err := lease.Open(ctx, js, 1, 0)
 	require.NoError(t, err)
+	ledger, err := queue.OpenLedger(ctx, js, 1)
+	require.NoError(t, err)
 	base, err := config.OllamaURL(s.stack.Model.URL)
 	require.NoError(t, err)
 	describer := vision.NewOllama(vision.OllamaOptions{BaseURL: base, Model: stacktest.Model, Timeout: modelTimeout})
@@ -462,7 +464,7 @@ func (s *soak) startPool(t *testing.T, id int) *pool {
 		Translate: func(_ string, data []byte) ([]queue.Job, error) {
 			return notifier.JobsFromZotEvent(data, zot, time.Now())
 		},
-		Locker: leases, Reporter: queue.NewReporter(js),
+		Locker: leases, Reporter: queue.NewReporter(js), Ledger: ledger,
 		Logger: stacktest.Logger(t).With("pool", id),
 	})
 	pctx, cancel := context.WithCancel(ctx)

@@ -65,7 +65,7 @@ type Options struct {
 	// OllamaURL, if set, is where workers find the model instead of the
 	// stack's own fake (for tests of an unreachable model).
 	OllamaURL string
-	// MaxAttempts of the consumer. If zero, 3.
+	// MaxAttempts of the workers. If zero, 3.
 	MaxAttempts int
 	// Nodes of the NATS cluster. If zero, 1 (no cluster). With more, every
 	// stream and bucket has that many replicas.
@@ -105,6 +105,7 @@ type Stack struct {
 	Workers      []*worker.Worker
 	Describer    *vision.Ollama
 	Leases       *lease.Leases
+	Ledger       *queue.Ledger
 }
 
 // Start starts a stack and stops it when the test ends.
@@ -126,9 +127,11 @@ func Start(t testing.TB, opts Options) *Stack {
 	if opts.MaxAttempts == 0 {
 		opts.MaxAttempts = 3
 	}
-	s.Consumer, err = queue.EnsureConsumer(ctx, s.JS, queue.ConsumerOptions{AckWait: 5 * time.Second, MaxDeliver: opts.MaxAttempts})
+	s.Consumer, err = queue.EnsureConsumer(ctx, s.JS, queue.ConsumerOptions{AckWait: 5 * time.Second})
 	require.NoError(t, err)
 	s.Memory, err = memo.Open(ctx, s.JS, queue.DescriptionBucket, replicas)
+	require.NoError(t, err)
+	s.Ledger, err = queue.OpenLedger(ctx, s.JS, replicas)
 	require.NoError(t, err)
 
 	// The notifier's address must exist before the registry that notifies it.
@@ -193,6 +196,9 @@ func Start(t testing.TB, opts Options) *Stack {
 	}
 	if wopts.Reporter == nil {
 		wopts.Reporter = queue.NewReporter(s.JS)
+	}
+	if wopts.Ledger == nil {
+		wopts.Ledger = s.Ledger
 	}
 	if wopts.Locker == nil {
 		s.Leases, err = lease.Open(ctx, s.JS, replicas, 0)
