@@ -271,3 +271,93 @@ func TestFailedRetryFailingAgainIsADeadLetterAgain(t *testing.T) {
 	require.Equal(t, 1, n)
 	require.True(t, strings.Contains(dead[0].Error, "not configured"))
 }
+
+// lossyConsumer hands out job messages whose first acknowledgements are
+// lost on the way, as in a NATS restart: JetStream never hears of them.
+type lossyConsumer struct {
+	jetstream.Consumer
+	lose atomic.Int32
+}
+
+func (c *lossyConsumer) Fetch(n int, opts ...jetstream.FetchOpt) (jetstream.MessageBatch, error) {
+	b, err := c.Consumer.Fetch(n, opts...)
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan jetstream.Msg)
+	go func() {
+		defer close(out)
+		for m := range b.Messages() {
+			out <- lossyMsg{Msg: m, c: c}
+		}
+	}()
+	return lossyBatch{MessageBatch: b, msgs: out}, nil
+}
+
+type lossyBatch struct {
+	jetstream.MessageBatch
+	msgs chan jetstream.Msg
+}
+
+func (b lossyBatch) Messages() <-chan jetstream.Msg { return b.msgs }
+
+type lossyMsg struct {
+	jetstream.Msg
+	c *lossyConsumer
+}
+
+func (m lossyMsg) Ack() error {
+	if m.c.lose.Add(-1) >= 0 {
+		return nil // fire and forget: the loss goes unnoticed
+	}
+	return m.Msg.Ack()
+}
+
+func (m lossyMsg) DoubleAck(ctx context.Context) error {
+	if m.c.lose.Add(-1) >= 0 {
+		return context.DeadlineExceeded // a confirmed ack notices
+	}
+	return m.Msg.DoubleAck(ctx)
+}
+
+// A job whose acknowledgement is lost is delivered again: it ends once all
+// the same, with one result and no second model call.
+func TestLostAcknowledgementEndsTheJobOnce(t *testing.T) {
+	t.Parallel()
+	s := stacktest.Start(t, stacktest.Options{Workers: -1})
+	ctx := context.Background()
+	cfg := s.Consumer.CachedInfo().Config
+	cfg.AckWait = 700 * time.Millisecond
+	var err error
+	s.Consumer, err = s.JS.UpdateConsumer(ctx, queue.Stream, cfg)
+	require.NoError(t, err)
+	s.Push(t, "photos/lostack", "", stacktest.File{Name: "p.jpg", MediaType: "image/jpeg", Data: stacktest.JPEG(t, 64, 48, 705)})
+	waitJobs(t, s, 1)
+	lossy := &lossyConsumer{Consumer: s.Consumer}
+	lossy.lose.Store(1)
+	opts := worker.Options{Concurrency: 1, AckWait: 700 * time.Millisecond, Logger: stacktest.Logger(t),
+		Reporter: queue.NewReporter(s.JS), Locker: s.Leases, Ledger: s.Ledger, Backoff: []time.Duration{100 * time.Millisecond}}
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = worker.New(s.Client, s.Describer, s.Memory, opts).Run(wctx, lossy)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+
+	waitStreamEmpty(t, s)
+	require.Less(t, lossy.lose.Load(), int32(0), "the lost acknowledgement was followed by another")
+	var mine []queue.Result
+	require.Eventually(t, func() bool {
+		mine = mine[:0]
+		for _, r := range results(t, s) {
+			if r.JobSeq == 1 { // the push's job; its write-back's is another
+				mine = append(mine, r)
+			}
+		}
+		return len(mine) > 0
+	}, 10*time.Second, 50*time.Millisecond)
+	require.Len(t, mine, 1, "one result per job message: %+v", mine)
+	require.Equal(t, queue.Described, mine[0].Outcome)
+	require.Len(t, s.Model.Calls(), 1)
+}

@@ -394,7 +394,10 @@ func (w *Worker) settle(msg jetstream.Msg, job queue.Job, d delivery, res Result
 	kind, after := fault.Classify(err)
 	report := queue.Result{JobID: job.ID(), JobSeq: d.seq, Job: job, Attempts: int(d.attempt), At: time.Now().UTC(),
 		Mode: string(res.Mode), Written: res.Written.Descriptor.Digest.String(), ModelCalls: res.ModelCalls}
-	var ackErr error
+	// end settles a job that ended: it runs after the result is stored, so
+	// a worker that stops in between leaves a job that is delivered again
+	// and reports the same result id (one result per job message).
+	var end func() error
 	switch {
 	case d.rec.Dead:
 		log.Info("job already given up (its dead letter is stored); ending it")
@@ -408,14 +411,13 @@ func (w *Worker) settle(msg jetstream.Msg, job queue.Job, d delivery, res Result
 		if !w.giveUp(log, msg, job, d, reason) {
 			return
 		}
-		ackErr = msg.TermWithReason(queue.Excerpt(reason))
+		end = func() error { return msg.TermWithReason(queue.Excerpt(reason)) }
 	case err == nil:
 		log.Info("photo described", "mode", res.Mode, "written", res.Written.Descriptor.Digest,
 			"photos", len(res.Descriptions), "model_calls", res.ModelCalls, "took", time.Since(start).Round(time.Millisecond).String(),
 			"tag_moved", res.Written.TagMoved, "tag_moved_on", res.Written.TagMovedOn)
 		report.Outcome = queue.Described
-		ackErr = msg.Ack()
-		w.forget(log, d)
+		end = func() error { return w.ack(msg, log, d) }
 	case errors.Is(err, context.Canceled) || kind == fault.KindUnavailable:
 		log.Info("job handed back to the queue (shutting down)", "err", err)
 		w.metrics.Outcome("handed_back")
@@ -429,8 +431,7 @@ func (w *Worker) settle(msg jetstream.Msg, job queue.Job, d delivery, res Result
 	case kind == fault.KindSkip:
 		log.Debug("nothing to describe", "reason", err.Error())
 		report.Outcome, report.Reason = queue.Skipped, err.Error()
-		ackErr = msg.Ack()
-		w.forget(log, d)
+		end = func() error { return w.ack(msg, log, d) }
 	case kind == fault.KindPermanent || d.attempt >= uint64(w.opts.MaxAttempts):
 		reason := err.Error()
 		if kind != fault.KindPermanent {
@@ -440,7 +441,7 @@ func (w *Worker) settle(msg jetstream.Msg, job queue.Job, d delivery, res Result
 		if !w.giveUp(log, msg, job, d, reason) {
 			return
 		}
-		ackErr = msg.TermWithReason(queue.Excerpt(reason))
+		end = func() error { return msg.TermWithReason(queue.Excerpt(reason)) }
 	default:
 		delay := w.backoff(d.attempt)
 		if after > delay {
@@ -456,9 +457,6 @@ func (w *Worker) settle(msg jetstream.Msg, job queue.Job, d delivery, res Result
 		return
 	}
 	w.metrics.Outcome(string(report.Outcome))
-	if ackErr != nil {
-		log.Warn("could not settle job message; JetStream will deliver it again", "err", ackErr)
-	}
 	if w.reporter != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
@@ -466,6 +464,22 @@ func (w *Worker) settle(msg jetstream.Msg, job queue.Job, d delivery, res Result
 			log.Warn("could not publish the job's result", "err", rerr)
 		}
 	}
+	if err := end(); err != nil {
+		log.Warn("could not settle job message; JetStream will deliver it again", "err", err)
+	}
+}
+
+// ack acknowledges a job that ended well and waits for JetStream to confirm
+// it, then forgets the job's record: an acknowledgement lost on the way (a
+// NATS restart) is noticed, and the record stays for the redelivery.
+func (w *Worker) ack(msg jetstream.Msg, log *slog.Logger, d delivery) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := msg.DoubleAck(ctx); err != nil {
+		return err
+	}
+	w.forget(log, d)
+	return nil
 }
 
 // giveUp stores the job's dead letter and records that it is stored. When

@@ -68,12 +68,14 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, opts StreamOption
 		Storage:     jetstream.FileStorage,
 		Replicas:    opts.Replicas,
 		MaxAge:      7 * 24 * time.Hour,
+		Duplicates:  reportWindow,
 	}, {
 		Name:        DeadStream,
 		Description: "regscribe: jobs given up, with the reason",
 		Subjects:    []string{DeadSubjectPrefix + ">"},
 		Storage:     jetstream.FileStorage,
 		Replicas:    opts.Replicas,
+		Duplicates:  reportWindow,
 	}} {
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return nil, fmt.Errorf("create stream %s: %w", cfg.Name, err)
@@ -81,6 +83,12 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, opts StreamOption
 	}
 	return s, nil
 }
+
+// reportWindow is how long a result or dead letter of one job message is
+// stored once: a job whose acknowledgement was lost is delivered again
+// after the ack wait and reports again under the same id, which this window
+// must outlast.
+const reportWindow = 10 * time.Minute
 
 // ConsumerOptions configure [EnsureConsumer].
 type ConsumerOptions struct {
