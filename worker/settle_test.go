@@ -140,6 +140,47 @@ func (r *flakyReporter) Dead(ctx context.Context, d queue.DeadLetter) error {
 	return r.Reporter.Dead(ctx, d)
 }
 
+// resultlessReporter fails to store the first fail results it is given.
+type resultlessReporter struct {
+	*queue.Reporter
+	fail atomic.Int32
+}
+
+func (r *resultlessReporter) Result(ctx context.Context, res queue.Result) error {
+	if r.fail.Add(-1) >= 0 {
+		return errors.New("result stream unavailable")
+	}
+	return r.Reporter.Result(ctx, res)
+}
+
+// A job whose result could not be stored is kept, and its next delivery
+// stores the result without doing the work again: no job ends unseen.
+func TestResultFailingIsStoredNextDelivery(t *testing.T) {
+	t.Parallel()
+	s := stacktest.Start(t, stacktest.Options{Workers: -1, Worker: worker.Options{Mode: worker.ModeReferrer}})
+	s.Push(t, "photos/noresult", "", stacktest.File{Name: "p.jpg", MediaType: "image/jpeg", Data: stacktest.JPEG(t, 64, 48, 706)})
+	waitJobs(t, s, 1)
+	rep := &resultlessReporter{Reporter: queue.NewReporter(s.JS)}
+	rep.fail.Store(1)
+	runWorker(t, s, worker.Options{Concurrency: 1, Mode: worker.ModeReferrer, Reporter: rep})
+
+	waitStreamEmpty(t, s)
+	var mine []queue.Result
+	require.Eventually(t, func() bool {
+		mine = mine[:0]
+		for _, r := range results(t, s) {
+			if r.JobSeq == 1 {
+				mine = append(mine, r)
+			}
+		}
+		return len(mine) > 0
+	}, 10*time.Second, 50*time.Millisecond, "the job's result was never stored")
+	require.Len(t, mine, 1)
+	require.Equal(t, queue.Described, mine[0].Outcome, "the result is the one of the run that described it")
+	require.Len(t, s.Model.Calls(), 1)
+	require.Less(t, rep.fail.Load(), int32(0))
+}
+
 // A dead letter that could not be stored on the last attempt is stored by
 // the next delivery, without doing the work again.
 func TestDeadLetterFailingOnLastAttemptIsStoredNextDelivery(t *testing.T) {

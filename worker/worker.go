@@ -281,6 +281,17 @@ func (w *Worker) handle(stop, work context.Context, msg jetstream.Msg) {
 	if d.delivered > 1 {
 		w.metrics.Redelivered()
 	}
+	if r := d.rec.Result; r != nil {
+		// The job ended before; only its result was not stored.
+		log := w.log.With("repository", r.Job.Repository, "digest", r.Job.Digest, "tag", r.Job.Tag, "seq", d.seq)
+		end := func() error { return w.ack(msg, log, d) }
+		if r.Outcome == queue.Failed {
+			end = func() error { return msg.TermWithReason(queue.Excerpt(r.Reason)) }
+		}
+		log.Info("job ended before; storing its result", "outcome", r.Outcome)
+		w.report(log, msg, d, *r, end)
+		return
+	}
 	jobs, err := w.jobs(msg)
 	if err != nil {
 		w.settle(msg, queue.Job{}, d, Result{}, fault.Permanent(err), time.Now())
@@ -457,11 +468,30 @@ func (w *Worker) settle(msg jetstream.Msg, job queue.Job, d delivery, res Result
 		return
 	}
 	w.metrics.Outcome(string(report.Outcome))
+	w.report(log, msg, d, report, end)
+}
+
+// report stores the result of a job that ended, then ends its message with
+// end. When the result cannot be stored, the job is kept: its message is
+// put back with a delay and the result recorded, so the next delivery
+// stores it without doing the work again.
+func (w *Worker) report(log *slog.Logger, msg jetstream.Msg, d delivery, report queue.Result, end func() error) {
 	if w.reporter != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		if rerr := w.reporter.Result(ctx, report); rerr != nil {
-			log.Warn("could not publish the job's result", "err", rerr)
+		if err := w.reporter.Result(ctx, report); err != nil {
+			if w.ledger == nil || d.seq == 0 {
+				log.Warn("could not store the job's result", "err", err)
+			} else {
+				delay := w.backoff(d.attempt)
+				log.Warn("could not store the job's result; the job is kept and its next delivery stores it", "err", err, "retry_in", delay)
+				d.rec.Result, d.rec.RetryAt = &report, time.Now().Add(delay)
+				w.keep(log, d, "the job runs again")
+				if nerr := msg.NakWithDelay(delay); nerr != nil {
+					log.Warn("could not settle job message; JetStream will deliver it again", "err", nerr)
+				}
+				return
+			}
 		}
 	}
 	if err := end(); err != nil {

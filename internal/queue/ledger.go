@@ -44,6 +44,10 @@ type Record struct {
 	// Dead is set once the job's dead letter is stored: a later delivery
 	// (its Term was lost) only terminates it.
 	Dead bool `json:"dead,omitempty"`
+	// Result is the result of a job that ended but whose result could not
+	// be stored: the next delivery stores it and ends the job without doing
+	// the work again.
+	Result *Result `json:"result,omitempty"`
 }
 
 // Ledger is the record store in [LedgerBucket].
