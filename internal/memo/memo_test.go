@@ -5,13 +5,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
-	"github.com/regscribe/regscribe/internal/embedded"
 	"github.com/regscribe/regscribe/internal/fault"
 	"github.com/regscribe/regscribe/internal/memo"
+	"github.com/regscribe/regscribe/internal/stacktest"
 	"github.com/regscribe/regscribe/internal/vision"
 )
 
@@ -24,7 +23,7 @@ type memory interface {
 // Both memories: the JetStream bucket workers share, and the in-process one.
 func TestFirstDescriptionWins(t *testing.T) {
 	t.Parallel()
-	js := startJetStream(t)
+	js := stacktest.JetStream(t)
 	store, err := memo.Open(context.Background(), js, "test-descriptions", 1)
 	require.NoError(t, err)
 
@@ -79,7 +78,7 @@ func (u *unreadable) Get(ctx context.Context, key string) (jetstream.KeyValueEnt
 // overwrite it: the job retries and then reads the winner.
 func TestRememberNeverOverwritesTheWinner(t *testing.T) {
 	t.Parallel()
-	js := startJetStream(t)
+	js := stacktest.JetStream(t)
 	ctx := context.Background()
 	first, err := memo.Open(ctx, js, "test-winner", 1)
 	require.NoError(t, err)
@@ -111,7 +110,7 @@ func TestRememberNeverOverwritesTheWinner(t *testing.T) {
 // A stored record that does not decode is replaced, but only the one read.
 func TestRememberReplacesAnUnreadableRecord(t *testing.T) {
 	t.Parallel()
-	js := startJetStream(t)
+	js := stacktest.JetStream(t)
 	ctx := context.Background()
 	store, err := memo.Open(ctx, js, "test-garbage", 1)
 	require.NoError(t, err)
@@ -127,18 +126,4 @@ func TestRememberReplacesAnUnreadableRecord(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.Equal(t, "Fresh.", got.Text)
-}
-
-// startJetStream starts an in-process NATS server with JetStream.
-func startJetStream(t *testing.T) jetstream.JetStream {
-	t.Helper()
-	ns, err := embedded.StartNATS(embedded.NATSOptions{StoreDir: t.TempDir(), Listen: "off"})
-	require.NoError(t, err)
-	t.Cleanup(ns.Stop)
-	nc, err := nats.Connect("", nats.InProcessServer(ns))
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	return js
 }

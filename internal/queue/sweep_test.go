@@ -6,25 +6,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
-	"github.com/regscribe/regscribe/internal/embedded"
 	"github.com/regscribe/regscribe/internal/queue"
+	"github.com/regscribe/regscribe/internal/stacktest"
 )
 
 func startJetStream(t *testing.T) jetstream.JetStream {
 	t.Helper()
-	ns, err := embedded.StartNATS(embedded.NATSOptions{StoreDir: t.TempDir(), Listen: "off"})
-	require.NoError(t, err)
-	t.Cleanup(ns.Stop)
-	nc, err := nats.Connect("", nats.InProcessServer(ns))
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	_, err = queue.EnsureStream(context.Background(), js, queue.StreamOptions{})
+	js := stacktest.JetStream(t)
+	_, err := queue.EnsureStream(context.Background(), js, queue.StreamOptions{})
 	require.NoError(t, err)
 	return js
 }

@@ -469,3 +469,19 @@ func Picture(w, h int, seed uint64) *image.RGBA {
 	}
 	return img
 }
+
+// JetStream starts an in-process NATS server with JetStream (file storage,
+// no listener) for a test of one package, and returns a JetStream handle
+// on a connection of its own. Both stop when the test ends.
+func JetStream(t testing.TB) jetstream.JetStream {
+	t.Helper()
+	ns, err := embedded.StartNATS(embedded.NATSOptions{StoreDir: t.TempDir(), Listen: "off"})
+	require.NoError(t, err)
+	t.Cleanup(ns.Stop)
+	nc, err := nats.Connect("", nats.InProcessServer(ns))
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	return js
+}
