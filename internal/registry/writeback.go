@@ -11,6 +11,8 @@ import (
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/errcode"
+
+	"github.com/regscribe/regscribe/internal/fault"
 )
 
 // ErrTagRefused is returned when the registry refuses to move a tag (an
@@ -119,7 +121,7 @@ func (c *Client) warnIfOverwritten(ctx context.Context, repo *remote.Repository,
 func classifyTagMove(err error) error {
 	var resp *errcode.ErrorResponse
 	if errors.As(err, &resp) && resp.StatusCode >= 400 && resp.StatusCode < 500 &&
-		resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusRequestTimeout {
+		resp.StatusCode != http.StatusUnauthorized && !fault.Transient(resp.StatusCode) {
 		err = fmt.Errorf("%w: %w", ErrTagRefused, err)
 	}
 	return Classify(err)

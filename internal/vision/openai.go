@@ -429,7 +429,7 @@ func (o *OpenAI) checkFailure(err error, listed []string, noModels bool) error {
 			hint = "check that OPENAI_BASE_URL is the API's base (usually ending in /v1) and that REGSCRIBE_MODEL names a model the server has"
 		}
 		return fault.Permanent(fmt.Errorf("model %s is not available at %s (%s): %s", o.opts.Model, where, oneLine(f.message), hint))
-	case f.status == http.StatusTooManyRequests || f.status >= 500:
+	case fault.Transient(f.status):
 		return fault.Unavailable(fmt.Errorf("the server at %s is not answering requests for %s now (%d: %s)", where, o.opts.Model, f.status, oneLine(f.message)))
 	}
 	return fault.Permanent(fmt.Errorf("the server at %s rejected a test request for %s (%d: %s)", where, o.opts.Model, f.status, oneLine(f.message)))
