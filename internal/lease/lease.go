@@ -37,11 +37,12 @@ type Leases struct {
 var ErrLost = errors.New("lease lost")
 
 // Open creates (or opens) the lease bucket. A lease expires ttl (if zero,
-// 30 s) after its holder last renewed it; holders renew theirs every third
-// of ttl.
+// 10 s) after its holder last renewed it; holders renew theirs every third
+// of ttl. The ttl is how long the jobs of one photo wait when the worker
+// holding its lease died: short, since a live holder keeps renewing.
 func Open(ctx context.Context, js jetstream.JetStream, replicas int, ttl time.Duration) (*Leases, error) {
 	if ttl == 0 {
-		ttl = 30 * time.Second
+		ttl = 10 * time.Second
 	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      Bucket,

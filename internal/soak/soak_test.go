@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"regexp"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -498,19 +499,21 @@ func (s *soak) stopPools() {
 	}
 }
 
-// waitIdle waits until the job stream is empty and the consumer has nothing
-// pending or in flight, for long enough that notifications in transit have
-// landed. It gives up (false) at a bound, or early when jobs are stranded:
-// still in the stream, yet neither pending nor in flight.
+// waitIdle waits until the job stream is empty and nothing is pending or in
+// flight for 2 s. Injected faults (503 bursts met by oras-go's retries, a
+// dead worker's lease, backoffs) slow the drain down, so it waits as long as
+// the queue moves, up to a bound; a queue that does not move for
+// stallBound, or jobs left in the stream that nobody will deliver, fail.
 func (s *soak) waitIdle(t *testing.T) bool {
 	ctx := context.Background()
-	bound := 30 * time.Second
+	bound, stallBound := 75*time.Second, 20*time.Second
 	if testing.Short() {
-		bound = 20 * time.Second
+		bound = 45 * time.Second
 	}
 	deadline := time.Now().Add(bound)
 	var quiet, stuck time.Time
-	var last string
+	moved := time.Now()
+	var last, lastState string
 	for time.Now().Before(deadline) {
 		time.Sleep(200 * time.Millisecond)
 		st, err := s.stack.JS.Stream(ctx, queue.Stream)
@@ -528,6 +531,9 @@ func (s *soak) waitIdle(t *testing.T) bool {
 		ci := c.CachedInfo()
 		last = fmt.Sprintf("%d jobs in the stream, %d pending, %d in flight or waiting to be redelivered", si.State.Msgs, ci.NumPending, ci.NumAckPending)
 		now := time.Now()
+		if state := fmt.Sprintf("%s; delivered %d", last, ci.Delivered.Consumer); state != lastState {
+			lastState, moved = state, now
+		}
 		switch {
 		case si.State.Msgs == 0 && ci.NumPending == 0 && ci.NumAckPending == 0:
 			stuck = time.Time{}
@@ -548,10 +554,32 @@ func (s *soak) waitIdle(t *testing.T) bool {
 			}
 		default:
 			quiet, stuck = time.Time{}, time.Time{}
+			if now.Sub(moved) >= stallBound {
+				t.Errorf("invariant 2 (job stream empty): the queue has not moved for %s: %s", stallBound, last)
+				dumpStacks(t)
+				return false
+			}
 		}
 	}
 	t.Errorf("invariant 2 (job stream empty): not idle after waiting %s: %s", bound, last)
+	dumpStacks(t)
 	return false
+}
+
+// dumpStacks writes every goroutine's stack to a file (the test's temporary
+// directory is removed with it), to show what a stuck job waits for.
+func dumpStacks(t *testing.T) {
+	f, err := os.CreateTemp("", "regscribe-soak-stacks-*.txt")
+	if err != nil {
+		t.Logf("could not write the goroutine stacks: %v", err)
+		return
+	}
+	defer f.Close()
+	if err := pprof.Lookup("goroutine").WriteTo(f, 2); err != nil {
+		t.Logf("could not write the goroutine stacks: %v", err)
+		return
+	}
+	t.Logf("goroutine stacks of the stuck run: %s", f.Name())
 }
 
 func truncate(b []byte) string {
