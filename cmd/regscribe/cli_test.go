@@ -62,7 +62,8 @@ func TestFlagsBeforeAndAfterArguments(t *testing.T) {
 	}{
 		{"show", []string{"show", "--json", "--plain-http", ref}, []string{"show", ref, "--json", "--plain-http"}, 0, `"storedAs":"annotation"`},
 		{"show --format", []string{"show", "--format", "json", ref}, []string{"show", ref, "--format=json"}, 0, `"reference":"` + ref + `"`},
-		{"show text", []string{"show", ref}, []string{"show", ref}, 0, "stored as: annotation"},
+		{"show text", []string{"show", "--plain-http", ref}, []string{"show", ref, "--plain-http"}, 0, "stored as: annotation"},
+		{"show a repository as text", []string{"show", "--format", "text", host + "/photos/cli"}, []string{"show", host + "/photos/cli", "--format", "text"}, 1, " (other) ("},
 		{"show a repository", []string{"show", "--json", host + "/photos/cli"}, []string{"show", host + "/photos/cli", "--json"}, 1, `"tags":["other"]`},
 		{"describe", []string{"describe", "--mode", "annotation", "--force", host + "/photos/cli:other"}, []string{"describe", host + "/photos/cli:other", "--mode", "annotation", "--force"}, 0, "described " + host + "/photos/cli:other as annotation"},
 		{"reprocess", []string{"reprocess", "--dry-run", "--json", host + "/photos/cli"}, []string{"reprocess", host + "/photos/cli", "--dry-run", "--json"}, 0, `"type":"summary"`},
@@ -230,6 +231,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"reprocess", "localhost:5000/photos", "--wiat"}, `regscribe reprocess: unknown flag: --wiat; did you mean --wait? (see 'regscribe reprocess --help')`},
 		{[]string{"show", "localhost:5000/photos/a:latest", "--jsno"}, "unknown flag: --jsno; did you mean --json?"},
 		{[]string{"reprocess", "--dry", "localhost:5000/photos"}, "unknown flag: --dry; did you mean --dry-run?"},
+		{[]string{"show", "-json", "localhost:5000/photos/a:latest"}, "unknown shorthand flag: 'j' in -json; did you mean --json?"},
 		{[]string{"status", "--frobnicate"}, "regscribe status: unknown flag: --frobnicate (see"},
 		{[]string{"failed", "lst"}, `regscribe failed: unknown command "lst"; did you mean "list"?`},
 		{[]string{"failed"}, "regscribe failed: which? list or retry"},

@@ -276,6 +276,12 @@ func flagError(cmd *cobra.Command, err error) error {
 			msg += "; did you mean --" + s + "?"
 		}
 	}
+	// -json, as Go's flag package took it, is read as -j -s -o -n.
+	if strings.HasPrefix(msg, "unknown shorthand flag: ") {
+		if _, name, ok := strings.Cut(msg, " in -"); ok && cmd.Flags().Lookup(name) != nil {
+			msg += "; did you mean --" + name + "?"
+		}
+	}
 	return errors.New(msg)
 }
 

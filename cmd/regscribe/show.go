@@ -164,6 +164,9 @@ func show(ctx context.Context, cfg config.Config, refs []string, plain bool, for
 			if p.Error != "" || len(p.Descriptions) == 0 {
 				code = 1
 			}
+			if p.Descriptions == nil {
+				p.Descriptions = []regclient.Found{}
+			}
 			switch {
 			case format == formatJSON:
 				writeJSON(stdout, p)
@@ -174,7 +177,11 @@ func show(ctx context.Context, cfg config.Config, refs []string, plain bool, for
 					fmt.Fprintln(stdout)
 				}
 				first = false
-				printFound(stdout, p.Reference, p.Digest, p.Descriptions)
+				label := p.Reference
+				if t.ref.Reference == "" && len(p.Tags) > 0 {
+					label += " (" + strings.Join(p.Tags, ", ") + ")"
+				}
+				printFound(stdout, label, p.Digest, p.Descriptions)
 			}
 		}
 	}
@@ -232,9 +239,6 @@ func describedAs(ctx context.Context, t target, digest string) ([]regclient.Foun
 	found, err := t.client.Descriptions(ctx, repo, m, photo.MediaTypes)
 	if err != nil {
 		return nil, err.Error()
-	}
-	if found == nil {
-		found = []regclient.Found{}
 	}
 	return found, ""
 }
