@@ -197,7 +197,7 @@ func (w *Worker) processManifest(ctx context.Context, repo *remote.Repository, m
 // writeAnnotation pushes c's manifest with the descriptions as annotations
 // and moves tag to it when tag still points at c's manifest.
 func (w *Worker) writeAnnotation(ctx context.Context, repo *remote.Repository, c candidate, ds []vision.Description, tag string) (registry.Written, error) {
-	edit := annotationEdit(c.im, c.photos, ds)
+	edit := annotationEdit(c.im, c.photos, ds, !w.opts.NoImageDescription)
 	if w.opts.Select.OptIn {
 		k, _ := w.opts.Select.optIn()
 		edit.Remove = []string{k}
@@ -359,7 +359,7 @@ func (w *Worker) isOwnWrite(ctx context.Context, im ocispec.Manifest, photos []i
 		}
 		ds = append(ds, d)
 	}
-	want := annotationEdit(im, photos, ds).Manifest
+	want := annotationEdit(im, photos, ds, false).Manifest
 	return want[registry.AnnotationDescription] == im.Annotations[registry.AnnotationDescription] &&
 		want[registry.AnnotationCreated] == im.Annotations[registry.AnnotationCreated]
 }
@@ -432,9 +432,14 @@ func (w *Worker) describeLayer(ctx context.Context, repo *remote.Repository, lay
 
 // annotationEdit builds the annotations for the described layers: one photo
 // puts its description on the manifest; several put each on its layer and
-// the manifest gets them joined in layer order, each after its title.
-func annotationEdit(im ocispec.Manifest, photos []int, ds []vision.Description) registry.Edit {
+// the manifest gets them joined in layer order, each after its title. With
+// imageDescription, the manifest's org.opencontainers.image.description is
+// set to the same text unless the pusher set one of their own.
+func annotationEdit(im ocispec.Manifest, photos []int, ds []vision.Description, imageDescription bool) registry.Edit {
 	e := registry.Edit{Manifest: manifestAnnotations(im, photos, ds)}
+	if imageDescription && ownsImageDescription(im.Annotations) {
+		e.Manifest[ocispec.AnnotationDescription] = e.Manifest[registry.AnnotationDescription]
+	}
 	if len(ds) == 1 {
 		return e
 	}
@@ -443,6 +448,17 @@ func annotationEdit(im ocispec.Manifest, photos []int, ds []vision.Description) 
 		e.Layers[i] = fields(ds[n])
 	}
 	return e
+}
+
+// ownsImageDescription reports whether a write-back may set the manifest's
+// org.opencontainers.image.description: it has none, or it holds regscribe's
+// own description (a copy of io.regscribe.description, which a new
+// description replaces). One the pusher set is never overwritten. The
+// decision depends on the manifest only, so every job of one photo writes
+// the same bytes.
+func ownsImageDescription(ann map[string]string) bool {
+	own := ann[ocispec.AnnotationDescription]
+	return own == "" || own == ann[registry.AnnotationDescription]
 }
 
 // manifestAnnotations are the io.regscribe.* annotations of a described manifest.
@@ -471,6 +487,9 @@ func manifestAnnotations(im ocispec.Manifest, photos []int, ds []vision.Descript
 // record builds the referrer record and manifest annotations.
 func (w *Worker) record(im ocispec.Manifest, subject ocispec.Descriptor, photos []int, ds []vision.Description) (registry.Record, map[string]string) {
 	ann := manifestAnnotations(im, photos, ds)
+	if !w.opts.NoImageDescription {
+		ann[ocispec.AnnotationDescription] = ann[registry.AnnotationDescription]
+	}
 	created, _ := time.Parse(time.RFC3339, ann[registry.AnnotationCreated])
 	rec := registry.Record{Subject: subject.Digest.String(), Model: ds[0].Model, PromptDigest: w.model.PromptDigest(), Created: created}
 	for n, i := range photos {

@@ -131,6 +131,12 @@ type Options struct {
 	Force bool
 	// Prune removes older regscribe referrers of a photo described again.
 	Prune bool
+	// NoImageDescription leaves org.opencontainers.image.description alone.
+	// If false, an annotation-mode write-back also sets it to the description
+	// when the manifest has none (or has regscribe's earlier one), and a
+	// description referrer carries it too: registries' own pages (GHCR, zot)
+	// show that key.
+	NoImageDescription bool
 	// Select decides which artifacts are described.
 	Select Selection
 	// Translate turns a message on a subject outside regscribe's own job

@@ -199,6 +199,54 @@ func TestWriteBack(t *testing.T) {
 					require.Equal(t, res.Written.Descriptor.Digest, now.Digest)
 					require.Equal(t, expectedText(photo), r.manifest(t, repo, "latest").Annotations[registry.AnnotationDescription])
 				}},
+				{"annotation mode writes the image-spec description when the photo has none", func(t *testing.T, r *rig, repo string) {
+					photo := stacktest.JPEG(t, 120, 80, 21)
+					pushed := r.push(t, repo, "latest", nil, photo)
+					res, err := r.worker(t, worker.Options{Mode: worker.ModeAnnotation}).Process(ctx, job(host, repo, pushed, "latest"))
+					require.NoError(t, err)
+					ann := r.manifest(t, repo, "latest").Annotations
+					require.Equal(t, expectedText(photo), ann[ocispec.AnnotationDescription], "GHCR and zot show this key")
+					require.Equal(t, expectedText(photo), ann[registry.AnnotationDescription])
+
+					// Another job of the same photo (by digest: the original
+					// manifest) writes the same bytes: one manifest, not two.
+					again, err := r.worker(t, worker.Options{Mode: worker.ModeAnnotation}).Process(ctx, job(host, repo, pushed, ""))
+					require.NoError(t, err)
+					require.Equal(t, res.Written.Descriptor.Digest, again.Written.Descriptor.Digest)
+				}},
+				{"annotation mode keeps the pusher's image-spec description", func(t *testing.T, r *rig, repo string) {
+					photo := stacktest.JPEG(t, 120, 80, 22)
+					pushed := r.push(t, repo, "latest", map[string]string{ocispec.AnnotationDescription: "Holiday 2026, beach"}, photo)
+					// The pusher's own description is not regscribe's: the photo is described.
+					res, err := r.worker(t, worker.Options{Mode: worker.ModeAnnotation}).Process(ctx, job(host, repo, pushed, "latest"))
+					require.NoError(t, err)
+					require.Equal(t, 1, res.ModelCalls)
+					ann := r.manifest(t, repo, "latest").Annotations
+					require.Equal(t, "Holiday 2026, beach", ann[ocispec.AnnotationDescription])
+					require.Equal(t, expectedText(photo), ann[registry.AnnotationDescription])
+				}},
+				{"REGSCRIBE_OCI_DESCRIPTION=false leaves the image-spec description out", func(t *testing.T, r *rig, repo string) {
+					photo := stacktest.JPEG(t, 120, 80, 23)
+					pushed := r.push(t, repo, "latest", nil, photo)
+					_, err := r.worker(t, worker.Options{Mode: worker.ModeAnnotation, NoImageDescription: true}).Process(ctx, job(host, repo, pushed, "latest"))
+					require.NoError(t, err)
+					ann := r.manifest(t, repo, "latest").Annotations
+					require.NotContains(t, ann, ocispec.AnnotationDescription)
+					require.Equal(t, expectedText(photo), ann[registry.AnnotationDescription])
+				}},
+				{"a forced description replaces regscribe's image-spec description", func(t *testing.T, r *rig, repo string) {
+					photo := stacktest.JPEG(t, 120, 80, 24)
+					pushed := r.push(t, repo, "latest", map[string]string{
+						registry.AnnotationDescription: "An old description.", registry.AnnotationModel: "ollama/old-model",
+						ocispec.AnnotationDescription: "An old description.",
+					}, photo)
+					j := job(host, repo, pushed, "latest")
+					j.Force = true
+					_, err := r.worker(t, worker.Options{Mode: worker.ModeAnnotation}).Process(ctx, j)
+					require.NoError(t, err)
+					ann := r.manifest(t, repo, "latest").Annotations
+					require.Equal(t, expectedText(photo), ann[ocispec.AnnotationDescription])
+				}},
 				{"referrer mode leaves the photo untouched", func(t *testing.T, r *rig, repo string) {
 					photo := stacktest.JPEG(t, 120, 80, 2)
 					pushed := r.push(t, repo, "latest", nil, photo)
@@ -209,6 +257,7 @@ func TestWriteBack(t *testing.T) {
 					refs := r.referrers(t, repo, pushed, registry.ArtifactTypeDescription)
 					require.Len(t, refs, 1)
 					require.Equal(t, expectedText(photo), refs[0].Annotations[registry.AnnotationDescription], "oras discover shows the description")
+					require.Equal(t, expectedText(photo), refs[0].Annotations[ocispec.AnnotationDescription], "and under the image-spec key")
 					require.Equal(t, "ollama/"+stacktest.Model, refs[0].Annotations[registry.AnnotationModel])
 					rm := r.manifest(t, repo, refs[0].Digest.String())
 					require.Equal(t, registry.ArtifactTypeDescription, rm.ArtifactType)

@@ -1,155 +1,328 @@
 // Command regscribe writes AI descriptions of photos stored in OCI registries
 // back into those registries.
 //
-// This package only wires the parts together; see `regscribe help`.
+// This package only wires the parts together; see `regscribe help`. The
+// command line is built on cobra, as oras's and crane's are: flags go before
+// or after the arguments, every command has -h with examples, and
+// `regscribe completion` writes shell completion scripts.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
+	"strconv"
+	"strings"
 	"syscall"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/regscribe/regscribe/internal/config"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = ""
-
-const usage = `regscribe writes AI descriptions of photos stored in OCI registries back
-into those registries.
-
-Usage:
-  regscribe <command> [-h]
-
-Commands:
-  up        run everything in one process: NATS (JetStream), the notifier,
-            workers and a CNCF Distribution registry on localhost
-  notifier  receive registry notifications and queue jobs (joins REGSCRIBE_NATS_URL)
-  worker    describe queued photos (joins REGSCRIBE_NATS_URL)
-  show      show the description(s) of a photo: regscribe show [--json] REF
-  describe  describe one photo now, without the queue:
-            regscribe describe [--mode annotation|referrer|auto] [--force] REF
-  failed    jobs given up: regscribe failed list [--json] | retry ID...|--all
-  status    jobs queued, in flight, waiting for a retry, dead letters and
-            stranded (joins REGSCRIBE_NATS_URL): regscribe status [--json]
-  reprocess describe the photos already in a repository or registry:
-            regscribe reprocess [--force] [--wait] [--local] REGISTRY/REPOSITORY | --all REGISTRY
-  bench     measure the pipeline with a fake model: regscribe bench [-n N] [-only …] [-json]
-  version   print the version
-  help      print this help
-
-Configuration is read from the environment:
-`
-
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// run runs the command line args and returns the exit status: 0 when it
+// worked, 1 when it failed, 2 for a usage error.
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		printUsage(stderr)
-		return 2
-	}
-	name, rest := args[0], args[1:]
-	switch name {
-	case "help", "-h", "--help", "-help":
-		printUsage(stdout)
-		return 0
-	case "version", "--version":
-		fmt.Fprintln(stdout, "regscribe", buildVersion())
-		return 0
-	}
-	cmd, ok := commands[name]
-	if !ok {
-		fmt.Fprintf(stderr, "regscribe: unknown command %q (try 'regscribe help')\n", name)
-		return 2
-	}
-	if cmd.service != nil {
-		for _, a := range rest {
-			if a == "-h" || a == "--help" || a == "-help" {
-				printUsage(stdout)
-				return 0
-			}
-		}
-		if len(rest) > 0 {
-			fmt.Fprintf(stderr, "regscribe %s: unexpected argument %q (settings are environment variables; try 'regscribe help')\n", name, rest[0])
-			return 2
-		}
-	}
-	cfg, err := config.Load()
-	if err != nil {
-		fmt.Fprintf(stderr, "regscribe: %v\n", err)
-		return 2
-	}
-	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
-	slog.SetDefault(log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if cmd.tool != nil {
-		return cmd.tool(ctx, cfg, rest, stdout, stderr, log)
+	c := newCLI(stdout, stderr, config.Load)
+	c.defaultLogger = true
+	return c.execute(ctx, args)
+}
+
+// cli is one run of the command line: where it prints, and the
+// configuration, read from the environment once by the first command that
+// needs it.
+type cli struct {
+	stdout, stderr io.Writer
+	load           func() (config.Config, error)
+	cfg            *config.Config
+	log            *slog.Logger
+	// defaultLogger makes log the process's slog default too.
+	defaultLogger bool
+}
+
+func newCLI(stdout, stderr io.Writer, load func() (config.Config, error)) *cli {
+	return &cli{stdout: stdout, stderr: stderr, load: load}
+}
+
+// exitStatus ends a command with a status, once the command has said why.
+type exitStatus int
+
+func (e exitStatus) Error() string { return "exit status " + strconv.Itoa(int(e)) }
+
+// exitCode turns a command's exit status into what its RunE returns.
+func exitCode(code int) error {
+	if code == 0 {
+		return nil
 	}
-	if err := cmd.service(ctx, cfg, log); err != nil {
-		log.Error("regscribe " + name + " stopped: " + err.Error())
-		return 1
-	}
-	return 0
+	return exitStatus(code)
 }
 
-// command is a subcommand: a service runs until it is stopped and takes no
-// arguments (settings are environment variables); a tool takes flags and
-// arguments and returns an exit code.
-type command struct {
-	service func(ctx context.Context, cfg config.Config, log *slog.Logger) error
-	tool    func(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer, log *slog.Logger) int
-}
-
-var commands = map[string]command{
-	"up":        {service: up},
-	"notifier":  {service: runNotifier},
-	"worker":    {service: runWorker},
-	"show":      {tool: show},
-	"describe":  {tool: describe},
-	"failed":    {tool: failed},
-	"status":    {tool: status},
-	"reprocess": {tool: reprocessCmd},
-	"bench":     {tool: benchCmd},
-}
-
-// parseFlags parses a tool's flags; done is true when the tool should
-// return code at once (-h, or a usage error).
-func parseFlags(fs *flag.FlagSet, args []string) (done bool, code int) {
-	err := fs.Parse(args)
+// execute runs args on the command tree. Any error but an exitStatus comes
+// from parsing the command line (cobra's, or a command's Args): one line on
+// stderr and status 2.
+func (c *cli) execute(ctx context.Context, args []string) int {
+	root := c.root()
+	root.SetArgs(args)
+	cmd, err := root.ExecuteContextC(ctx)
+	var st exitStatus
 	switch {
-	case errors.Is(err, flag.ErrHelp):
-		return true, 0
-	case err != nil:
-		return true, 2
+	case err == nil:
+		return 0
+	case errors.As(err, &st):
+		return int(st)
 	}
-	return false, 0
+	if cmd == nil {
+		cmd = root
+	}
+	fmt.Fprintf(c.stderr, "%s: %v (see '%s --help')\n", cmd.CommandPath(), err, cmd.CommandPath())
+	return 2
 }
 
-func printUsage(w io.Writer) {
-	fmt.Fprint(w, usage)
-	_ = config.Usage(w)
+// config is the configuration from the environment, read on first use; a
+// configuration that cannot work is a usage error.
+func (c *cli) config() (config.Config, error) {
+	if c.cfg == nil {
+		cfg, err := c.load()
+		if err != nil {
+			fmt.Fprintf(c.stderr, "regscribe: %v\n", err)
+			return config.Config{}, exitStatus(2)
+		}
+		c.cfg = &cfg
+		c.log = newLogger(c.stderr, cfg.LogLevel, cfg.LogFormat)
+		if c.defaultLogger {
+			slog.SetDefault(c.log)
+		}
+	}
+	return *c.cfg, nil
 }
 
-func buildVersion() string {
-	if version != "" {
-		return version
+// tool is the RunE of a command that reads the configuration and returns
+// an exit status.
+func (c *cli) tool(fn func(ctx context.Context, cfg config.Config, args []string) int) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		cfg, err := c.config()
+		if err != nil {
+			return err
+		}
+		return exitCode(fn(cmd.Context(), cfg, args))
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
+}
+
+// settingsFromEnvironment marks a command whose help ends with the
+// environment variables (the services, and regscribe itself).
+const settingsFromEnvironment = "settings"
+
+// The groups of `regscribe help`.
+const (
+	groupServices = "services"
+	groupTools    = "tools"
+)
+
+// root is the command tree.
+func (c *cli) root() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "regscribe",
+		Short: "Write AI descriptions of photos in OCI registries back into the registries",
+		Long: `regscribe writes AI descriptions of photos stored in OCI registries back
+into those registries: a registry announces a push, a worker asks a vision
+model what the photo shows and writes the answer into the manifest's
+annotations or an OCI referrer.
+
+Services read their settings from the environment (listed below); the other
+commands take flags, before or after their arguments.`,
+		Example: `  regscribe up
+  oras push localhost:5000/photos/pineapple:latest pineapple.jpg:image/jpeg
+  regscribe show localhost:5000/photos/pineapple:latest
+  regscribe reprocess localhost:5000/photos --wait`,
+		Args:              subcommandArgs,
+		RunE:              c.missingCommand,
+		SilenceErrors:     true,
+		SilenceUsage:      true,
+		Version:           buildVersion(),
+		ValidArgsFunction: cobra.NoFileCompletions,
+		Annotations:       map[string]string{settingsFromEnvironment: "true"},
 	}
-	return "dev"
+	root.SetOut(c.stdout)
+	root.SetErr(c.stderr)
+	root.SetVersionTemplate("regscribe {{.Version}}\n")
+	root.SetFlagErrorFunc(flagError)
+	help := root.HelpFunc()
+	root.SetHelpFunc(func(cmd *cobra.Command, args []string) {
+		help(cmd, args)
+		if cmd.Annotations[settingsFromEnvironment] != "" {
+			w := cmd.OutOrStdout()
+			fmt.Fprintln(w, "\nConfiguration is read from the environment:")
+			_ = config.Usage(w)
+		}
+	})
+	root.AddGroup(
+		&cobra.Group{ID: groupServices, Title: "Services (settings from the environment, no arguments):"},
+		&cobra.Group{ID: groupTools, Title: "Commands:"},
+	)
+	root.AddCommand(
+		c.service("up", "Run everything in one process: NATS, a registry on localhost, the notifier and workers",
+			`Runs NATS with JetStream (file storage under REGSCRIBE_DATA_DIR, also listening
+on REGSCRIBE_NATS_LISTEN so more workers can join), a CNCF Distribution
+registry on REGSCRIBE_REGISTRY_ADDR whose notifications go to the notifier,
+the notifier on REGSCRIBE_LISTEN and a worker pool. Ctrl-C or SIGTERM stops
+it cleanly; queued jobs survive a restart.`,
+			`  regscribe up
+  REGSCRIBE_MODE=referrer OLLAMA_HOST=gpu-box:11434 regscribe up`, up),
+		c.service("notifier", "Receive registry notifications and queue jobs (joins REGSCRIBE_NATS_URL)",
+			`Serves POST /v1/events (and the sources of REGSCRIBE_SOURCES_FILE) and
+publishes a job per pushed manifest to the NATS at REGSCRIBE_NATS_URL. Needs
+REGSCRIBE_NOTIFY_TOKEN and REGSCRIBE_REGISTRIES.`,
+			`  REGSCRIBE_NOTIFY_TOKEN=s3cret REGSCRIBE_REGISTRIES=https://registry.example.com regscribe notifier`, runNotifier),
+		c.service("worker", "Describe queued photos (joins REGSCRIBE_NATS_URL)",
+			`Takes jobs from the NATS at REGSCRIBE_NATS_URL, describes the photos and
+writes the descriptions back. Start as many as you like: they share the work.`,
+			`  REGSCRIBE_REGISTRIES=http://127.0.0.1:5000 regscribe worker`, runWorker),
+		c.showCmd(),
+		c.describeCmd(),
+		c.failedCmd(),
+		c.statusCmd(),
+		c.reprocessCmd(),
+		c.benchCmd(),
+		c.versionCmd(),
+	)
+	return root
+}
+
+// missingCommand is regscribe alone: the help, on stderr, as a usage error.
+func (c *cli) missingCommand(cmd *cobra.Command, _ []string) error {
+	cmd.SetOut(c.stderr)
+	_ = cmd.Help()
+	return exitStatus(2)
+}
+
+// service is a command that runs until it is stopped; it takes no
+// arguments: its settings are environment variables.
+func (c *cli) service(name, short, long, example string, run func(ctx context.Context, cfg config.Config, log *slog.Logger) error) *cobra.Command {
+	return &cobra.Command{
+		Use:               name,
+		Short:             short,
+		Long:              long,
+		Example:           example,
+		GroupID:           groupServices,
+		Args:              noArguments,
+		ValidArgsFunction: cobra.NoFileCompletions,
+		Annotations:       map[string]string{settingsFromEnvironment: "true"},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := c.config()
+			if err != nil {
+				return err
+			}
+			if err := run(cmd.Context(), cfg, c.log); err != nil {
+				c.log.Error("regscribe " + name + " stopped: " + err.Error())
+				return exitStatus(1)
+			}
+			return nil
+		},
+	}
+}
+
+// noArguments refuses arguments to a service, saying where its settings are.
+func noArguments(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("unexpected argument %q: settings are environment variables", args[0])
+	}
+	return nil
+}
+
+// subcommandArgs refuses an unknown command in one line, with cobra's
+// suggestion.
+func subcommandArgs(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q", args[0])
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2 // cobra's default
+	}
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += fmt.Sprintf("; did you mean %q?", s[0])
+	}
+	return errors.New(msg)
+}
+
+// argsBetween accepts min to max arguments (max < 0: any number), named
+// what in the error.
+func argsBetween(min, max int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < min || max >= 0 && len(args) > max {
+			return fmt.Errorf("takes %s, not %d argument(s)", what, len(args))
+		}
+		return nil
+	}
+}
+
+// flagError makes pflag's errors one line, suggesting the flag meant.
+func flagError(cmd *cobra.Command, err error) error {
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "unknown flag: --"); ok {
+		if s := suggestFlag(cmd.Flags(), name); s != "" {
+			msg += "; did you mean --" + s + "?"
+		}
+	}
+	// -json, as Go's flag package took it, is read as -j -s -o -n.
+	if strings.HasPrefix(msg, "unknown shorthand flag: ") {
+		if _, name, ok := strings.Cut(msg, " in -"); ok && cmd.Flags().Lookup(name) != nil {
+			msg += "; did you mean --" + name + "?"
+		}
+	}
+	return errors.New(msg)
+}
+
+// suggestFlag is the flag of flags name most likely meant: one it begins,
+// or the nearest within two edits.
+func suggestFlag(flags *pflag.FlagSet, name string) string {
+	best, bestDist := "", 3
+	flags.VisitAll(func(f *pflag.Flag) {
+		if f.Hidden {
+			return
+		}
+		d := editDistance(name, f.Name)
+		if strings.HasPrefix(f.Name, name) {
+			d = 0
+		}
+		if d < bestDist {
+			best, bestDist = f.Name, d
+		}
+	})
+	return best
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }
 
 // newLogger logs text to a terminal and JSON otherwise (to a collector).

@@ -47,19 +47,27 @@ func TestMain(m *testing.M) {
 
 func TestHelpListsCommandsAndVariables(t *testing.T) {
 	t.Parallel()
-	for _, args := range [][]string{{"help"}, {"-h"}, {"up", "-h"}, {"worker", "--help"}} {
+	variables := []string{"REGSCRIBE_CONCURRENCY", "REGSCRIBE_DATA_DIR", "OLLAMA_HOST", "REGSCRIBE_NATS_URL", "REGSCRIBE_OCI_DESCRIPTION", "qwen2.5vl:3b"}
+	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}, {"up", "-h"}, {"worker", "--help"}, {"help", "notifier"}} {
 		out, err := exec.Command(binary, args...).CombinedOutput()
 		require.NoError(t, err, "%v: %s", args, out)
-		for _, want := range []string{"up", "notifier", "worker", "status", "failed", "version", "REGSCRIBE_CONCURRENCY", "REGSCRIBE_DATA_DIR", "OLLAMA_HOST", "REGSCRIBE_NATS_URL", "qwen2.5vl:3b"} {
+		for _, want := range variables {
 			require.Contains(t, string(out), want, "%v", args)
 		}
 	}
-	out, err := exec.Command(binary, "version").CombinedOutput()
+	out, err := exec.Command(binary, "help").CombinedOutput()
+	require.NoError(t, err)
+	for _, want := range []string{"up", "notifier", "worker", "show", "describe", "reprocess", "status", "failed", "bench", "version", "completion"} {
+		require.Contains(t, string(out), "\n  "+want+" ", "regscribe help lists %s", want)
+	}
+	out, err = exec.Command(binary, "version").CombinedOutput()
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(string(out), "regscribe "), "%s", out)
 
-	out, err = exec.Command(binary, "frobnicate").CombinedOutput()
+	cmd := exec.Command(binary, "frobnicate")
+	out, err = cmd.CombinedOutput()
 	require.Error(t, err)
+	require.Equal(t, 2, cmd.ProcessState.ExitCode())
 	require.Contains(t, string(out), `unknown command "frobnicate"`)
 }
 
@@ -236,6 +244,8 @@ func TestUpWithOrasCLI(t *testing.T) {
 		return manifest.Annotations["io.regscribe.description"] != ""
 	}, 30*time.Second, 100*time.Millisecond)
 	require.Equal(t, "A test photo "+modeltest.Digest(photo)[:19]+".", manifest.Annotations["io.regscribe.description"])
+	require.Equal(t, manifest.Annotations["io.regscribe.description"], manifest.Annotations["org.opencontainers.image.description"],
+		"the image-spec key, which registries' own pages show")
 	require.Equal(t, "ollama/"+stacktest.Model, manifest.Annotations["io.regscribe.model"])
 	require.Len(t, model.Calls(), 1)
 	require.Equal(t, photo, model.Calls()[0].Images[0])
@@ -255,11 +265,13 @@ func TestReferrerModeWithOrasDiscover(t *testing.T) {
 	t.Cleanup(model.Close)
 	regAddr := freeAddr(t)
 	_, regPort, _ := net.SplitHostPort(regAddr)
+	natsAddr := freeAddr(t)
 	env := upEnv(t,
 		"REGSCRIBE_REGISTRY_ADDR="+regAddr,
 		"OLLAMA_HOST="+model.URL,
 		"REGSCRIBE_MODEL="+stacktest.Model,
 		"REGSCRIBE_MODE=referrer",
+		"REGSCRIBE_NATS_LISTEN="+natsAddr,
 	)
 	p := startUp(t, env...)
 	p.waitLog(t, "model ready")
@@ -309,20 +321,41 @@ func TestReferrerModeWithOrasDiscover(t *testing.T) {
 	require.NoError(t, err, "%s", out)
 	require.Contains(t, string(out), want)
 	require.Contains(t, string(out), "referrer "+r.Digest)
-	out, err = exec.Command(binary, "show", "--json", ref).Output()
+	// Flags after the arguments, as with oras.
+	out, err = exec.Command(binary, "show", ref, "--json").Output()
 	require.NoError(t, err)
-	var found []struct {
-		StoredAs string `json:"storedAs"`
-		Record   struct {
-			Photos []struct {
-				Description string `json:"description"`
-			} `json:"photos"`
-		} `json:"record"`
+	var shownPhoto struct {
+		Reference    string `json:"reference"`
+		Digest       string `json:"digest"`
+		Tags         []string
+		Descriptions []struct {
+			StoredAs string `json:"storedAs"`
+			Record   struct {
+				Photos []struct {
+					Description string `json:"description"`
+				} `json:"photos"`
+			} `json:"record"`
+		} `json:"descriptions"`
 	}
-	require.NoError(t, json.Unmarshal(out, &found))
-	require.Len(t, found, 1)
-	require.Equal(t, "referrer", found[0].StoredAs)
-	require.Equal(t, want, found[0].Record.Photos[0].Description)
+	require.Equal(t, 1, strings.Count(string(out), "\n"), "one photo, one line: %s", out)
+	require.NoError(t, json.Unmarshal(out, &shownPhoto))
+	require.Equal(t, ref, shownPhoto.Reference)
+	require.Equal(t, pushed.Digest, shownPhoto.Digest)
+	require.Equal(t, []string{"latest"}, shownPhoto.Tags)
+	require.Len(t, shownPhoto.Descriptions, 1)
+	require.Equal(t, "referrer", shownPhoto.Descriptions[0].StoredAs)
+	require.Equal(t, want, shownPhoto.Descriptions[0].Record.Photos[0].Description)
+
+	// reprocess finds it described, and says so in JSON, flags last.
+	cmd := exec.Command(binary, "reprocess", "localhost:"+regPort+"/photos/storm", "--dry-run", "--json")
+	cmd.Env = append(os.Environ(), "REGSCRIBE_NATS_URL=nats://"+natsAddr, "REGSCRIBE_MODEL="+stacktest.Model)
+	out, err = cmd.Output()
+	require.NoError(t, err, "%s", out)
+	lines := jsonLines(t, string(out))
+	require.Equal(t, "item", lines[0]["type"])
+	require.Equal(t, "described", lines[0]["item"].(map[string]any)["status"])
+	require.Equal(t, "summary", lines[len(lines)-1]["type"])
+	require.Equal(t, true, lines[len(lines)-1]["dryRun"])
 	p.stop(t)
 }
 

@@ -3,9 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/regscribe/regscribe/internal/config"
@@ -28,64 +27,71 @@ import (
 	"github.com/regscribe/regscribe/worker"
 )
 
-const reprocessUsage = `usage: regscribe reprocess [flags] REGISTRY/REPOSITORY
-       regscribe reprocess [flags] --all REGISTRY
+// reprocessFlags are the command line of `regscribe reprocess`.
+type reprocessFlags struct {
+	all, force, retryFailed bool
+	missing                 bool
+	tag                     string
+	wait, local, dryRun     bool
+	format                  outputFormat
+	progress                bool
+	plain                   bool
+	concurrency             int
+	// set says which flags the command line set.
+	set func(name string) bool
+}
 
-Queues a job for every photo of a repository (or of every repository) that
+func (c *cli) reprocessCmd() *cobra.Command {
+	var f reprocessFlags
+	cmd := &cobra.Command{
+		Use:   "reprocess REGISTRY/REPOSITORY | --all REGISTRY",
+		Short: "Describe the photos already in a repository or registry",
+		Long: `Queues a job for every photo of a repository (or of every repository) that
 has no description from the configured model, and follows the jobs to the end.
 Exit status: 0 when nothing failed, 1 when a photo failed, could not be read or
 is still running when waiting stopped, 2 for a usage error.
 
-Flags:
-`
-
-// reprocessFlags are the command line of `regscribe reprocess`.
-type reprocessFlags struct {
-	all, force, retryFailed bool
-	tag                     string
-	wait, local, dryRun     bool
-	asJSON, progress        bool
-	plain                   bool
-	concurrency             int
-}
-
-// reprocessCmd is `regscribe reprocess`.
-func reprocessCmd(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer, log *slog.Logger) int {
-	fs := flag.NewFlagSet("regscribe reprocess", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var f reprocessFlags
-	missing := fs.Bool("missing", true, "queue only photos without a description from the configured model")
+With --format json it prints JSON lines: "queued", one "photo" line per photo
+that ends (with --dry-run: one "item" line per photo), then the "summary".`,
+		Example: `  regscribe reprocess localhost:5000/photos/archive
+  regscribe reprocess localhost:5000/photos/archive --wait --format json
+  regscribe reprocess --all localhost:5000
+  regscribe reprocess localhost:5000/photos/archive --dry-run --tag 'v*'
+  regscribe reprocess localhost:5000/photos/archive --local`,
+		GroupID:           groupTools,
+		Args:              argsBetween(1, 1, "one REGISTRY/REPOSITORY, or --all REGISTRY"),
+		ValidArgsFunction: cobra.NoFileCompletions,
+		RunE: c.tool(func(ctx context.Context, cfg config.Config, args []string) int {
+			return reprocessRun(ctx, cfg, f, args[0], c.stdout, c.stderr, c.log)
+		}),
+	}
+	fs := cmd.Flags()
+	fs.BoolVar(&f.missing, "missing", true, "queue only photos without a description from the configured model")
 	fs.BoolVar(&f.force, "force", false, "queue every photo, to describe it again")
 	fs.BoolVar(&f.all, "all", false, "every repository of REGISTRY (through its catalog API)")
 	fs.StringVar(&f.tag, "tag", "", "only tags matching this glob (e.g. 'v*')")
 	fs.BoolVar(&f.retryFailed, "retry-failed", false, "also queue photos whose earlier job was given up (regscribe failed list)")
-	fs.BoolVar(&f.wait, "wait", isTerminal(stdout), "wait until every queued job has a result (default: when stdout is a terminal)")
-	fs.BoolVar(&f.asJSON, "json", false, "print JSON lines: one per photo that ends, then the summary")
+	fs.BoolVar(&f.wait, "wait", isTerminal(c.stdout), "wait until every queued job has a result (default: when stdout is a terminal)")
+	addFormatFlags(cmd, fs, &f.format, "JSON lines: one per photo that ends, then the summary")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "list what would be queued; queue nothing")
 	fs.BoolVar(&f.local, "local", false, "run workers in this process (implies --wait); without NATS at REGSCRIBE_NATS_URL, an embedded one")
 	fs.BoolVar(&f.progress, "progress", false, "show the progress bar even when stderr is not a terminal")
 	fs.BoolVar(&f.plain, "plain-http", false, "reach the registry over plain HTTP")
 	fs.IntVar(&f.concurrency, "concurrency", 16, "registry requests in flight while planning")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, reprocessUsage)
-		fs.PrintDefaults()
-	}
-	if done, code := parseFlags(fs, args); done {
-		return code
-	}
-	set := map[string]bool{}
-	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	f.set = fs.Changed
+	return cmd
+}
+
+// reprocessRun is `regscribe reprocess` with its flags parsed; raw is its argument.
+func reprocessRun(ctx context.Context, cfg config.Config, f reprocessFlags, raw string, stdout, stderr io.Writer, log *slog.Logger) int {
 	usageErr := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "regscribe reprocess: "+format+"\n", a...)
 		return 2
 	}
 	switch {
-	case fs.NArg() != 1:
-		fs.Usage()
-		return 2
-	case set["missing"] && *missing && f.force:
+	case f.set("missing") && f.missing && f.force:
 		return usageErr("--missing and --force exclude each other")
-	case set["missing"] && !*missing && !f.force:
+	case f.set("missing") && !f.missing && !f.force:
 		return usageErr("--missing=false means --force; say --force")
 	case f.concurrency < 1:
 		return usageErr("--concurrency must be at least 1")
@@ -93,12 +99,12 @@ func reprocessCmd(ctx context.Context, cfg config.Config, args []string, stdout,
 		return usageErr("--local and --dry-run exclude each other")
 	}
 	if f.local {
-		if set["wait"] && !f.wait {
+		if f.set("wait") && !f.wait {
 			return usageErr("--local waits for its workers: drop --wait=false")
 		}
 		f.wait = true
 	}
-	host, repository, err := reprocessTarget(fs.Arg(0), f.all)
+	host, repository, err := reprocessTarget(raw, f.all)
 	if err != nil {
 		return usageErr("%v", err)
 	}
@@ -132,7 +138,7 @@ func reprocessCmd(ctx context.Context, cfg config.Config, args []string, stdout,
 		}
 	}
 
-	out := &reprocessOutput{stdout: stdout, stderr: stderr, json: f.asJSON, target: fs.Arg(0), model: model.Model()}
+	out := &reprocessOutput{stdout: stdout, stderr: stderr, json: f.format == formatJSON, target: raw, model: model.Model()}
 	items, err := reprocess.Plan(ctx, t.client, reprocess.PlanOptions{
 		Registry: host, Repository: repository, Tag: f.tag, Model: model.Model(), Force: f.force, Concurrency: f.concurrency,
 	})
@@ -166,7 +172,7 @@ func reprocessCmd(ctx context.Context, cfg config.Config, args []string, stdout,
 	}
 	out.batch = reprocess.NewBatch()
 	out.wait = f.wait
-	out.bar = !f.asJSON && f.wait && (f.progress || isTerminal(stderr))
+	out.bar = f.format != formatJSON && f.wait && (f.progress || isTerminal(stderr))
 	runErr := reprocess.Run(ctx, js, items, reprocess.RunOptions{
 		Batch: out.batch, Wait: f.wait, Referrer: cfg.Mode == string(worker.ModeReferrer), OnProgress: out.progress,
 	})
@@ -333,10 +339,7 @@ type (
 	}
 )
 
-func (o *reprocessOutput) emit(v any) {
-	b, _ := json.Marshal(v)
-	fmt.Fprintf(o.stdout, "%s\n", b)
-}
+func (o *reprocessOutput) emit(v any) { writeJSON(o.stdout, v) }
 
 // progress is Run's callback: the first call follows queueing, the others
 // each photo that ended.

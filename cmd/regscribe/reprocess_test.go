@@ -66,10 +66,16 @@ func reprocessConfig(t *testing.T, natsURL, ollamaURL string) config.Config {
 // runReprocess runs `regscribe reprocess args...` in process.
 func runReprocess(t *testing.T, cfg config.Config, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	return runCLI(t, cfg, append([]string{"reprocess"}, args...)...)
+}
+
+// runCLI runs `regscribe args...` in process with the configuration cfg.
+func runCLI(t *testing.T, cfg config.Config, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var out, errOut bytes.Buffer
-	code = reprocessCmd(ctx, cfg, args, &out, &errOut, stacktest.Logger(t))
+	code = newCLI(&out, &errOut, func() (config.Config, error) { return cfg, nil }).execute(ctx, args)
 	return code, out.String(), errOut.String()
 }
 
@@ -207,14 +213,14 @@ func TestReprocessUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{nil, "usage: regscribe reprocess"},
+		{nil, "takes one REGISTRY/REPOSITORY, or --all REGISTRY"},
 		{[]string{"--missing", "--force", "localhost:5000/photos"}, "exclude each other"},
 		{[]string{"localhost:5000"}, "names no repository"},
 		{[]string{"localhost:5000/photos:latest"}, "--tag GLOB"},
 		{[]string{"--all", "localhost:5000/photos"}, "--all takes a registry"},
 		{[]string{"--local", "--dry-run", "localhost:5000/photos"}, "exclude each other"},
 		{[]string{"--local", "--wait=false", "localhost:5000/photos"}, "--local waits"},
-		{[]string{"--frobnicate", "localhost:5000/photos"}, "flag provided but not defined"},
+		{[]string{"--frobnicate", "localhost:5000/photos"}, "unknown flag: --frobnicate"},
 	} {
 		code, _, errOut := runReprocess(t, cfg, tc.args...)
 		require.Equal(t, 2, code, "%v: %s", tc.args, errOut)

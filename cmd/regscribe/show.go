@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/spf13/cobra"
 	"oras.land/oras-go/v2/registry"
 
 	"github.com/regscribe/regscribe/internal/config"
@@ -19,6 +18,7 @@ import (
 	"github.com/regscribe/regscribe/internal/photo"
 	"github.com/regscribe/regscribe/internal/queue"
 	regclient "github.com/regscribe/regscribe/internal/registry"
+	"github.com/regscribe/regscribe/internal/reprocess"
 	"github.com/regscribe/regscribe/worker"
 )
 
@@ -85,56 +85,162 @@ func isLoopback(hostport string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-func show(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer, _ *slog.Logger) int {
-	fs := flag.NewFlagSet("regscribe show", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	asJSON := fs.Bool("json", false, "print the description records as JSON")
-	plain := fs.Bool("plain-http", false, "reach the registry over plain HTTP")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: regscribe show [--json] [--plain-http] REGISTRY/REPOSITORY[:TAG|@DIGEST]")
-		fs.PrintDefaults()
+func (c *cli) showCmd() *cobra.Command {
+	var format outputFormat
+	var plain bool
+	cmd := &cobra.Command{
+		Use:   "show REF|REPOSITORY...",
+		Short: "Show the descriptions of photos, wherever they are stored (annotation or referrer)",
+		Long: `Shows the descriptions of each photo named: a reference
+(REGISTRY/REPOSITORY:TAG or @DIGEST) is one photo, a repository
+(REGISTRY/REPOSITORY) is every photo its tags point at. Descriptions are read
+from the manifest's annotations and from description referrers.
+
+With --format json, each photo is one JSON object on a line of its own:
+{"reference", "digest", "tags", "descriptions": [{"storedAs": "annotation" or
+"referrer", "referrer" (its descriptor), "record": {"subject", "model",
+"promptDigest", "created", "photos": [{"layer", "title", "description",
+"alt", "keywords"}]}}], "error"} ("error" only when the photo could not be
+read). Exit status: 0 when every photo has a description, 1 otherwise.`,
+		Example: `  regscribe show localhost:5000/photos/pineapple:latest
+  regscribe show localhost:5000/photos/pineapple:latest --format json
+  regscribe show localhost:5000/photos/pineapple:latest localhost:5000/photos/storm:latest
+  regscribe show localhost:5000/photos --json | jq -r '.descriptions[].record.photos[].description'`,
+		GroupID:           groupTools,
+		Args:              argsBetween(1, -1, "one or more REGISTRY/REPOSITORY[:TAG|@DIGEST]"),
+		ValidArgsFunction: cobra.NoFileCompletions,
+		RunE: c.tool(func(ctx context.Context, cfg config.Config, args []string) int {
+			return show(ctx, cfg, args, plain, format, c.stdout, c.stderr)
+		}),
 	}
-	if done, code := parseFlags(fs, args); done {
-		return code
+	addFormatFlags(cmd, cmd.Flags(), &format, "one object per photo and line")
+	cmd.Flags().BoolVar(&plain, "plain-http", false, "reach the registry over plain HTTP")
+	return cmd
+}
+
+// shown is one photo `regscribe show` found; --format json prints each as
+// one line.
+type shown struct {
+	// Reference names the photo: as given, or registry/repository@digest
+	// for a photo of a repository named.
+	Reference string `json:"reference"`
+	// Digest of the photo's manifest; empty when it could not be read.
+	Digest string `json:"digest,omitempty"`
+	// Tags point at the photo: the tag named, or those of a repository named.
+	Tags []string `json:"tags,omitempty"`
+	// Descriptions of the photo, wherever stored; empty when it has none.
+	Descriptions []regclient.Found `json:"descriptions"`
+	// Error says why the photo could not be read.
+	Error string `json:"error,omitempty"`
+}
+
+// show prints the descriptions of each reference or repository in refs.
+func show(ctx context.Context, cfg config.Config, refs []string, plain bool, format outputFormat, stdout, stderr io.Writer) int {
+	targets := make([]target, len(refs))
+	for i, raw := range refs {
+		t, err := parseTarget(cfg, raw, plain)
+		if err != nil {
+			fmt.Fprintln(stderr, "regscribe show:", err)
+			return 2
+		}
+		targets[i] = t
 	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return 2
+	code, first := 0, true
+	for i, t := range targets {
+		photos, err := photosOf(ctx, t, refs[i])
+		if err != nil {
+			fmt.Fprintln(stderr, "regscribe show:", err)
+			code = 1
+			continue
+		}
+		if len(photos) == 0 {
+			fmt.Fprintf(stderr, "regscribe show: %s holds no photo\n", refs[i])
+			code = 1
+		}
+		for _, p := range photos {
+			if p.Error == "" {
+				p.Descriptions, p.Error = describedAs(ctx, t, p.Digest)
+			}
+			if p.Error != "" || len(p.Descriptions) == 0 {
+				code = 1
+			}
+			if p.Descriptions == nil {
+				p.Descriptions = []regclient.Found{}
+			}
+			switch {
+			case format == formatJSON:
+				writeJSON(stdout, p)
+			case p.Error != "":
+				fmt.Fprintf(stderr, "regscribe show: %s: %s\n", p.Reference, p.Error)
+			default:
+				if !first {
+					fmt.Fprintln(stdout)
+				}
+				first = false
+				label := p.Reference
+				if t.ref.Reference == "" && len(p.Tags) > 0 {
+					label += " (" + strings.Join(p.Tags, ", ") + ")"
+				}
+				printFound(stdout, label, p.Digest, p.Descriptions)
+			}
+		}
 	}
-	t, err := parseTarget(cfg, fs.Arg(0), *plain)
+	return code
+}
+
+// photosOf is the photo t names, or, for a repository without a tag or
+// digest, every photo its tags point at (by digest, with its tags).
+func photosOf(ctx context.Context, t target, raw string) ([]shown, error) {
+	if t.ref.Reference != "" {
+		p := shown{Reference: raw}
+		if t.ref.ValidateReferenceAsDigest() != nil {
+			p.Tags = []string{t.ref.Reference}
+		}
+		repo, err := t.client.Repository(t.ref.Registry, t.ref.Repository)
+		if err != nil {
+			return nil, err
+		}
+		m, err := t.client.FetchManifest(ctx, repo, t.ref.Reference)
+		if err != nil {
+			return nil, err
+		}
+		p.Digest = m.Descriptor.Digest.String()
+		return []shown{p}, nil
+	}
+	items, err := reprocess.Plan(ctx, t.client, reprocess.PlanOptions{Registry: t.ref.Registry, Repository: t.ref.Repository, Force: true})
 	if err != nil {
-		fmt.Fprintln(stderr, "regscribe show:", err)
-		return 2
+		return nil, err
 	}
+	var out []shown
+	for _, it := range items {
+		switch it.Status {
+		case reprocess.NotPhoto, reprocess.Gone:
+			continue
+		case reprocess.Unchecked:
+			out = append(out, shown{Reference: it.Ref(), Tags: it.Tags, Error: it.Reason})
+		default:
+			out = append(out, shown{Reference: it.Ref(), Digest: it.Digest, Tags: it.Tags})
+		}
+	}
+	return out, nil
+}
+
+// describedAs returns the descriptions of the manifest digest of t's
+// repository, or why they could not be read.
+func describedAs(ctx context.Context, t target, digest string) ([]regclient.Found, string) {
 	repo, err := t.client.Repository(t.ref.Registry, t.ref.Repository)
 	if err != nil {
-		fmt.Fprintln(stderr, "regscribe show:", err)
-		return 1
+		return nil, err.Error()
 	}
-	m, err := t.client.FetchManifest(ctx, repo, t.ref.ReferenceOrDefault())
+	m, err := t.client.FetchManifest(ctx, repo, digest)
 	if err != nil {
-		fmt.Fprintln(stderr, "regscribe show:", err)
-		return 1
+		return nil, err.Error()
 	}
 	found, err := t.client.Descriptions(ctx, repo, m, photo.MediaTypes)
 	if err != nil {
-		fmt.Fprintln(stderr, "regscribe show:", err)
-		return 1
+		return nil, err.Error()
 	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if found == nil {
-			found = []regclient.Found{}
-		}
-		_ = enc.Encode(found)
-	} else {
-		printFound(stdout, fs.Arg(0), m.Descriptor.Digest.String(), found)
-	}
-	if len(found) == 0 {
-		return 1
-	}
-	return 0
+	return found, ""
 }
 
 func printFound(w io.Writer, ref, digest string, found []regclient.Found) {
@@ -166,29 +272,47 @@ func printFound(w io.Writer, ref, digest string, found []regclient.Found) {
 	}
 }
 
-func describe(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer, log *slog.Logger) int {
-	fs := flag.NewFlagSet("regscribe describe", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	mode := fs.String("mode", cfg.Mode, "write-back: annotation, referrer or auto")
-	force := fs.Bool("force", cfg.Force, "describe again even if described")
-	plain := fs.Bool("plain-http", false, "reach the registry over plain HTTP")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: regscribe describe [--mode annotation|referrer|auto] [--force] [--plain-http] REGISTRY/REPOSITORY[:TAG|@DIGEST]")
-		fs.PrintDefaults()
+func (c *cli) describeCmd() *cobra.Command {
+	var mode string
+	var force, plain bool
+	var cmd *cobra.Command
+	cmd = &cobra.Command{
+		Use:   "describe REF",
+		Short: "Describe one photo now, without the queue: to try a prompt or a model",
+		Long: `Describes one photo now, in this process, without the queue, and writes the
+description back: to try a prompt or a model. The model and the other
+settings come from the environment, as for a worker.`,
+		Example: `  regscribe describe localhost:5000/photos/pineapple:latest
+  regscribe describe localhost:5000/photos/pineapple:latest --mode referrer --force
+  REGSCRIBE_LANGUAGE=de regscribe describe localhost:5000/photos/pineapple:latest --force`,
+		GroupID:           groupTools,
+		Args:              argsBetween(1, 1, "one REGISTRY/REPOSITORY[:TAG|@DIGEST]"),
+		ValidArgsFunction: cobra.NoFileCompletions,
+		RunE: c.tool(func(ctx context.Context, cfg config.Config, args []string) int {
+			if !cmd.Flags().Changed("mode") {
+				mode = cfg.Mode
+			}
+			if !cmd.Flags().Changed("force") {
+				force = cfg.Force
+			}
+			return describe(ctx, cfg, args[0], mode, force, plain, c.stdout, c.stderr, c.log)
+		}),
 	}
-	if done, code := parseFlags(fs, args); done {
-		return code
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return 2
-	}
-	cfg.Mode, cfg.Force = *mode, *force
+	cmd.Flags().StringVar(&mode, "mode", "", "write-back: annotation, referrer or auto (default REGSCRIBE_MODE)")
+	cmd.Flags().BoolVar(&force, "force", false, "describe again even if described (default REGSCRIBE_FORCE)")
+	cmd.Flags().BoolVar(&plain, "plain-http", false, "reach the registry over plain HTTP")
+	_ = cmd.RegisterFlagCompletionFunc("mode", cobra.FixedCompletions([]string{"annotation", "referrer", "auto"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+// describe describes the photo raw names with the worker, in this process.
+func describe(ctx context.Context, cfg config.Config, raw, mode string, force, plain bool, stdout, stderr io.Writer, log *slog.Logger) int {
+	cfg.Mode, cfg.Force = mode, force
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintln(stderr, "regscribe describe:", err)
 		return 2
 	}
-	t, err := parseTarget(cfg, fs.Arg(0), *plain)
+	t, err := parseTarget(cfg, raw, plain)
 	if err != nil {
 		fmt.Fprintln(stderr, "regscribe describe:", err)
 		return 2
@@ -202,7 +326,7 @@ func describe(ctx context.Context, cfg config.Config, args []string, stdout, std
 		fmt.Fprintln(stderr, "regscribe describe:", err)
 		return 1
 	}
-	job := queue.Job{Version: queue.JobVersion, Registry: strings.ToLower(t.ref.Registry), Repository: t.ref.Repository, Source: "cli", Force: *force}
+	job := queue.Job{Version: queue.JobVersion, Registry: strings.ToLower(t.ref.Registry), Repository: t.ref.Repository, Source: "cli", Force: force}
 	if err := t.ref.ValidateReferenceAsDigest(); err == nil {
 		job.Digest = t.ref.Reference
 	} else {
@@ -218,7 +342,7 @@ func describe(ctx context.Context, cfg config.Config, args []string, stdout, std
 		fmt.Fprintln(stderr, "regscribe describe:", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "described %s as %s %s (%d model call(s))\n", fs.Arg(0), res.Mode, res.Written.Descriptor.Digest, res.ModelCalls)
+	fmt.Fprintf(stdout, "described %s as %s %s (%d model call(s))\n", raw, res.Mode, res.Written.Descriptor.Digest, res.ModelCalls)
 	for _, d := range res.Descriptions {
 		fmt.Fprintf(stdout, "  %s\n", d.Text)
 	}

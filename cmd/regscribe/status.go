@@ -3,35 +3,41 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"text/tabwriter"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
 
 	"github.com/regscribe/regscribe/internal/config"
 	"github.com/regscribe/regscribe/internal/queue"
 )
 
+func (c *cli) statusCmd() *cobra.Command {
+	var format outputFormat
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the queue: jobs queued, in flight, waiting for a retry, dead letters and stranded",
+		Long: `Shows what the queue holds (joins REGSCRIBE_NATS_URL): jobs queued, in flight,
+waiting for a retry, dead letters and stranded, and the consumer's own facts
+(redelivered, idle worker slots, ack wait, delivery limit).`,
+		Example: `  regscribe status
+  regscribe status --format json | jq .deadLetters`,
+		GroupID:           groupTools,
+		Args:              argsBetween(0, 0, "no arguments"),
+		ValidArgsFunction: cobra.NoFileCompletions,
+		RunE: c.tool(func(ctx context.Context, cfg config.Config, _ []string) int {
+			return status(ctx, cfg, format, c.stdout, c.stderr)
+		}),
+	}
+	addFormatFlags(cmd, cmd.Flags(), &format, "one object")
+	return cmd
+}
+
 // status shows what the queue holds: queued, in flight, waiting for a
 // retry, stranded and given-up jobs, and the consumer's own facts.
-func status(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer, _ *slog.Logger) int {
-	fs := flag.NewFlagSet("regscribe status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	asJSON := fs.Bool("json", false, "print the status as JSON")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: regscribe status [--json]")
-		fs.PrintDefaults()
-	}
-	if done, code := parseFlags(fs, args); done {
-		return code
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return 2
-	}
+func status(ctx context.Context, cfg config.Config, format outputFormat, stdout, stderr io.Writer) int {
 	js, closeNATS, err := connectJetStream(cfg, "regscribe status")
 	if err != nil {
 		fmt.Fprintln(stderr, "regscribe status:", err)
@@ -43,7 +49,7 @@ func status(ctx context.Context, cfg config.Config, args []string, stdout, stder
 		fmt.Fprintf(stderr, "regscribe status: %v (is regscribe up, or NATS at %s?)\n", err, cfg.NATSURL)
 		return 1
 	}
-	if *asJSON {
+	if format == formatJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(st)

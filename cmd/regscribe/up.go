@@ -336,7 +336,8 @@ func workerOptions(cfg config.Config, log *slog.Logger) worker.Options {
 			ExcludeRepositories: cfg.ExcludeRepositories,
 			ArtifactTypes:       cfg.ArtifactTypes,
 		},
-		Logger: log,
+		NoImageDescription: !cfg.OCIDescription,
+		Logger:             log,
 	}
 }
 

@@ -51,6 +51,7 @@ type Config struct {
 	ArtifactTypes       []string      `split_words:"true" default:"" desc:"artifact types to describe (artifactType, else config media type); empty: all"`
 	Force               bool          `default:"false" desc:"describe photos again even if described (e.g. with a new model)"`
 	Prune               bool          `default:"false" desc:"with REGSCRIBE_FORCE in referrer mode, remove older regscribe referrers"`
+	OCIDescription      bool          `envconfig:"OCI_DESCRIPTION" default:"true" desc:"also write the description as org.opencontainers.image.description (shown by GHCR and zot) when the manifest has none of its own, and on referrers"`
 	AckWait             time.Duration `split_words:"true" default:"60s" desc:"how long a job may go without a sign of life before JetStream redelivers it"`
 	MaxAttempts         int           `split_words:"true" default:"5" desc:"attempts of a failing job before it is given up (hand-backs are not attempts)"`
 
