@@ -175,12 +175,23 @@ func upEnv(t *testing.T, extra ...string) []string {
 	}, extra...)
 }
 
+// handedOut holds the addresses freeAddr gave, so that two servers of one
+// test run never get the same port (the kernel may offer a closed one again).
+var handedOut sync.Map
+
+// freeAddr returns a loopback address with a port nobody listens on, and
+// that this test binary has not handed out before.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().String()
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		addr := ln.Addr().String()
+		require.NoError(t, ln.Close())
+		if _, taken := handedOut.LoadOrStore(addr, true); !taken {
+			return addr
+		}
+	}
 }
 
 func oras(t *testing.T, dir string, args ...string) string {
