@@ -21,6 +21,7 @@ import (
 
 	"github.com/regscribe/regscribe/internal/embedded"
 	"github.com/regscribe/regscribe/internal/queue"
+	"github.com/regscribe/regscribe/internal/stacktest"
 	"github.com/regscribe/regscribe/notifier"
 )
 
@@ -190,6 +191,7 @@ func pushPhoto(ctx context.Context, registryAddr string, i int) (string, error) 
 		return "", err
 	}
 	repo.PlainHTTP = true
+	repo.Client = stacktest.UserClient // the registry closes http.DefaultTransport's idle connections
 	data := fmt.Appendf(nil, "\xff\xd8\xff\xe0 photo %d \xff\xd9", i)
 	layer := content.NewDescriptorFromBytes("image/jpeg", data)
 	layer.Annotations = map[string]string{ocispec.AnnotationTitle: fmt.Sprintf("photo-%03d.jpg", i)}

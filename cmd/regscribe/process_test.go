@@ -299,6 +299,7 @@ func openRepo(t *testing.T, host, name string) *remote.Repository {
 	repo, err := remote.NewRepository(host + "/" + name)
 	require.NoError(t, err)
 	repo.PlainHTTP = true
+	repo.Client = stacktest.UserClient
 	return repo
 }
 

@@ -621,5 +621,6 @@ func (s *soak) repository(name string) (*remote.Repository, error) {
 		return nil, err
 	}
 	r.PlainHTTP = true
+	r.Client = stacktest.UserClient
 	return r, nil
 }

@@ -38,6 +38,7 @@ import (
 	"oras.land/oras-go/v2"
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/registry/remote"
+	"oras.land/oras-go/v2/registry/remote/auth"
 	"oras.land/oras-go/v2/registry/remote/credentials"
 	"oras.land/oras-go/v2/registry/remote/retry"
 
@@ -356,7 +357,17 @@ func (s *Stack) Repository(t testing.TB, name string) *remote.Repository {
 	r, err := remote.NewRepository(s.RegistryHost + "/" + name)
 	require.NoError(t, err)
 	r.PlainHTTP = true
+	r.Client = UserClient
 	return r
+}
+
+// UserClient carries the pushes and reads a test makes as a user would
+// (oras push, oras manifest fetch), on a transport of its own: the embedded
+// registry closes the idle connections of http.DefaultTransport after each
+// notification it sends, which can break a request just put on one of them.
+var UserClient = &auth.Client{
+	Client: &http.Client{Transport: retry.NewTransport(http.DefaultTransport.(*http.Transport).Clone())},
+	Cache:  auth.NewCache(),
 }
 
 // File is one layer of a pushed artifact.
