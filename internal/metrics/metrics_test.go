@@ -2,6 +2,7 @@ package metrics_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,6 +50,9 @@ func TestSwept(t *testing.T) {
 	families, err := reg.Gather()
 	require.NoError(t, err)
 	for _, f := range families {
+		if !strings.HasPrefix(f.GetName(), "regscribe_reconcile_") {
+			continue
+		}
 		for _, mt := range f.GetMetric() {
 			switch {
 			case mt.GetCounter() != nil:
