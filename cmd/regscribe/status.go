@@ -72,6 +72,10 @@ func status(ctx context.Context, cfg config.Config, args []string, stdout, stder
 		fmt.Fprintf(stdout, "consumer %s: %d redelivered, %d idle worker slots, ack wait %s, delivery limit %s\n",
 			c.Name, c.Redelivered, c.WaitingPulls, c.AckWait, limit)
 	}
+	if err := printSweeps(ctx, js, stdout); err != nil {
+		fmt.Fprintln(stderr, "regscribe status: reconcile sweeps:", err)
+		return 1
+	}
 	return 0
 }
 
