@@ -36,8 +36,8 @@ func dropNotifications(http.Handler) http.Handler {
 // counter counts a sweep client's registry requests on their way to the
 // registry: manifest HEADs and GETs, and catalog requests (one a sweep).
 type counter struct {
-	next  http.RoundTripper
-	delay time.Duration
+	next                  http.RoundTripper
+	delay                 time.Duration
 	heads, gets, catalogs atomic.Int64
 	// inFlight, if set, is shared by the clients of several processes:
 	// it counts this client's requests in flight in slot own.

@@ -90,27 +90,38 @@ func tagKey(regKey, repository, tag string) string {
 
 // load reads every remembered tag of a registry.
 func load(ctx context.Context, kv jetstream.KeyValue, regKey string) (map[string]tagState, error) {
-	w, err := kv.Watch(ctx, "tag."+regKey+".>", jetstream.IgnoreDeletes())
+	known := map[string]tagState{}
+	err := readAll(ctx, kv, "tag."+regKey+".>", func(key string, value []byte) {
+		var st tagState
+		if json.Unmarshal(value, &st) == nil {
+			known[key] = st
+		}
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read reconcile memory: %w", err)
 	}
+	return known, nil
+}
+
+// readAll calls fn with every key matching filter and its value.
+func readAll(ctx context.Context, kv jetstream.KeyValue, filter string, fn func(key string, value []byte)) error {
+	w, err := kv.Watch(ctx, filter, jetstream.IgnoreDeletes())
+	if err != nil {
+		return err
+	}
 	defer func() { _ = w.Stop() }()
-	known := map[string]tagState{}
 	for {
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		case e, ok := <-w.Updates():
-			if !ok {
-				return nil, errors.New("read reconcile memory: watch ended")
+			switch {
+			case !ok:
+				return errors.New("watch ended")
+			case e == nil:
+				return nil
 			}
-			if e == nil {
-				return known, nil
-			}
-			var st tagState
-			if json.Unmarshal(e.Value(), &st) == nil {
-				known[e.Key()] = st
-			}
+			fn(e.Key(), e.Value())
 		}
 	}
 }
@@ -189,28 +200,16 @@ func Sweeps(ctx context.Context, js jetstream.JetStream) ([]Sweep, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open reconcile bucket: %w", err)
 	}
-	w, err := kv.Watch(ctx, "sweep.>", jetstream.IgnoreDeletes())
+	var out []Sweep
+	err = readAll(ctx, kv, "sweep.>", func(_ string, value []byte) {
+		var s Sweep
+		if json.Unmarshal(value, &s) == nil {
+			out = append(out, s)
+		}
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read sweeps: %w", err)
 	}
-	defer func() { _ = w.Stop() }()
-	var out []Sweep
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case e, ok := <-w.Updates():
-			if !ok {
-				return nil, errors.New("read sweeps: watch ended")
-			}
-			if e == nil {
-				slices.SortFunc(out, func(a, b Sweep) int { return strings.Compare(a.Registry, b.Registry) })
-				return out, nil
-			}
-			var s Sweep
-			if json.Unmarshal(e.Value(), &s) == nil {
-				out = append(out, s)
-			}
-		}
-	}
+	slices.SortFunc(out, func(a, b Sweep) int { return strings.Compare(a.Registry, b.Registry) })
+	return out, nil
 }

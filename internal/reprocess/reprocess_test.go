@@ -559,7 +559,9 @@ func TestPlanSettledTagsCostOneHead(t *testing.T) {
 	require.NoError(t, err)
 	items, err := reprocess.Plan(context.Background(), client, reprocess.PlanOptions{
 		Registry: q.Host, Repository: "photos", Model: "ollama/m",
-		Settled: func(repo, tag, dgst string) bool { return repo == "photos" && tag == "old" && dgst == descs[0].Digest.String() },
+		Settled: func(repo, tag, dgst string) bool {
+			return repo == "photos" && tag == "old" && dgst == descs[0].Digest.String()
+		},
 	})
 	require.NoError(t, err)
 	var got []string
