@@ -4,15 +4,22 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/regscribe/regscribe/internal/queue"
 )
 
 // zotImageUpdated is the CloudEvent type zot sends when a tag (or a manifest
-// pushed by digest) changes. zot's "typePrefix" setting replaces the
-// "zotregistry" part; any type ending in ".image.updated" is read as it.
+// pushed by digest) changes: one event per changed tag. zot's other types
+// are zotregistry.image.deleted, .image.lint_failed, .image.scanned and
+// zotregistry.repository.created; zot has no setting that renames them.
+//
+// Neither of zot's sinks ever sends an event again (seen with zot v2.1.20):
+// the http sink makes one attempt and only logs a failure, so a push while
+// the notifier is unreachable is never announced; the nats sink publishes
+// with core NATS (no acknowledgement), and zot refuses to start while its
+// NATS server is unreachable, so NATS must be up before zot. The workers'
+// reconcile sweeps (package reconcile) find the photos whose event was lost.
 const zotImageUpdated = "zotregistry.image.updated"
 
 // zotImage is the data of zot's image events.
@@ -49,7 +56,7 @@ func decodeZot(body []byte, m meta) ([]event, error) {
 			return nil, err
 		}
 	}
-	if typ != zotImageUpdated && !strings.HasSuffix(typ, ".image.updated") {
+	if typ != zotImageUpdated {
 		return []event{{skip: typ + " event"}}, nil
 	}
 	if data == nil {

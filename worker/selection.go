@@ -29,6 +29,13 @@ type Selection struct {
 	ArtifactTypes []string
 }
 
+// Includes reports whether jobs for repository name are described (it
+// matches Repositories, if any, and no ExcludeRepositories).
+func (s Selection) Includes(name string) bool {
+	ok, _ := s.repository(name)
+	return ok
+}
+
 // repository reports whether a repository is selected, and why not.
 func (s Selection) repository(name string) (bool, string) {
 	for _, g := range s.ExcludeRepositories {

@@ -78,6 +78,10 @@ func status(ctx context.Context, cfg config.Config, format outputFormat, stdout,
 		fmt.Fprintf(stdout, "consumer %s: %d redelivered, %d idle worker slots, ack wait %s, delivery limit %s\n",
 			c.Name, c.Redelivered, c.WaitingPulls, c.AckWait, limit)
 	}
+	if err := printSweeps(ctx, js, stdout); err != nil {
+		fmt.Fprintln(stderr, "regscribe status: reconcile sweeps:", err)
+		return 1
+	}
 	return 0
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -10,8 +11,14 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
+	"oras.land/oras-go/v2/registry/remote"
+	"oras.land/oras-go/v2/registry/remote/credentials"
 
+	"github.com/regscribe/regscribe/internal/embedded"
 	"github.com/regscribe/regscribe/internal/queue"
+	"github.com/regscribe/regscribe/internal/reconcile"
+	regclient "github.com/regscribe/regscribe/internal/registry"
+	"github.com/regscribe/regscribe/internal/stacktest"
 )
 
 // TestStatus: `regscribe status` shows a running queue as a table and as
@@ -54,4 +61,36 @@ func TestStatus(t *testing.T) {
 	cmd := exec.Command(binary, "status", "extra")
 	cmd.Env = append(os.Environ(), "REGSCRIBE_NATS_URL="+ns.ClientURL())
 	require.Error(t, cmd.Run())
+}
+
+// TestStatusShowsLastSweep: `regscribe status` names the last reconcile
+// sweep of each registry and what it caught.
+func TestStatusShowsLastSweep(t *testing.T) {
+	t.Parallel()
+	_, js := startQueue(t)
+	ctx := context.Background()
+	var before bytes.Buffer
+	require.NoError(t, printSweeps(ctx, js, &before))
+	require.Equal(t, "reconcile: no sweep yet\n", before.String())
+
+	_, err := queue.EnsureStream(ctx, js, queue.StreamOptions{})
+	require.NoError(t, err)
+	reg, err := embedded.StartRegistry(ctx, embedded.RegistryOptions{Listen: "127.0.0.1:0"})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = reg.Stop(context.Background()) })
+	repo, err := remote.NewRepository(reg.Addr() + "/photos/a")
+	require.NoError(t, err)
+	repo.PlainHTTP = true
+	pushPhoto(t, repo, "latest", stacktest.JPEG(t, 8, 8, 1))
+
+	client, err := regclient.New([]regclient.Endpoint{{Host: reg.Addr(), PlainHTTP: true}}, regclient.Options{Credentials: credentials.NewMemoryStore()})
+	require.NoError(t, err)
+	rec, err := reconcile.New(ctx, js, client, reconcile.Options{Model: "ollama/m"})
+	require.NoError(t, err)
+	_, err = rec.Sweep(ctx, reg.Addr())
+	require.NoError(t, err)
+	var out bytes.Buffer
+	require.NoError(t, printSweeps(ctx, js, &out))
+	require.Contains(t, out.String(), "last sweep of "+reg.Addr()+": ")
+	require.Contains(t, out.String(), "1 tags, 0 unchanged, 1 manifests checked, 1 photos caught and queued")
 }

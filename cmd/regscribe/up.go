@@ -74,6 +74,9 @@ func up(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			return err
 		}
 		cfg.Registries = append([]string{"http://" + reg.Addr()}, cfg.Registries...)
+		// It retries its notifications, and loses them only when it stops
+		// with regscribe: one sweep at start catches those.
+		cfg.ReconcileOnce = append(cfg.ReconcileOnce, reg.Addr())
 		defer func() {
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -273,10 +276,15 @@ func workerPool(ctx context.Context, cfg config.Config, js jetstream.JetStream, 
 	}
 	reporter := queue.NewReporter(js)
 	opts.Reporter, opts.Ledger = reporter, ledger
-	if opts.Locker, err = lease.Open(ctx, js, cfg.Replicas, 0); err != nil {
+	leases, err := lease.Open(ctx, js, cfg.Replicas, 0)
+	if err != nil {
 		return err
 	}
+	opts.Locker = leases
 	opts.Metrics = o.metrics
+	if err := startReconcile(ctx, cfg, js, leases, model.Model(), endpoints, opts.Select, o.metrics, log); err != nil {
+		return err
+	}
 	go sweep(ctx, js, reporter, ledger, sweepEvery, log)
 	err = worker.New(reg, model, mem, opts).Run(ctx, cons)
 	log.Info("workers stopped")

@@ -54,6 +54,13 @@ type Config struct {
 	OCIDescription      bool          `envconfig:"OCI_DESCRIPTION" default:"true" desc:"also write the description as org.opencontainers.image.description (shown by GHCR and zot) when the manifest has none of its own, and on referrers"`
 	AckWait             time.Duration `split_words:"true" default:"60s" desc:"how long a job may go without a sign of life before JetStream redelivers it"`
 	MaxAttempts         int           `split_words:"true" default:"5" desc:"attempts of a failing job before it is given up (hand-backs are not attempts)"`
+	ReconcileInterval   string        `split_words:"true" default:"1h" desc:"how often workers sweep each registry for photos whose notification was lost ('off' disables; 'up' sweeps its own registry once at start)"`
+	ReconcileRPS        float64       `envconfig:"RECONCILE_RPS" default:"20" desc:"registry requests a second a reconcile sweep may make (0: no limit)"`
+	// ReconcileOnce are registries (host[:port]) swept once when the
+	// workers start rather than every ReconcileInterval: 'up' sets its
+	// embedded registry, which retries its notifications and loses them
+	// only when it stops with regscribe. Not read from the environment.
+	ReconcileOnce []string `ignored:"true"`
 
 	Provider         string        `default:"ollama" desc:"vision provider: ollama, or openai (OpenAI, Azure OpenAI and OpenAI-compatible servers)"`
 	Model            string        `default:"" desc:"vision model (empty: qwen2.5vl:3b for ollama, gpt-4o-mini for openai)"`
@@ -110,6 +117,12 @@ func (c Config) Validate() error {
 	if c.Replicas < 1 || c.Replicas > 5 {
 		errs = append(errs, errors.New("REGSCRIBE_REPLICAS must be 1 to 5"))
 	}
+	if _, _, err := c.ReconcileEvery(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.ReconcileRPS < 0 {
+		errs = append(errs, errors.New("REGSCRIBE_RECONCILE_RPS must not be negative (0: no limit)"))
+	}
 	if c.MaxAttempts < 1 {
 		errs = append(errs, errors.New("REGSCRIBE_MAX_ATTEMPTS must be at least 1"))
 	}
@@ -163,6 +176,23 @@ func (c Config) ModelName() string {
 	default:
 		return "qwen2.5vl:3b"
 	}
+}
+
+// ReconcileEvery parses REGSCRIBE_RECONCILE_INTERVAL: the time between two
+// sweeps of a registry, and on=false for "off". Empty means the default, an hour.
+func (c Config) ReconcileEvery() (every time.Duration, on bool, err error) {
+	v := strings.TrimSpace(c.ReconcileInterval)
+	switch v {
+	case "off":
+		return 0, false, nil
+	case "":
+		return time.Hour, true, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < time.Second {
+		return 0, false, fmt.Errorf("REGSCRIBE_RECONCILE_INTERVAL %q: want a duration of at least 1s (e.g. 1h, 15m) or off", c.ReconcileInterval)
+	}
+	return d, true, nil
 }
 
 // Registry is one registry a worker may contact.

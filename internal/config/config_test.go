@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -35,6 +36,9 @@ func TestValidate(t *testing.T) {
 		{"zot without registry", func(c *config.Config) { c.ZotSubject = "zot.events" }, "REGSCRIBE_ZOT_REGISTRY"},
 		{"opt-in annotation", func(c *config.Config) { c.OptInAnnotation = "describe" }, "REGSCRIBE_OPT_IN_ANNOTATION"},
 		{"replicas", func(c *config.Config) { c.Replicas = 7 }, "REGSCRIBE_REPLICAS"},
+		{"reconcile interval", func(c *config.Config) { c.ReconcileInterval = "hourly" }, "REGSCRIBE_RECONCILE_INTERVAL"},
+		{"reconcile interval too short", func(c *config.Config) { c.ReconcileInterval = "10ms" }, "REGSCRIBE_RECONCILE_INTERVAL"},
+		{"reconcile rate", func(c *config.Config) { c.ReconcileRPS = -1 }, "REGSCRIBE_RECONCILE_RPS"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -67,6 +71,20 @@ var testOnly = []string{"REGSCRIBE_SOAK_SEED"}
 
 // Every REGSCRIBE_ variable the README or the deploy files name exists, and
 // the README's configuration table names every variable.
+func TestReconcileEvery(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+		on   bool
+	}{{"", time.Hour, true}, {"15m", 15 * time.Minute, true}, {"off", 0, false}} {
+		every, on, err := config.Config{ReconcileInterval: tc.in}.ReconcileEvery()
+		require.NoError(t, err, tc.in)
+		require.Equal(t, tc.want, every, tc.in)
+		require.Equal(t, tc.on, on, tc.in)
+	}
+}
+
 func TestDocumentedVariablesExist(t *testing.T) {
 	t.Parallel()
 	known := config.Variables()

@@ -25,6 +25,14 @@ type Metrics struct {
 	tokens       *prometheus.CounterVec
 	redeliveries prometheus.Counter
 	events       *prometheus.CounterVec
+	reconcile    reconcileMetrics
+}
+
+// reconcileMetrics are the reconcile sweeps' (see [Metrics.Swept]).
+type reconcileMetrics struct {
+	tags, unchanged, queued *prometheus.CounterVec
+	duration                *prometheus.HistogramVec
+	last                    *prometheus.GaugeVec
 }
 
 // New registers regscribe's metrics with reg.
@@ -47,8 +55,40 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "regscribe_notifier_events_total", Help: "Notifications by result: queued and ignored events; refused and unavailable requests.",
 		}, []string{"result"}),
 	}
-	reg.MustRegister(m.jobs, m.stage, m.tokens, m.redeliveries, m.events)
+	m.reconcile = reconcileMetrics{
+		tags: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "regscribe_reconcile_tags_total", Help: "Tags the reconcile sweeps saw, by registry.",
+		}, []string{"registry"}),
+		unchanged: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "regscribe_reconcile_tags_unchanged_total", Help: "Tags a sweep found settled and unchanged (one HEAD, no manifest fetched), by registry.",
+		}, []string{"registry"}),
+		queued: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "regscribe_reconcile_photos_queued_total", Help: "Photos a sweep queued a job for (no description by the configured model, no job queued, none given up), by registry.",
+		}, []string{"registry"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "regscribe_reconcile_duration_seconds", Help: "How long a reconcile sweep of a registry took.",
+			Buckets: []float64{.1, .5, 1, 5, 15, 60, 300, 900, 3600},
+		}, []string{"registry"}),
+		last: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "regscribe_reconcile_last_sweep_timestamp_seconds", Help: "When the last reconcile sweep of a registry ended (Unix time), as seen by this process.",
+		}, []string{"registry"}),
+	}
+	reg.MustRegister(m.jobs, m.stage, m.tokens, m.redeliveries, m.events,
+		m.reconcile.tags, m.reconcile.unchanged, m.reconcile.queued, m.reconcile.duration, m.reconcile.last)
 	return m
+}
+
+// Swept records one reconcile sweep of registry that ended at end after
+// took: tags seen, of which unchanged, and photos queued.
+func (m *Metrics) Swept(registry string, tags, unchanged, queued int, took time.Duration, end time.Time) {
+	if m == nil {
+		return
+	}
+	m.reconcile.tags.WithLabelValues(registry).Add(float64(tags))
+	m.reconcile.unchanged.WithLabelValues(registry).Add(float64(unchanged))
+	m.reconcile.queued.WithLabelValues(registry).Add(float64(queued))
+	m.reconcile.duration.WithLabelValues(registry).Observe(took.Seconds())
+	m.reconcile.last.WithLabelValues(registry).Set(float64(end.Unix()))
 }
 
 // Outcome counts one job ending (or being retried) with outcome.

@@ -62,6 +62,9 @@ type Client struct {
 
 	mu    sync.Mutex
 	repos map[string]*remote.Repository
+	// dropsReplaced are the registries (canonicalHost) seen to drop the
+	// manifest a tag move left, already logged.
+	dropsReplaced map[string]bool
 }
 
 // New returns a Client that may contact only the given registries. Where
@@ -98,8 +101,9 @@ func New(endpoints []Endpoint, opts Options) (*Client, error) {
 			Credential: loopbackCredential(credentials.Credential(store)),
 			Header:     http.Header{"User-Agent": []string{ua}},
 		},
-		repos: map[string]*remote.Repository{},
-		log:   opts.Logger,
+		repos:         map[string]*remote.Repository{},
+		dropsReplaced: map[string]bool{},
+		log:           opts.Logger,
 	}
 	if c.log == nil {
 		c.log = slog.Default()

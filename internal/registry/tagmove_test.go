@@ -127,3 +127,63 @@ func TestTagMoveRace(t *testing.T) {
 		}
 	}
 }
+
+// TestOriginalDroppedOnTagMove: a registry that drops the manifest a tag
+// move left (as zot does; here Distribution behind a proxy that deletes the
+// old digest after each tag PUT) is detected after an annotation-mode
+// write-back, and said once per registry.
+func TestOriginalDroppedOnTagMove(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	backend := registries[0].start(t)
+	for _, drops := range []bool{false, true} {
+		host := proxy(t, backend, func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+			_, ref, _ := strings.Cut(r.URL.Path, "/manifests/")
+			if !drops || r.Method != http.MethodPut || ref == "" || strings.HasPrefix(ref, "sha256:") {
+				next.ServeHTTP(w, r)
+				return
+			}
+			head, err := http.NewRequestWithContext(r.Context(), http.MethodHead, backend+r.URL.Path, nil)
+			require.NoError(t, err)
+			head.Header.Set("Accept", ocispec.MediaTypeImageManifest)
+			resp, err := http.DefaultClient.Do(head)
+			require.NoError(t, err)
+			resp.Body.Close()
+			old := resp.Header.Get("Docker-Content-Digest")
+			next.ServeHTTP(w, r)
+			if old != "" {
+				del, err := http.NewRequestWithContext(r.Context(), http.MethodDelete, backend+strings.TrimSuffix(r.URL.Path, ref)+old, nil)
+				require.NoError(t, err)
+				resp, err := http.DefaultClient.Do(del)
+				require.NoError(t, err)
+				resp.Body.Close()
+			}
+		})
+		var logs logBuffer
+		c, err := registry.New([]registry.Endpoint{{Host: host, PlainHTTP: true}}, registry.Options{
+			Credentials: credentials.NewMemoryStore(), HTTPClient: &http.Client{}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		require.NoError(t, err)
+		for i, name := range []string{"photos/one", "photos/two"} {
+			repo, err := c.Repository(host, name)
+			require.NoError(t, err)
+			d, err := oras.PackManifest(ctx, repo, oras.PackManifestVersion1_1, "application/vnd.example.photo",
+				oras.PackManifestOptions{ManifestAnnotations: map[string]string{ocispec.AnnotationTitle: name}})
+			require.NoError(t, err)
+			require.NoError(t, repo.Tag(ctx, d, "latest"))
+			m, err := c.FetchManifest(ctx, repo, d.Digest.String())
+			require.NoError(t, err)
+			w, err := c.WriteAnnotation(ctx, repo, m, registry.Edit{Manifest: map[string]string{registry.AnnotationDescription: "x", registry.AnnotationModel: "ollama/m"}}, "latest")
+			require.NoError(t, err)
+			require.True(t, w.TagMoved)
+			require.Equal(t, drops, w.OriginalGone, "photo %d", i)
+		}
+		warns := logs.lines("WARN")
+		if !drops {
+			require.Empty(t, warns)
+			continue
+		}
+		require.Len(t, warns, 1, "said once per registry")
+		require.Contains(t, warns[0], "REGSCRIBE_MODE=referrer")
+	}
+}

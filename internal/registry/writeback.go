@@ -31,6 +31,10 @@ type Written struct {
 	// TagMovedOn is true when the tag pointed elsewhere by the time of the
 	// write, or right after it (a newer push owns it), and was left alone.
 	TagMovedOn bool
+	// OriginalGone is true when the tag moved and the registry no longer
+	// has the original manifest (zot drops a manifest its last tag left):
+	// whatever pinned the original digest now gets 404.
+	OriginalGone bool
 }
 
 // WriteAnnotation pushes m with edit applied. When tag still points at m
@@ -73,6 +77,7 @@ func (c *Client) WriteAnnotation(ctx context.Context, repo *remote.Repository, m
 			}
 			if after.Digest == desc.Digest {
 				w.TagMoved = true
+				w.OriginalGone = c.originalGone(ctx, repo, m.Descriptor)
 				return w, nil
 			}
 			c.log.Info("tag moved on right after the description was written: a newer push owns it and is left alone",
@@ -93,6 +98,28 @@ func (c *Client) WriteAnnotation(ctx context.Context, repo *remote.Repository, m
 		}
 	}
 	return w, nil
+}
+
+// originalGone reports whether the registry dropped the manifest a tag
+// move left (a HEAD that answers 404), and says so in the log once per
+// registry: annotation mode (and auto mode for a plain photo) breaks every
+// pin of the old digest there. An error of the check itself is no answer.
+func (c *Client) originalGone(ctx context.Context, repo *remote.Repository, old ocispec.Descriptor) bool {
+	ok, err := repo.Manifests().Exists(ctx, old)
+	if err != nil || ok {
+		return false
+	}
+	host := canonicalHost(repo.Reference.Registry)
+	c.mu.Lock()
+	first := !c.dropsReplaced[host]
+	c.dropsReplaced[host] = true
+	c.mu.Unlock()
+	if first {
+		c.log.Warn("this registry dropped the original manifest when regscribe moved its tag to the annotated one (zot does): "+
+			"anything pinned to the old digest now gets 404; set REGSCRIBE_MODE=referrer to keep digests on this registry",
+			"registry", repo.Reference.Registry, "repository", repo.Reference.Repository, "original", old.Digest)
+	}
+	return true
 }
 
 // warnIfOverwritten warns when tag, which pointed at pushed when it was

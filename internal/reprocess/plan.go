@@ -56,6 +56,9 @@ const (
 	// one queued within its duplicate window (by the notifier or an earlier
 	// run): that job describes it; this run does not wait for it.
 	AlreadyQueued Status = "already-queued"
+	// Unchanged is a tag whose digest PlanOptions.Settled knew as settled
+	// (one HEAD, no manifest fetched): one item per tag, with its digest.
+	Unchanged Status = "unchanged"
 )
 
 // Item is one distinct manifest of a repository, with every listed tag that
@@ -110,9 +113,12 @@ func (it Item) Ref() string {
 type PlanOptions struct {
 	// Registry is host[:port]; the client must be allowed to reach it. Required.
 	Registry string
-	// Repository to reprocess. If empty, every repository the registry's
-	// catalog API lists.
+	// Repository to reprocess. If empty, Repositories, or else every
+	// repository the registry's catalog API lists (see [Catalog]).
 	Repository string
+	// Repositories to reprocess when Repository is empty; one that cannot be
+	// listed becomes an Unchecked item, as with the catalog.
+	Repositories []string
 	// Tag is a glob (path.Match) a tag must match. If empty, every tag.
 	Tag string
 	// Model is provider/model ("ollama/qwen2.5vl:3b"): a photo with a
@@ -125,6 +131,11 @@ type PlanOptions struct {
 	Concurrency int
 	// PageSize asks for pages of this many tags (and repositories). If zero, 1000.
 	PageSize int
+	// Settled, if set, makes the plan resolve each tag first (one HEAD) and
+	// fetch no manifest for a tag whose digest Settled reports as settled
+	// (an earlier plan decided it and nothing changed): it becomes an
+	// Unchanged item. Tags it does not know are fetched and judged as usual.
+	Settled func(repository, tag, digest string) bool
 }
 
 func (o *PlanOptions) defaults() error {
@@ -179,7 +190,11 @@ func Plan(ctx context.Context, client *registry.Client, opts PlanOptions) ([]Ite
 	}
 	p := &planner{client: client, opts: opts}
 	repos := []string{opts.Repository}
-	if opts.Repository == "" {
+	switch {
+	case opts.Repository != "":
+	case len(opts.Repositories) > 0:
+		repos = opts.Repositories
+	default:
 		var err error
 		if repos, err = p.repositories(ctx); err != nil {
 			return nil, err
@@ -254,6 +269,18 @@ func (p *planner) listing(repo string) (*remote.Repository, error) {
 	}, nil
 }
 
+// ErrNoCatalog is returned (wrapped) by [Catalog] and [Plan] for a registry
+// that offers no catalog API: its repositories must be named.
+var ErrNoCatalog = errors.New("registry offers no catalog API")
+
+// Catalog lists every repository of a registry through its catalog API,
+// page by page (pageSize entries a page; if zero, 1000). A registry without
+// the API gives an error wrapping [ErrNoCatalog].
+func Catalog(ctx context.Context, client *registry.Client, host string, pageSize int) ([]string, error) {
+	p := &planner{client: client, opts: PlanOptions{Registry: strings.ToLower(host), PageSize: cmp.Or(pageSize, 1000)}}
+	return p.repositories(ctx)
+}
+
 // repositories lists the registry's catalog, page by page.
 func (p *planner) repositories(ctx context.Context) ([]string, error) {
 	// registry.Client hands out repository handles only: borrow the
@@ -280,7 +307,7 @@ func (p *planner) repositories(ctx context.Context) ([]string, error) {
 	}
 	if err != nil {
 		if errors.Is(err, errdef.ErrNotFound) || errors.Is(err, errdef.ErrUnsupported) {
-			return nil, fmt.Errorf("registry %s offers no catalog API: reprocess its repositories one at a time: %w", p.opts.Registry, err)
+			return nil, fmt.Errorf("%w: %s: reprocess its repositories one at a time: %w", ErrNoCatalog, p.opts.Registry, err)
 		}
 		return nil, fmt.Errorf("list repositories of %s: %w", p.opts.Registry, registry.Classify(err))
 	}
@@ -377,6 +404,13 @@ func (p *planner) fetch(ctx context.Context, refs []tagRef) error {
 		g.Go(func() error {
 			repo, err := p.handle(ref.repo)
 			var m registry.Manifest
+			if err == nil && p.opts.Settled != nil {
+				var d ocispec.Descriptor
+				if d, err = p.client.Resolve(gctx, repo, ref.tag); err == nil && p.opts.Settled(ref.repo, ref.tag, d.Digest.String()) {
+					p.add(Item{Repository: ref.repo, Digest: d.Digest.String(), MediaType: d.MediaType, Tags: []string{ref.tag}, Tag: ref.tag, Status: Unchanged})
+					return nil
+				}
+			}
 			if err == nil {
 				m, err = p.client.FetchManifest(gctx, repo, ref.tag)
 			}

@@ -6,9 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -518,4 +520,62 @@ func TestWaitingEndsWhenResultsAreLost(t *testing.T) {
 	require.ErrorIs(t, err, reprocess.ErrResultsLost)
 	require.Equal(t, reprocess.Counts{Tags: 1, Manifests: 1, Queued: 1, Pending: 1}, reprocess.Summarize(items))
 	require.Len(t, reprocess.Pending(items), 1)
+}
+
+// countingTransport counts the manifest requests a client makes, by method.
+type countingTransport struct {
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if strings.Contains(r.URL.Path, "/manifests/") {
+		c.mu.Lock()
+		c.calls[r.Method]++
+		c.mu.Unlock()
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func (c *countingTransport) count(method string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.calls[method]
+}
+
+// TestPlanSettledTagsCostOneHead: with Settled, a tag whose digest is
+// settled costs one HEAD and no manifest fetch, and is Unchanged; a tag
+// Settled does not know is fetched and judged as without it.
+func TestPlanSettledTagsCostOneHead(t *testing.T) {
+	t.Parallel()
+	q := startGGCRRegistry(t)
+	descs := q.push(t, []artifact{
+		{repo: "photos", tags: []string{"old"}, files: []stacktest.File{jpegFile(t, 1)}},
+		{repo: "photos", tags: []string{"new"}, files: []stacktest.File{jpegFile(t, 2)}},
+	})
+	ct := &countingTransport{calls: map[string]int{}}
+	client, err := registry.New([]registry.Endpoint{{Host: q.Host, PlainHTTP: true}},
+		registry.Options{Credentials: credentials.NewMemoryStore(), HTTPClient: &http.Client{Transport: ct}})
+	require.NoError(t, err)
+	items, err := reprocess.Plan(context.Background(), client, reprocess.PlanOptions{
+		Registry: q.Host, Repository: "photos", Model: "ollama/m",
+		Settled: func(repo, tag, dgst string) bool {
+			return repo == "photos" && tag == "old" && dgst == descs[0].Digest.String()
+		},
+	})
+	require.NoError(t, err)
+	var got []string
+	for _, it := range items {
+		got = append(got, fmt.Sprintf("%v %s %s", it.Tags, it.Status, it.Digest))
+	}
+	require.Equal(t, []string{
+		"[new] queue " + descs[1].Digest.String(),
+		"[old] unchanged " + descs[0].Digest.String(),
+	}, got)
+	require.Equal(t, 2, ct.count(http.MethodHead), "one HEAD per tag")
+	require.Equal(t, 1, ct.count(http.MethodGet), "a manifest fetched for the unknown tag only")
+	c := reprocess.Summarize(items)
+	require.Equal(t, 2, c.Tags)
+	require.Equal(t, 1, c.Unchanged)
+	require.Equal(t, 1, c.Manifests)
 }

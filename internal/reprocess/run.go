@@ -31,6 +31,9 @@ func NewBatch() string {
 type RunOptions struct {
 	// Batch id of the run. Required (see [NewBatch]).
 	Batch string
+	// Source is the Job.Source of the jobs (and so the last token of their
+	// subject). If empty, [Source].
+	Source string
 	// Wait for every queued job's result (or ctx's end). Without it, Run
 	// returns once the jobs are stored.
 	Wait bool
@@ -86,6 +89,9 @@ func Run(ctx context.Context, js jetstream.JetStream, items []Item, opts RunOpti
 	}
 	if opts.PublishSize <= 0 {
 		opts.PublishSize = 256
+	}
+	if opts.Source == "" {
+		opts.Source = Source
 	}
 	if opts.IdleGrace <= 0 {
 		opts.IdleGrace = 30 * time.Second
@@ -157,7 +163,7 @@ type jobRef struct {
 func (r *runner) job(it *Item, tag string) queue.Job {
 	return queue.Job{
 		Version: queue.JobVersion, Registry: it.Registry, Repository: it.Repository, Digest: it.Digest, Tag: tag,
-		MediaType: it.MediaType, Source: Source, Received: time.Now().UTC(), Force: it.Force, Batch: r.opts.Batch,
+		MediaType: it.MediaType, Source: r.opts.Source, Received: time.Now().UTC(), Force: it.Force, Batch: r.opts.Batch,
 		Replace: it.Replace,
 	}
 }

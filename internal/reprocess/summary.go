@@ -4,7 +4,7 @@ import "github.com/regscribe/regscribe/internal/queue"
 
 // Counts summarise a run. Every manifest is counted in exactly one of
 // NotPhotos, AlreadyDescribed, FailedBefore, Errors, ToQueue, Queued and
-// AlreadyQueued; every Queued photo in exactly one of Described, Skipped,
+// AlreadyQueued (an Unchanged tag is counted in Tags and Unchanged only); every Queued photo in exactly one of Described, Skipped,
 // Failed and Pending.
 type Counts struct {
 	// Tags listed (matching the glob; referrers fallback tags are never listed).
@@ -17,6 +17,9 @@ type Counts struct {
 	AlreadyDescribed int `json:"alreadyDescribed"`
 	// FailedBefore were given up by an earlier job and not queued again.
 	FailedBefore int `json:"failedBefore"`
+	// Unchanged are tags whose manifest was not fetched: settled before
+	// and still at the same digest (PlanOptions.Settled).
+	Unchanged int `json:"unchanged,omitempty"`
 	// Gone are tags deleted while the plan was made.
 	Gone int `json:"gone"`
 	// Errors are manifests or repositories that could not be read.
@@ -40,10 +43,12 @@ func Summarize(items []Item) Counts {
 	var c Counts
 	for _, it := range items {
 		c.Tags += len(it.Tags)
-		if it.Digest != "" {
+		if it.Digest != "" && it.Status != Unchanged {
 			c.Manifests++
 		}
 		switch it.Status {
+		case Unchanged:
+			c.Unchanged++
 		case NotPhoto:
 			c.NotPhotos++
 		case AlreadyDescribed:
