@@ -14,7 +14,8 @@ import (
 //	 "repository": {"repo_name": "team/app", "namespace": "team", "name": "app", …}}
 //
 // It names no digest and no registry host: the job names the tag, which the
-// worker resolves, on the source's registry. callback_url is never called
+// worker resolves, on the source's registry. Nothing in it identifies the
+// announcement, so its jobs are never dropped as duplicates. callback_url is never called
 // (it would let the sender pick an address regscribe connects to).
 func decodeDockerHub(body []byte, m meta) ([]event, error) {
 	if err := checkContentType(m.contentType, "application/json"); err != nil {
@@ -23,9 +24,6 @@ func decodeDockerHub(body []byte, m meta) ([]event, error) {
 	var msg struct {
 		PushData *struct {
 			Tag string `json:"tag"`
-			// PushedAt is the push's time in Unix seconds: the webhook has
-			// no id, and this tells two pushes of a tag apart.
-			PushedAt json.Number `json:"pushed_at"`
 		} `json:"push_data"`
 		Repository struct {
 			RepoName  string `json:"repo_name"`
@@ -53,5 +51,8 @@ func decodeDockerHub(body []byte, m meta) ([]event, error) {
 	if msg.PushData.Tag == "" {
 		return nil, errors.New("Docker Hub webhook names no tag (push_data.tag)")
 	}
-	return []event{{repository: repo, tag: msg.PushData.Tag, id: idOf(eventPushedAt, msg.PushData.PushedAt.String())}}, nil
+	// No id: Docker Hub never delivers a webhook twice, and pushed_at
+	// counts whole seconds, so it would merge two pushes of a tag in one
+	// second. The job gets a unique Event and is never dropped as a duplicate.
+	return []event{{repository: repo, tag: msg.PushData.Tag}}, nil
 }

@@ -88,11 +88,10 @@ func metaOf(r *http.Request) meta {
 
 // Prefixes of the job's Event, by what identifies the announcement.
 const (
-	eventID       = "id:"        // the event's own id (Distribution, ACR, CloudEvents)
-	eventDelivery = "delivery:"  // GitHub's X-GitHub-Delivery
-	eventOccurAt  = "occur_at:"  // Harbor's default payload: the event's time
-	eventPushedAt = "pushed_at:" // Docker Hub: the push's time
-	eventUnique   = "unique:"    // nothing identifies it: drawn by the notifier
+	eventID       = "id:"       // the event's own id (Distribution, ACR, CloudEvents)
+	eventDelivery = "delivery:" // GitHub's X-GitHub-Delivery
+	eventOccurAt  = "occur_at:" // Harbor's default payload: the event's time
+	eventUnique   = "unique:"   // nothing identifies it: drawn by the notifier
 )
 
 // idOf is prefix+value, or "" when value is empty.
