@@ -156,3 +156,14 @@ func isoMedia(data []byte) (*format, error) {
 	}
 	return nil, fail(ErrUnsupported, "ISO media file of brand %q is not an image format supported here", brands[0])
 }
+
+// MediaTypes returns the media types of the image formats Prepare decodes,
+// for callers that pick photos by a layer's declared media type (Prepare
+// itself sniffs the content). "image/heif" is HEIF in general: Prepare
+// decodes those whose images are HEVC (HEIC) or AV1 (AVIF).
+func MediaTypes() []string {
+	return []string{
+		"image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp", "image/tiff",
+		"image/heic", "image/heif", "image/avif",
+	}
+}

@@ -222,3 +222,15 @@ func psnr(a, b image.Image) float64 {
 	}
 	return 10 * math.Log10(255*255/mse)
 }
+
+// TestMediaTypes checks every media type listed as decodable names a format
+// Prepare decodes: a fixture of that format is prepared.
+func TestMediaTypes(t *testing.T) {
+	t.Parallel()
+	got := imageprep.MediaTypes()
+	for _, mt := range []string{"image/heic", "image/heif", "image/avif", "image/jpeg", "image/tiff", "image/bmp"} {
+		require.Contains(t, got, mt)
+	}
+	got[0] = "changed"
+	require.Equal(t, "image/jpeg", imageprep.MediaTypes()[0], "a copy each call")
+}

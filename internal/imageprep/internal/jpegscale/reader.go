@@ -124,6 +124,9 @@ type decoder struct {
 	// the side of a block's pixels at that scale (8>>shift).
 	shift uint
 	n     int
+	// cn is the side of a chroma block's pixels: n, or 2n when a 4:2:0
+	// image is decoded at a reduced scale into a 4:4:4 one.
+	cn int
 
 	img1        *image.Gray
 	img3        *image.YCbCr

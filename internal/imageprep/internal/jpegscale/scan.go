@@ -37,6 +37,13 @@ func (d *decoder) makeImg(mxx, myy int) {
 	default:
 		panic("unreachable")
 	}
+	// At a reduced scale, a 4:2:0 image's chroma blocks are decoded at twice
+	// the luma blocks' scale, into a 4:4:4 image: the chroma keeps the
+	// resolution the full image has once downscaled, instead of half of it.
+	d.cn = d.n
+	if subsampleRatio == image.YCbCrSubsampleRatio420 && d.shift > 0 && d.nComp == 3 {
+		subsampleRatio, d.cn = image.YCbCrSubsampleRatio444, 2*d.n
+	}
 	m := image.NewYCbCr(image.Rect(0, 0, d.n*h0*mxx, d.n*v0*myy), subsampleRatio)
 	d.img3 = m.SubImage(d.scaledRect()).(*image.YCbCr)
 
@@ -468,12 +475,15 @@ func (d *decoder) reconstructBlock(b *block, bx, by, compIndex int) error {
 	for zig := 0; zig < blockSize; zig++ {
 		b[unzig[zig]] *= qt[zig]
 	}
-	if d.shift > 0 {
-		idctScaled(b, d.n)
+	n := d.n
+	if compIndex == 1 || compIndex == 2 {
+		n = d.cn
+	}
+	if n < 8 {
+		idctScaled(b, n)
 	} else {
 		idct(b)
 	}
-	n := d.n
 	dst, stride := []byte(nil), 0
 	if d.nComp == 1 {
 		dst, stride = d.img1.Pix[n*(by*d.img1.Stride+bx):], d.img1.Stride
