@@ -23,8 +23,9 @@ const (
 	// DefaultJPEGQuality is the quality of the JPEGs Prepare encodes.
 	DefaultJPEGQuality = 85
 	// DefaultMaxDecodeBytes bounds the memory one image decodes to: 512 MiB
-	// fits a 48 MP HEIC or AVIF from a phone and a progressive JPEG of about
-	// 40 MP, and refuses a 9999x9999 16-bit PNG (800 MB).
+	// fits a 33 MP HEIC, a 16 MP AVIF, a 40 MP progressive JPEG, any
+	// baseline JPEG within MaxPixels, and refuses a 9999x9999 16-bit PNG
+	// (800 MB).
 	DefaultMaxDecodeBytes = 512 << 20
 )
 
