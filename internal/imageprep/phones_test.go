@@ -113,17 +113,6 @@ func TestPrepareTwelveMegapixels(t *testing.T) {
 	requireColor(t, m, 1152/4, 1536/4, blue, 48)
 }
 
-// png16Header is a PNG signature and an IHDR chunk (16-bit RGBA) claiming
-// w×h, then an IEND.
-func png16Header(w, h uint32) []byte {
-	ihdr := binary.BigEndian.AppendUint32(nil, w)
-	ihdr = binary.BigEndian.AppendUint32(ihdr, h)
-	ihdr = append(ihdr, 16, 6, 0, 0, 0)
-	out := []byte("\x89PNG\r\n\x1a\n")
-	out = append(out, pngChunk("IHDR", ihdr)...)
-	return append(out, pngChunk("IEND", nil)...)
-}
-
 // withISPE returns the HEIF file data with every ispe (image size) property
 // claiming w×h.
 func withISPE(data []byte, w, h uint32) []byte {
@@ -152,7 +141,7 @@ func TestPrepareDecodeBytes(t *testing.T) {
 		limits   imageprep.Limits
 		contains string
 	}{
-		{"16-bit png 9999x9999", png16Header(9999, 9999), imageprep.Limits{}, "PNG of 9999x9999 would decode to 762 MiB (8 B/px), limit 512 MiB"},
+		{"16-bit png 9999x9999", pngHeaderOf(9999, 9999, 16, 6), imageprep.Limits{}, "PNG of 9999x9999 would decode to 762 MiB (8 B/px), limit 512 MiB"},
 		{"8-bit png under a small budget", pngHeader(4000, 3000), imageprep.Limits{MaxDecodeBytes: 32 << 20}, "limit 32 MiB"},
 		{"progressive jpeg 48 MP", progressive, imageprep.Limits{}, "progressive coefficients"},
 		{"heic 9000x9000", withISPE(testdata(t, "quadrants.heic"), 9000, 9000), imageprep.Limits{}, "HEIC of 9000x9000 would decode to"},
