@@ -110,6 +110,9 @@ func (d distributionEvent) event() event {
 		tag:          d.Target.Tag,
 		mediaType:    d.Target.MediaType,
 		artifactType: d.Target.ArtifactType,
+		// Distribution gives every event its own id, kept when it delivers
+		// the event again; ACR does the same.
+		id: idOf(eventID, d.ID),
 		// Blob pushes are pushes too (media type application/octet-stream).
 		manifestOnly: true,
 	}

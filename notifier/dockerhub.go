@@ -23,6 +23,9 @@ func decodeDockerHub(body []byte, m meta) ([]event, error) {
 	var msg struct {
 		PushData *struct {
 			Tag string `json:"tag"`
+			// PushedAt is the push's time in Unix seconds: the webhook has
+			// no id, and this tells two pushes of a tag apart.
+			PushedAt json.Number `json:"pushed_at"`
 		} `json:"push_data"`
 		Repository struct {
 			RepoName  string `json:"repo_name"`
@@ -50,5 +53,5 @@ func decodeDockerHub(body []byte, m meta) ([]event, error) {
 	if msg.PushData.Tag == "" {
 		return nil, errors.New("Docker Hub webhook names no tag (push_data.tag)")
 	}
-	return []event{{repository: repo, tag: msg.PushData.Tag}}, nil
+	return []event{{repository: repo, tag: msg.PushData.Tag, id: idOf(eventPushedAt, msg.PushData.PushedAt.String())}}, nil
 }

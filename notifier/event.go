@@ -1,6 +1,7 @@
 package notifier
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,10 +19,18 @@ import (
 // itself pushes: their pushes make no jobs.
 const mediaTypeDescription = "application/vnd.regscribe.description.v1+json"
 
-// manifestMediaTypes are the target media types of manifest pushes.
+// manifestMediaTypes are the target media types of manifest pushes that
+// make jobs.
 var manifestMediaTypes = map[string]bool{
-	"application/vnd.oci.image.manifest.v1+json":                true,
-	"application/vnd.oci.image.index.v1+json":                   true,
+	"application/vnd.oci.image.manifest.v1+json": true,
+	"application/vnd.oci.image.index.v1+json":    true,
+}
+
+// dockerMediaTypes are Docker's manifest media types (schema 2 and its
+// manifest list). Their pushes make no job: a Docker image's layers are
+// filesystem tarballs, never a photo (workers describe OCI image manifests
+// and indexes only), so a job would only be fetched and skipped.
+var dockerMediaTypes = map[string]bool{
 	"application/vnd.docker.distribution.manifest.v2+json":      true,
 	"application/vnd.docker.distribution.manifest.list.v2+json": true,
 }
@@ -52,21 +61,46 @@ type event struct {
 	// manifestOnly: the format also announces blob pushes, so a push whose
 	// media type is not a manifest's (or is missing) is not a manifest push.
 	manifestOnly bool
+	// id identifies the announcement, as the format does (the job's
+	// Event): the same announcement delivered again has the same id. ""
+	// when the format gives none; the job then gets a unique one.
+	id string
 }
 
 // meta is what decoders may read of a request besides its body.
 type meta struct {
-	contentType string // Content-Type as sent
-	ceType      string // Ce-Type: a CloudEvent in HTTP binary mode
-	githubEvent string // X-GitHub-Event
+	contentType    string // Content-Type as sent
+	ceType         string // Ce-Type: a CloudEvent in HTTP binary mode
+	ceID           string // Ce-Id: that CloudEvent's id
+	githubEvent    string // X-GitHub-Event
+	githubDelivery string // X-GitHub-Delivery: kept by GitHub's redeliveries
 }
 
 func metaOf(r *http.Request) meta {
 	return meta{
-		contentType: r.Header.Get("Content-Type"),
-		ceType:      r.Header.Get("Ce-Type"),
-		githubEvent: r.Header.Get("X-GitHub-Event"),
+		contentType:    r.Header.Get("Content-Type"),
+		ceType:         r.Header.Get("Ce-Type"),
+		ceID:           r.Header.Get("Ce-Id"),
+		githubEvent:    r.Header.Get("X-GitHub-Event"),
+		githubDelivery: r.Header.Get("X-GitHub-Delivery"),
 	}
+}
+
+// Prefixes of the job's Event, by what identifies the announcement.
+const (
+	eventID       = "id:"        // the event's own id (Distribution, ACR, CloudEvents)
+	eventDelivery = "delivery:"  // GitHub's X-GitHub-Delivery
+	eventOccurAt  = "occur_at:"  // Harbor's default payload: the event's time
+	eventPushedAt = "pushed_at:" // Docker Hub: the push's time
+	eventUnique   = "unique:"    // nothing identifies it: drawn by the notifier
+)
+
+// idOf is prefix+value, or "" when value is empty.
+func idOf(prefix, value string) string {
+	if value == "" {
+		return ""
+	}
+	return prefix + value
 }
 
 // decoder turns a request body into events. Decoders are pure: no I/O, no
@@ -205,6 +239,8 @@ func (e event) ignore() string {
 	switch {
 	case e.skip != "":
 		return e.skip
+	case dockerMediaTypes[e.mediaType]:
+		return "a Docker image (" + e.mediaType + "), which holds no photo"
 	case (e.manifestOnly || e.mediaType != "") && !manifestMediaTypes[e.mediaType]:
 		return "not a manifest push (" + e.mediaType + ")"
 	case e.mediaType == mediaTypeDescription || e.artifactType == mediaTypeDescription:
@@ -217,24 +253,32 @@ func (e event) ignore() string {
 
 // makeJobs turns the events of one request into jobs for src: every push is
 // validated and host-checked first, so a request with one bad event queues
-// nothing. Pushes announced twice in one request make one job.
-func makeJobs(events []event, src *Source, format string, now time.Time) ([]queue.Job, error) {
+// nothing. Pushes announced twice in one request make one job. ignored says
+// why each event that made no job made none.
+//
+// Each job's Event is its announcement's id; a push whose format gives
+// none gets a unique one, so a repeated push of a tag (Quay) is never
+// dropped as a duplicate.
+func makeJobs(events []event, src *Source, format string, now time.Time) (jobs []queue.Job, ignored []string, err error) {
 	for i, e := range events {
 		if e.skip != "" {
 			continue
 		}
 		if err := e.validate(); err != nil {
-			return nil, badRequest("event %d: %v", i, err)
+			return nil, nil, badRequest("event %d: %v", i, err)
 		}
 		if e.host != "" && !src.speaksFor(e.host) {
-			return nil, &requestError{status: http.StatusForbidden,
+			return nil, nil, &requestError{status: http.StatusForbidden,
 				reason: fmt.Sprintf("event %d names registry %s; this source speaks for %s", i, truncate(e.host), src.Registry)}
 		}
 	}
-	var out []queue.Job
 	for _, e := range events {
-		if e.ignore() != "" {
+		if why := e.ignore(); why != "" {
+			ignored = append(ignored, why)
 			continue
+		}
+		if e.id == "" {
+			e.id = eventUnique + rand.Text()
 		}
 		j := queue.Job{
 			Version:    queue.JobVersion,
@@ -245,12 +289,15 @@ func makeJobs(events []event, src *Source, format string, now time.Time) ([]queu
 			MediaType:  e.mediaType,
 			Source:     format,
 			Received:   now,
+			Event:      e.id,
 		}
-		if !containsJob(out, j) {
-			out = append(out, j)
+		if containsJob(jobs, j) {
+			ignored = append(ignored, "announced twice in one notification")
+			continue
 		}
+		jobs = append(jobs, j)
 	}
-	return out, nil
+	return jobs, ignored, nil
 }
 
 func containsJob(jobs []queue.Job, j queue.Job) bool {

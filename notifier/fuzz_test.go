@@ -73,7 +73,7 @@ func fuzzDecoder(f *testing.F, format string, dirs ...string) {
 			require.Nil(t, events, "an error comes with no events")
 			return
 		}
-		jobs, err := makeJobs(events, src, decodeAs, received)
+		jobs, ignored, err := makeJobs(events, src, decodeAs, received)
 		if err != nil {
 			var re *requestError
 			require.True(t, errors.As(err, &re), "a refusal carries its status: %v", err)
@@ -83,7 +83,10 @@ func fuzzDecoder(f *testing.F, format string, dirs ...string) {
 			require.Nil(t, jobs, "nothing is queued from a request with a bad event")
 			return
 		}
-		require.LessOrEqual(t, len(jobs), len(events))
+		require.Equal(t, len(events), len(jobs)+len(ignored), "every event makes a job or says why not")
+		for _, why := range ignored {
+			require.NotEmpty(t, why)
+		}
 		for _, j := range jobs {
 			require.NoError(t, j.Validate())
 			require.Equal(t, src.Registry, j.Registry, "the registry comes from configuration")
@@ -98,6 +101,7 @@ func fuzzDecoder(f *testing.F, format string, dirs ...string) {
 				require.NotRegexp(t, fallbackTag, j.Tag)
 			}
 			require.NotEqual(t, mediaTypeDescription, j.MediaType)
+			require.NotEmpty(t, j.Event, "every notifier job names its announcement")
 		}
 	})
 }

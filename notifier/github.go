@@ -79,5 +79,7 @@ func decodeGitHub(body []byte, m meta) ([]event, error) {
 		digest:     digest,
 		tag:        v.ContainerMetadata.Tag.Name,
 		host:       hostOf(v.PackageURL),
+		// GitHub names each delivery; a redelivery keeps the name.
+		id: idOf(eventDelivery, m.githubDelivery),
 	}}, nil
 }

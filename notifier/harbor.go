@@ -39,14 +39,14 @@ func decodeHarbor(body []byte, m meta) ([]event, error) {
 	if err := checkContentType(m.contentType, "application/json", mediaTypeCloudEvents); err != nil {
 		return nil, err
 	}
-	var typ string
+	var typ, id string
 	var data harborEventData
 	if isCloudEvent(body, m) {
-		t, raw, err := decodeCloudEvent(body)
+		t, ceID, raw, err := decodeCloudEvent(body)
 		if err != nil {
 			return nil, err
 		}
-		typ = t
+		typ, id = t, idOf(eventID, ceID)
 		if raw != nil {
 			if err := json.Unmarshal(raw, &data); err != nil {
 				return nil, fmt.Errorf("CloudEvent data is not Harbor's event data: %s", jsonError(err))
@@ -54,7 +54,10 @@ func decodeHarbor(body []byte, m meta) ([]event, error) {
 		}
 	} else {
 		var msg struct {
-			Type      string           `json:"type"`
+			Type string `json:"type"`
+			// OccurAt is the event's time in Unix seconds: the Default
+			// payload has no id, and Harbor's retries resend the same body.
+			OccurAt   json.Number      `json:"occur_at"`
 			EventData *harborEventData `json:"event_data"`
 		}
 		if err := json.Unmarshal(body, &msg); err != nil {
@@ -63,7 +66,7 @@ func decodeHarbor(body []byte, m meta) ([]event, error) {
 		if msg.Type == "" {
 			return nil, errors.New(`Harbor webhook has no "type"`)
 		}
-		typ = msg.Type
+		typ, id = msg.Type, idOf(eventOccurAt, msg.OccurAt.String())
 		if msg.EventData != nil {
 			data = *msg.EventData
 		}
@@ -91,6 +94,7 @@ func decodeHarbor(body []byte, m meta) ([]event, error) {
 			digest:     digest,
 			tag:        tag,
 			host:       hostOf(r.ResourceURL),
+			id:         id,
 		})
 	}
 	return events, nil

@@ -128,7 +128,8 @@ type Reply struct {
 	// Queued is the number of jobs stored.
 	Queued int `json:"queued"`
 	// Ignored is the number of events that made no job: not pushes, not
-	// manifests, regscribe's own artifacts, fallback tags, repeats.
+	// manifests, Docker images, regscribe's own artifacts, fallback tags,
+	// repeats within the notification. (Each reason is logged at debug.)
 	Ignored int `json:"ignored"`
 	// Error says why the request was refused; it never carries internals.
 	Error string `json:"error,omitempty"`
@@ -171,12 +172,15 @@ func (n *Notifier) events(w http.ResponseWriter, r *http.Request, src *Source) {
 		n.refuse(w, log, badRequest("%v", err))
 		return
 	}
-	jobs, err := makeJobs(events, src, format, n.opts.Now().UTC())
+	jobs, ignored, err := makeJobs(events, src, format, n.opts.Now().UTC())
 	if err != nil {
 		n.refuse(w, log, err)
 		return
 	}
-	rep := Reply{Queued: len(jobs), Ignored: len(events) - len(jobs)}
+	for _, why := range ignored {
+		log.Debug("event ignored", "format", format, "reason", why)
+	}
+	rep := Reply{Queued: len(jobs), Ignored: len(ignored)}
 	if len(jobs) > 0 {
 		ctx, cancel := context.WithTimeout(r.Context(), n.opts.PublishTimeout)
 		defer cancel()
@@ -186,7 +190,7 @@ func (n *Notifier) events(w http.ResponseWriter, r *http.Request, src *Source) {
 			return
 		}
 		for _, j := range jobs {
-			log.Info("job queued", "format", format, "repository", j.Repository, "digest", j.Digest, "tag", j.Tag)
+			log.Info("job queued", "format", format, "repository", j.Repository, "digest", j.Digest, "tag", j.Tag, "event", j.Event)
 		}
 	}
 	n.reply(w, http.StatusOK, rep)

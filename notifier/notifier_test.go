@@ -145,6 +145,8 @@ func TestNotifications(t *testing.T) {
 		{"lower-case scheme", "bearer " + token, notifier.MediaTypeDistributionEvents, envelope(push), 200, 1, ""},
 		{"same push twice in one envelope", "Bearer " + token, notifier.MediaTypeDistributionEvents, envelope(push, push), 200, 1, ""},
 		{"ACR single event", "Bearer " + token, "application/json", push, 200, 1, ""},
+		{"Docker image", "Bearer " + token, notifier.MediaTypeDistributionEvents, envelope(event("push", "application/vnd.docker.distribution.manifest.v2+json", "library/alpine", digest, "3.21")), 200, 0, ""},
+		{"Docker manifest list", "Bearer " + token, notifier.MediaTypeDistributionEvents, envelope(event("push", "application/vnd.docker.distribution.manifest.list.v2+json", "library/alpine", digest, "3.21")), 200, 0, ""},
 		{"blob push", "Bearer " + token, notifier.MediaTypeDistributionEvents, envelope(event("push", "application/octet-stream", "photos/pineapple", digest, "")), 200, 0, ""},
 		{"pull", "Bearer " + token, notifier.MediaTypeDistributionEvents, envelope(event("pull", ociMT, "photos/pineapple", digest, "latest")), 200, 0, ""},
 		{"mount", "Bearer " + token, notifier.MediaTypeDistributionEvents, envelope(event("mount", ociMT, "photos/pineapple", digest, "")), 200, 0, ""},

@@ -13,7 +13,10 @@ import (
 //	 "docker_url": "quay.io/team/app", "updated_tags": ["v1"]}
 //
 // It names no digest: each updated tag makes a job by tag, which the worker
-// resolves. docker_url names the registry.
+// resolves. docker_url names the registry. Nothing in it tells one push of a
+// tag from the next (no id, no time), so its jobs get unique Events and are
+// never dropped as duplicates: a registry retry queues a second job for the
+// tag, which the worker finds described and skips.
 func decodeQuay(body []byte, m meta) ([]event, error) {
 	if err := checkContentType(m.contentType, "application/json"); err != nil {
 		return nil, err

@@ -249,7 +249,8 @@ func TestJobsFromZotEvent(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, jobs, 1)
 	require.Equal(t, queue.Job{Version: queue.JobVersion, Registry: "zot.example.com:5000", Repository: "photos/kumquat",
-		Digest: jobs[0].Digest, Tag: "v2", MediaType: ociMT, Source: notifier.FormatZot, Received: now}, jobs[0])
+		Digest: jobs[0].Digest, Tag: "v2", MediaType: ociMT, Source: notifier.FormatZot, Received: now,
+		Event: "id:5f0c1d2e-3a4b-4c5d-8e9f-0a1b2c3d4e5f"}, jobs[0])
 	require.NoError(t, jobs[0].Validate())
 
 	jobs, err = notifier.JobsFromZotEvent(read("image-deleted.json"), src, now)

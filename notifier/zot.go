@@ -33,19 +33,19 @@ type zotImage struct {
 // image.scanned and repository.created are ignored. zot's events name no
 // registry host.
 func decodeZot(body []byte, m meta) ([]event, error) {
-	var typ string
+	var typ, id string
 	var data []byte
 	if m.ceType != "" {
 		if err := checkContentType(m.contentType, "application/json"); err != nil {
 			return nil, err
 		}
-		typ, data = m.ceType, body
+		typ, id, data = m.ceType, m.ceID, body
 	} else {
 		if err := checkContentType(m.contentType, mediaTypeCloudEvents, "application/json"); err != nil {
 			return nil, err
 		}
 		var err error
-		if typ, data, err = decodeCloudEvent(body); err != nil {
+		if typ, id, data, err = decodeCloudEvent(body); err != nil {
 			return nil, err
 		}
 	}
@@ -69,6 +69,7 @@ func decodeZot(body []byte, m meta) ([]event, error) {
 		tag:          tag,
 		mediaType:    img.MediaType,
 		artifactType: zotArtifactType(img.Manifest),
+		id:           idOf(eventID, id),
 	}}, nil
 }
 
@@ -108,7 +109,7 @@ func JobsFromZotEvent(data []byte, src Source, now time.Time) ([]queue.Job, erro
 	if err != nil {
 		return nil, fmt.Errorf("zot event: %w", err)
 	}
-	out, err := makeJobs(events, &src, FormatZot, now.UTC())
+	out, _, err := makeJobs(events, &src, FormatZot, now.UTC())
 	if err != nil {
 		var re *requestError
 		if errors.As(err, &re) {

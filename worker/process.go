@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -13,15 +12,14 @@ import (
 	"oras.land/oras-go/v2/registry/remote"
 
 	"github.com/regscribe/regscribe/internal/fault"
+	"github.com/regscribe/regscribe/internal/lease"
 	"github.com/regscribe/regscribe/internal/memo"
 	"github.com/regscribe/regscribe/internal/metrics"
+	"github.com/regscribe/regscribe/internal/photo"
 	"github.com/regscribe/regscribe/internal/queue"
 	"github.com/regscribe/regscribe/internal/registry"
 	"github.com/regscribe/regscribe/internal/vision"
 )
-
-// ImageMediaTypes are the layer media types regscribe treats as photos.
-var ImageMediaTypes = []string{"image/jpeg", "image/png", "image/webp", "image/gif"}
 
 // Mode is how descriptions are written back.
 type Mode string
@@ -78,194 +76,273 @@ func (w *Worker) Process(ctx context.Context, job queue.Job) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	f := forcing{any: job.Force || w.opts.Force, job: job.Force}
+	p := policyOf(job, w.opts.Force)
 	switch m.Descriptor.MediaType {
 	case ocispec.MediaTypeImageManifest:
-		return w.processManifest(ctx, repo, m, job.Tag, w.opts.Mode, f)
+		return w.processManifest(ctx, repo, m, job.Tag, w.opts.Mode, p)
 	case ocispec.MediaTypeImageIndex:
-		return w.processIndex(ctx, repo, m, job.Tag, f)
+		return w.processIndex(ctx, repo, m, job.Tag, p)
 	}
 	return Result{Manifest: m.Descriptor}, fault.Skip("%s is %s, not an OCI image manifest or index", m.Descriptor.Digest, m.Descriptor.MediaType)
 }
 
-// forcing says whether a photo is described again although described: any
-// is REGSCRIBE_FORCE or the job's flag; job is the job's own flag (a person
-// asked for this photo: reprocess --force, describe --force).
-type forcing struct{ any, job bool }
+// policyOf is how far a job goes with a photo described already: a job
+// forced by a person (reprocess --force, describe --force) replaces any
+// description; REGSCRIBE_FORCE describes anew but stops at its own
+// write-back and at a person's description; a replacing job (reprocess
+// --missing) replaces another model's; a notification keeps what is there.
+func policyOf(job queue.Job, forceAll bool) photo.Policy {
+	switch {
+	case job.Force:
+		return photo.Forced
+	case forceAll:
+		return photo.Again
+	case job.Replace:
+		return photo.Replace
+	}
+	return photo.Keep
+}
+
+// candidate is a photo manifest a job may describe, with what decides it.
+type candidate struct {
+	m      registry.Manifest
+	im     ocispec.Manifest
+	photos []int
+	// refs are all the manifest's referrers (a signature, an SBOM, a description).
+	refs    []ocispec.Descriptor
+	policy  photo.Policy
+	verdict photo.Verdict
+}
+
+// inspect decides whether m is a photo to describe (package photo), after
+// the selection. Its error is of kind skip when there is nothing to do; the
+// candidate carries the referrers found even then.
+func (w *Worker) inspect(ctx context.Context, repo *remote.Repository, m registry.Manifest, p photo.Policy) (candidate, error) {
+	c := candidate{m: m, policy: p}
+	im, err := registry.ParseImageManifest(m)
+	if err != nil {
+		return c, fault.Permanent(err)
+	}
+	c.im = im
+	photos, why := photo.Layers(im)
+	if photos == nil {
+		return c, fault.Skip("%s: %s", m.Descriptor.Digest, why)
+	}
+	if ok, why := w.opts.Select.manifest(im); !ok {
+		return c, fault.Skip("%s: %s", m.Descriptor.Digest, why)
+	}
+	c.photos = photos
+	if c.refs, err = w.registry.Referrers(ctx, repo, m.Descriptor, ""); err != nil {
+		return c, err
+	}
+	c.verdict = photo.Described(im.Annotations, c.refs, w.model.Model(), p)
+	switch c.verdict.Action {
+	case photo.Skip:
+		return c, fault.Skip("%s: %s", m.Descriptor.Digest, c.verdict.Reason)
+	case photo.DescribeUnlessOwn:
+		// The write-back's own notification must not start another round.
+		if w.isOwnWrite(ctx, im, photos) {
+			return c, fault.Skip("%s: already described by %s: its own write-back", m.Descriptor.Digest, c.verdict.Who)
+		}
+	}
+	return c, nil
+}
+
+// describe describes each photo layer of c, in layer order, and counts the
+// model calls made (also when it fails part way).
+func (w *Worker) describe(ctx context.Context, repo *remote.Repository, c candidate) ([]vision.Description, int, error) {
+	var ds []vision.Description
+	calls := 0
+	for _, i := range c.photos {
+		d, fromModel, err := w.describeLayer(ctx, repo, c.im.Layers[i], c.verdict.Fresh)
+		if fromModel {
+			calls++
+		}
+		if err != nil {
+			return ds, calls, err
+		}
+		ds = append(ds, d)
+	}
+	return ds, calls, nil
+}
 
 // processManifest describes one image manifest and writes the description
 // in mode, moving tag (annotation mode) when it still points at m.
-func (w *Worker) processManifest(ctx context.Context, repo *remote.Repository, m registry.Manifest, tag string, mode Mode, f forcing) (Result, error) {
+func (w *Worker) processManifest(ctx context.Context, repo *remote.Repository, m registry.Manifest, tag string, mode Mode, p photo.Policy) (Result, error) {
 	res := Result{Manifest: m.Descriptor}
-	force := f.any
-	im, err := registry.ParseImageManifest(m)
+	c, err := w.inspect(ctx, repo, m, p)
 	if err != nil {
-		return res, fault.Permanent(err)
+		return res, err
 	}
-	if im.ArtifactType == registry.ArtifactTypeDescription {
-		return res, fault.Skip("%s is a regscribe description", m.Descriptor.Digest)
+	if mode == ModeAuto && len(c.refs) > 0 {
+		mode = ModeReferrer
 	}
-	if ok, why := w.opts.Select.manifest(im); !ok {
-		return res, fault.Skip("%s: %s", m.Descriptor.Digest, why)
-	}
-	var photos []int
-	for i, l := range im.Layers {
-		if slices.Contains(ImageMediaTypes, l.MediaType) {
-			photos = append(photos, i)
-		}
-	}
-	if len(photos) == 0 {
-		return res, fault.Skip("%s has no image layer", m.Descriptor.Digest)
-	}
-	if im.Annotations[registry.AnnotationDescription] != "" {
-		// The manifest carries a description: our own write-back, or an
-		// earlier one. Under REGSCRIBE_FORCE, describe again unless it is
-		// exactly what this model just wrote: the write-back's own
-		// notification must not start another round. A job forced by a
-		// person describes again regardless; its write-back's job is not
-		// forced, so it stops there.
-		if !force || (!f.job && w.isOwnWrite(ctx, im, photos)) {
-			return res, fault.Skip("%s already has a description by %s", m.Descriptor.Digest, im.Annotations[registry.AnnotationModel])
-		}
-	}
-	var ours []ocispec.Descriptor
-	if mode != ModeAnnotation {
-		refs, err := w.registry.Referrers(ctx, repo, m.Descriptor, "")
-		if err != nil {
-			return res, err
-		}
-		for _, r := range refs {
-			if r.ArtifactType != registry.ArtifactTypeDescription {
-				continue
-			}
-			ours = append(ours, r)
-			if !force && r.Annotations[registry.AnnotationModel] == w.model.Model() {
-				return res, fault.Skip("%s already has a description referrer %s by %s", m.Descriptor.Digest, r.Digest, w.model.Model())
-			}
-		}
-		if mode == ModeAuto && len(refs) > 0 {
-			mode = ModeReferrer
-		}
-	}
-	for _, i := range photos {
-		d, fromModel, err := w.describeLayer(ctx, repo, im.Layers[i], force)
-		if err != nil {
-			return res, err
-		}
-		if fromModel {
-			res.ModelCalls++
-		}
-		res.Descriptions = append(res.Descriptions, d)
+	res.Descriptions, res.ModelCalls, err = w.describe(ctx, repo, c)
+	if err != nil {
+		return res, err
 	}
 	if mode != ModeReferrer {
-		edit := annotationEdit(im, photos, res.Descriptions)
-		if w.opts.Select.OptIn {
-			k, _ := w.opts.Select.optIn()
-			edit.Remove = []string{k}
-		}
 		res.Mode = ModeAnnotation
-		started := time.Now()
-		res.Written, err = w.registry.WriteAnnotation(ctx, repo, m, edit, tag)
-		w.metrics.Stage(metrics.StageWrite, started)
+		res.Written, err = w.writeAnnotation(ctx, repo, c, res.Descriptions, tag)
 		if !(mode == ModeAuto && errors.Is(err, registry.ErrTagRefused)) {
 			return res, err
 		}
 		w.log.Info("tag is immutable; attaching the description as a referrer instead", "repository", repo.Reference.Repository, "tag", tag)
 	}
 	res.Mode = ModeReferrer
+	res.Written, res.Pruned, err = w.writeReferrer(ctx, repo, c, res.Descriptions)
+	return res, err
+}
+
+// writeAnnotation pushes c's manifest with the descriptions as annotations
+// and moves tag to it when tag still points at c's manifest.
+func (w *Worker) writeAnnotation(ctx context.Context, repo *remote.Repository, c candidate, ds []vision.Description, tag string) (registry.Written, error) {
+	edit := annotationEdit(c.im, c.photos, ds)
+	if w.opts.Select.OptIn {
+		k, _ := w.opts.Select.optIn()
+		edit.Remove = []string{k}
+	}
+	started := time.Now()
+	written, err := w.registry.WriteAnnotation(ctx, repo, c.m, edit, tag)
+	w.metrics.Stage(metrics.StageWrite, started)
+	return written, err
+}
+
+// writeReferrer attaches the descriptions to c's manifest as a referrer.
+// A job that replaces descriptions (any policy but a notification's)
+// removes the older regscribe referrers of models when Prune is set; a
+// person's description is never pruned.
+func (w *Worker) writeReferrer(ctx context.Context, repo *remote.Repository, c candidate, ds []vision.Description) (registry.Written, []ocispec.Descriptor, error) {
 	if w.opts.Locker != nil {
-		held, unlock, err := w.opts.Locker.Lock(ctx, repo.Reference.Registry+"/"+repo.Reference.Repository+"@"+m.Descriptor.Digest.String())
+		held, unlock, err := w.opts.Locker.Lock(ctx, repo.Reference.Registry+"/"+repo.Reference.Repository+"@"+c.m.Descriptor.Digest.String())
 		if err != nil {
-			return res, fault.Retry(err)
+			return registry.Written{}, nil, fault.Retry(err)
 		}
 		defer unlock()
 		ctx = held
 	}
-	rec, ann := w.record(im, m.Descriptor, photos, res.Descriptions)
+	rec, ann := w.record(c.im, c.m.Descriptor, c.photos, ds)
 	started := time.Now()
-	res.Written, err = w.registry.WriteReferrer(ctx, repo, m.Descriptor, rec, ann)
+	written, err := w.registry.WriteReferrer(ctx, repo, c.m.Descriptor, rec, ann)
 	w.metrics.Stage(metrics.StageWrite, started)
-	if err != nil {
-		return res, err
+	if cause := context.Cause(ctx); errors.Is(cause, lease.ErrLost) {
+		// Another worker may hold the photo's referrers now: try again
+		// later rather than treat it as a shutdown.
+		return written, nil, fault.Retry(cause)
 	}
-	if force && w.opts.Prune {
-		for _, old := range ours {
-			if old.Digest == res.Written.Descriptor.Digest {
-				continue
-			}
-			if err := w.registry.Delete(ctx, repo, old); err != nil {
-				w.log.Warn("could not prune an older description referrer", "referrer", old.Digest, "err", err)
-				continue
-			}
-			res.Pruned = append(res.Pruned, old)
+	if err != nil || !w.opts.Prune || c.policy == photo.Keep {
+		return written, nil, err
+	}
+	var pruned []ocispec.Descriptor
+	for _, old := range c.refs {
+		if old.ArtifactType != registry.ArtifactTypeDescription || old.Digest == written.Descriptor.Digest ||
+			photo.IsPerson(old.Annotations[registry.AnnotationModel]) {
+			continue
 		}
+		if err := w.registry.Delete(ctx, repo, old); err != nil {
+			w.log.Warn("could not prune an older description referrer", "referrer", old.Digest, "err", err)
+			continue
+		}
+		pruned = append(pruned, old)
 	}
-	return res, nil
+	return written, pruned, nil
 }
 
-// processIndex describes each child manifest of an index that has image
-// layers. In referrer mode (and in auto mode when the index has referrers)
-// each child gets a referrer and the index is untouched; otherwise each
-// child is re-pushed with its annotations and so is the index, pointing at
-// the new children, and the tag moves to it.
-func (w *Worker) processIndex(ctx context.Context, repo *remote.Repository, m registry.Manifest, tag string, f forcing) (Result, error) {
+// processIndex describes each child manifest of an index that is a photo.
+// In referrer mode, and in auto mode when the index or any child has
+// referrers (a signature would no longer match a re-pushed manifest), each
+// child gets a referrer and the index is untouched. Otherwise each child is
+// re-pushed with its annotations (by digest) and so is the index, pointing
+// at the new children, and the tag moves to it; in auto mode, when the
+// registry refuses to move the index's tag, the original children get
+// referrers instead and the annotated children already pushed are left
+// behind, untagged (logged).
+func (w *Worker) processIndex(ctx context.Context, repo *remote.Repository, m registry.Manifest, tag string, p photo.Policy) (Result, error) {
 	res := Result{Manifest: m.Descriptor}
 	var idx ocispec.Index
 	if err := json.Unmarshal(m.Raw, &idx); err != nil {
 		return res, fault.Permanent(fmt.Errorf("decode index %s: %w", m.Descriptor.Digest, err))
 	}
 	mode := w.opts.Mode
+	signed := false
 	if mode == ModeAuto {
 		refs, err := w.registry.Referrers(ctx, repo, m.Descriptor, "")
 		if err != nil {
 			return res, err
 		}
-		if len(refs) > 0 {
-			mode = ModeReferrer
-		}
+		signed = len(refs) > 0
 	}
-	childMode := mode
-	if mode == ModeAuto {
-		childMode = ModeAnnotation // the index is rewritten to point at the annotated children
+	type child struct {
+		at int
+		c  candidate
+		ds []vision.Description
 	}
-	replaced := map[int]ocispec.Descriptor{}
+	var todo []child
 	var skips []string
-	for i, child := range idx.Manifests {
-		if child.MediaType != ocispec.MediaTypeImageManifest {
-			continue
-		}
-		cm, err := w.registry.FetchManifest(ctx, repo, child.Digest.String())
+	for _, i := range photo.Children(idx) {
+		d := idx.Manifests[i]
+		cm, err := w.registry.FetchManifest(ctx, repo, d.Digest.String())
 		if err != nil {
 			return res, err
 		}
-		cr, err := w.processManifest(ctx, repo, cm, "", childMode, f)
+		c, err := w.inspect(ctx, repo, cm, p)
+		signed = signed || len(c.refs) > 0
 		if fault.Is(err, fault.KindSkip) {
 			skips = append(skips, err.Error())
 			continue
 		}
 		if err != nil {
-			return res, fmt.Errorf("child %s of index %s: %w", child.Digest, m.Descriptor.Digest, err)
+			return res, fmt.Errorf("child %s of index %s: %w", d.Digest, m.Descriptor.Digest, err)
 		}
-		res.Descriptions = append(res.Descriptions, cr.Descriptions...)
-		res.ModelCalls += cr.ModelCalls
-		res.Mode = cr.Mode
-		if cr.Mode == ModeAnnotation {
-			replaced[i] = cr.Written.Descriptor
-		}
+		todo = append(todo, child{at: i, c: c})
 	}
-	if len(res.Descriptions) == 0 {
+	if len(todo) == 0 {
 		return res, fault.Skip("index %s: no child to describe (%s)", m.Descriptor.Digest, strings.Join(skips, "; "))
 	}
-	if len(replaced) == 0 {
-		return res, nil
+	for k := range todo {
+		ds, calls, err := w.describe(ctx, repo, todo[k].c)
+		res.ModelCalls += calls
+		if err != nil {
+			return res, fmt.Errorf("child %s of index %s: %w", todo[k].c.m.Descriptor.Digest, m.Descriptor.Digest, err)
+		}
+		todo[k].ds = ds
+		res.Descriptions = append(res.Descriptions, ds...)
 	}
-	edit := registry.Edit{Manifests: map[int]ocispec.Descriptor{}}
-	for i, d := range replaced {
-		edit.Manifests[i] = d
+	if mode == ModeAuto && signed {
+		mode = ModeReferrer
 	}
-	var err error
-	res.Written, err = w.registry.WriteAnnotation(ctx, repo, m, edit, tag)
-	return res, err
+	if mode != ModeReferrer {
+		edit := registry.Edit{Manifests: map[int]ocispec.Descriptor{}}
+		var pushed []string
+		for _, ch := range todo {
+			written, err := w.writeAnnotation(ctx, repo, ch.c, ch.ds, "")
+			if err != nil {
+				return res, fmt.Errorf("child %s of index %s: %w", ch.c.m.Descriptor.Digest, m.Descriptor.Digest, err)
+			}
+			edit.Manifests[ch.at] = written.Descriptor
+			pushed = append(pushed, written.Descriptor.Digest.String())
+		}
+		res.Mode = ModeAnnotation
+		started := time.Now()
+		var err error
+		res.Written, err = w.registry.WriteAnnotation(ctx, repo, m, edit, tag)
+		w.metrics.Stage(metrics.StageWrite, started)
+		if !(mode == ModeAuto && errors.Is(err, registry.ErrTagRefused)) {
+			return res, err
+		}
+		w.log.Warn("the index's tag is immutable; attaching each child's description as a referrer instead; the annotated children already pushed are left behind, untagged",
+			"repository", repo.Reference.Repository, "tag", tag, "index", m.Descriptor.Digest, "left_behind", pushed)
+		res.Written = registry.Written{}
+	}
+	res.Mode = ModeReferrer
+	for _, ch := range todo {
+		_, pruned, err := w.writeReferrer(ctx, repo, ch.c, ch.ds)
+		res.Pruned = append(res.Pruned, pruned...)
+		if err != nil {
+			return res, fmt.Errorf("child %s of index %s: %w", ch.c.m.Descriptor.Digest, m.Descriptor.Digest, err)
+		}
+	}
+	return res, nil
 }
 
 // isOwnWrite reports whether the manifest's description is exactly what
@@ -292,11 +369,11 @@ func (w *Worker) memoKey(layer ocispec.Descriptor) memo.Key {
 }
 
 // describeLayer returns the description of one image layer: remembered
-// (unless force), or from the model (once per process for concurrent jobs
+// (unless fresh), or from the model (once per process for concurrent jobs
 // of the same blob).
-func (w *Worker) describeLayer(ctx context.Context, repo *remote.Repository, layer ocispec.Descriptor, force bool) (vision.Description, bool, error) {
+func (w *Worker) describeLayer(ctx context.Context, repo *remote.Repository, layer ocispec.Descriptor, fresh bool) (vision.Description, bool, error) {
 	key := w.memoKey(layer)
-	if !force {
+	if !fresh {
 		if d, ok, err := w.memory.Get(ctx, key); err != nil {
 			return d, false, fault.Retry(err)
 		} else if ok {
@@ -307,9 +384,14 @@ func (w *Worker) describeLayer(ctx context.Context, repo *remote.Repository, lay
 		d         vision.Description
 		fromModel bool
 	}
-	v, err, shared := w.flights.Do(key.String(), func() (any, error) {
+	// singleflight runs the function of one caller only and tells every
+	// caller, that one too, that the result was shared: the call is counted
+	// by the caller whose function ran.
+	ran := false
+	v, err, _ := w.flights.Do(key.String(), func() (any, error) {
+		ran = true
 		// A job for the same blob may have finished between Get and Do.
-		if !force {
+		if !fresh {
 			if d, ok, err := w.memory.Get(ctx, key); err == nil && ok {
 				return answer{d, false}, nil
 			}
@@ -328,7 +410,7 @@ func (w *Worker) describeLayer(ctx context.Context, repo *remote.Repository, lay
 		w.log.Debug("model answered", "blob", layer.Digest, "model", d.Model, "latency", d.Usage.Latency,
 			"prompt_tokens", d.Usage.PromptTokens, "output_tokens", d.Usage.OutputTokens, "converted", photo.Reason)
 		usage := d.Usage
-		if force {
+		if fresh {
 			err = w.memory.Replace(ctx, key, d)
 		} else {
 			d, err = w.memory.Remember(ctx, key, d)
@@ -345,7 +427,7 @@ func (w *Worker) describeLayer(ctx context.Context, repo *remote.Repository, lay
 		return vision.Description{}, false, err
 	}
 	a := v.(answer)
-	return a.d, a.fromModel && !shared, nil
+	return a.d, a.fromModel && ran, nil
 }
 
 // annotationEdit builds the annotations for the described layers: one photo

@@ -75,7 +75,19 @@ var (
 	_ Memory    = (*memo.Local)(nil)
 	_ Reporter  = (*queue.Reporter)(nil)
 	_ Locker    = (*lease.Leases)(nil)
+	_ Ledger    = (*queue.Ledger)(nil)
 )
+
+// Ledger keeps, per job message (by stream sequence), what JetStream's
+// delivery count does not say: hand-backs, the last error, a dead letter
+// stored or still to store (see [queue.Record]).
+type Ledger interface {
+	// Get returns the record of the message stored at stored; ok is false
+	// when there is none.
+	Get(ctx context.Context, seq uint64, stored time.Time) (r queue.Record, ok bool, err error)
+	Put(ctx context.Context, seq uint64, r queue.Record) error
+	Forget(ctx context.Context, seq uint64) error
+}
 
 // Options configure a [Worker].
 type Options struct {
@@ -96,9 +108,16 @@ type Options struct {
 	// AckWait of the consumer: the worker signals progress at a third of it.
 	// If zero, 60 s.
 	AckWait time.Duration
-	// MaxAttempts is the consumer's MaxDeliver: the last delivery of a
-	// retryable failure is given up rather than redelivered. If zero, 5.
+	// MaxAttempts is how many deliveries of a job may do its work: the
+	// last of a retryable failure is given up (a dead letter) rather than
+	// retried, and a delivery beyond it (the previous one's worker died, or
+	// its dead letter could not be stored) is given up without doing the
+	// work again. Deliveries handed back unworked (shutting down) are not
+	// attempts when Ledger is set. If zero, 5.
 	MaxAttempts int
+	// Ledger records hand-backs and failures per job message. If nil, a
+	// hand-back counts as an attempt.
+	Ledger Ledger
 	// Backoff lists the delays before the 2nd, 3rd, … delivery of a failed
 	// job; the last entry repeats. If nil, 2s, 10s, 30s, 1m.
 	Backoff []time.Duration
@@ -174,6 +193,7 @@ type Worker struct {
 	preparing *preparing
 	flights   singleflight.Group
 	reporter  Reporter
+	ledger    Ledger
 	metrics   *metrics.Metrics
 }
 
@@ -183,7 +203,7 @@ func New(reg *registry.Client, model Describer, memory Memory, opts Options) *Wo
 	if opts.Image.Accept == nil {
 		opts.Image.Accept = model.Accepts()
 	}
-	w := &Worker{registry: reg, model: model, memory: memory, opts: opts, log: opts.Logger, reporter: opts.Reporter, metrics: opts.Metrics}
+	w := &Worker{registry: reg, model: model, memory: memory, opts: opts, log: opts.Logger, reporter: opts.Reporter, ledger: opts.Ledger, metrics: opts.Metrics}
 	w.gate = newGate(w.log, model)
 	w.preparing = newPreparing(opts.MaxPrepareBytes, opts.MaxPrepares)
 	return w
@@ -257,21 +277,34 @@ func (w *Worker) loop(ctx, workCtx context.Context, consumer jetstream.Consumer)
 // runs under work (which outlives stop by the shutdown timeout); waiting for
 // the model ends with stop, so a stopping worker hands such jobs back at once.
 func (w *Worker) handle(stop, work context.Context, msg jetstream.Msg) {
-	meta, _ := msg.Metadata()
-	attempt := uint64(1)
-	if meta != nil {
-		attempt = meta.NumDelivered
-	}
-	if attempt > 1 {
+	d := w.delivery(msg)
+	if d.delivered > 1 {
 		w.metrics.Redelivered()
+	}
+	if r := d.rec.Result; r != nil {
+		// The job ended before; only its result was not stored.
+		log := w.log.With("repository", r.Job.Repository, "digest", r.Job.Digest, "tag", r.Job.Tag, "seq", d.seq)
+		end := func() error { return w.ack(msg, log, d) }
+		if r.Outcome == queue.Failed {
+			end = func() error { return msg.TermWithReason(queue.Excerpt(r.Reason)) }
+		}
+		log.Info("job ended before; storing its result", "outcome", r.Outcome)
+		w.report(log, msg, d, *r, end)
+		return
 	}
 	jobs, err := w.jobs(msg)
 	if err != nil {
-		w.settle(msg, queue.Job{}, attempt, Result{}, fault.Permanent(err), time.Now())
+		w.settle(msg, queue.Job{}, d, Result{}, fault.Permanent(err), time.Now())
 		return
 	}
 	if len(jobs) == 0 {
-		w.settle(msg, queue.Job{}, attempt, Result{}, fault.Skip("event makes no job"), time.Now())
+		w.settle(msg, queue.Job{}, d, Result{}, fault.Skip("event makes no job"), time.Now())
+		return
+	}
+	if d.rec.Dead || d.attempt > uint64(w.opts.MaxAttempts) {
+		// Given up before: settle stores the dead letter (if not stored)
+		// without doing the work again.
+		w.settle(msg, jobs[0], d, Result{}, nil, time.Now())
 		return
 	}
 	quiet := w.heartbeat(msg)
@@ -294,7 +327,56 @@ func (w *Worker) handle(stop, work context.Context, msg jetstream.Msg) {
 			break // the message is retried whole; jobs done are skipped then
 		}
 	}
-	w.settle(msg, job, attempt, res, err, start)
+	w.settle(msg, job, d, res, err, start)
+}
+
+// delivery is one delivery of a job message.
+type delivery struct {
+	seq       uint64    // the message's sequence in the job stream (0 if unknown)
+	stored    time.Time // the message's time in the job stream
+	delivered uint64    // JetStream's delivery count, this one included
+	// attempt counts the deliveries that could do the work, this one
+	// included: delivered less the hand-backs.
+	attempt uint64
+	rec     queue.Record // the ledger's record (a fresh one if none)
+	known   bool         // rec was in the ledger
+}
+
+// delivery reads a message's delivery count and, on a redelivery, its
+// ledger record. A ledger that cannot be read counts every delivery.
+func (w *Worker) delivery(msg jetstream.Msg) delivery {
+	d := delivery{delivered: 1}
+	meta, err := msg.Metadata()
+	if err == nil {
+		d.seq, d.stored, d.delivered = meta.Sequence.Stream, meta.Timestamp, meta.NumDelivered
+	}
+	d.rec.Stored = d.stored
+	if d.delivered > 1 && d.seq != 0 && w.ledger != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		rec, ok, err := w.ledger.Get(ctx, d.seq, d.stored)
+		if err != nil {
+			w.log.Warn("could not read the job's record; counting every delivery as an attempt", "seq", d.seq, "err", err)
+		}
+		d.rec, d.known = rec, ok
+	}
+	d.attempt = d.delivered - min(d.rec.HandedBack, d.delivered-1)
+	return d
+}
+
+// givenUp is why a delivery beyond MaxAttempts gives the job up.
+func (d delivery) givenUp() string {
+	switch {
+	case d.rec.GiveUp != "":
+		return d.rec.GiveUp
+	case d.rec.LastError != "" && d.rec.ErrorDelivery == d.delivered-1:
+		return fmt.Sprintf("gave up after %d attempts: %s", d.attempt-1, d.rec.LastError)
+	}
+	reason := fmt.Sprintf("delivered %d times without finishing: the worker handling it stopped (killed, out of memory?)", d.attempt-1)
+	if d.rec.LastError != "" {
+		reason += "; the last error before: " + d.rec.LastError
+	}
+	return reason
 }
 
 // jobs reads the jobs a message carries: a job, or an event on an extra
@@ -318,22 +400,41 @@ func (w *Worker) jobs(msg jetstream.Msg) ([]queue.Job, error) {
 }
 
 // settle is the one place that decides what happens to a job message.
-func (w *Worker) settle(msg jetstream.Msg, job queue.Job, attempt uint64, res Result, err error, start time.Time) {
-	log := w.log.With("repository", job.Repository, "digest", job.Digest, "tag", job.Tag, "attempt", attempt)
+func (w *Worker) settle(msg jetstream.Msg, job queue.Job, d delivery, res Result, err error, start time.Time) {
+	log := w.log.With("repository", job.Repository, "digest", job.Digest, "tag", job.Tag, "attempt", d.attempt, "seq", d.seq)
 	kind, after := fault.Classify(err)
-	report := queue.Result{JobID: job.ID(), JobSeq: seqOf(msg), Job: job, Attempts: int(attempt), At: time.Now().UTC(),
+	report := queue.Result{JobID: job.ID(), JobSeq: d.seq, Job: job, Attempts: int(d.attempt), At: time.Now().UTC(),
 		Mode: string(res.Mode), Written: res.Written.Descriptor.Digest.String(), ModelCalls: res.ModelCalls}
-	var ackErr error
+	// end settles a job that ended: it runs after the result is stored, so
+	// a worker that stops in between leaves a job that is delivered again
+	// and reports the same result id (one result per job message).
+	var end func() error
 	switch {
+	case d.rec.Dead:
+		log.Info("job already given up (its dead letter is stored); ending it")
+		if terr := msg.TermWithReason("dead letter stored"); terr != nil {
+			log.Warn("could not settle job message; JetStream will deliver it again", "err", terr)
+		}
+		return
+	case err == nil && d.attempt > uint64(w.opts.MaxAttempts):
+		reason := d.givenUp()
+		report.Outcome, report.Reason, report.Attempts = queue.Failed, reason, int(d.attempt-1)
+		if !w.giveUp(log, msg, job, d, reason) {
+			return
+		}
+		end = func() error { return msg.TermWithReason(queue.Excerpt(reason)) }
 	case err == nil:
 		log.Info("photo described", "mode", res.Mode, "written", res.Written.Descriptor.Digest,
 			"photos", len(res.Descriptions), "model_calls", res.ModelCalls, "took", time.Since(start).Round(time.Millisecond).String(),
 			"tag_moved", res.Written.TagMoved, "tag_moved_on", res.Written.TagMovedOn)
 		report.Outcome = queue.Described
-		ackErr = msg.Ack()
+		end = func() error { return w.ack(msg, log, d) }
 	case errors.Is(err, context.Canceled) || kind == fault.KindUnavailable:
 		log.Info("job handed back to the queue (shutting down)", "err", err)
 		w.metrics.Outcome("handed_back")
+		d.rec.HandedBack++
+		d.rec.RetryAt = time.Time{}
+		w.keep(log, d, "the hand-back will count as an attempt")
 		if nerr := msg.Nak(); nerr != nil {
 			log.Warn("could not hand the job back; JetStream will deliver it again after its ack wait", "err", nerr)
 		}
@@ -341,74 +442,135 @@ func (w *Worker) settle(msg jetstream.Msg, job queue.Job, attempt uint64, res Re
 	case kind == fault.KindSkip:
 		log.Debug("nothing to describe", "reason", err.Error())
 		report.Outcome, report.Reason = queue.Skipped, err.Error()
-		ackErr = msg.Ack()
-	case kind == fault.KindPermanent || attempt >= uint64(w.opts.MaxAttempts):
+		end = func() error { return w.ack(msg, log, d) }
+	case kind == fault.KindPermanent || d.attempt >= uint64(w.opts.MaxAttempts):
 		reason := err.Error()
 		if kind != fault.KindPermanent {
-			reason = fmt.Sprintf("gave up after %d attempts: %v", attempt, err)
+			reason = fmt.Sprintf("gave up after %d attempts: %v", d.attempt, err)
 		}
 		report.Outcome, report.Reason = queue.Failed, reason
-		if derr := w.dead(job, msg, attempt, reason); derr != nil {
-			// Not stored as a dead letter: keep the job rather than lose it.
-			log.Error("job failed, and the dead-letter stream did not take it; it will be delivered again", "err", err, "dead_letter_err", derr)
-			w.metrics.Outcome("retried")
-			_ = msg.NakWithDelay(w.backoff(attempt))
+		if !w.giveUp(log, msg, job, d, reason) {
 			return
 		}
-		log.Error("job failed; moved to the dead-letter stream (regscribe failed list)", "err", reason)
-		ackErr = msg.TermWithReason(truncateReason(reason))
+		end = func() error { return msg.TermWithReason(queue.Excerpt(reason)) }
 	default:
-		delay := w.backoff(attempt)
+		delay := w.backoff(d.attempt)
 		if after > delay {
 			delay = after
 		}
 		log.Warn("job failed; will retry", "err", err, "retry_in", delay)
 		w.metrics.Outcome("retried")
+		d.rec.LastError, d.rec.ErrorDelivery, d.rec.RetryAt = queue.Excerpt(err.Error()), d.delivered, time.Now().Add(delay)
+		w.keep(log, d, "")
 		if nerr := msg.NakWithDelay(delay); nerr != nil {
 			log.Warn("could not settle job message; JetStream will deliver it again", "err", nerr)
 		}
 		return
 	}
 	w.metrics.Outcome(string(report.Outcome))
-	if ackErr != nil {
-		log.Warn("could not settle job message; JetStream will deliver it again", "err", ackErr)
-	}
+	w.report(log, msg, d, report, end)
+}
+
+// report stores the result of a job that ended, then ends its message with
+// end. When the result cannot be stored, the job is kept: its message is
+// put back with a delay and the result recorded, so the next delivery
+// stores it without doing the work again.
+func (w *Worker) report(log *slog.Logger, msg jetstream.Msg, d delivery, report queue.Result, end func() error) {
 	if w.reporter != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		if rerr := w.reporter.Result(ctx, report); rerr != nil {
-			log.Warn("could not publish the job's result", "err", rerr)
+		if err := w.reporter.Result(ctx, report); err != nil {
+			if w.ledger == nil || d.seq == 0 {
+				log.Warn("could not store the job's result", "err", err)
+			} else {
+				delay := w.backoff(d.attempt)
+				log.Warn("could not store the job's result; the job is kept and its next delivery stores it", "err", err, "retry_in", delay)
+				d.rec.Result, d.rec.RetryAt = &report, time.Now().Add(delay)
+				w.keep(log, d, "the job runs again")
+				if nerr := msg.NakWithDelay(delay); nerr != nil {
+					log.Warn("could not settle job message; JetStream will deliver it again", "err", nerr)
+				}
+				return
+			}
 		}
+	}
+	if err := end(); err != nil {
+		log.Warn("could not settle job message; JetStream will deliver it again", "err", err)
+	}
+}
+
+// ack acknowledges a job that ended well and waits for JetStream to confirm
+// it, then forgets the job's record: an acknowledgement lost on the way (a
+// NATS restart) is noticed, and the record stays for the redelivery.
+func (w *Worker) ack(msg jetstream.Msg, log *slog.Logger, d delivery) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := msg.DoubleAck(ctx); err != nil {
+		return err
+	}
+	w.forget(log, d)
+	return nil
+}
+
+// giveUp stores the job's dead letter and records that it is stored. When
+// the dead-letter stream does not take it, the job is kept: put back with a
+// delay, its next delivery tries the dead letter again without the work.
+func (w *Worker) giveUp(log *slog.Logger, msg jetstream.Msg, job queue.Job, d delivery, reason string) (stored bool) {
+	if derr := w.dead(job, msg, d, reason); derr != nil {
+		log.Error("job failed, and the dead-letter stream did not take it; it will be delivered again", "err", reason, "dead_letter_err", derr)
+		w.metrics.Outcome("retried")
+		delay := w.backoff(d.attempt)
+		d.rec.GiveUp, d.rec.RetryAt = reason, time.Now().Add(delay)
+		w.keep(log, d, "")
+		_ = msg.NakWithDelay(delay)
+		return false
+	}
+	log.Error("job failed; moved to the dead-letter stream (regscribe failed list)", "err", reason)
+	d.rec.Dead, d.rec.RetryAt = true, time.Time{}
+	w.keep(log, d, "")
+	return true
+}
+
+// keep stores the delivery's ledger record; cost says what a failure means.
+func (w *Worker) keep(log *slog.Logger, d delivery, cost string) {
+	if w.ledger == nil || d.seq == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := w.ledger.Put(ctx, d.seq, d.rec); err != nil {
+		log.Warn("could not record the job's delivery", "err", err, "so", cost)
+	}
+}
+
+// forget removes the record of a job that ended well.
+func (w *Worker) forget(log *slog.Logger, d delivery) {
+	if w.ledger == nil || !d.known {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := w.ledger.Forget(ctx, d.seq); err != nil {
+		log.Debug("could not remove the job's record; it expires", "err", err)
 	}
 }
 
 // dead stores the job as a dead letter (a malformed job keeps its raw data).
-func (w *Worker) dead(job queue.Job, msg jetstream.Msg, attempt uint64, reason string) error {
+func (w *Worker) dead(job queue.Job, msg jetstream.Msg, d delivery, reason string) error {
 	if w.reporter == nil {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	d := queue.DeadLetter{Job: job, Error: reason, Attempts: int(attempt), FailedAt: time.Now().UTC(), JobSeq: seqOf(msg)}
+	attempts := d.attempt
+	if attempts > uint64(w.opts.MaxAttempts) {
+		attempts-- // this delivery did no work
+	}
+	dl := queue.DeadLetter{Job: job, Error: reason, Attempts: int(attempts), FailedAt: time.Now().UTC(), JobSeq: d.seq}
 	if job.Version == 0 {
-		d.Error += " (raw job: " + truncateReason(string(msg.Data())) + ")"
+		dl.Error += " (raw job: " + queue.Excerpt(string(msg.Data())) + ")"
 	}
-	return w.reporter.Dead(ctx, d)
-}
-
-// seqOf is the message's sequence in the job stream (0 if unknown).
-func seqOf(msg jetstream.Msg) uint64 {
-	if meta, err := msg.Metadata(); err == nil {
-		return meta.Sequence.Stream
-	}
-	return 0
-}
-
-func truncateReason(s string) string {
-	if len(s) > 512 {
-		return s[:512] + "…"
-	}
-	return s
+	return w.reporter.Dead(ctx, dl)
 }
 
 func (w *Worker) backoff(attempt uint64) time.Duration {

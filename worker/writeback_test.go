@@ -119,6 +119,38 @@ func (r *rig) attach(t *testing.T, repoName string, subject ocispec.Descriptor, 
 	return desc
 }
 
+// album pushes an index of children, tagged, as an album of photos.
+func (r *rig) album(t *testing.T, repoName, tag string, ann map[string]string, children ...ocispec.Descriptor) ocispec.Descriptor {
+	idx := ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex, Manifests: children, Annotations: ann}
+	raw, err := json.Marshal(idx)
+	require.NoError(t, err)
+	d, err := oras.TagBytes(context.Background(), r.repo(t, repoName), ocispec.MediaTypeImageIndex, raw, tag)
+	require.NoError(t, err)
+	return d
+}
+
+// immutableTags puts a proxy in front of the registry at backend that,
+// like Harbor's immutable tags, refuses to move a tag once pushed, and
+// returns its host.
+func immutableTags(t *testing.T, backend string) string {
+	target, _ := url.Parse("http://" + backend)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	tagged := sync.Map{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Method == http.MethodPut && strings.Contains(req.URL.Path, "/manifests/") && !strings.Contains(req.URL.Path, "/manifests/sha256:") {
+			if _, loaded := tagged.LoadOrStore(req.URL.Path, true); loaded {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusPreconditionFailed)
+				_, _ = w.Write([]byte(`{"errors":[{"code":"DENIED","message":"the tag is immutable"}]}`))
+				return
+			}
+		}
+		proxy.ServeHTTP(w, req)
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
 func (r *rig) resolve(t *testing.T, repoName, ref string) ocispec.Descriptor {
 	d, err := r.repo(t, repoName).Resolve(context.Background(), ref)
 	require.NoError(t, err)
@@ -233,8 +265,9 @@ func TestWriteBack(t *testing.T) {
 					require.Equal(t, calls, len(r.model.Calls()))
 				}},
 				{"five deliveries over three workers write one description", func(t *testing.T, r *rig, repo string) {
-					for _, mode := range []worker.Mode{worker.ModeReferrer, worker.ModeAnnotation} {
-						pushed := r.push(t, repo, string(mode), nil, stacktest.JPEG(t, 120, 80, 6))
+					for i, mode := range []worker.Mode{worker.ModeReferrer, worker.ModeAnnotation} {
+						// A photo of its own per mode: the referrer describes the first for any mode.
+						pushed := r.push(t, repo, string(mode), nil, stacktest.JPEG(t, 120, 80, uint64(40+i)))
 						r.model.Latency = 50 * time.Millisecond
 						workers := []*worker.Worker{r.worker(t, worker.Options{Mode: mode}), r.worker(t, worker.Options{Mode: mode}), r.worker(t, worker.Options{Mode: mode})}
 						var wg sync.WaitGroup
@@ -283,6 +316,30 @@ func TestWriteBack(t *testing.T) {
 					require.Len(t, refs, 1)
 					require.Equal(t, "ollama/llava:7b", refs[0].Annotations[registry.AnnotationModel])
 				}},
+				{"a person's description is kept unless a job is forced, and never pruned", func(t *testing.T, r *rig, repo string) {
+					pushed := r.push(t, repo, "latest", nil, stacktest.JPEG(t, 120, 80, 54))
+					// A person's correction, written as regscribe writes a referrer.
+					client, err := registry.New([]registry.Endpoint{{Host: host, PlainHTTP: true}}, registry.Options{Credentials: credentials.NewMemoryStore()})
+					require.NoError(t, err)
+					rr, err := client.Repository(host, repo)
+					require.NoError(t, err)
+					mine, err := client.WriteReferrer(ctx, rr, pushed, registry.Record{Subject: pushed.Digest.String(), Model: "person:alice",
+						Photos: []registry.PhotoRecord{{Description: "Our dog on the beach."}}},
+						map[string]string{registry.AnnotationDescription: "Our dog on the beach.", registry.AnnotationModel: "person:alice"})
+					require.NoError(t, err)
+					_, err = r.worker(t, worker.Options{Mode: worker.ModeReferrer, Force: true, Prune: true}).Process(ctx, job(host, repo, pushed, "latest"))
+					require.True(t, fault.Is(err, fault.KindSkip), "REGSCRIBE_FORCE keeps a person's description: %v", err)
+					forced := job(host, repo, pushed, "latest")
+					forced.Force = true
+					res, err := r.worker(t, worker.Options{Mode: worker.ModeReferrer, Prune: true}).Process(ctx, forced)
+					require.NoError(t, err)
+					require.Empty(t, res.Pruned)
+					var digests []string
+					for _, d := range r.referrers(t, repo, pushed, registry.ArtifactTypeDescription) {
+						digests = append(digests, d.Digest.String())
+					}
+					require.ElementsMatch(t, []string{mine.Descriptor.Digest.String(), res.Written.Descriptor.Digest.String()}, digests)
+				}},
 				{"force in annotation mode does not loop on its own write", func(t *testing.T, r *rig, repo string) {
 					pushed := r.push(t, repo, "latest", nil, stacktest.JPEG(t, 120, 80, 8))
 					w := r.worker(t, worker.Options{Mode: worker.ModeAnnotation, Force: true})
@@ -321,12 +378,7 @@ func TestWriteBack(t *testing.T) {
 					for _, mode := range []worker.Mode{worker.ModeAnnotation, worker.ModeReferrer} {
 						a := r.push(t, repo, "a-"+string(mode), nil, stacktest.JPEG(t, 60, 40, 12))
 						b := r.push(t, repo, "b-"+string(mode), nil, stacktest.JPEG(t, 60, 40, 13))
-						idx := ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{a, b},
-							Annotations: map[string]string{"album": string(mode)}}
-						raw, err := json.Marshal(idx)
-						require.NoError(t, err)
-						idxDesc, err := oras.TagBytes(ctx, r.repo(t, repo), ocispec.MediaTypeImageIndex, raw, "album-"+string(mode))
-						require.NoError(t, err)
+						idxDesc := r.album(t, repo, "album-"+string(mode), map[string]string{"album": string(mode)}, a, b)
 						res, err := r.worker(t, worker.Options{Mode: mode}).Process(ctx, job(host, repo, idxDesc, "album-"+string(mode)))
 						require.NoError(t, err)
 						require.Len(t, res.Descriptions, 2)
@@ -338,7 +390,7 @@ func TestWriteBack(t *testing.T) {
 							continue
 						}
 						require.NotEqual(t, idxDesc.Digest, now.Digest)
-						_, raw, err = oras.FetchBytes(ctx, r.repo(t, repo), "album-"+string(mode), oras.DefaultFetchBytesOptions)
+						_, raw, err := oras.FetchBytes(ctx, r.repo(t, repo), "album-"+string(mode), oras.DefaultFetchBytesOptions)
 						require.NoError(t, err)
 						var got ocispec.Index
 						require.NoError(t, json.Unmarshal(raw, &got))
@@ -347,6 +399,45 @@ func TestWriteBack(t *testing.T) {
 							require.NotEmpty(t, r.manifest(t, repo, child.Digest.String()).Annotations[registry.AnnotationDescription])
 						}
 					}
+				}},
+				{"auto: an album with a signed child gets referrers, its children untouched", func(t *testing.T, r *rig, repo string) {
+					a := r.push(t, repo, "a", nil, stacktest.JPEG(t, 60, 40, 50))
+					b := r.push(t, repo, "b", nil, stacktest.JPEG(t, 60, 40, 51))
+					sig := r.attach(t, repo, a, "application/vnd.example.signature")
+					idxDesc := r.album(t, repo, "album", nil, a, b)
+					res, err := r.worker(t, worker.Options{}).Process(ctx, job(r.host, repo, idxDesc, "album"))
+					require.NoError(t, err)
+					require.Equal(t, worker.ModeReferrer, res.Mode)
+					require.Len(t, res.Descriptions, 2)
+					require.Equal(t, idxDesc.Digest, r.resolve(t, repo, "album").Digest, "the index is untouched")
+					for tag, child := range map[string]ocispec.Descriptor{"a": a, "b": b} {
+						require.Equal(t, child.Digest, r.resolve(t, repo, tag).Digest, "child %s is untouched", tag)
+						require.Len(t, r.referrers(t, repo, child, registry.ArtifactTypeDescription), 1, "child %s", tag)
+					}
+					var signs []string
+					for _, d := range r.referrers(t, repo, a, "") {
+						signs = append(signs, d.Digest.String())
+					}
+					require.Contains(t, signs, sig.Digest.String(), "the signature still signs the child")
+				}},
+				{"auto: an album under an immutable tag gets referrers", func(t *testing.T, r *rig, repo string) {
+					im := newRig(t, immutableTags(t, r.host))
+					a := im.push(t, repo, "a", nil, stacktest.JPEG(t, 60, 40, 52))
+					b := im.push(t, repo, "b", nil, stacktest.JPEG(t, 60, 40, 53))
+					idxDesc := im.album(t, repo, "album", nil, a, b)
+					res, err := im.worker(t, worker.Options{}).Process(ctx, job(im.host, repo, idxDesc, "album"))
+					require.NoError(t, err)
+					require.Equal(t, worker.ModeReferrer, res.Mode)
+					require.Equal(t, 2, res.ModelCalls, "the referrers carry the descriptions already made")
+					require.Len(t, im.model.Calls(), 2)
+					require.Equal(t, idxDesc.Digest, im.resolve(t, repo, "album").Digest)
+					for tag, child := range map[string]ocispec.Descriptor{"a": a, "b": b} {
+						require.Equal(t, child.Digest, im.resolve(t, repo, tag).Digest, "child %s is untouched", tag)
+						refs := im.referrers(t, repo, child, registry.ArtifactTypeDescription)
+						require.Len(t, refs, 1, "child %s", tag)
+						require.NotEmpty(t, refs[0].Annotations[registry.AnnotationDescription])
+					}
+					require.Empty(t, im.model.Problems())
 				}},
 			}
 			for i, tc := range cases {
@@ -403,24 +494,7 @@ func TestFallbackIndexLosesNoReferrer(t *testing.T) {
 func TestImmutableTagFallsBackToReferrer(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	backend := registries[0].start(t)
-	target, _ := url.Parse("http://" + backend)
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	tagged := sync.Map{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		// Harbor-like immutability: a tag, once pushed, cannot move.
-		if req.Method == http.MethodPut && strings.Contains(req.URL.Path, "/manifests/") && !strings.Contains(req.URL.Path, "/manifests/sha256:") {
-			if _, loaded := tagged.LoadOrStore(req.URL.Path, true); loaded {
-				w.Header().Set("Content-Type", "application/json")
-				w.WriteHeader(http.StatusPreconditionFailed)
-				_, _ = w.Write([]byte(`{"errors":[{"code":"DENIED","message":"the tag is immutable"}]}`))
-				return
-			}
-		}
-		proxy.ServeHTTP(w, req)
-	}))
-	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
+	host := immutableTags(t, registries[0].start(t))
 	r := newRig(t, host)
 	pushed := r.push(t, "photos/immutable", "v1", nil, stacktest.JPEG(t, 80, 60, 20))
 	res, err := r.worker(t, worker.Options{}).Process(ctx, job(host, "photos/immutable", pushed, "v1"))
@@ -468,4 +542,37 @@ func TestFallbackIndexAcrossProcesses(t *testing.T) {
 		}))
 		require.Len(t, refs, 3, "round %d: a referrer was lost", round)
 	}
+}
+
+// Jobs for one photo at once (zot's one event per tag, an album's children)
+// share one model call: exactly one of them counts it.
+func TestConcurrentJobsCountTheModelCallOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := newRig(t, registries[0].start(t))
+	r.model.Latency = 300 * time.Millisecond
+	pushed := r.push(t, "photos/together", "latest", nil, stacktest.JPEG(t, 80, 60, 30))
+	w := r.worker(t, worker.Options{Mode: worker.ModeReferrer})
+	const jobs = 6
+	calls := make(chan int, jobs)
+	var wg sync.WaitGroup
+	for range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := w.Process(ctx, job(r.host, "photos/together", pushed, "latest"))
+			if err != nil && !fault.Is(err, fault.KindSkip) {
+				t.Errorf("process: %v", err)
+			}
+			calls <- res.ModelCalls
+		}()
+	}
+	wg.Wait()
+	close(calls)
+	sum := 0
+	for n := range calls {
+		sum += n
+	}
+	require.Len(t, r.model.Calls(), 1)
+	require.Equal(t, 1, sum, "the job whose call it was counts it, and only that job")
 }

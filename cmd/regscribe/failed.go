@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"text/tabwriter"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/regscribe/regscribe/internal/config"
 	"github.com/regscribe/regscribe/internal/queue"
 )
@@ -35,17 +33,12 @@ func failed(ctx context.Context, cfg config.Config, args []string, stdout, stder
 	if done, code := parseFlags(fs, args[1:]); done {
 		return code
 	}
-	nc, err := connectNATS(cfg, "regscribe failed")
+	js, closeNATS, err := connectJetStream(cfg, "regscribe failed")
 	if err != nil {
 		fmt.Fprintln(stderr, "regscribe failed:", err)
 		return 1
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		fmt.Fprintln(stderr, "regscribe failed:", err)
-		return 1
-	}
+	defer closeNATS()
 	if _, err := queue.EnsureStream(ctx, js, queue.StreamOptions{Replicas: cfg.Replicas}); err != nil {
 		fmt.Fprintf(stderr, "regscribe failed: %v (is regscribe up, or NATS at %s?)\n", err, cfg.NATSURL)
 		return 1

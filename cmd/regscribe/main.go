@@ -39,6 +39,8 @@ Commands:
   describe  describe one photo now, without the queue:
             regscribe describe [--mode annotation|referrer|auto] [--force] REF
   failed    jobs given up: regscribe failed list [--json] | retry ID...|--all
+  status    jobs queued, in flight, waiting for a retry, dead letters and
+            stranded (joins REGSCRIBE_NATS_URL): regscribe status [--json]
   reprocess describe the photos already in a repository or registry:
             regscribe reprocess [--force] [--wait] [--local] REGISTRY/REPOSITORY | --all REGISTRY
   bench     measure the pipeline with a fake model: regscribe bench [-n N] [-only …] [-json]
@@ -117,6 +119,7 @@ var commands = map[string]command{
 	"show":      {tool: show},
 	"describe":  {tool: describe},
 	"failed":    {tool: failed},
+	"status":    {tool: status},
 	"reprocess": {tool: reprocessCmd},
 	"bench":     {tool: benchCmd},
 }

@@ -50,7 +50,7 @@ func TestHelpListsCommandsAndVariables(t *testing.T) {
 	for _, args := range [][]string{{"help"}, {"-h"}, {"up", "-h"}, {"worker", "--help"}} {
 		out, err := exec.Command(binary, args...).CombinedOutput()
 		require.NoError(t, err, "%v: %s", args, out)
-		for _, want := range []string{"up", "notifier", "worker", "version", "REGSCRIBE_CONCURRENCY", "REGSCRIBE_DATA_DIR", "OLLAMA_HOST", "REGSCRIBE_NATS_URL", "qwen2.5vl:3b"} {
+		for _, want := range []string{"up", "notifier", "worker", "status", "failed", "version", "REGSCRIBE_CONCURRENCY", "REGSCRIBE_DATA_DIR", "OLLAMA_HOST", "REGSCRIBE_NATS_URL", "qwen2.5vl:3b"} {
 			require.Contains(t, string(out), want, "%v", args)
 		}
 	}

@@ -260,7 +260,7 @@ func startLocalWorkers(ctx context.Context, cfg config.Config, conn *natsConn, c
 		return nil, err
 	}
 	replicas := conn.replicas(cfg)
-	cons, err := queue.EnsureConsumer(ctx, conn.js, queue.ConsumerOptions{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxAttempts})
+	cons, err := queue.EnsureConsumer(ctx, conn.js, queue.ConsumerOptions{AckWait: cfg.AckWait})
 	if err != nil {
 		return nil, err
 	}
@@ -276,6 +276,9 @@ func startLocalWorkers(ctx context.Context, cfg config.Config, conn *natsConn, c
 	}
 	opts := workerOptions(cfg, newLogger(stderr, level, cfg.LogFormat))
 	opts.Reporter = queue.NewReporter(conn.js)
+	if opts.Ledger, err = queue.OpenLedger(ctx, conn.js, replicas); err != nil {
+		return nil, err
+	}
 	w := worker.New(client, model, mem, opts)
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})

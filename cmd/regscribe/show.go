@@ -16,6 +16,7 @@ import (
 	"github.com/regscribe/regscribe/internal/config"
 	"github.com/regscribe/regscribe/internal/fault"
 	"github.com/regscribe/regscribe/internal/memo"
+	"github.com/regscribe/regscribe/internal/photo"
 	"github.com/regscribe/regscribe/internal/queue"
 	regclient "github.com/regscribe/regscribe/internal/registry"
 	"github.com/regscribe/regscribe/worker"
@@ -115,7 +116,7 @@ func show(ctx context.Context, cfg config.Config, args []string, stdout, stderr 
 		fmt.Fprintln(stderr, "regscribe show:", err)
 		return 1
 	}
-	found, err := t.client.Descriptions(ctx, repo, m, worker.ImageMediaTypes)
+	found, err := t.client.Descriptions(ctx, repo, m, photo.MediaTypes)
 	if err != nil {
 		fmt.Fprintln(stderr, "regscribe show:", err)
 		return 1

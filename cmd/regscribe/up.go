@@ -221,7 +221,7 @@ func streamOptions(cfg config.Config) queue.StreamOptions {
 }
 
 func consumerOptions(cfg config.Config) queue.ConsumerOptions {
-	return queue.ConsumerOptions{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxAttempts, ExtraSubjects: streamOptions(cfg).ExtraSubjects}
+	return queue.ConsumerOptions{AckWait: cfg.AckWait, ExtraSubjects: streamOptions(cfg).ExtraSubjects}
 }
 
 func workerPool(ctx context.Context, cfg config.Config, js jetstream.JetStream, o *ops, log *slog.Logger) error {
@@ -247,25 +247,21 @@ func workerPool(ctx context.Context, cfg config.Config, js jetstream.JetStream, 
 	if err != nil {
 		return err
 	}
-	model, err := newDescriber(cfg)
+	model, err := startModel(ctx, cfg, o, log)
 	if err != nil {
 		return err
 	}
-	if err := checkModel(ctx, cfg, model, log); err != nil {
-		log.Error(err.Error() + "; jobs stay queued until the model answers")
-	} else {
-		log.Info("model ready", "model", model.Model())
-	}
 	o.check("registry", reg.Ping)
-	o.check("model", model.Check)
-	metrics.QueueDepth(o.registry, func() (float64, float64) {
+	ledger, err := queue.OpenLedger(ctx, js, cfg.Replicas)
+	if err != nil {
+		return err
+	}
+	metrics.Queue(o.registry, func() (metrics.QueueStatus, error) {
 		ictx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		info, err := cons.Info(ictx)
-		if err != nil {
-			return 0, 0
-		}
-		return float64(info.NumPending), float64(info.NumAckPending)
+		st, err := queue.ReadStatus(ictx, js)
+		return metrics.QueueStatus{Queued: st.Queued, InFlight: st.InFlight, WaitingRetry: st.WaitingRetry,
+			Dead: st.Dead, Stranded: st.Stranded}, err
 	})
 	opts := workerOptions(cfg, log)
 	if cfg.ZotSubject != "" {
@@ -275,14 +271,41 @@ func workerPool(ctx context.Context, cfg config.Config, js jetstream.JetStream, 
 		}
 		log.Info("taking zot events from NATS", "subject", cfg.ZotSubject, "registry", cfg.ZotRegistry)
 	}
-	opts.Reporter = queue.NewReporter(js)
+	reporter := queue.NewReporter(js)
+	opts.Reporter, opts.Ledger = reporter, ledger
 	if opts.Locker, err = lease.Open(ctx, js, cfg.Replicas, 0); err != nil {
 		return err
 	}
 	opts.Metrics = o.metrics
+	go sweep(ctx, js, reporter, ledger, sweepEvery, log)
 	err = worker.New(reg, model, mem, opts).Run(ctx, cons)
 	log.Info("workers stopped")
 	return err
+}
+
+// sweepEvery is how often workers look for job messages no consumer will
+// deliver again (cheap when there are none).
+const sweepEvery = time.Minute
+
+// sweep makes stranded job messages dead letters, at once and then every
+// interval until ctx ends.
+func sweep(ctx context.Context, js jetstream.JetStream, rep *queue.Reporter, ledger *queue.Ledger, every time.Duration, log *slog.Logger) {
+	for {
+		n, err := queue.Sweep(ctx, js, rep, ledger)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			log.Warn("looking for stranded jobs failed; trying again later", "err", err)
+		case n > 0:
+			log.Warn("stranded jobs (no longer delivered) moved to the dead-letter stream (regscribe failed list)", "jobs", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
+	}
 }
 
 func natsCheck(nc *nats.Conn) func(context.Context) error {
@@ -357,6 +380,23 @@ func newDescriber(cfg config.Config) (describer, error) {
 		MaxTokens:   cfg.MaxTokens,
 		Temperature: cfg.Temperature,
 	}), nil
+}
+
+// startModel builds the configured vision provider, says in the log whether
+// it answers and adds it to /readyz. A model that does not answer yet is no
+// error: jobs wait for it.
+func startModel(ctx context.Context, cfg config.Config, o *ops, log *slog.Logger) (describer, error) {
+	model, err := newDescriber(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkModel(ctx, cfg, model, log); err != nil {
+		log.Error(err.Error() + "; jobs stay queued until the model answers")
+	} else {
+		log.Info("model ready", "model", model.Model())
+	}
+	o.check("model", model.Check)
+	return model, nil
 }
 
 // checkModel says in one line whether the model answers; with

@@ -52,7 +52,7 @@ type Config struct {
 	Force               bool          `default:"false" desc:"describe photos again even if described (e.g. with a new model)"`
 	Prune               bool          `default:"false" desc:"with REGSCRIBE_FORCE in referrer mode, remove older regscribe referrers"`
 	AckWait             time.Duration `split_words:"true" default:"60s" desc:"how long a job may go without a sign of life before JetStream redelivers it"`
-	MaxAttempts         int           `split_words:"true" default:"5" desc:"deliveries of a failing job before it is given up"`
+	MaxAttempts         int           `split_words:"true" default:"5" desc:"attempts of a failing job before it is given up (hand-backs are not attempts)"`
 
 	Provider         string        `default:"ollama" desc:"vision provider: ollama, or openai (OpenAI, Azure OpenAI and OpenAI-compatible servers)"`
 	Model            string        `default:"" desc:"vision model (empty: qwen2.5vl:3b for ollama, gpt-4o-mini for openai)"`
@@ -210,7 +210,8 @@ func OllamaURL(host string) (*url.URL, error) {
 	}
 	u, err := url.Parse(h)
 	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("OLLAMA_HOST %q is not a host or URL", host)
+		// Not echoed: it may carry a password that does not parse out.
+		return nil, errors.New("OLLAMA_HOST is not a host or URL: want host[:port] or http(s)://host[:port]")
 	}
 	if u.Port() == "" {
 		port := "11434"

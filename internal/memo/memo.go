@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/regscribe/regscribe/internal/fault"
 	"github.com/regscribe/regscribe/internal/vision"
 )
 
@@ -77,20 +78,35 @@ func (s *Store) Get(ctx context.Context, k Key) (vision.Description, bool, error
 // Remember stores d under k unless a description is stored there already,
 // and returns the one stored: the first description of a photo wins, so
 // workers that described it at the same time all write the same bytes.
+//
+// It never overwrites another writer's description: when the key exists but
+// the stored description cannot be read (a timeout, a leader election, the
+// key deleted in between), it returns an error of kind [fault.KindRetry],
+// and the job's next attempt reads the winner. A stored record that does not
+// decode is replaced only if it is still the record read (compare and swap
+// on its revision).
 func (s *Store) Remember(ctx context.Context, k Key, d vision.Description) (vision.Description, error) {
 	b, err := json.Marshal(d)
 	if err != nil {
 		return d, err
 	}
 	_, err = s.kv.Create(ctx, k.String(), b)
-	if errors.Is(err, jetstream.ErrKeyExists) {
-		if stored, ok, gerr := s.Get(ctx, k); gerr == nil && ok {
-			return stored, nil
-		}
-		return d, s.Replace(ctx, k, d)
+	if err == nil {
+		return d, nil
 	}
-	if err != nil {
+	if !errors.Is(err, jetstream.ErrKeyExists) {
 		return d, fmt.Errorf("remember description of %s: %w", k.Blob, err)
+	}
+	e, err := s.kv.Get(ctx, k.String())
+	if err != nil {
+		return d, fault.Retry(fmt.Errorf("another description of %s is stored but cannot be read yet: %w", k.Blob, err))
+	}
+	var stored vision.Description
+	if json.Unmarshal(e.Value(), &stored) == nil {
+		return stored, nil
+	}
+	if _, err := s.kv.Update(ctx, k.String(), b, e.Revision()); err != nil {
+		return d, fault.Retry(fmt.Errorf("replace an unreadable description of %s: %w", k.Blob, err))
 	}
 	return d, nil
 }

@@ -87,13 +87,55 @@ func (m *Metrics) Events(result string, n int) {
 	}
 }
 
-// QueueDepth registers gauges read at scrape time: jobs waiting and jobs in
-// flight (delivered, not yet acknowledged).
-func QueueDepth(reg prometheus.Registerer, depth func() (pending, inFlight float64)) {
-	reg.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "regscribe_queue_pending", Help: "Jobs waiting in the queue."},
-			func() float64 { p, _ := depth(); return p }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "regscribe_queue_in_flight", Help: "Jobs delivered and not yet settled."},
-			func() float64 { _, f := depth(); return f }),
-	)
+// QueueStatus are the queue's numbers as regscribe status shows them (see
+// queue.Status for what each counts).
+type QueueStatus struct {
+	Queued, InFlight, WaitingRetry, Dead, Stranded uint64
+}
+
+// Queue registers the queue's gauges, read once per scrape with read:
+// regscribe_queue_pending (queued, not yet delivered),
+// regscribe_queue_in_flight (delivered, not settled, not waiting for a
+// retry), regscribe_queue_waiting_retry (put back with a delay that has
+// not run out), regscribe_dead_letters and regscribe_queue_stranded (in
+// the job stream, never to be delivered again; the workers' sweep makes
+// them dead letters). A failed read reports no queue gauges.
+func Queue(reg prometheus.Registerer, read func() (QueueStatus, error)) {
+	reg.MustRegister(queueCollector{read: read})
+}
+
+var queueGauges = []struct {
+	desc  *prometheus.Desc
+	value func(QueueStatus) uint64
+}{
+	{prometheus.NewDesc("regscribe_queue_pending", "Jobs queued and not yet delivered to a worker.", nil, nil),
+		func(s QueueStatus) uint64 { return s.Queued }},
+	{prometheus.NewDesc("regscribe_queue_in_flight", "Jobs delivered and not yet settled, other than those waiting for a retry.", nil, nil),
+		func(s QueueStatus) uint64 { return s.InFlight }},
+	{prometheus.NewDesc("regscribe_queue_waiting_retry", "Jobs put back after a retryable failure whose retry delay has not run out.", nil, nil),
+		func(s QueueStatus) uint64 { return s.WaitingRetry }},
+	{prometheus.NewDesc("regscribe_dead_letters", "Jobs given up, kept on the dead-letter stream (regscribe failed list).", nil, nil),
+		func(s QueueStatus) uint64 { return s.Dead }},
+	{prometheus.NewDesc("regscribe_queue_stranded", "Jobs in the job stream that no consumer will deliver again (made dead letters by the workers' sweep).", nil, nil),
+		func(s QueueStatus) uint64 { return s.Stranded }},
+}
+
+type queueCollector struct {
+	read func() (QueueStatus, error)
+}
+
+func (c queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, g := range queueGauges {
+		ch <- g.desc
+	}
+}
+
+func (c queueCollector) Collect(ch chan<- prometheus.Metric) {
+	s, err := c.read()
+	if err != nil {
+		return
+	}
+	for _, g := range queueGauges {
+		ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, float64(g.value(s)))
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"image/jpeg"
 	"net/http"
 	"net/url"
+	"syscall"
 	"testing"
 	"time"
 
@@ -233,4 +234,21 @@ func TestOllamaFakeServesAtMostLimitAtOnce(t *testing.T) {
 	require.Greater(t, f.MaxConcurrent(), limit, "the others waited in line, in flight")
 	require.Len(t, f.Calls(), requests)
 	require.Empty(t, f.Problems())
+}
+
+func TestOllamaFakeResetsTheConnection(t *testing.T) {
+	t.Parallel()
+	f := modeltest.NewOllama("qwen2.5vl:3b")
+	t.Cleanup(f.Close)
+	f.Answer = func(modeltest.Call) modeltest.Reply { return modeltest.Reset() }
+	u, err := url.Parse(f.URL)
+	require.NoError(t, err)
+	c := api.NewClient(u, http.DefaultClient)
+	stream := false
+	err = c.Chat(context.Background(), &api.ChatRequest{
+		Model: "qwen2.5vl:3b", Stream: &stream, Format: schema,
+		Messages: []api.Message{{Role: "user", Content: "Describe it.", Images: []api.ImageData{photo(t)}}},
+	}, func(api.ChatResponse) error { return nil })
+	require.ErrorIs(t, err, syscall.ECONNRESET)
+	require.Len(t, f.Calls(), 1, "the request was read before the reset")
 }

@@ -153,6 +153,10 @@ func (f *Ollama) chat(w http.ResponseWriter, r *http.Request) {
 	if !wait(r, f.Latency) {
 		return
 	}
+	if rep.Reset {
+		reset(w, r)
+		return
+	}
 	if rep.Hang {
 		<-r.Context().Done()
 		return

@@ -176,6 +176,10 @@ func (f *OpenAI) chat(w http.ResponseWriter, r *http.Request, deployment string)
 	if !wait(r, f.Latency) {
 		return
 	}
+	if rep.Reset {
+		reset(w, r)
+		return
+	}
 	if rep.Hang {
 		<-r.Context().Done()
 		return

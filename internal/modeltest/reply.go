@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -31,6 +33,10 @@ type Reply struct {
 	FinishReason string
 	// Hang makes the fake never answer (until the client gives up).
 	Hang bool
+	// Reset makes the fake read the whole request and then drop the
+	// connection with a TCP reset, as a model server that crashes on the
+	// request does.
+	Reset bool
 }
 
 // Call is one chat request a fake received.
@@ -80,6 +86,24 @@ func BadRequest(message string) Reply { return Reply{Status: http.StatusBadReque
 
 // Hang is a reply that never comes.
 func Hang() Reply { return Reply{Hang: true} }
+
+// Reset is no reply: the connection is reset once the request was read.
+func Reset() Reply { return Reply{Reset: true} }
+
+// reset reads the rest of r's body and drops the connection with a TCP
+// reset (SO_LINGER 0, then close), so the client, which has sent its whole
+// request, sees "connection reset by peer".
+func reset(w http.ResponseWriter, r *http.Request) {
+	_, _ = io.Copy(io.Discard, r.Body)
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = conn.Close()
+}
 
 // DescribeByDigest answers with a JSON description naming the first image's
 // digest, so a test can tell which photo a description belongs to.

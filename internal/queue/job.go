@@ -27,8 +27,13 @@ const JobVersion = 1
 //	  "source": "distribution",        // the event format it came from
 //	  "received": "2026-11-27T20:00:00Z",
 //	  "force": false,                  // describe again even if described
-//	  "batch": "…"                     // reprocess run it belongs to; results go to regscribe.results.<batch>
+//	  "batch": "…",                    // reprocess run it belongs to; results go to regscribe.results.<batch>
+//	  "event": "id:6f1b2c3d-89cdc86c", // the announcement the job came from (notifier jobs); see Event
+//	  "replace": false                 // replace another model's description (reprocess --missing)
 //	}
+//
+// Readers ignore fields they do not know, so "event" and "replace" needed no
+// new version: a job written without them reads as one with their zero values.
 type Job struct {
 	Version    int       `json:"v"`
 	Registry   string    `json:"registry"`
@@ -40,6 +45,21 @@ type Job struct {
 	Received   time.Time `json:"received"`
 	Force      bool      `json:"force,omitempty"`
 	Batch      string    `json:"batch,omitempty"`
+	// Event identifies the announcement the job was made from, as its
+	// format identifies one: Distribution's and ACR's event id, a
+	// CloudEvent's id, GitHub's X-GitHub-Delivery, Harbor's occur_at, Docker
+	// Hub's pushed_at; a registry that delivers the same announcement again
+	// sends the same Event. Where a format identifies no announcement
+	// (Quay), the notifier draws a unique one, so such jobs are never
+	// dropped as duplicates. Empty for jobs not made from an announcement
+	// (reprocess).
+	Event string `json:"event,omitempty"`
+
+	// Replace describes the photo even when another model described it
+	// (not a person), from the description memory when it has one, so the
+	// jobs of every tag of one photo write the same description with at
+	// most one model call (reprocess --missing).
+	Replace bool `json:"replace,omitempty"`
 }
 
 // Ref returns registry/repository@digest (with :tag before the digest when known).
@@ -51,13 +71,23 @@ func (j Job) Ref() string {
 	return ref + "@" + j.Digest
 }
 
-// ID is the JetStream message id of the job (Nats-Msg-Id): the same push
-// announced twice within the stream's duplicate window is queued once. A
-// forced job is a different job from an unforced one for the same photo.
+// ID is the JetStream message id of the job (Nats-Msg-Id). Within the
+// stream's duplicate window, the same announcement delivered twice (a
+// registry retrying) is queued once, while two announcements are two jobs
+// even when they name the same tag or digest: a second push of :latest, a
+// push of a manifest back onto the tag regscribe moved. Jobs without an
+// Event (reprocess) are identified by their photo, so a run queues each once.
+// A forced job is a different job from an unforced one for the same photo.
 func (j Job) ID() string {
 	parts := []string{j.Registry, j.Repository, j.Digest, j.Tag}
 	if j.Force {
 		parts = append(parts, "force")
+	}
+	if j.Replace {
+		parts = append(parts, "replace")
+	}
+	if j.Event != "" {
+		parts = append(parts, "event", j.Event)
 	}
 	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
 	return hex.EncodeToString(sum[:16])

@@ -88,20 +88,34 @@ func NewReporter(js jetstream.JetStream) *Reporter { return &Reporter{js: js} }
 // leader election (a few seconds) or a server restart.
 var publishRetries = []jetstream.PublishOpt{jetstream.WithRetryAttempts(60), jetstream.WithRetryWait(250 * time.Millisecond)}
 
-// Result publishes r, retrying for up to about 15 s. The message id makes a
-// retried publish whose first ack was lost count once.
+// reportOpts are the publish options of a report about the job message
+// with stream sequence jobSeq: its message id is kind and the sequence, so
+// a retried publish whose first ack was lost, or a redelivery of the same
+// message reporting again, counts once within the duplicate window, while
+// reports about different messages (two malformed ones, a job queued again
+// with `failed retry`) never collide. Without a sequence there is no id.
+func reportOpts(kind string, jobSeq uint64) []jetstream.PublishOpt {
+	opts := append([]jetstream.PublishOpt{}, publishRetries...)
+	if jobSeq != 0 {
+		opts = append(opts, jetstream.WithMsgID(kind+"-"+strconv.FormatUint(jobSeq, 10)))
+	}
+	return opts
+}
+
+// Result publishes r, retrying for up to about 15 s. One job message has
+// one result (see reportOpts).
 func (p *Reporter) Result(ctx context.Context, r Result) error {
 	r.Version = 1
 	data, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
-	msgID := fmt.Sprintf("%s-%s-%d-%s", r.JobID, r.Job.Batch, r.Attempts, r.Outcome)
-	_, err = p.js.Publish(ctx, ResultSubject(r.Job.Batch), data, append(publishRetries, jetstream.WithMsgID(msgID))...)
+	_, err = p.js.Publish(ctx, ResultSubject(r.Job.Batch), data, reportOpts("result", r.JobSeq)...)
 	return err
 }
 
 // Dead stores a dead letter. A job is terminated only after this succeeded.
+// One job message has one dead letter (see reportOpts).
 func (p *Reporter) Dead(ctx context.Context, d DeadLetter) error {
 	d.Version = 1
 	d.Seq = 0
@@ -113,9 +127,17 @@ func (p *Reporter) Dead(ctx context.Context, d DeadLetter) error {
 	if src == "" {
 		src = "unknown"
 	}
-	msgID := fmt.Sprintf("%s-%d-dead", d.Job.ID(), d.Attempts)
-	_, err = p.js.Publish(ctx, DeadSubjectPrefix+src, data, append(publishRetries, jetstream.WithMsgID(msgID))...)
+	_, err = p.js.Publish(ctx, DeadSubjectPrefix+src, data, reportOpts("dead", d.JobSeq)...)
 	return err
+}
+
+// Excerpt returns s cut to 512 bytes (for reasons and raw jobs kept in
+// dead letters and Term reasons).
+func Excerpt(s string) string {
+	if len(s) > 512 {
+		return s[:512] + "…"
+	}
+	return s
 }
 
 // DeadLetters lists the dead letters, oldest first.

@@ -68,12 +68,14 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, opts StreamOption
 		Storage:     jetstream.FileStorage,
 		Replicas:    opts.Replicas,
 		MaxAge:      7 * 24 * time.Hour,
+		Duplicates:  reportWindow,
 	}, {
 		Name:        DeadStream,
 		Description: "regscribe: jobs given up, with the reason",
 		Subjects:    []string{DeadSubjectPrefix + ">"},
 		Storage:     jetstream.FileStorage,
 		Replicas:    opts.Replicas,
+		Duplicates:  reportWindow,
 	}} {
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return nil, fmt.Errorf("create stream %s: %w", cfg.Name, err)
@@ -82,13 +84,17 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, opts StreamOption
 	return s, nil
 }
 
+// reportWindow is how long a result or dead letter of one job message is
+// stored once: a job whose acknowledgement was lost is delivered again
+// after the ack wait and reports again under the same id, which this window
+// must outlast.
+const reportWindow = 10 * time.Minute
+
 // ConsumerOptions configure [EnsureConsumer].
 type ConsumerOptions struct {
 	// AckWait is how long a delivered job may go without Ack, Nak or
 	// InProgress before it is delivered again. If zero, 60 s is used.
 	AckWait time.Duration
-	// MaxDeliver is how many times a job is delivered at most. If zero, 5.
-	MaxDeliver int
 	// MaxAckPending bounds the jobs in flight across all workers. If zero, 1000.
 	MaxAckPending int
 	// ExtraSubjects are the stream's extra subjects the workers also take.
@@ -96,12 +102,16 @@ type ConsumerOptions struct {
 }
 
 // EnsureConsumer creates or updates the durable consumer all workers share.
+//
+// The consumer delivers a job for as long as it is in the stream (no
+// MaxDeliver): a message past a delivery limit would stay in the work-queue
+// stream, never delivered and never seen. The workers count attempts
+// themselves and give a job up as a dead letter, each with its own
+// REGSCRIBE_MAX_ATTEMPTS, so no worker's configuration rewrites another's.
+// An existing consumer with a limit (earlier versions) is updated to none.
 func EnsureConsumer(ctx context.Context, js jetstream.JetStream, opts ConsumerOptions) (jetstream.Consumer, error) {
 	if opts.AckWait == 0 {
 		opts.AckWait = 60 * time.Second
-	}
-	if opts.MaxDeliver == 0 {
-		opts.MaxDeliver = 5
 	}
 	if opts.MaxAckPending == 0 {
 		opts.MaxAckPending = 1000
@@ -116,7 +126,7 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, opts ConsumerOp
 		Description:    "regscribe workers",
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        opts.AckWait,
-		MaxDeliver:     opts.MaxDeliver,
+		MaxDeliver:     -1,
 		MaxAckPending:  opts.MaxAckPending,
 		FilterSubjects: filters,
 	})

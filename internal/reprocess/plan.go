@@ -21,9 +21,9 @@ import (
 	"oras.land/oras-go/v2/registry/remote/errcode"
 
 	"github.com/regscribe/regscribe/internal/fault"
+	"github.com/regscribe/regscribe/internal/photo"
 	"github.com/regscribe/regscribe/internal/queue"
 	"github.com/regscribe/regscribe/internal/registry"
-	"github.com/regscribe/regscribe/worker"
 )
 
 // Status is what reprocessing does, or did, with one manifest.
@@ -33,10 +33,11 @@ type Status string
 // into Queued or AlreadyQueued.
 const (
 	// ToQueue is a photo without a description from the configured model
-	// (or any photo, with PlanOptions.Force).
+	// or a person (or any photo, with PlanOptions.Force).
 	ToQueue Status = "queue"
-	// AlreadyDescribed is a photo the configured model described: by the
-	// manifest's io.regscribe.model annotation, or a regscribe referrer.
+	// AlreadyDescribed is a photo the configured model or a person
+	// described: by the manifest's io.regscribe.model annotation, or a
+	// regscribe referrer (see package photo).
 	AlreadyDescribed Status = "described"
 	// NotPhoto is a manifest with no image layer (a container image, an
 	// SBOM, regscribe's own description referrer, a Docker manifest).
@@ -73,9 +74,13 @@ type Item struct {
 	// Reason explains the status: who described it, why it is no photo,
 	// the dead letter's error, the read error.
 	Reason string `json:"reason,omitempty"`
-	// Force is set on the job: the photo has a description by another
-	// model, which the worker replaces only when forced.
+	// Force is set on the job (PlanOptions.Force): the worker describes the
+	// photo anew whatever is there.
 	Force bool `json:"force,omitempty"`
+	// Replace is set on the jobs of every tag of the photo: it has a
+	// description by another model, which the worker replaces, with one
+	// model call for all tags (queue.Job.Replace).
+	Replace bool `json:"replace,omitempty"`
 
 	// Outcome of a Queued photo once its jobs ended: described, skipped or
 	// failed; empty while waiting.
@@ -111,13 +116,11 @@ type PlanOptions struct {
 	// Tag is a glob (path.Match) a tag must match. If empty, every tag.
 	Tag string
 	// Model is provider/model ("ollama/qwen2.5vl:3b"): a photo with a
-	// description by it is AlreadyDescribed. Required unless Force.
+	// description by it (or by a person) is AlreadyDescribed. Required
+	// unless Force.
 	Model string
 	// Force queues every photo, described or not, with Job.Force.
 	Force bool
-	// ImageTypes are the layer media types that make a photo. If nil,
-	// worker.ImageMediaTypes.
-	ImageTypes []string
 	// Concurrency bounds the registry requests in flight. If zero, 16.
 	Concurrency int
 	// PageSize asks for pages of this many tags (and repositories). If zero, 1000.
@@ -130,9 +133,6 @@ func (o *PlanOptions) defaults() error {
 	}
 	if o.PageSize <= 0 {
 		o.PageSize = 1000
-	}
-	if o.ImageTypes == nil {
-		o.ImageTypes = worker.ImageMediaTypes
 	}
 	o.Registry = strings.ToLower(o.Registry)
 	switch {
@@ -431,21 +431,39 @@ func (p *planner) check(ctx context.Context) error {
 				it.Status, it.Reason = Unchecked, err.Error()
 				return nil
 			}
-			it.Status, it.Reason, it.Force = v.status, v.reason, v.force
+			it.Status, it.Reason = NotPhoto, v.Reason
+			if v.Photo {
+				it.Status = AlreadyDescribed
+			}
+			if v.Action != photo.Skip {
+				it.Status = ToQueue
+				it.Force = p.policy() == photo.Forced
+				it.Replace = !it.Force && v.By != photo.ByNobody
+			}
 			return nil
 		})
 	}
 	return g.Wait()
 }
 
-type verdict struct {
-	status Status
-	reason string
-	force  bool
+// policy is the photo.Policy of the run's jobs.
+func (p *planner) policy() photo.Policy {
+	if p.opts.Force {
+		return photo.Forced
+	}
+	return photo.Replace
 }
 
-// judge decides what to do with one manifest, as the worker would see it:
-// an OCI image manifest with an image layer, or an index with such a child.
+// verdict is what the plan decided about one manifest; Photo is false for
+// a manifest that is no photo (Reason says why).
+type verdict struct {
+	photo.Verdict
+	Photo bool
+}
+
+// judge decides what to do with one manifest, as the worker would see it
+// (package photo): an OCI image manifest with an image layer, or an index
+// with such a child.
 func (p *planner) judge(ctx context.Context, repo *remote.Repository, m registry.Manifest) (verdict, error) {
 	switch m.Descriptor.MediaType {
 	case ocispec.MediaTypeImageManifest:
@@ -455,13 +473,9 @@ func (p *planner) judge(ctx context.Context, repo *remote.Repository, m registry
 		if err := json.Unmarshal(m.Raw, &idx); err != nil {
 			return verdict{}, fmt.Errorf("decode index %s: %w", m.Descriptor.Digest, err)
 		}
-		photos, described := 0, 0
-		var v verdict
-		for _, child := range idx.Manifests {
-			if child.MediaType != ocispec.MediaTypeImageManifest {
-				continue
-			}
-			cm, err := p.client.FetchManifest(ctx, repo, child.Digest.String())
+		var children []photo.Verdict
+		for _, i := range photo.Children(idx) {
+			cm, err := p.client.FetchManifest(ctx, repo, idx.Manifests[i].Digest.String())
 			if err != nil {
 				return verdict{}, err
 			}
@@ -469,28 +483,16 @@ func (p *planner) judge(ctx context.Context, repo *remote.Repository, m registry
 			if err != nil {
 				return verdict{}, err
 			}
-			switch cv.status {
-			case AlreadyDescribed:
-				photos++
-				described++
-			case ToQueue:
-				photos++
-				v.force = v.force || cv.force
-				if v.reason == "" {
-					v.reason = cv.reason
-				}
+			if cv.Photo {
+				children = append(children, cv.Verdict)
 			}
 		}
-		switch {
-		case photos == 0:
-			return verdict{status: NotPhoto, reason: "index with no child that has an image layer"}, nil
-		case described == photos:
-			return verdict{status: AlreadyDescribed, reason: fmt.Sprintf("every photo of the index is described by %s", p.opts.Model)}, nil
+		if len(children) == 0 {
+			return verdict{Verdict: photo.Verdict{Reason: "index with no child that has an image layer"}}, nil
 		}
-		v.status = ToQueue
-		return v, nil
+		return verdict{Verdict: photo.Album(children), Photo: true}, nil
 	}
-	return verdict{status: NotPhoto, reason: m.Descriptor.MediaType + ", not an OCI image manifest or index"}, nil
+	return verdict{Verdict: photo.Verdict{Reason: m.Descriptor.MediaType + ", not an OCI image manifest or index"}}, nil
 }
 
 func (p *planner) judgeManifest(ctx context.Context, repo *remote.Repository, m registry.Manifest) (verdict, error) {
@@ -498,37 +500,20 @@ func (p *planner) judgeManifest(ctx context.Context, repo *remote.Repository, m 
 	if err != nil {
 		return verdict{}, err
 	}
-	if im.ArtifactType == registry.ArtifactTypeDescription {
-		return verdict{status: NotPhoto, reason: "a regscribe description"}, nil
+	if layers, why := photo.Layers(im); layers == nil {
+		return verdict{Verdict: photo.Verdict{Reason: why}}, nil
 	}
-	if !slices.ContainsFunc(im.Layers, func(l ocispec.Descriptor) bool { return slices.Contains(p.opts.ImageTypes, l.MediaType) }) {
-		return verdict{status: NotPhoto, reason: "no image layer"}, nil
-	}
-	if p.opts.Force {
-		return verdict{status: ToQueue, reason: "forced", force: true}, nil
-	}
-	by := im.Annotations[registry.AnnotationModel]
-	annotated := im.Annotations[registry.AnnotationDescription] != ""
-	if annotated && by == p.opts.Model {
-		return verdict{status: AlreadyDescribed, reason: "annotation by " + by}, nil
+	// A skip decided by the annotations stands whatever the referrers; a
+	// forced run queues every photo: neither needs the referrers listed.
+	v := photo.Described(im.Annotations, nil, p.opts.Model, p.policy())
+	if v.Action == photo.Skip || p.opts.Force {
+		return verdict{Verdict: v, Photo: true}, nil
 	}
 	refs, err := p.client.Referrers(ctx, repo, ocispec.Descriptor{MediaType: m.Descriptor.MediaType, Digest: m.Descriptor.Digest, Size: m.Descriptor.Size}, registry.ArtifactTypeDescription)
 	if err != nil {
 		return verdict{}, err
 	}
-	for _, r := range refs {
-		if r.ArtifactType == registry.ArtifactTypeDescription && r.Annotations[registry.AnnotationModel] == p.opts.Model {
-			return verdict{status: AlreadyDescribed, reason: "referrer " + r.Digest.String() + " by " + p.opts.Model}, nil
-		}
-	}
-	if annotated {
-		// The worker keeps any description unless forced.
-		if by == "" {
-			by = "an unknown model"
-		}
-		return verdict{status: ToQueue, reason: "described by " + by + ", not " + p.opts.Model, force: true}, nil
-	}
-	return verdict{status: ToQueue, reason: "no description"}, nil
+	return verdict{Verdict: photo.Described(im.Annotations, refs, p.opts.Model, p.policy()), Photo: true}, nil
 }
 
 // ExcludeFailed marks each item to queue whose digest a dead letter names

@@ -345,6 +345,44 @@ func TestMissingDescribesExactlyTheUndescribedPhotos(t *testing.T) {
 	require.Len(t, s.Model.Calls(), callsBefore+len(undescribed))
 }
 
+// TestMissingReplacesAnotherModelOnEveryTag: a photo under two tags,
+// annotated by another model, ends with this model's description on both
+// tags, with one model call; a second run queues nothing.
+func TestMissingReplacesAnotherModelOnEveryTag(t *testing.T) {
+	t.Parallel()
+	s := stacktest.Start(t, stacktest.Options{Workers: -1})
+	q := startQuietRegistry(t)
+	f := jpegFile(t, 7)
+	q.push(t, []artifact{{repo: "photos/old", tags: []string{"latest", "v1"}, files: []stacktest.File{f}, annotations: map[string]string{
+		registry.AnnotationDescription: "An old description.", registry.AnnotationModel: "ollama/llava:7b",
+	}}})
+	startWorkers(t, s, q.Client, worker.ModeAuto)
+	calls := len(s.Model.Calls())
+
+	items := run(t, s, q, reprocess.PlanOptions{Repository: "photos/old"}, reprocess.RunOptions{})
+	require.Equal(t, reprocess.Counts{Tags: 2, Manifests: 1, Queued: 1, Described: 1, ModelCalls: 1}, reprocess.Summarize(items))
+	require.True(t, items[0].Replace)
+	require.False(t, items[0].Force)
+	require.Len(t, s.Model.Calls(), calls+1)
+	r, err := q.Client.Repository(q.Host, "photos/old")
+	require.NoError(t, err)
+	var written []string
+	for _, tag := range []string{"latest", "v1"} {
+		m, err := q.Client.FetchManifest(context.Background(), r, tag)
+		require.NoError(t, err)
+		im, err := registry.ParseImageManifest(m)
+		require.NoError(t, err)
+		require.Equal(t, s.Describer.Model(), im.Annotations[registry.AnnotationModel], "tag %s", tag)
+		require.Equal(t, "A test photo "+modeltest.Digest(f.Data)[:19]+".", im.Annotations[registry.AnnotationDescription], "tag %s", tag)
+		written = append(written, m.Descriptor.Digest.String())
+	}
+	require.Equal(t, written[0], written[1], "both tags point at one manifest")
+
+	again := run(t, s, q, reprocess.PlanOptions{Repository: "photos/old"}, reprocess.RunOptions{})
+	require.Equal(t, reprocess.Counts{Tags: 2, Manifests: 1, AlreadyDescribed: 1}, reprocess.Summarize(again))
+	require.Len(t, s.Model.Calls(), calls+1)
+}
+
 // TestRunWithoutWaitingQueuesEveryTagOnce: without --wait the other tags of
 // a photo are queued at once, after the photos; a second run within the
 // duplicate window finds them queued.

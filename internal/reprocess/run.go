@@ -158,6 +158,7 @@ func (r *runner) job(it *Item, tag string) queue.Job {
 	return queue.Job{
 		Version: queue.JobVersion, Registry: it.Registry, Repository: it.Repository, Digest: it.Digest, Tag: tag,
 		MediaType: it.MediaType, Source: Source, Received: time.Now().UTC(), Force: it.Force, Batch: r.opts.Batch,
+		Replace: it.Replace,
 	}
 }
 
@@ -270,7 +271,9 @@ func (r *runner) result(ctx context.Context, res queue.Result) error {
 		it.Mode, it.Written, it.ModelCalls = res.Mode, res.Written, it.ModelCalls+res.ModelCalls
 		// The result says how the worker wrote: only an annotation moves
 		// just the tag its job named. A forced photo's other tags are left:
-		// their jobs would be forced too, and call the model again.
+		// their jobs would be forced too, and call the model again. A
+		// replacing photo's other tags get replacing jobs, which find the
+		// new description remembered and write the same manifest.
 		if res.Outcome == queue.Described && res.Mode == "annotation" && !it.Force {
 			if err := r.queueOtherTags(ctx, ref.item); err != nil {
 				return err
@@ -305,7 +308,8 @@ func tagged(res queue.Result, ref jobRef) string {
 
 // queueOtherTags queues a job for each other tag of a photo whose primary
 // job wrote an annotated manifest: each finds the description remembered
-// and moves its tag to the same manifest.
+// and moves its tag to the same manifest (with the primary job's policy:
+// a replacing job replaces the other model's description on its tag too).
 func (r *runner) queueOtherTags(ctx context.Context, i int) error {
 	it := &r.items[i]
 	var jobs []queue.Job

@@ -15,6 +15,8 @@ import (
 	"image/color"
 	"image/jpeg"
 	"image/png"
+	"io"
+	"log"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -28,6 +30,7 @@ import (
 	"testing"
 	"time"
 
+	ggcr "github.com/google/go-containerregistry/pkg/registry"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -62,7 +65,7 @@ type Options struct {
 	// OllamaURL, if set, is where workers find the model instead of the
 	// stack's own fake (for tests of an unreachable model).
 	OllamaURL string
-	// MaxAttempts of the consumer. If zero, 3.
+	// MaxAttempts of the workers. If zero, 3.
 	MaxAttempts int
 	// Nodes of the NATS cluster. If zero, 1 (no cluster). With more, every
 	// stream and bucket has that many replicas.
@@ -70,16 +73,27 @@ type Options struct {
 	// RegistryProxy, if set, wraps the registry as the workers see it (to
 	// inject failures); pushes and notifications bypass it.
 	RegistryProxy func(backend http.Handler) http.Handler
+	// ReferrersAPI runs go-containerregistry's registry with the OCI
+	// referrers API instead of Distribution (which has none). It sends no
+	// notifications: wrap it with RegistryHook to send them.
+	ReferrersAPI bool
+	// RegistryHook, if set, wraps go-containerregistry's registry itself
+	// (ReferrersAPI only): every client, pushes included, goes through it.
+	RegistryHook func(registry http.Handler) http.Handler
+	// NotifierProxy, if set, wraps the notifier as registries reach it (to
+	// repeat or reorder notifications).
+	NotifierProxy func(notifier http.Handler) http.Handler
 }
 
 // Stack is a running set of regscribe parts.
 type Stack struct {
 	// NATS is the first node; Nodes are all of them.
-	NATS         *embedded.NATS
-	Nodes        []*embedded.NATS
-	nodeOpts     []embedded.NATSOptions
-	Conn         *nats.Conn
-	JS           jetstream.JetStream
+	NATS     *embedded.NATS
+	Nodes    []*embedded.NATS
+	nodeOpts []embedded.NATSOptions
+	Conn     *nats.Conn
+	JS       jetstream.JetStream
+	// Registry is the Distribution registry (nil with ReferrersAPI).
 	Registry     *embedded.Registry
 	RegistryHost string
 	NotifierURL  string
@@ -91,6 +105,7 @@ type Stack struct {
 	Workers      []*worker.Worker
 	Describer    *vision.Ollama
 	Leases       *lease.Leases
+	Ledger       *queue.Ledger
 }
 
 // Start starts a stack and stops it when the test ends.
@@ -112,23 +127,39 @@ func Start(t testing.TB, opts Options) *Stack {
 	if opts.MaxAttempts == 0 {
 		opts.MaxAttempts = 3
 	}
-	s.Consumer, err = queue.EnsureConsumer(ctx, s.JS, queue.ConsumerOptions{AckWait: 5 * time.Second, MaxDeliver: opts.MaxAttempts})
+	s.Consumer, err = queue.EnsureConsumer(ctx, s.JS, queue.ConsumerOptions{AckWait: 5 * time.Second})
 	require.NoError(t, err)
 	s.Memory, err = memo.Open(ctx, s.JS, queue.DescriptionBucket, replicas)
+	require.NoError(t, err)
+	s.Ledger, err = queue.OpenLedger(ctx, s.JS, replicas)
 	require.NoError(t, err)
 
 	// The notifier's address must exist before the registry that notifies it.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	s.NotifierURL = "http://" + ln.Addr().String() + "/v1/events"
-	s.Registry, err = embedded.StartRegistry(ctx, embedded.RegistryOptions{
-		Listen: "127.0.0.1:0", NotifyURL: s.NotifierURL, NotifyToken: s.Token,
-	})
-	require.NoError(t, err)
-	s.RegistryHost = s.Registry.Addr()
+	if opts.ReferrersAPI {
+		var h http.Handler = ggcr.New(ggcr.WithReferrersSupport(true), ggcr.Logger(log.New(io.Discard, "", 0)))
+		if opts.RegistryHook != nil {
+			h = opts.RegistryHook(h)
+		}
+		reg := httptest.NewServer(h)
+		t.Cleanup(reg.Close)
+		s.RegistryHost = strings.TrimPrefix(reg.URL, "http://")
+	} else {
+		s.Registry, err = embedded.StartRegistry(ctx, embedded.RegistryOptions{
+			Listen: "127.0.0.1:0", NotifyURL: s.NotifierURL, NotifyToken: s.Token,
+		})
+		require.NoError(t, err)
+		s.RegistryHost = s.Registry.Addr()
+	}
 	n, err := notifier.New(queue.NewPublisher(s.JS), notifier.Options{Token: s.Token, Registry: s.RegistryHost, Logger: Logger(t)})
 	require.NoError(t, err)
-	srv := &http.Server{Handler: n, ReadHeaderTimeout: 5 * time.Second}
+	var notify http.Handler = n
+	if opts.NotifierProxy != nil {
+		notify = opts.NotifierProxy(n)
+	}
+	srv := &http.Server{Handler: notify, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 
 	s.Model = modeltest.NewOllama(Model)
@@ -166,6 +197,9 @@ func Start(t testing.TB, opts Options) *Stack {
 	if wopts.Reporter == nil {
 		wopts.Reporter = queue.NewReporter(s.JS)
 	}
+	if wopts.Ledger == nil {
+		wopts.Ledger = s.Ledger
+	}
 	if wopts.Locker == nil {
 		s.Leases, err = lease.Open(ctx, s.JS, replicas, 0)
 		require.NoError(t, err)
@@ -193,7 +227,9 @@ func Start(t testing.TB, opts Options) *Stack {
 		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer scancel()
 		_ = srv.Shutdown(sctx)
-		_ = s.Registry.Stop(sctx)
+		if s.Registry != nil {
+			_ = s.Registry.Stop(sctx)
+		}
 		s.Model.Close()
 		s.Conn.Close()
 		for _, n := range s.Nodes {
@@ -280,12 +316,24 @@ func redirectHost(from, to string) http.RoundTripper {
 		return base
 	}
 	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
-		if req.URL.Host == from {
-			req = req.Clone(req.Context())
-			req.URL.Host = to
-			req.Host = to
+		if req.URL.Host != from {
+			return base.RoundTrip(req)
 		}
-		return base.RoundTrip(req)
+		out := req.Clone(req.Context())
+		out.URL.Host = to
+		out.Host = to
+		resp, err := base.RoundTrip(out)
+		if resp == nil {
+			return resp, err
+		}
+		// The client asked the registry: a Location (blob uploads) names it
+		// too, or oras-go refuses to send the upload to another host.
+		resp.Request = req
+		if loc, lerr := url.Parse(resp.Header.Get("Location")); lerr == nil && loc.Host == to {
+			loc.Host = from
+			resp.Header.Set("Location", loc.String())
+		}
+		return resp, err
 	})
 }
 

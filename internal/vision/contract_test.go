@@ -221,6 +221,17 @@ func TestContract(t *testing.T) {
 			errHas: []string{"no answer within 300ms", "REGSCRIBE_MODEL_TIMEOUT"},
 		},
 		{
+			// The server took the request and died on it (a photo that
+			// crashes the model runner): this request failed, the server
+			// was there. Retrying spends an attempt, so such a photo ends
+			// as a dead letter instead of pausing every worker for ever.
+			name:   "connection reset after the request was sent retries",
+			setup:  setup{answer: func(modeltest.Call) modeltest.Reply { return modeltest.Reset() }},
+			fails:  true,
+			kind:   fault.KindRetry,
+			errHas: []string{"reset"},
+		},
+		{
 			name:   "refused connection is unavailable",
 			setup:  setup{down: true},
 			fails:  true,

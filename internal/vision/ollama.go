@@ -48,7 +48,12 @@ type OllamaOptions struct {
 //
 // Failures are classified with package fault:
 //
-//   - a server that refuses connections or does not resolve: unavailable;
+//   - a server that is not there before the request is sent (the name does
+//     not resolve, the connection is refused or cannot be made in time):
+//     unavailable;
+//   - a connection reset, closed or broken after the request was sent: retry.
+//     The server was there and failed on this request (a photo that crashes
+//     the model runner), so the attempt is spent;
 //   - a model the server does not have (404 "model … not found"):
 //     unavailable too, with the `ollama pull` command that fixes it. A
 //     missing model is a deployment problem, not a problem of the photo:
@@ -60,7 +65,8 @@ type OllamaOptions struct {
 type Ollama struct {
 	client *api.Client
 	opts   OllamaOptions
-	host   string
+	// host is BaseURL as errors name it: without its password.
+	host string
 }
 
 // NewOllama returns an Ollama provider.
@@ -68,7 +74,7 @@ func NewOllama(opts OllamaOptions) *Ollama {
 	if opts.Timeout == 0 {
 		opts.Timeout = 2 * time.Minute
 	}
-	return &Ollama{client: api.NewClient(opts.BaseURL, recordingClient(opts.HTTPClient)), opts: opts, host: opts.BaseURL.String()}
+	return &Ollama{client: api.NewClient(opts.BaseURL, recordingClient(opts.HTTPClient)), opts: opts, host: opts.BaseURL.Redacted()}
 }
 
 // Model is "ollama/<model>", as written into io.regscribe.model.
@@ -136,30 +142,34 @@ func (o *Ollama) classify(ctx context.Context, err error, h http.Header) error {
 		return fault.Retry(fmt.Errorf("ollama %s: no answer within %s (REGSCRIBE_MODEL_TIMEOUT)", o.opts.Model, o.opts.Timeout))
 	case errors.As(err, &se):
 		msg := fmt.Errorf("ollama %s: %s", o.opts.Model, strings.TrimSpace(se.Error()))
-		switch {
-		case se.StatusCode == http.StatusNotFound && strings.Contains(se.ErrorMessage, "not found"):
+		if se.StatusCode == http.StatusNotFound && strings.Contains(se.ErrorMessage, "not found") {
 			return fault.Unavailable(fmt.Errorf("%w; pull it with `ollama pull %s` (or set REGSCRIBE_PULL=true)", msg, o.opts.Model))
-		case se.StatusCode == http.StatusTooManyRequests || se.StatusCode == http.StatusRequestTimeout || se.StatusCode >= 500:
-			return fault.RetryAfter(msg, retryAfter(h, time.Now()))
-		default:
-			return fault.Permanent(msg)
 		}
+		return fault.FromStatus(se.StatusCode, retryAfter(h, time.Now()), msg)
 	case errors.As(err, &ae):
 		return fault.Permanent(fmt.Errorf("ollama %s: %s: the server wants a signed-in client (`ollama signin`)", o.opts.Model, ae.Error()))
-	case isConnRefused(err):
+	case notThere(err):
 		return fault.Unavailable(fmt.Errorf("ollama at %s is not reachable: %w", o.host, err))
 	}
 	return fault.Retry(fmt.Errorf("ollama %s: %w", o.opts.Model, err))
 }
 
-// isConnRefused tells whether err means the server is not there at all: the
-// connection was refused, reset or unroutable, or the name did not resolve.
-func isConnRefused(err error) bool {
-	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) {
+// notThere tells whether err proves the server was not reached, so the
+// request was never sent: the name did not resolve, or the connection could
+// not be made (refused, unroutable, timed out). A connection that was made
+// and then reset, closed (EOF) or broken while the request was written or
+// answered is not: the server was there and may have failed on this very
+// request, which a retry must pay for with an attempt.
+func notThere(err error) bool {
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
 		return true
 	}
-	var dns *net.DNSError
-	return errors.As(err, &dns)
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	return errors.Is(err, syscall.ECONNREFUSED)
 }
 
 // Check tells whether the server answers and the model is there, in one
@@ -237,7 +247,7 @@ func (o *Ollama) Pull(ctx context.Context, progress io.Writer) error {
 	switch {
 	case ctx.Err() != nil:
 		return fmt.Errorf("pulling %s stopped: %w", o.opts.Model, ctx.Err())
-	case isConnRefused(err):
+	case notThere(err):
 		return fault.Unavailable(fmt.Errorf("no Ollama server at %s to pull %s into (%v): start it with `ollama serve` or set OLLAMA_HOST", o.host, o.opts.Model, rootCause(err)))
 	case strings.Contains(err.Error(), "file does not exist") || strings.Contains(err.Error(), "not found"):
 		return fault.Permanent(fmt.Errorf("Ollama could not pull %s (%v): check the name in REGSCRIBE_MODEL against https://ollama.com/library", o.opts.Model, err))

@@ -87,7 +87,11 @@ type OpenAIOptions struct {
 //
 // Failures are classified with package fault:
 //
-//   - a server that refuses connections or does not resolve: unavailable;
+//   - a server that is not there before the request is sent (the name does
+//     not resolve, the connection is refused or cannot be made in time):
+//     unavailable;
+//   - a connection reset, closed or broken after the request was sent: retry
+//     (the server was there and failed on this request);
 //   - no answer within Timeout, 408, 429 and 5xx: retry, no sooner than the
 //     server's Retry-After or x-ratelimit-reset-* asks;
 //   - other 4xx, among them an unknown model (404), a refused key (401),
@@ -102,6 +106,8 @@ type OpenAI struct {
 	opts   OpenAIOptions
 	// plain is set once the server rejected response_format json_schema.
 	plain atomic.Bool
+	// where is BaseURL as errors name it: without its password.
+	where string
 }
 
 // NewOpenAI returns an OpenAI provider. It fails when the settings cannot
@@ -154,7 +160,17 @@ func NewOpenAI(opts OpenAIOptions) (*OpenAI, error) {
 		cfg.BaseURL = opts.BaseURL
 	}
 	cfg.HTTPClient = recordingClient(opts.HTTPClient)
-	return &OpenAI{client: openai.NewClientWithConfig(cfg), opts: opts}, nil
+	return &OpenAI{client: openai.NewClientWithConfig(cfg), opts: opts, where: shownURL(opts.BaseURL)}, nil
+}
+
+// shownURL is base as it may be logged and shown: a password in it (a
+// proxy's basic credentials) is replaced by xxxxx.
+func shownURL(base string) string {
+	u, err := url.Parse(base)
+	if err != nil {
+		return "OPENAI_BASE_URL (not a URL)"
+	}
+	return u.Redacted()
 }
 
 // officialAPI tells whether base is OpenAI's own API, which needs a key.
@@ -324,8 +340,8 @@ func (o *OpenAI) classify(ctx context.Context, err error, h http.Header) error {
 	}
 	f, ok := asAPIFailure(err)
 	if !ok {
-		if isConnRefused(err) {
-			return fault.Unavailable(fmt.Errorf("no OpenAI-compatible server at %s (%v): start it or set OPENAI_BASE_URL", o.opts.BaseURL, rootCause(err)))
+		if notThere(err) {
+			return fault.Unavailable(fmt.Errorf("no OpenAI-compatible server at %s (%v): start it or set OPENAI_BASE_URL", o.where, rootCause(err)))
 		}
 		return fault.Retry(fmt.Errorf("openai %s: %w", o.opts.Model, err))
 	}
@@ -333,14 +349,12 @@ func (o *OpenAI) classify(ctx context.Context, err error, h http.Header) error {
 	switch {
 	case f.status == http.StatusTooManyRequests && f.code == "insufficient_quota":
 		return fault.Permanent(fmt.Errorf("%w (check the plan and billing of the OPENAI_API_KEY account)", msg))
-	case f.status == http.StatusTooManyRequests || f.status == http.StatusRequestTimeout || f.status >= 500:
-		return fault.RetryAfter(msg, retryAfter(h, time.Now()))
 	case f.status == http.StatusUnauthorized || f.status == http.StatusForbidden:
-		return fault.Permanent(fmt.Errorf("%w (check OPENAI_API_KEY)", msg))
+		msg = fmt.Errorf("%w (check OPENAI_API_KEY)", msg)
 	case f.status == http.StatusNotFound:
-		return fault.Permanent(fmt.Errorf("%w (check REGSCRIBE_MODEL)", msg))
+		msg = fmt.Errorf("%w (check REGSCRIBE_MODEL)", msg)
 	}
-	return fault.Permanent(msg)
+	return fault.FromStatus(f.status, retryAfter(h, time.Now()), msg)
 }
 
 // Check tells, in one line a person can act on, whether the key is set, the
@@ -384,13 +398,13 @@ func (o *OpenAI) Check(ctx context.Context) error {
 // the models the server offers, if it said; noModels is true when it has
 // no /models endpoint either.
 func (o *OpenAI) checkFailure(err error, listed []string, noModels bool) error {
-	where := o.opts.BaseURL
+	where := o.where
 	if errors.Is(err, context.DeadlineExceeded) {
 		return fault.Unavailable(fmt.Errorf("the OpenAI-compatible server at %s did not answer in time: check OPENAI_BASE_URL and that the server is up", where))
 	}
 	f, ok := asAPIFailure(err)
 	if !ok {
-		if isConnRefused(err) {
+		if notThere(err) {
 			return fault.Unavailable(fmt.Errorf("no OpenAI-compatible server at %s (%v): start it or set OPENAI_BASE_URL", where, rootCause(err)))
 		}
 		return fault.Unavailable(fmt.Errorf("the OpenAI-compatible server at %s failed: %v", where, oneLine(err.Error())))

@@ -1,0 +1,23 @@
+// Package photo decides what a photo is and whether it is described already,
+// and by whom, for every part of regscribe that has to know: the worker
+// before it describes, `regscribe reprocess` when it plans, and anything
+// later that reads a registry (a reconcile loop, a search index).
+//
+// What a photo is: an OCI image manifest with at least one layer of an image
+// media type ([MediaTypes]), that is not a regscribe description artifact;
+// an index is a photo album when one of its children is a photo ([Children],
+// [Album]).
+//
+// Who described it: the manifest's io.regscribe.* annotations and its
+// regscribe description referrers each name a describer in
+// io.regscribe.model. regscribe writes "provider/model" there; a description
+// a person wrote or corrected names "person" or "person:NAME"
+// ([PersonModel]), and a description with no io.regscribe.model at all was
+// not written by regscribe, so it counts as a person's too. [Described]
+// turns those facts, the configured model and the job's [Policy] into a
+// [Verdict]: who described the photo and what to do (skip or describe).
+//
+// The package holds pure functions only: it never reads or writes a
+// registry, the description memory or the queue, and never logs. Callers
+// fetch manifests and referrers and act on the verdict.
+package photo

@@ -1,0 +1,499 @@
+package soak_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2/content"
+	"oras.land/oras-go/v2/registry/remote"
+
+	"github.com/regscribe/regscribe/internal/queue"
+	"github.com/regscribe/regscribe/internal/registry"
+	"github.com/regscribe/regscribe/notifier"
+)
+
+// malformedNotifications posts bodies the notifier must refuse with 400.
+func (s *soak) malformedNotifications() {
+	host := s.stack.RegistryHost
+	for _, n := range []notification{
+		{notifier.MediaTypeDistributionEvents, []byte(`{"events": [`)},
+		{notifier.MediaTypeDistributionEvents, []byte(`{"events":[{"target":{"repository":"soak/x","digest":"sha256:` + strings.Repeat("a", 64) + `"}}]}`)},
+		{notifier.MediaTypeDistributionEvents, []byte(`{"events":[{"action":"push","target":{"mediaType":"application/vnd.oci.image.manifest.v1+json","repository":"Soak/UPPER","digest":"sha256:abc"}}]}`)},
+		{"application/json", []byte(`{"docker_url":"` + host + `/soak/x","updated_tags":["latest"]}`)},
+		{"application/json", []byte(`{"push_data":{"pusher":"soak"},"repository":{"repo_name":"soak/x"}}`)},
+		{"application/json", []byte(`{"hello":"world"}`)},
+	} {
+		s.fired("malformed notification (refused with 400)")
+		s.notify(n, 400)
+	}
+}
+
+// malformedZotEvents publishes events on the zot subject that cannot be
+// read: each must become exactly one dead letter.
+func (s *soak) malformedZotEvents(t *testing.T, round int) {
+	ctx := context.Background()
+	for i, body := range []string{
+		fmt.Sprintf(`{"specversion":"1.0","id":"soak-%d-%d","source":"soak","type":"zotregistry.image.updated","data":"not an image"}`, round, 0),
+		fmt.Sprintf(`soak %d-%d: not JSON at all`, round, 1),
+		fmt.Sprintf(`{"specversion":"1.0","id":"soak-%d-%d","source":"soak","type":"zotregistry.image.updated","data":{"name":"Not A Repository","reference":"latest"}}`, round, 2),
+	} {
+		ack, err := s.stack.JS.Publish(ctx, zotSubject, []byte(body), jetstream.WithRetryAttempts(60), jetstream.WithRetryWait(250*time.Millisecond))
+		if err != nil {
+			t.Errorf("publish malformed zot event %d: %v", i, err)
+			continue
+		}
+		s.fired("malformed zot event")
+		s.mu.Lock()
+		s.zotSeqs[ack.Sequence] = body
+		s.mu.Unlock()
+	}
+}
+
+// descriptions counts the descriptions by the soak's model a user sees for
+// a's manifest (at its tag when viaTag): its annotation and its description
+// referrers. It also returns the image layers of the manifest seen.
+func (s *soak) descriptions(ctx context.Context, repo *remote.Repository, a *artifact, viaTag bool) (int, []string, error) {
+	desc := a.desc
+	if viaTag {
+		var err error
+		if desc, err = repo.Resolve(ctx, a.tag); err != nil {
+			return 0, nil, err
+		}
+	}
+	n, how, _, err := s.describedAt(ctx, repo, desc)
+	return n, how, err
+}
+
+// describedAt counts the descriptions by the soak's model of the manifest
+// desc, saying how each is seen, and returns its image layers.
+func (s *soak) describedAt(ctx context.Context, repo *remote.Repository, desc ocispec.Descriptor) (int, []string, []digest.Digest, error) {
+	raw, err := content.FetchAll(ctx, repo, desc)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	var m ocispec.Manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return 0, nil, nil, err
+	}
+	var layers []digest.Digest
+	for _, l := range m.Layers {
+		if l.MediaType == "image/jpeg" {
+			layers = append(layers, l.Digest)
+		}
+	}
+	var how []string
+	if m.Annotations[registry.AnnotationDescription] != "" && m.Annotations[registry.AnnotationModel] == s.model {
+		how = append(how, "annotation on "+desc.Digest.String()[:19])
+	}
+	var refs []ocispec.Descriptor
+	err = repo.Referrers(ctx, desc, registry.ArtifactTypeDescription, func(r []ocispec.Descriptor) error {
+		refs = append(refs, r...)
+		return nil
+	})
+	if err != nil {
+		return 0, nil, nil, fmt.Errorf("referrers of %s: %w", desc.Digest, err)
+	}
+	for _, r := range refs {
+		rraw, err := content.FetchAll(ctx, repo, r)
+		if err != nil {
+			return 0, nil, nil, fmt.Errorf("referrer %s: %w", r.Digest, err)
+		}
+		var rm ocispec.Manifest
+		if err := json.Unmarshal(rraw, &rm); err != nil {
+			return 0, nil, nil, err
+		}
+		if rm.Annotations[registry.AnnotationModel] == s.model {
+			how = append(how, "referrer "+r.Digest.String()[:19])
+		}
+	}
+	return len(how), how, layers, nil
+}
+
+// readResults reads every result in the result stream.
+func readResults(ctx context.Context, js jetstream.JetStream) ([]queue.Result, error) {
+	st, err := js.Stream(ctx, queue.ResultStream)
+	if err != nil {
+		return nil, err
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []queue.Result
+	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := st.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		var r queue.Result
+		if err := json.Unmarshal(m.Data, &r); err != nil {
+			return nil, fmt.Errorf("result %d: %w", seq, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func (s *soak) describeResult(r queue.Result) string {
+	out := fmt.Sprintf("%s at attempt %d (+%s)", r.Outcome, r.Attempts, r.At.Sub(s.started).Round(100*time.Millisecond))
+	if r.Reason != "" {
+		out += " (" + trim(r.Reason) + ")"
+	}
+	return out
+}
+
+func trim(s string) string {
+	if len(s) > 300 {
+		return s[:300] + "…"
+	}
+	return s
+}
+
+// audit checks the invariants from outside: the registry, the result and
+// dead-letter streams and the job stream.
+func (s *soak) audit(t *testing.T, idle bool, took time.Duration) {
+	ctx := context.Background()
+	js := s.stack.JS
+	results, err := readResults(ctx, js)
+	if err != nil {
+		t.Fatalf("read results: %v", err)
+	}
+	dead, err := queue.DeadLetters(ctx, js)
+	if err != nil {
+		t.Fatalf("read dead letters: %v", err)
+	}
+	st, err := js.Stream(ctx, queue.Stream)
+	if err != nil {
+		t.Fatalf("job stream: %v", err)
+	}
+	si, err := st.Info(ctx)
+	if err != nil {
+		t.Fatalf("job stream: %v", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	s.summary(t, results, dead, si.State.LastSeq, took)
+
+	// 1. Every job message ended exactly once.
+	bySeq := map[uint64][]queue.Result{}
+	for _, r := range results {
+		if r.JobSeq == 0 || r.JobSeq > si.State.LastSeq {
+			t.Errorf("invariant 1 (each job ends once): result for %s has job seq %d, outside the job stream's 1..%d", r.Job.Ref(), r.JobSeq, si.State.LastSeq)
+			continue
+		}
+		bySeq[r.JobSeq] = append(bySeq[r.JobSeq], r)
+	}
+	remaining := map[uint64]bool{}
+	for seq := si.State.FirstSeq; si.State.Msgs > 0 && seq <= si.State.LastSeq; seq++ {
+		if m, err := st.GetMsg(ctx, seq); err == nil {
+			remaining[seq] = true
+			if len(bySeq[seq]) == 0 {
+				why := "delivered, never settled (still in flight when the wait ended)"
+				if n, ok := s.maxDeliver[seq]; ok {
+					why = fmt.Sprintf("JetStream stopped delivering it after %d deliveries (MaxDeliver): stranded, no worker will get it again", n)
+				}
+				t.Errorf("invariant 2 (job stream empty): job seq %d on %s is still in the stream with no result: %s; job: %s", seq, m.Subject, why, truncate(m.Data))
+			}
+		}
+	}
+	for seq := uint64(1); seq <= si.State.LastSeq; seq++ {
+		rs := bySeq[seq]
+		switch {
+		case len(rs) == 0 && !remaining[seq]:
+			why := "acknowledged or terminated, but its result was never stored"
+			if body, ok := s.zotSeqs[seq]; ok {
+				why += fmt.Sprintf(" (malformed zot event %q: every malformed message has the same empty job, so its result id collides with the others')", trim(body))
+			}
+			t.Errorf("invariant 1 (each job ends once): job seq %d left the job stream without a result: %s", seq, why)
+		case len(rs) > 1:
+			var ends []string
+			for _, r := range rs {
+				ends = append(ends, s.describeResult(r))
+			}
+			t.Errorf("invariant 1 (each job ends once): job seq %d (%s) ended %d times: %s; one-off faults: %s", seq, rs[0].Job.Ref(), len(rs), strings.Join(ends, "; "), strings.Join(s.oneOffs, ", "))
+		}
+	}
+
+	// 4. Dead letters are exactly the permanent faults injected.
+	failedSeqs := map[uint64]bool{}
+	for _, r := range results {
+		if r.Outcome == queue.Failed {
+			failedSeqs[r.JobSeq] = true
+		}
+	}
+	faultArts := map[string]*artifact{}
+	for _, a := range s.arts {
+		if a.permanentFault() {
+			faultArts[a.repo] = a
+		}
+	}
+	perZot, perArt, deadSeqs := map[uint64]int{}, map[string]int{}, map[uint64]int{}
+	for _, d := range dead {
+		deadSeqs[d.JobSeq]++
+		if !failedSeqs[d.JobSeq] {
+			t.Errorf("invariant 4 (dead letters): dead letter %d (job seq %d, %s) has no failed result for its job", d.Seq, d.JobSeq, d.Job.Ref())
+		}
+		if _, ok := s.zotSeqs[d.JobSeq]; ok {
+			perZot[d.JobSeq]++
+			continue
+		}
+		if a, ok := faultArts[d.Job.Repository]; ok {
+			perArt[a.repo]++
+			continue
+		}
+		t.Errorf("invariant 4 (dead letters): dead letter %d (job seq %d, %s, %d attempts) is not an injected fault: %s", d.Seq, d.JobSeq, d.Job.Ref(), d.Attempts, trim(d.Error))
+	}
+	for seq := range failedSeqs {
+		if deadSeqs[seq] != 1 {
+			t.Errorf("invariant 4 (dead letters): job seq %d failed (%s) with %d dead letters, want 1", seq, s.describeResult(bySeq[seq][0]), deadSeqs[seq])
+		}
+	}
+	for seq, body := range s.zotSeqs {
+		if perZot[seq] != 1 {
+			t.Errorf("invariant 4 (dead letters): malformed zot event (job seq %d, %q) has %d dead letters, want 1", seq, trim(body), perZot[seq])
+		}
+	}
+	for repo, a := range faultArts {
+		if perArt[repo] != 1 {
+			t.Errorf("invariant 4 (dead letters): %s photo %s has %d dead letters, want 1%s", a.kind, a.ref(), perArt[repo], s.jobsOf(results, repo))
+		}
+	}
+
+	// 3 and 6. Every photo has exactly one description; photos with
+	// referrers (signed) are never replaced.
+	s.results = results
+	for _, a := range s.arts {
+		s.auditArtifact(ctx, t, a)
+	}
+
+	// 5. Model calls: none counted that did not happen, and none missed.
+	s.auditModelCalls(t, results)
+
+	for _, r := range s.refused {
+		t.Errorf("notifier: %s", r)
+	}
+	for _, p := range s.stack.Model.Problems() {
+		t.Errorf("model fake saw a protocol problem: %s", p)
+	}
+	if !idle {
+		t.Logf("the system never went idle; the invariants above were checked on the state at the end of the wait")
+	}
+}
+
+// history says how a repository was announced and how its jobs ended.
+func (s *soak) history(repo string) string {
+	h := ""
+	if f := s.formats[repo]; f != "" {
+		h = "; notified in " + f + " format"
+	}
+	for _, a := range s.arts {
+		if a.repo == repo && a.superseded {
+			h += "; its tag was pushed again (a new photo) after the first photo was described"
+			break
+		}
+	}
+	for path, until := range s.fallback {
+		if strings.HasPrefix(path, "/v2/"+repo+"/manifests/") && !until.IsZero() {
+			h += "; the PUTs of one of its fallback index tags were failed on purpose for " + fallbackFailFor.String()
+			break
+		}
+	}
+	return h + s.jobsOf(s.results, repo)
+}
+
+// jobsOf lists the results of a repository's jobs, for failure messages.
+func (s *soak) jobsOf(results []queue.Result, repo string) string {
+	var out []string
+	for _, r := range results {
+		if r.Job.Repository == repo {
+			out = append(out, fmt.Sprintf("seq %d %s", r.JobSeq, s.describeResult(r)))
+		}
+	}
+	if len(out) == 0 {
+		return "; no job of it has a result"
+	}
+	return "; its jobs: " + strings.Join(out, "; ")
+}
+
+func (s *soak) auditArtifact(ctx context.Context, t *testing.T, a *artifact) {
+	repo, err := s.repository(a.repo)
+	if err != nil {
+		t.Errorf("%s: %v", a.repo, err)
+		return
+	}
+	want := func(what string, desc ocispec.Descriptor, layers []digest.Digest) {
+		n, how, got, err := s.describedAt(ctx, repo, desc)
+		switch {
+		case err != nil:
+			t.Errorf("invariant 3 (one description per photo): %s %s: %v", what, desc.Digest, err)
+		case layers != nil && !slices.Equal(got, layers):
+			t.Errorf("invariant 3 (one description per photo): %s: the manifest %s shows photos %v, the user pushed %v", what, desc.Digest, short(got), short(layers))
+		case n != 1:
+			t.Errorf("invariant 3 (one description per photo): %s has %d descriptions by %s, want 1: %v%s", what, n, s.model, how, s.history(a.repo))
+		}
+	}
+	if a.permanentFault() {
+		if n, how, _, err := s.describedAt(ctx, repo, a.desc); err == nil && n > 0 {
+			t.Errorf("invariant 3: %s photo %s has descriptions: %v", a.kind, a.ref(), how)
+		}
+		return
+	}
+	if s.mode == "referrer" {
+		// Nothing is re-pushed: each manifest is described where it is.
+		if a.kind == "album" {
+			if d, err := repo.Resolve(ctx, a.tag); err != nil || d.Digest != a.desc.Digest {
+				t.Errorf("invariant 6 (referrer mode leaves photos alone): album %s: tag now at %v (%v)", a.ref(), d.Digest, err)
+			}
+			for i, c := range a.children {
+				want(fmt.Sprintf("album %s child %d", a.ref(), i), c.desc, c.layers)
+			}
+			return
+		}
+		want(fmt.Sprintf("%s %s", a.kind, a.ref()), a.desc, a.layers)
+		return
+	}
+	if a.superseded {
+		return // the tag shows a newer photo, audited on its own
+	}
+	top, err := repo.Resolve(ctx, a.tag)
+	if err != nil {
+		t.Errorf("invariant 3 (one description per photo): %s %s: resolve tag: %v", a.kind, a.ref(), err)
+		return
+	}
+	if a.kind != "album" {
+		if a.signed && top.Digest != a.desc.Digest {
+			t.Errorf("invariant 6 (signed photos are not replaced): %s: the tag moved to %s, so the signature refers to a manifest the tag no longer shows", a.ref(), top.Digest)
+		}
+		want(fmt.Sprintf("%s %s (at its tag: %s)", a.kind, a.ref(), top.Digest.String()[:19]), top, a.layers)
+		return
+	}
+	raw, err := content.FetchAll(ctx, repo, top)
+	var idx ocispec.Index
+	if err == nil {
+		err = json.Unmarshal(raw, &idx)
+	}
+	if err != nil || len(idx.Manifests) != len(a.children) {
+		t.Errorf("invariant 3 (one description per photo): album %s: index at its tag %s: %v, %d children, want %d", a.ref(), top.Digest, err, len(idx.Manifests), len(a.children))
+		return
+	}
+	for i, c := range a.children {
+		got := idx.Manifests[i]
+		if c.signed && got.Digest != c.desc.Digest {
+			t.Errorf("invariant 6 (signed photos are not replaced): album %s child %d was signed as %s; the index at the tag now points at %s, which its signature does not name", a.ref(), i, c.desc.Digest.String()[:19], got.Digest.String()[:19])
+		}
+		want(fmt.Sprintf("album %s child %d (%s)", a.ref(), i, got.Digest.String()[:19]), got, c.layers)
+	}
+}
+
+func short(ds []digest.Digest) []string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = d.String()[:19]
+	}
+	return out
+}
+
+// auditModelCalls checks the model-call counts of the results against the
+// calls the model answered: never more counted than answered, and for a
+// photo whose jobs all ended at their first delivery (no attempt failed, so
+// every answer belongs to an attempt that reported), exactly as many.
+//
+// It does not ask for at most one call per photo: jobs for one photo in
+// different worker processes may each call the model before either has
+// remembered a description (first writer wins, both count their call).
+func (s *soak) auditModelCalls(t *testing.T, results []queue.Result) {
+	counted, answered := 0, 0
+	for _, r := range results {
+		counted += r.ModelCalls
+	}
+	for _, c := range s.calls {
+		answered += c.ok
+	}
+	if counted > answered {
+		t.Errorf("invariant 5 (model calls): results count %d model calls, the model answered %d", counted, answered)
+	}
+	byRepo := map[string][]*artifact{}
+	for _, a := range s.arts {
+		byRepo[a.repo] = append(byRepo[a.repo], a)
+	}
+	for repo, arts := range byRepo {
+		a := arts[0]
+		if len(arts) != 1 || a.kind != "photo" {
+			continue
+		}
+		var rs []queue.Result
+		clean := true
+		sum := 0
+		for _, r := range results {
+			if r.Job.Repository != repo {
+				continue
+			}
+			rs = append(rs, r)
+			sum += r.ModelCalls
+			clean = clean && r.Attempts == 1 && r.Outcome != queue.Failed
+		}
+		c := s.calls[a.layers[0].String()]
+		if !clean || c == nil || len(rs) == 0 {
+			continue
+		}
+		if sum != c.ok {
+			var ends []string
+			for _, r := range rs {
+				ends = append(ends, fmt.Sprintf("seq %d %s, %d model calls", r.JobSeq, r.Outcome, r.ModelCalls))
+			}
+			t.Errorf("invariant 5 (model calls): photo %s: the model answered %d times for its blob, its jobs' results count %d (every job ended at its first delivery): %s",
+				a.ref(), c.ok, sum, strings.Join(ends, "; "))
+		}
+	}
+}
+
+// summary logs what the run did.
+func (s *soak) summary(t *testing.T, results []queue.Result, dead []queue.DeadLetter, jobs uint64, took time.Duration) {
+	kinds := map[string]int{}
+	images := 0
+	for _, a := range s.arts {
+		kinds[a.kind]++
+		images += len(a.layers)
+		for _, c := range a.children {
+			images += len(c.layers)
+		}
+	}
+	outcomes := map[queue.Outcome]int{}
+	for _, r := range results {
+		outcomes[r.Outcome]++
+	}
+	ok, failed, twice := 0, 0, 0
+	for _, c := range s.calls {
+		ok += c.ok
+		failed += c.failed
+		if c.ok > 1 {
+			twice++
+		}
+	}
+	var fs []string
+	for _, k := range sortedKeys(s.faults) {
+		fs = append(fs, fmt.Sprintf("%s %d", k, s.faults[k]))
+	}
+	var ks []string
+	for _, k := range sortedKeys(kinds) {
+		ks = append(ks, fmt.Sprintf("%s %d", k, kinds[k]))
+	}
+	t.Logf("soak (%s mode, %s): %d artifacts (%s), %d images; %d job messages; results: %d described, %d skipped, %d failed; %d dead letters; model: %d answers, %d failed calls, %d blobs answered more than once; took %s",
+		s.mode, map[bool]string{true: "registry with the referrers API", false: "Distribution, fallback index"}[s.refAPI],
+		len(s.arts), strings.Join(ks, ", "), images, jobs, outcomes[queue.Described], outcomes[queue.Skipped], outcomes[queue.Failed],
+		len(dead), ok, failed, twice, took.Round(100*time.Millisecond))
+	t.Logf("faults fired: %s (%s)", strings.Join(fs, ", "), strings.Join(s.oneOffs, ", "))
+}
