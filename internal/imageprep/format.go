@@ -85,9 +85,11 @@ func classify(err error) error {
 	var se jpegscale.UnsupportedError
 	var pe png.UnsupportedError
 	var te tiff.UnsupportedError
+	var ue unsupportedError
 	switch {
 	case errors.As(err, &je) && je != "unknown marker", errors.As(err, &se) && se != "unknown marker",
-		errors.As(err, &pe), errors.As(err, &te), errors.Is(err, bmp.ErrUnsupported):
+		errors.As(err, &pe), errors.As(err, &te), errors.Is(err, bmp.ErrUnsupported),
+		errors.As(err, &ue):
 		return ErrUnsupported
 	}
 	return ErrCorrupt

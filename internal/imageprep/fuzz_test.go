@@ -45,6 +45,8 @@ func FuzzPrepare(f *testing.F) {
 		testdata(f, "quadrants.heic"),
 		testdata(f, "quadrants-irot3-exif6.heic"),
 		testdata(f, "quadrants-irot3-exif6.heic")[:400],
+		testdata(f, "gradient-96x40.heic"),
+		testdata(f, "gradient-97x40.heic"),
 		testdata(f, "quadrants-imir1.avif"),
 		testdata(f, "quadrants-irot3.avif")[:300],
 		withISPE(testdata(f, "quadrants.heic"), 300, 200),

@@ -1,15 +1,16 @@
 package imageprep
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"image"
 	"image/color"
 	"io"
 
 	"github.com/gen2brain/avif"
-
-	"github.com/regscribe/regscribe/internal/imageprep/internal/heifwasm"
+	"github.com/gen2brain/heic"
 )
 
 // HEIF (HEIC) and AVIF are ISO base media files: boxes of a 32-bit size and a
@@ -402,12 +403,77 @@ func heifConfig(r io.Reader, displayed bool) (image.Config, error) {
 func heicConfig(r io.Reader) (image.Config, error) { return heifConfig(r, true) }
 func avifConfig(r io.Reader) (image.Config, error) { return heifConfig(r, false) }
 
+// minHEICWidth is the narrowest HEIC (as displayed) decoded. The decoder
+// (github.com/gen2brain/heic v0.4.5, libheif in WebAssembly) reads every
+// plane as if its rows were the width rounded up to 16 bytes, but libheif
+// makes rows of at least 64 bytes: a plane of 48 bytes or less comes out
+// sheared. The chroma planes of a 4:2:0 or 4:2:2 image are half as wide, so
+// the bug starts at 96 px and below (see TestHEICStrideBug).
+const minHEICWidth = 97
+
+// heicFreedBytes is how many bytes at the start of a decoded HEIC's first
+// plane the decoder spoils: it frees the WebAssembly buffer its image still
+// points into, and the allocator writes its bookkeeping (six 32-bit words of
+// a large free chunk) over the first pixels of the top row.
+const heicFreedBytes = 24
+
+// unsupportedError is a file a decoder would misread: it is refused with
+// ErrUnsupported.
+type unsupportedError string
+
+func (e unsupportedError) Error() string { return string(e) }
+
+// heicDecode decodes the primary image of a HEIC file with libheif in
+// WebAssembly, refusing what that decoder gets wrong.
 func heicDecode(r io.Reader) (image.Image, error) {
+	if heic.Dynamic() == nil {
+		// The package found libheif.so and would call it natively:
+		// unbounded memory, a crash instead of an error, another
+		// libheif's behaviour.
+		return nil, unsupportedError("HEIC decoder would use the system libheif: build with -tags nodynamic")
+	}
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return nil, err
 	}
-	return heifwasm.Decode(data)
+	cfg, err := heicConfig(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Width < minHEICWidth {
+		return nil, unsupportedError(fmt.Sprintf("HEIC narrower than %d px is not supported", minHEICWidth))
+	}
+	img, err := heic.Decode(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	// A clean aperture (clap) may have cropped it narrower.
+	if img.Bounds().Dx() < minHEICWidth {
+		return nil, unsupportedError(fmt.Sprintf("HEIC cropped narrower than %d px is not supported", minHEICWidth))
+	}
+	repairHead(img)
+	return img, nil
+}
+
+// repairHead overwrites the first heicFreedBytes of img's first plane with
+// those of the row below: an edge of the image, made plausible.
+func repairHead(img image.Image) {
+	var pix []byte
+	var stride int
+	switch m := img.(type) {
+	case *image.YCbCr:
+		pix, stride = m.Y, m.YStride
+	case *image.Gray:
+		pix, stride = m.Pix, m.Stride
+	case *image.RGBA:
+		pix, stride = m.Pix, m.Stride
+	case *image.NRGBA:
+		pix, stride = m.Pix, m.Stride
+	}
+	if img.Bounds().Dy() < 2 || stride < heicFreedBytes || len(pix) < stride+heicFreedBytes {
+		return
+	}
+	copy(pix[:heicFreedBytes], pix[stride:stride+heicFreedBytes])
 }
 func avifDecode(r io.Reader) (image.Image, error) { return avif.Decode(r) }
 

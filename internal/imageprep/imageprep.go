@@ -37,8 +37,9 @@ const maxJPEGScans = 100
 // The sentinel errors of [Prepare]. Returned errors wrap exactly one of them
 // together with context, and are marked permanent (see package fault).
 var (
-	// ErrUnsupported is a recognised image format that cannot be decoded
-	// here, such as HEIC or AVIF.
+	// ErrUnsupported is a recognised image format, or a kind of image
+	// within one, that is not decoded here: JPEG XL, JPEG 2000, an
+	// arithmetic-coded JPEG, a HEIC narrower than 97 px.
 	ErrUnsupported = errors.New("unsupported image format")
 	// ErrTooLarge is an image whose header claims more pixels than
 	// [Limits.MaxPixels] (a decompression bomb) or that is otherwise too

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/gen2brain/heic"
 	"github.com/stretchr/testify/require"
 
 	"github.com/regscribe/regscribe/internal/fault"
@@ -28,21 +29,24 @@ func requireQuadrants(t *testing.T, m image.Image, w, h int) {
 
 // TestPreparePhoneFormats decodes HEIC and AVIF files made by libheif and
 // libavif, stored turned or mirrored in each of the ways a file can say so,
-// and checks each comes out as an upright JPEG of the displayed size.
+// and checks each comes out as an upright JPEG of the displayed size. The
+// HEICs are 256x128 as displayed: the HEIC decoder refuses narrow ones
+// (TestHEICStrideBug).
 func TestPreparePhoneFormats(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		file   string
+		w, h   int
 		reason string
 	}{
-		{"quadrants.heic", "heic not accepted"},
-		{"quadrants-exif6.heic", "exif orientation 6"},      // EXIF only: heif-enc copies it
-		{"quadrants-irot3.heic", "heic not accepted"},       // irot only: libheif turns it
-		{"quadrants-irot3-exif6.heic", "heic not accepted"}, // both, as iPhones write: turned once
-		{"quadrants.avif", "avif not accepted"},             // upright
-		{"quadrants-irot3.avif", "exif orientation 6"},      // irot: turned here
-		{"quadrants-imir1.avif", "exif orientation 2"},      // imir: mirrored here
-		{"quadrants-progressive.jpg", ""},                   // a progressive JPEG passes
+		{"quadrants.heic", 256, 128, "heic not accepted"},
+		{"quadrants-exif6.heic", 256, 128, "exif orientation 6"},      // EXIF only: heif-enc copies it
+		{"quadrants-irot3.heic", 256, 128, "heic not accepted"},       // irot only: libheif turns it
+		{"quadrants-irot3-exif6.heic", 256, 128, "heic not accepted"}, // both, as iPhones write: turned once
+		{"quadrants.avif", 64, 32, "avif not accepted"},               // upright
+		{"quadrants-irot3.avif", 64, 32, "exif orientation 6"},        // irot: turned here
+		{"quadrants-imir1.avif", 64, 32, "exif orientation 2"},        // imir: mirrored here
+		{"quadrants-progressive.jpg", 64, 32, ""},                     // a progressive JPEG passes
 	}
 	for _, tc := range cases {
 		t.Run(tc.file, func(t *testing.T) {
@@ -50,15 +54,88 @@ func TestPreparePhoneFormats(t *testing.T) {
 			in := testdata(t, tc.file)
 			p, err := imageprep.Prepare(in, imageprep.Limits{})
 			require.NoError(t, err)
-			require.Equal(t, [2]int{64, 32}, [2]int{p.Width, p.Height})
+			require.Equal(t, [2]int{tc.w, tc.h}, [2]int{p.Width, p.Height})
 			if tc.reason == "" {
 				require.False(t, p.Converted)
-				requireQuadrants(t, decode(t, p.Data, p.MediaType, 64, 32), 64, 32)
+				requireQuadrants(t, decode(t, p.Data, p.MediaType, tc.w, tc.h), tc.w, tc.h)
 				return
 			}
 			require.True(t, p.Converted)
 			require.Contains(t, p.Reason, tc.reason)
-			requireQuadrants(t, decode(t, p.Data, "image/jpeg", 64, 32), 64, 32)
+			requireQuadrants(t, decode(t, p.Data, "image/jpeg", tc.w, tc.h), tc.w, tc.h)
+		})
+	}
+}
+
+// gradientOff counts the pixels of m more than tol off the gradient of
+// testdata/gradient.py (red across, green down, blue 128), skipping the
+// first skip pixels of the top row.
+func gradientOff(m image.Image, tol, skip int) int {
+	w, h := m.Bounds().Dx(), m.Bounds().Dy()
+	off := 0
+	for y := range h {
+		for x := range w {
+			if y == 0 && x < skip {
+				continue
+			}
+			got := color.RGBAModel.Convert(m.At(x, y)).(color.RGBA)
+			want := [3]int{x * 255 / w, y * 255 / h, 128}
+			for i, v := range []uint8{got.R, got.G, got.B} {
+				if max(int(v)-want[i], want[i]-int(v)) > tol {
+					off++
+					break
+				}
+			}
+		}
+	}
+	return off
+}
+
+// TestHEICStrideBug shows the two bugs of the HEIC decoder
+// (github.com/gen2brain/heic v0.4.5) that Prepare works around, on
+// gradients made by heif-enc: a plane of 48 bytes a row or less is read
+// with the wrong stride (4:2:0 chroma planes are half the width: the bug
+// starts at 96 px; a 4:4:4 image at 48 px), and the first 24 bytes of the
+// luma plane are the allocator's. Prepare refuses a HEIC narrower than 97
+// px and mends the top row. If this test fails because the decoder got
+// these right, the workarounds can go.
+func TestHEICStrideBug(t *testing.T) {
+	t.Parallel()
+	if heic.Dynamic() == nil {
+		t.Skip("the HEIC package uses the system libheif (built without -tags nodynamic)")
+	}
+	cases := []struct {
+		file    string
+		w       int
+		sheared bool
+	}{
+		{"gradient-96x40.heic", 96, true},
+		{"gradient-97x40.heic", 97, false},
+		{"gradient444-48x40.heic", 48, true},
+		{"gradient444-49x40.heic", 49, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.file, func(t *testing.T) {
+			t.Parallel()
+			in := testdata(t, tc.file)
+			m, err := heic.Decode(bytes.NewReader(in))
+			require.NoError(t, err)
+			require.Equal(t, image.Rect(0, 0, tc.w, 40), m.Bounds())
+			off := gradientOff(m, 32, 24)
+			require.Equal(t, tc.sheared, off > 0, "%d pixels off the gradient", off)
+			if !tc.sheared {
+				require.Positive(t, gradientOff(m, 32, 0), "the first 24 pixels are right")
+			}
+
+			p, err := imageprep.Prepare(in, imageprep.Limits{})
+			if tc.w < 97 {
+				require.ErrorIs(t, err, imageprep.ErrUnsupported)
+				require.True(t, fault.Is(err, fault.KindPermanent), "must be permanent: %v", err)
+				require.Contains(t, err.Error(), "HEIC narrower than 97 px is not supported")
+				return
+			}
+			require.NoError(t, err)
+			require.Zero(t, gradientOff(decode(t, p.Data, "image/jpeg", tc.w, 40), 32, 0))
 		})
 	}
 }
