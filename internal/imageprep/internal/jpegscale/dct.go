@@ -343,30 +343,59 @@ var scaledKernel = func() (k [5][]float64) {
 
 // idctScaled computes the n×n (n is 1, 2 or 4) inverse DCT of the
 // dequantized coefficients of b, from its top-left n×n coefficients, and
-// stores it in the top-left n×n of b (row stride 8).
+// stores it in the top-left n×n of b (row stride 8). It is the separable
+// product of scaledKernel, written out: for n = 4 the kernel's even and odd
+// halves (cos(π/4), cos(π/8), cos(3π/8), halved) as in a butterfly, so
+// that a block costs 16 multiplications a pass instead of 64.
 func idctScaled(b *block, n int) {
-	if n == 1 {
+	switch n {
+	case 1:
 		b[0] = (b[0] + 4) >> 3 // DC/8, rounded
 		return
+	case 2:
+		const a = 0.5 * math.Sqrt2 / 2
+		c00, c01, c10, c11 := float64(b[0]), float64(b[1]), float64(b[8]), float64(b[9])
+		r00, r01 := a*(c00+c01), a*(c00-c01)
+		r10, r11 := a*(c10+c11), a*(c10-c11)
+		b[0], b[8] = roundInt(a*(r00+r10)), roundInt(a*(r00-r10))
+		b[1], b[9] = roundInt(a*(r01+r11)), roundInt(a*(r01-r11))
+		return
 	}
-	k := scaledKernel[n]
-	var tmp [16]float64 // tmp[v*n+x]: rows transformed
-	for v := range n {
-		for x := range n {
-			var s float64
-			for u := range n {
-				s += float64(b[v*8+u]) * k[x*n+u]
-			}
-			tmp[v*n+x] = s
+	if b[1]|b[2]|b[3]|b[8]|b[9]|b[10]|b[11]|b[16]|b[17]|b[18]|b[19]|b[24]|b[25]|b[26]|b[27] == 0 {
+		dc := roundInt(float64(b[0]) / 8)
+		for y := range 4 {
+			b[y*8], b[y*8+1], b[y*8+2], b[y*8+3] = dc, dc, dc, dc
 		}
+		return
 	}
-	for y := range n {
-		for x := range n {
-			var s float64
-			for v := range n {
-				s += tmp[v*n+x] * k[y*n+v]
-			}
-			b[y*8+x] = int32(math.Round(s))
-		}
+	var t [16]float64
+	for v := range 4 {
+		r := b[v*8 : v*8+4 : v*8+4]
+		idct4(float64(r[0]), float64(r[1]), float64(r[2]), float64(r[3]), t[v*4:v*4+4:v*4+4])
 	}
+	var col [4]float64
+	for x := range 4 {
+		idct4(t[x], t[4+x], t[8+x], t[12+x], col[:])
+		b[x], b[8+x], b[16+x], b[24+x] = roundInt(col[0]), roundInt(col[1]), roundInt(col[2]), roundInt(col[3])
+	}
+}
+
+// idct4 is the 4-point inverse DCT of scaledKernel[4] of c0..c3, into out.
+func idct4(c0, c1, c2, c3 float64, out []float64) {
+	const (
+		a  = 0.5 * math.Sqrt2 / 2 // 0.5·cos(π/4)
+		b1 = 0.46193976625564337  // 0.5·cos(π/8)
+		b3 = 0.19134171618254492  // 0.5·cos(3π/8)
+	)
+	e0, e1 := a*(c0+c2), a*(c0-c2)
+	o0, o1 := b1*c1+b3*c3, b3*c1-b1*c3
+	out[0], out[1], out[2], out[3] = e0+o0, e1+o1, e1-o1, e0-o0
+}
+
+// roundInt rounds s to the nearest integer, halves up, as math.Round does
+// for the values a block holds (|s| < 2^20; beyond, corrupt input, any value
+// does).
+func roundInt(s float64) int32 {
+	const off = 1 << 20
+	return int32(s+0.5+off) - off
 }
