@@ -27,10 +27,12 @@ func scaled(n int, shift uint) int {
 	return (n + 1<<shift - 1) >> shift
 }
 
-// decodeJPEG decodes a JPEG at scale 1/2^shift.
+// decodeJPEG decodes a JPEG at scale 1/2^shift, a 4:2:0 one with its
+// chroma at the same scale: the pipeline makes 4:2:0 (renderYCbCr), for
+// which jpegShift's scale leaves chroma enough.
 func decodeJPEG(data []byte, shift uint) (img image.Image, err error) {
 	defer recoverDecoder(&err)
-	img, err = jpegscale.DecodeScaled(bytes.NewReader(data), shift)
+	img, err = jpegscale.DecodeScaled420(bytes.NewReader(data), shift)
 	if err == nil && img == nil {
 		err = fmt.Errorf("decoder returned no image")
 	}

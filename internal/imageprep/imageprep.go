@@ -247,8 +247,9 @@ func Prepare(data []byte, limits Limits) (Photo, error) {
 		w, h = b.Dx(), b.Dy()
 	}
 	out := render(img, w, h, l.MaxSide, orient)
+	ob := out.Bounds()
 	var buf bytes.Buffer
-	buf.Grow(out.Rect.Dx() * out.Rect.Dy() / 4)
+	buf.Grow(ob.Dx() * ob.Dy() / 4)
 	if err := jpeg.Encode(&buf, out, &jpeg.Options{Quality: l.JPEGQuality}); err != nil {
 		// Encoding an in-memory RGBA image into a buffer cannot fail on
 		// I/O; a failure here is about the image itself.
@@ -257,16 +258,27 @@ func Prepare(data []byte, limits Limits) (Photo, error) {
 	return Photo{
 		Data:      buf.Bytes(),
 		MediaType: formatJPEG.mediaType,
-		Width:     out.Rect.Dx(),
-		Height:    out.Rect.Dy(),
+		Width:     ob.Dx(),
+		Height:    ob.Dy(),
 		Converted: true,
 		Reason:    strings.Join(reasons, "; "),
 	}, nil
 }
 
 // render turns a decoded image with header dimensions w×h into the upright,
-// downscaled, opaque RGBA image that gets encoded.
-func render(img image.Image, w, h, maxSide, orient int) *image.RGBA {
+// downscaled, opaque image that gets encoded: Y'CbCr 4:2:0 for a Y'CbCr
+// image (renderYCbCr), else RGBA.
+func render(img image.Image, w, h, maxSide, orient int) image.Image {
+	if y, ok := img.(*image.YCbCr); ok {
+		if out := renderYCbCr(y, w, h, maxSide, orient); out != nil {
+			return out
+		}
+	}
+	return renderRGBA(img, w, h, maxSide, orient)
+}
+
+// renderRGBA is render through RGBA, for any image.
+func renderRGBA(img image.Image, w, h, maxSide, orient int) *image.RGBA {
 	dw, dh := fit(w, h, maxSide)
 	rgba := shrink(img, w, h, boxFactor(w, h, dw, dh))
 	rgba = resample(rgba, dw, dh)

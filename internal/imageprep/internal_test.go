@@ -224,7 +224,7 @@ func TestRenderExtremes(t *testing.T) {
 	for _, c := range cases {
 		b := c.img.Bounds()
 		out := render(c.img, b.Dx(), b.Dy(), c.maxSide, c.o)
-		require.Equal(t, image.Rect(0, 0, c.wantW, c.wantH), out.Rect, "%T %v to %d", c.img, b, c.maxSide)
+		require.Equal(t, image.Rect(0, 0, c.wantW, c.wantH), out.Bounds(), "%T %v to %d", c.img, b, c.maxSide)
 	}
 }
 

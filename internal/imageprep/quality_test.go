@@ -3,6 +3,8 @@ package imageprep
 import (
 	"bytes"
 	"image"
+	"image/color"
+	"image/draw"
 	"image/jpeg"
 	"math"
 	"os"
@@ -45,7 +47,15 @@ func scaledAndFull(tb testing.TB, data []byte, maxSide int) (scaledOut, fullOut 
 		tb.Fatal(err)
 	}
 	sb := s.Bounds()
-	return render(s, sb.Dx(), sb.Dy(), maxSide, 1), render(f, cfg.Width, cfg.Height, maxSide, 1), shift
+	return asRGBA(render(s, sb.Dx(), sb.Dy(), maxSide, 1)), asRGBA(render(f, cfg.Width, cfg.Height, maxSide, 1)), shift
+}
+
+// asRGBA returns m as an RGBA image with its origin at (0, 0).
+func asRGBA(m image.Image) *image.RGBA {
+	b := m.Bounds()
+	out := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
+	draw.Draw(out, out.Rect, m, b.Min, draw.Src)
+	return out
 }
 
 // TestJPEGScaledQuality checks decoding at a reduced DCT scale gives what a
@@ -84,6 +94,62 @@ func TestJPEGScaledQuality(t *testing.T) {
 			t.Errorf("%s: PSNR %.1f dB", tc.name, db)
 		}
 	}
+}
+
+// TestYCbCrPipelineQuality checks the Y'CbCr pipeline (render of a decoded
+// JPEG) is no further from the ideal image than the RGB one (renderRGBA):
+// a smooth picture, drawn at the output size, is the ideal; each output is
+// compared in RGB with 4:2:0 chroma, as a JPEG carries it (the RGB one's
+// chroma averaged 2×2, as image/jpeg's encoder does).
+func TestYCbCrPipelineQuality(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, smooth(1600, 1200), &jpeg.Options{Quality: 95}); err != nil {
+		t.Fatal(err)
+	}
+	full, err := jpeg.Decode(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, maxSide := range []int{1200, 760, 380, 190} {
+		y := render(full, 1600, 1200, maxSide, 1)
+		if _, ok := y.(*image.YCbCr); !ok {
+			t.Fatalf("render gave %T, want *image.YCbCr", y)
+		}
+		rgb := renderRGBA(full, 1600, 1200, maxSide, 1)
+		ideal := smooth(rgb.Rect.Dx(), rgb.Rect.Dy())
+		dbY, dbRGB := psnrRGBA(ideal, asRGBA(y)), psnrRGBA(ideal, asRGBA(to420(rgb)))
+		t.Logf("%d px: Y'CbCr pipeline %.1f dB, RGB pipeline %.1f dB from the ideal", maxSide, dbY, dbRGB)
+		if dbY < dbRGB-1 {
+			t.Errorf("%d px: Y'CbCr pipeline %.1f dB, RGB %.1f dB", maxSide, dbY, dbRGB)
+		}
+	}
+}
+
+// to420 converts m to Y'CbCr 4:2:0, each chroma sample the mean of 2×2.
+func to420(m *image.RGBA) *image.YCbCr {
+	w, h := m.Rect.Dx(), m.Rect.Dy()
+	out := image.NewYCbCr(m.Rect, image.YCbCrSubsampleRatio420)
+	for y := range h {
+		for x := range w {
+			c := m.RGBAAt(x, y)
+			out.Y[out.YOffset(x, y)], _, _ = color.RGBToYCbCr(c.R, c.G, c.B)
+		}
+	}
+	for cy := range (h + 1) / 2 {
+		for cx := range (w + 1) / 2 {
+			var cb, cr, n int
+			for _, d := range [][2]int{{0, 0}, {1, 0}, {0, 1}, {1, 1}} {
+				x, y := min(2*cx+d[0], w-1), min(2*cy+d[1], h-1)
+				c := m.RGBAAt(x, y)
+				_, b, r := color.RGBToYCbCr(c.R, c.G, c.B)
+				cb, cr, n = cb+int(b), cr+int(r), n+1
+			}
+			i := cy*out.CStride + cx
+			out.Cb[i], out.Cr[i] = uint8((cb+n/2)/n), uint8((cr+n/2)/n)
+		}
+	}
+	return out
 }
 
 // BenchmarkJPEGScaledQuality reports, for the 12 MP baseline and progressive

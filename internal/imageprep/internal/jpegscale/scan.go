@@ -39,9 +39,10 @@ func (d *decoder) makeImg(mxx, myy int) {
 	}
 	// At a reduced scale, a 4:2:0 image's chroma blocks are decoded at twice
 	// the luma blocks' scale, into a 4:4:4 image: the chroma keeps the
-	// resolution the full image has once downscaled, instead of half of it.
+	// resolution the full image has once downscaled, instead of half of it
+	// (unless the caller keeps 4:2:0 to the end).
 	d.cn = d.n
-	if subsampleRatio == image.YCbCrSubsampleRatio420 && d.shift > 0 && d.nComp == 3 {
+	if subsampleRatio == image.YCbCrSubsampleRatio420 && d.shift > 0 && d.nComp == 3 && !d.keep420 {
 		subsampleRatio, d.cn = image.YCbCrSubsampleRatio444, 2*d.n
 	}
 	m := image.NewYCbCr(image.Rect(0, 0, d.n*h0*mxx, d.n*v0*myy), subsampleRatio)
