@@ -469,16 +469,33 @@ func (d *decoder) reconstructProgressiveImage() error {
 	return nil
 }
 
+// zigOf maps a coefficient's natural (row-major) index to its zig-zag one.
+var zigOf = func() (z [blockSize]int) {
+	for zig, nat := range unzig {
+		z[nat] = zig
+	}
+	return z
+}()
+
 // reconstructBlock dequantizes, performs the inverse DCT and stores the block
 // to the image.
 func (d *decoder) reconstructBlock(b *block, bx, by, compIndex int) error {
 	qt := &d.quant[d.comp[compIndex].tq]
-	for zig := 0; zig < blockSize; zig++ {
-		b[unzig[zig]] *= qt[zig]
-	}
 	n := d.n
 	if compIndex == 1 || compIndex == 2 {
 		n = d.cn
+	}
+	if n < 8 {
+		// Only the top-left n×n coefficients are used.
+		for y := range n {
+			for x := range n {
+				b[y*8+x] *= qt[zigOf[y*8+x]]
+			}
+		}
+	} else {
+		for zig := 0; zig < blockSize; zig++ {
+			b[unzig[zig]] *= qt[zig]
+		}
 	}
 	if n < 8 {
 		idctScaled(b, n)
