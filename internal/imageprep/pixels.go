@@ -393,45 +393,55 @@ func putPremul(p []uint8, r, g, b, a int32) {
 // 5 transpose, 6 rotate 90° clockwise, 7 transverse, 8 rotate 270°
 // clockwise. Other values return src.
 func orientImage(src *image.RGBA, o int) *image.RGBA {
-	w, h, st := src.Rect.Dx(), src.Rect.Dy(), src.Stride
-	last, bottom := 4*(w-1), (h-1)*st
-	// The source byte offset of destination pixel (x, y) is
+	pix, dw, dh := orientPix(src.Pix, src.Stride, src.Rect.Dx(), src.Rect.Dy(), 4, o)
+	if pix == nil {
+		return src
+	}
+	return &image.RGBA{Pix: pix, Stride: 4 * dw, Rect: image.Rect(0, 0, dw, dh)}
+}
+
+// orientPix turns the w×h samples of bpp bytes in pix (rows stride apart)
+// upright for orientation o, as orientImage does, and returns them packed
+// with their new size; nil for an o that turns nothing.
+func orientPix(pix []byte, stride, w, h, bpp, o int) ([]byte, int, int) {
+	last, bottom := bpp*(w-1), (h-1)*stride
+	// The source byte offset of destination sample (x, y) is
 	// origin + x*dx + y*dy.
 	var origin, dx, dy int
 	switch o {
 	case 2:
-		origin, dx, dy = last, -4, st
+		origin, dx, dy = last, -bpp, stride
 	case 3:
-		origin, dx, dy = bottom+last, -4, -st
+		origin, dx, dy = bottom+last, -bpp, -stride
 	case 4:
-		origin, dx, dy = bottom, 4, -st
+		origin, dx, dy = bottom, bpp, -stride
 	case 5:
-		origin, dx, dy = 0, st, 4
+		origin, dx, dy = 0, stride, bpp
 	case 6:
-		origin, dx, dy = bottom, -st, 4
+		origin, dx, dy = bottom, -stride, bpp
 	case 7:
-		origin, dx, dy = bottom+last, -st, -4
+		origin, dx, dy = bottom+last, -stride, -bpp
 	case 8:
-		origin, dx, dy = last, st, -4
+		origin, dx, dy = last, stride, -bpp
 	default:
-		return src
+		return nil, w, h
 	}
 	dw, dh := w, h
 	if o >= 5 {
 		dw, dh = h, w
 	}
-	dst := image.NewRGBA(image.Rect(0, 0, dw, dh))
+	out := make([]byte, bpp*dw*dh)
 	parallel(dh, func(y0, y1 int) {
 		for y := y0; y < y1; y++ {
-			row := dst.Pix[y*dst.Stride : y*dst.Stride+4*dw]
+			row := out[y*bpp*dw : (y+1)*bpp*dw]
 			si := origin + y*dy
-			for x := 0; x < len(row); x += 4 {
-				copy(row[x:x+4:x+4], src.Pix[si:si+4:si+4])
+			for x := 0; x < len(row); x += bpp {
+				copy(row[x:x+bpp:x+bpp], pix[si:si+bpp:si+bpp])
 				si += dx
 			}
 		}
 	})
-	return dst
+	return out, dw, dh
 }
 
 // flatten composites the premultiplied image m over white, in place, making

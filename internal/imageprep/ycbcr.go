@@ -143,39 +143,9 @@ func resamplePlaneV(p plane, dh int) plane {
 // orientPlane returns p turned upright for EXIF orientation o, as
 // orientImage does for RGBA.
 func orientPlane(p plane, o int) plane {
-	w, h, st := p.w, p.h, p.stride
-	last, bottom := w-1, (h-1)*st
-	var origin, dx, dy int
-	switch o {
-	case 2:
-		origin, dx, dy = last, -1, st
-	case 3:
-		origin, dx, dy = bottom+last, -1, -st
-	case 4:
-		origin, dx, dy = bottom, 1, -st
-	case 5:
-		origin, dx, dy = 0, st, 1
-	case 6:
-		origin, dx, dy = bottom, -st, 1
-	case 7:
-		origin, dx, dy = bottom+last, -st, -1
-	case 8:
-		origin, dx, dy = last, st, -1
-	default:
+	pix, dw, dh := orientPix(p.pix, p.stride, p.w, p.h, 1, o)
+	if pix == nil {
 		return p
 	}
-	dw, dh := w, h
-	if o >= 5 {
-		dw, dh = h, w
-	}
-	dst := newPlane(dw, dh)
-	for y := range dh {
-		row := dst.pix[y*dw : y*dw+dw]
-		si := origin + y*dy
-		for x := range row {
-			row[x] = p.pix[si]
-			si += dx
-		}
-	}
-	return dst
+	return plane{pix, dw, dw, dh}
 }

@@ -125,7 +125,7 @@ type decoder struct {
 	shift uint
 	// keep420 decodes a 4:2:0 image's chroma at the luma's scale.
 	keep420 bool
-	n     int
+	n       int
 	// cn is the side of a chroma block's pixels: n, or 2n when a 4:2:0
 	// image is decoded at a reduced scale into a 4:4:4 one.
 	cn int
