@@ -1,9 +1,12 @@
 package worker_test
 
 import (
+	"bytes"
 	"context"
+	"image"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -295,4 +298,29 @@ func TestModelErrorsAreClassified(t *testing.T) {
 	res, err := newWorker(t, s).Process(context.Background(), job)
 	require.NoError(t, err)
 	require.Equal(t, "A \"dune\" at dusk. It is quiet.", res.Descriptions[0].Text, "prose answers still give a description")
+}
+
+// A phone photo pushed as image/heic (stored turned, with an irot property
+// as iPhones write it) is described: the model gets it as an upright JPEG.
+func TestPushedHEICIsDescribed(t *testing.T) {
+	t.Parallel()
+	heic, err := os.ReadFile("../internal/imageprep/testdata/quadrants-irot3.heic")
+	require.NoError(t, err)
+	s := stacktest.Start(t, stacktest.Options{})
+	s.Push(t, "photos/phone", "latest", stacktest.File{Name: "IMG_0001.HEIC", MediaType: "image/heic", Data: heic})
+
+	_, m := s.WaitDescribed(t, "photos/phone", "latest")
+	s.WaitIdle(t)
+	calls := s.Model.Calls()
+	require.Len(t, calls, 1)
+	require.Equal(t, "A test photo "+modeltest.Digest(calls[0].Images[0])[:19]+".", m.Annotations[registry.AnnotationDescription])
+	got, format, err := image.Decode(bytes.NewReader(calls[0].Images[0]))
+	require.NoError(t, err)
+	require.Equal(t, "jpeg", format, "the model is sent a JPEG, not the HEIC")
+	require.Equal(t, image.Rect(0, 0, 256, 128), got.Bounds(), "turned upright: 256x128 as displayed")
+	// Upright: red at the top left, white at the bottom right.
+	r, g, b, _ := got.At(64, 32).RGBA()
+	require.True(t, r>>8 > 200 && g>>8 < 80 && b>>8 < 80, "top left is red, got %d,%d,%d", r>>8, g>>8, b>>8)
+	r, g, b, _ = got.At(192, 96).RGBA()
+	require.True(t, r>>8 > 200 && g>>8 > 200 && b>>8 > 200, "bottom right is white, got %d,%d,%d", r>>8, g>>8, b>>8)
 }

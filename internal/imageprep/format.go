@@ -10,10 +10,13 @@ import (
 	"image/jpeg"
 	"image/png"
 	"io"
+	"slices"
 
 	"golang.org/x/image/bmp"
 	"golang.org/x/image/tiff"
 	"golang.org/x/image/webp"
+
+	"github.com/regscribe/regscribe/internal/imageprep/internal/jpegscale"
 )
 
 // format is an image format Prepare can read.
@@ -79,11 +82,14 @@ func recoverDecoder(err *error) {
 // jpegUnsupported instead).
 func classify(err error) error {
 	var je jpeg.UnsupportedError
+	var se jpegscale.UnsupportedError
 	var pe png.UnsupportedError
 	var te tiff.UnsupportedError
+	var ue unsupportedError
 	switch {
-	case errors.As(err, &je) && je != "unknown marker",
-		errors.As(err, &pe), errors.As(err, &te), errors.Is(err, bmp.ErrUnsupported):
+	case errors.As(err, &je) && je != "unknown marker", errors.As(err, &se) && se != "unknown marker",
+		errors.As(err, &pe), errors.As(err, &te), errors.Is(err, bmp.ErrUnsupported),
+		errors.As(err, &ue):
 		return ErrUnsupported
 	}
 	return ErrCorrupt
@@ -109,7 +115,7 @@ func sniff(data []byte) (*format, error) {
 	case has("II*\x00"), has("MM\x00*"):
 		return &formatTIFF, nil
 	case len(data) >= 12 && string(data[4:8]) == "ftyp":
-		return nil, isoMedia(data)
+		return isoMedia(data)
 	case has("\xff\x0a"), has("\x00\x00\x00\x0cJXL \r\n\x87\n"):
 		return nil, fail(ErrUnsupported, "JPEG XL is not supported: convert to JPEG")
 	case has("\x00\x00\x00\x0cjP  \r\n\x87\n"), has("\xff\x4f\xff\x51"):
@@ -135,30 +141,31 @@ var notImages = []struct{ magic, name string }{
 }
 
 // isoMedia classifies an ISO base media file (data[4:8] is "ftyp") by its
-// major and compatible brands; all are unsupported.
-func isoMedia(data []byte) error {
+// major and compatible brands: HEIC (and other HEIF) or AVIF; anything else
+// (a video, say) is unsupported.
+func isoMedia(data []byte) (*format, error) {
 	size := int(min(binary.BigEndian.Uint32(data), uint32(len(data)), 4096))
 	brands := []string{string(data[8:12])}
 	for i := 16; i+4 <= size; i += 4 {
 		brands = append(brands, string(data[i:i+4]))
 	}
-	kinds := []struct {
-		name   string
-		brands []string
-	}{
-		{"AVIF", []string{"avif", "avis"}},
-		{"HEIC", []string{"heic", "heix", "hevc", "hevx", "heim", "heis", "hevm", "hevs"}},
-		{"HEIF", []string{"mif1", "msf1"}},
-	}
-	// The major brand decides first; then the compatible brands, in order.
-	for _, b := range brands {
-		for _, k := range kinds {
-			for _, kb := range k.brands {
-				if b == kb {
-					return fail(ErrUnsupported, "%s is not supported: convert to JPEG", k.name)
-				}
+	for _, k := range heifKinds {
+		for _, b := range brands {
+			if slices.Contains(k.brands, b) {
+				return k.f, nil
 			}
 		}
 	}
-	return fail(ErrUnsupported, "ISO media file of brand %q is not an image format supported here", brands[0])
+	return nil, fail(ErrUnsupported, "ISO media file of brand %q is not an image format supported here", brands[0])
+}
+
+// MediaTypes returns the media types of the image formats Prepare decodes,
+// for callers that pick photos by a layer's declared media type (Prepare
+// itself sniffs the content). "image/heif" is HEIF in general: Prepare
+// decodes those whose images are HEVC (HEIC) or AV1 (AVIF).
+func MediaTypes() []string {
+	return []string{
+		"image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp", "image/tiff",
+		"image/heic", "image/heif", "image/avif",
+	}
 }

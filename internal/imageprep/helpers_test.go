@@ -212,9 +212,15 @@ func pngChunk(typ string, data []byte) []byte {
 // pngHeader is a PNG signature and an IHDR chunk (8-bit RGB) claiming w×h,
 // then an IEND: all a decompression bomb needs to show.
 func pngHeader(w, h uint32) []byte {
+	return pngHeaderOf(w, h, 8, 2)
+}
+
+// pngHeaderOf is pngHeader with the given bit depth and colour type (2 for
+// RGB, 6 for RGBA).
+func pngHeaderOf(w, h uint32, depth, colorType byte) []byte {
 	ihdr := binary.BigEndian.AppendUint32(nil, w)
 	ihdr = binary.BigEndian.AppendUint32(ihdr, h)
-	ihdr = append(ihdr, 8, 2, 0, 0, 0)
+	ihdr = append(ihdr, depth, colorType, 0, 0, 0)
 	out := []byte("\x89PNG\r\n\x1a\n")
 	out = append(out, pngChunk("IHDR", ihdr)...)
 	return append(out, pngChunk("IEND", nil)...)

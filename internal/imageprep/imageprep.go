@@ -22,6 +22,11 @@ const (
 	DefaultMaxBytes = 20 << 20
 	// DefaultJPEGQuality is the quality of the JPEGs Prepare encodes.
 	DefaultJPEGQuality = 85
+	// DefaultMaxDecodeBytes bounds the memory one image decodes to: 512 MiB
+	// fits a 33 MP HEIC, a 16 MP AVIF, a 40 MP progressive JPEG, any
+	// baseline JPEG within MaxPixels, and refuses a 9999x9999 16-bit PNG
+	// (800 MB).
+	DefaultMaxDecodeBytes = 512 << 20
 )
 
 // maxJPEGScans bounds the scans of a JPEG that Prepare decodes. Encoders
@@ -32,8 +37,9 @@ const maxJPEGScans = 100
 // The sentinel errors of [Prepare]. Returned errors wrap exactly one of them
 // together with context, and are marked permanent (see package fault).
 var (
-	// ErrUnsupported is a recognised image format that cannot be decoded
-	// here, such as HEIC or AVIF.
+	// ErrUnsupported is a recognised image format, or a kind of image
+	// within one, that is not decoded here: JPEG XL, JPEG 2000, an
+	// arithmetic-coded JPEG, a HEIC narrower than 97 px.
 	ErrUnsupported = errors.New("unsupported image format")
 	// ErrTooLarge is an image whose header claims more pixels than
 	// [Limits.MaxPixels] (a decompression bomb) or that is otherwise too
@@ -66,6 +72,17 @@ type Limits struct {
 	// JPEGQuality is the quality (1-100) of converted images; 0 means
 	// [DefaultJPEGQuality] (85).
 	JPEGQuality int
+	// MaxDecodeBytes bounds the bytes an image decodes to, reckoned from
+	// its header before anything is decoded: width × height (at the
+	// reduced scale a JPEG is decoded at) × the bytes per pixel of the
+	// decoder's output (1 for grey, 3 for a YCbCr JPEG, 8 for 16-bit RGBA
+	// PNG, …), plus what the decoder keeps besides (a progressive JPEG's
+	// coefficients, 4 bytes per sample; the WebAssembly memory of the HEIF
+	// and AVIF decoders). An image over it is refused with [ErrTooLarge].
+	// A preparation's peak memory is this plus the working images at twice
+	// MaxSide at most (4 × (2·MaxSide)² bytes, 36 MiB by default) and the
+	// output. 0 means [DefaultMaxDecodeBytes] (512 MiB).
+	MaxDecodeBytes int64
 }
 
 // withDefaults returns l with every unset field filled in.
@@ -78,6 +95,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxBytes <= 0 {
 		l.MaxBytes = DefaultMaxBytes
+	}
+	if l.MaxDecodeBytes <= 0 {
+		l.MaxDecodeBytes = DefaultMaxDecodeBytes
 	}
 	if len(l.Accept) == 0 {
 		l.Accept = []string{"image/jpeg", "image/png"}
@@ -198,13 +218,38 @@ func Prepare(data []byte, limits Limits) (Photo, error) {
 			return Photo{}, fail(ErrTooLarge, "JPEG has more than %d scans", maxJPEGScans)
 		}
 	}
-	img, err := f.decode(data)
+	shift := uint(0)
+	if f == &formatJPEG {
+		shift = jpegShift(cfg.Width, cfg.Height, l.MaxSide)
+	}
+	if cost, what := decodeCost(f, cfg, data, shift); cost > l.MaxDecodeBytes {
+		return Photo{}, fail(ErrTooLarge, "%s of %dx%d would decode to %d MiB (%s), limit %d MiB",
+			f.name, cfg.Width, cfg.Height, cost>>20, what, l.MaxDecodeBytes>>20)
+	}
+	var img image.Image
+	if f == &formatJPEG {
+		img, err = decodeJPEG(data, shift)
+	} else {
+		img, err = f.decode(data)
+	}
 	if err != nil {
 		return Photo{}, fail(classify(err), "decode %s: %w", f.name, err)
 	}
-	out := render(img, cfg.Width, cfg.Height, l.MaxSide, orient)
+	// The decoded size is the header's, reduced by a JPEG's scale (a GIF's
+	// first frame may cover part of its canvas: it is drawn on it). libheif
+	// crops a HEIC to its clean aperture (clap), if it has one.
+	w, h := scaled(cfg.Width, shift), scaled(cfg.Height, shift)
+	if b := img.Bounds(); f != &formatGIF && (b.Dx() != w || b.Dy() != h) {
+		if f != &formatHEIC || b.Dx() > w || b.Dy() > h || b.Min != (image.Point{}) {
+			return Photo{}, fail(ErrCorrupt, "decode %s: decoded %dx%d, header says %dx%d",
+				f.name, b.Dx(), b.Dy(), cfg.Width, cfg.Height)
+		}
+		w, h = b.Dx(), b.Dy()
+	}
+	out := render(img, w, h, l.MaxSide, orient)
+	ob := out.Bounds()
 	var buf bytes.Buffer
-	buf.Grow(out.Rect.Dx() * out.Rect.Dy() / 4)
+	buf.Grow(ob.Dx() * ob.Dy() / 4)
 	if err := jpeg.Encode(&buf, out, &jpeg.Options{Quality: l.JPEGQuality}); err != nil {
 		// Encoding an in-memory RGBA image into a buffer cannot fail on
 		// I/O; a failure here is about the image itself.
@@ -213,16 +258,27 @@ func Prepare(data []byte, limits Limits) (Photo, error) {
 	return Photo{
 		Data:      buf.Bytes(),
 		MediaType: formatJPEG.mediaType,
-		Width:     out.Rect.Dx(),
-		Height:    out.Rect.Dy(),
+		Width:     ob.Dx(),
+		Height:    ob.Dy(),
 		Converted: true,
 		Reason:    strings.Join(reasons, "; "),
 	}, nil
 }
 
 // render turns a decoded image with header dimensions w×h into the upright,
-// downscaled, opaque RGBA image that gets encoded.
-func render(img image.Image, w, h, maxSide, orient int) *image.RGBA {
+// downscaled, opaque image that gets encoded: Y'CbCr 4:2:0 for a Y'CbCr
+// image (renderYCbCr), else RGBA.
+func render(img image.Image, w, h, maxSide, orient int) image.Image {
+	if y, ok := img.(*image.YCbCr); ok {
+		if out := renderYCbCr(y, w, h, maxSide, orient); out != nil {
+			return out
+		}
+	}
+	return renderRGBA(img, w, h, maxSide, orient)
+}
+
+// renderRGBA is render through RGBA, for any image.
+func renderRGBA(img image.Image, w, h, maxSide, orient int) *image.RGBA {
 	dw, dh := fit(w, h, maxSide)
 	rgba := shrink(img, w, h, boxFactor(w, h, dw, dh))
 	rgba = resample(rgba, dw, dh)

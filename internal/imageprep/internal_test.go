@@ -8,12 +8,16 @@ import (
 	"image/color/palette"
 	"image/gif"
 	"image/jpeg"
+	"io"
 	"math"
 	"math/rand/v2"
+	"os"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 	xdraw "golang.org/x/image/draw"
+
+	"github.com/regscribe/regscribe/internal/fault"
 )
 
 // validTIFF is an EXIF TIFF block, big-endian, with orientation o in IFD0.
@@ -220,6 +224,22 @@ func TestRenderExtremes(t *testing.T) {
 	for _, c := range cases {
 		b := c.img.Bounds()
 		out := render(c.img, b.Dx(), b.Dy(), c.maxSide, c.o)
-		require.Equal(t, image.Rect(0, 0, c.wantW, c.wantH), out.Rect, "%T %v to %d", c.img, b, c.maxSide)
+		require.Equal(t, image.Rect(0, 0, c.wantW, c.wantH), out.Bounds(), "%T %v to %d", c.img, b, c.maxSide)
 	}
+}
+
+// TestDecoderPanic replaces the HEIC decoder by one that panics, as a bug in
+// a WebAssembly host binding might: Prepare returns a permanent ErrCorrupt
+// saying so, and does not panic. Not parallel: it swaps a package variable
+// (parallel tests run after it).
+func TestDecoderPanic(t *testing.T) {
+	saved := formatHEIC.decodeFn
+	defer func() { formatHEIC.decodeFn = saved }()
+	formatHEIC.decodeFn = func(io.Reader) (image.Image, error) { panic("wasm host binding bug") }
+	data, err := os.ReadFile("testdata/quadrants.heic")
+	require.NoError(t, err)
+	_, err = Prepare(data, Limits{})
+	require.ErrorIs(t, err, ErrCorrupt)
+	require.True(t, fault.Is(err, fault.KindPermanent), "must be permanent: %v", err)
+	require.Contains(t, err.Error(), "decoder panicked: wasm host binding bug")
 }

@@ -42,11 +42,34 @@ func shrink(img image.Image, w, h, k int) *image.RGBA {
 			}
 		}
 	}
-	rgba := toRGBA(img, w, h)
 	if k == 1 {
-		return rgba
+		return toRGBA(img, w, h)
 	}
-	return shrinkRGBA(rgba, k)
+	if m, ok := img.(*image.RGBA); ok && m.Rect == image.Rect(0, 0, w, h) {
+		return shrinkRGBA(m, k)
+	}
+	return shrinkImage(img, w, h, k)
+}
+
+// shrinkImage box-shrinks any image (drawn on a transparent w×h canvas) by
+// k, converting k rows at a time: it never holds an RGBA copy of the whole
+// image, which for a 16-bit PNG would be half as large again as the
+// decoded image.
+func shrinkImage(img image.Image, w, h, k int) *image.RGBA {
+	ow, oh := (w+k-1)/k, (h+k-1)/k
+	dst := image.NewRGBA(image.Rect(0, 0, ow, oh))
+	parallel(oh, func(oy0, oy1 int) {
+		band := image.NewRGBA(image.Rect(0, 0, w, k))
+		acc := make([]uint64, 4*ow)
+		for oy := oy0; oy < oy1; oy++ {
+			y0, y1 := oy*k, min(oy*k+k, h)
+			clear(band.Pix)
+			band.Rect = image.Rect(0, y0, w, y0+k)
+			draw.Draw(band, image.Rect(0, y0, w, y1), img, image.Pt(0, y0), draw.Src)
+			boxRow(dst, oy, band, y0, y1, k, acc)
+		}
+	})
+	return dst
 }
 
 // toRGBA returns img drawn on a transparent w×h RGBA canvas at its own
@@ -180,37 +203,44 @@ func shrinkRGBA(src *image.RGBA, k int) *image.RGBA {
 	parallel(oh, func(oy0, oy1 int) {
 		acc := make([]uint64, 4*ow)
 		for oy := oy0; oy < oy1; oy++ {
-			clear(acc)
-			y0, y1 := oy*k, min(oy*k+k, h)
-			for y := y0; y < y1; y++ {
-				row := src.Pix[y*src.Stride : y*src.Stride+4*w]
-				for ox := range ow {
-					x0, x1 := ox*k, min(ox*k+k, w)
-					var r, g, b, a uint64
-					for i := 4 * x0; i < 4*x1; i += 4 {
-						p := row[i : i+4 : i+4]
-						r += uint64(p[0])
-						g += uint64(p[1])
-						b += uint64(p[2])
-						a += uint64(p[3])
-					}
-					s := acc[4*ox : 4*ox+4 : 4*ox+4]
-					s[0] += r
-					s[1] += g
-					s[2] += b
-					s[3] += a
-				}
-			}
-			row := dst.Pix[oy*dst.Stride : oy*dst.Stride+4*ow]
-			for ox := range ow {
-				n := uint64((min(ox*k+k, w) - ox*k) * (y1 - y0))
-				for c := range 4 {
-					row[4*ox+c] = uint8((acc[4*ox+c] + n/2) / n)
-				}
-			}
+			boxRow(dst, oy, src, oy*k, min(oy*k+k, h), k, acc)
 		}
 	})
 	return dst
+}
+
+// boxRow sets row oy of dst to the k×k block averages of rows [y0, y1) of
+// src, whose width is k times dst's, rounded up; acc is scratch of 4 per
+// dst pixel.
+func boxRow(dst *image.RGBA, oy int, src *image.RGBA, y0, y1, k int, acc []uint64) {
+	w, ow := src.Rect.Dx(), dst.Rect.Dx()
+	clear(acc)
+	for y := y0; y < y1; y++ {
+		row := src.Pix[src.PixOffset(0, y):][:4*w]
+		for ox := range ow {
+			x0, x1 := ox*k, min(ox*k+k, w)
+			var r, g, b, a uint64
+			for i := 4 * x0; i < 4*x1; i += 4 {
+				p := row[i : i+4 : i+4]
+				r += uint64(p[0])
+				g += uint64(p[1])
+				b += uint64(p[2])
+				a += uint64(p[3])
+			}
+			s := acc[4*ox : 4*ox+4 : 4*ox+4]
+			s[0] += r
+			s[1] += g
+			s[2] += b
+			s[3] += a
+		}
+	}
+	row := dst.Pix[oy*dst.Stride : oy*dst.Stride+4*ow]
+	for ox := range ow {
+		n := uint64((min(ox*k+k, w) - ox*k) * (y1 - y0))
+		for c := range 4 {
+			row[4*ox+c] = uint8((acc[4*ox+c] + n/2) / n)
+		}
+	}
 }
 
 // weights are the fixed-point filter weights that map a line of src pixels
@@ -363,45 +393,55 @@ func putPremul(p []uint8, r, g, b, a int32) {
 // 5 transpose, 6 rotate 90° clockwise, 7 transverse, 8 rotate 270°
 // clockwise. Other values return src.
 func orientImage(src *image.RGBA, o int) *image.RGBA {
-	w, h, st := src.Rect.Dx(), src.Rect.Dy(), src.Stride
-	last, bottom := 4*(w-1), (h-1)*st
-	// The source byte offset of destination pixel (x, y) is
+	pix, dw, dh := orientPix(src.Pix, src.Stride, src.Rect.Dx(), src.Rect.Dy(), 4, o)
+	if pix == nil {
+		return src
+	}
+	return &image.RGBA{Pix: pix, Stride: 4 * dw, Rect: image.Rect(0, 0, dw, dh)}
+}
+
+// orientPix turns the w×h samples of bpp bytes in pix (rows stride apart)
+// upright for orientation o, as orientImage does, and returns them packed
+// with their new size; nil for an o that turns nothing.
+func orientPix(pix []byte, stride, w, h, bpp, o int) ([]byte, int, int) {
+	last, bottom := bpp*(w-1), (h-1)*stride
+	// The source byte offset of destination sample (x, y) is
 	// origin + x*dx + y*dy.
 	var origin, dx, dy int
 	switch o {
 	case 2:
-		origin, dx, dy = last, -4, st
+		origin, dx, dy = last, -bpp, stride
 	case 3:
-		origin, dx, dy = bottom+last, -4, -st
+		origin, dx, dy = bottom+last, -bpp, -stride
 	case 4:
-		origin, dx, dy = bottom, 4, -st
+		origin, dx, dy = bottom, bpp, -stride
 	case 5:
-		origin, dx, dy = 0, st, 4
+		origin, dx, dy = 0, stride, bpp
 	case 6:
-		origin, dx, dy = bottom, -st, 4
+		origin, dx, dy = bottom, -stride, bpp
 	case 7:
-		origin, dx, dy = bottom+last, -st, -4
+		origin, dx, dy = bottom+last, -stride, -bpp
 	case 8:
-		origin, dx, dy = last, st, -4
+		origin, dx, dy = last, stride, -bpp
 	default:
-		return src
+		return nil, w, h
 	}
 	dw, dh := w, h
 	if o >= 5 {
 		dw, dh = h, w
 	}
-	dst := image.NewRGBA(image.Rect(0, 0, dw, dh))
+	out := make([]byte, bpp*dw*dh)
 	parallel(dh, func(y0, y1 int) {
 		for y := y0; y < y1; y++ {
-			row := dst.Pix[y*dst.Stride : y*dst.Stride+4*dw]
+			row := out[y*bpp*dw : (y+1)*bpp*dw]
 			si := origin + y*dy
-			for x := 0; x < len(row); x += 4 {
-				copy(row[x:x+4:x+4], src.Pix[si:si+4:si+4])
+			for x := 0; x < len(row); x += bpp {
+				copy(row[x:x+bpp:x+bpp], pix[si:si+bpp:si+bpp])
 				si += dx
 			}
 		}
 	})
-	return dst
+	return out, dw, dh
 }
 
 // flatten composites the premultiplied image m over white, in place, making

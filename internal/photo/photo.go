@@ -7,11 +7,15 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/regscribe/regscribe/internal/imageprep"
 	"github.com/regscribe/regscribe/internal/registry"
 )
 
-// MediaTypes are the layer media types that make a photo.
-var MediaTypes = []string{"image/jpeg", "image/png", "image/webp", "image/gif"}
+// MediaTypes are the layer media types that make a photo: the formats
+// image preparation decodes (JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC/HEIF,
+// AVIF). A layer of one of them that does not decode is a dead letter with
+// the reason, never a silent skip.
+var MediaTypes = imageprep.MediaTypes()
 
 // Layers returns the indexes of m's image layers in layer order, or, when m
 // is no photo, nil and why: a regscribe description artifact (never a photo,

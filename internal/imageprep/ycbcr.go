@@ -1,0 +1,151 @@
+package imageprep
+
+import "image"
+
+// A decoded JPEG or HEIC is Y'CbCr, and so is the JPEG Prepare encodes: for
+// such an image the pipeline stays in Y'CbCr, one 8-bit plane at a time,
+// instead of going through RGBA. The luma plane is box-shrunk and resampled
+// to the output size and each chroma plane straight to the output's 4:2:0
+// chroma size, so a 4:2:0 photo is filtered as 1.5 samples a pixel rather
+// than 4, and no pixel is converted to RGB and back.
+
+// plane is one 8-bit channel of w×h samples, rows stride apart.
+type plane struct {
+	pix    []byte
+	stride int
+	w, h   int
+}
+
+func newPlane(w, h int) plane { return plane{make([]byte, w*h), w, w, h} }
+
+// renderYCbCr is render for a Y'CbCr image of w×h at its origin: the upright
+// 4:2:0 image of at most maxSide, or nil when src is of a shape it does not
+// handle.
+func renderYCbCr(src *image.YCbCr, w, h, maxSide, orient int) *image.YCbCr {
+	hs, vs, ok := chromaShifts(src.SubsampleRatio)
+	if !ok || w <= 0 || h <= 0 || src.Rect != image.Rect(0, 0, w, h) {
+		return nil
+	}
+	cw, ch := (w-1)>>hs+1, (h-1)>>vs+1
+	if src.YStride < w || len(src.Y) < (h-1)*src.YStride+w || src.CStride < cw ||
+		len(src.Cb) < (ch-1)*src.CStride+cw || len(src.Cr) < (ch-1)*src.CStride+cw {
+		return nil
+	}
+	dw, dh := fit(w, h, maxSide)
+	dcw, dch := (dw+1)/2, (dh+1)/2
+	y := scalePlane(plane{src.Y, src.YStride, w, h}, dw, dh)
+	cb := scalePlane(plane{src.Cb, src.CStride, cw, ch}, dcw, dch)
+	cr := scalePlane(plane{src.Cr, src.CStride, cw, ch}, dcw, dch)
+	y, cb, cr = orientPlane(y, orient), orientPlane(cb, orient), orientPlane(cr, orient)
+	return &image.YCbCr{
+		Y: y.pix, Cb: cb.pix, Cr: cr.pix,
+		YStride: y.stride, CStride: cb.stride,
+		SubsampleRatio: image.YCbCrSubsampleRatio420,
+		Rect:           image.Rect(0, 0, y.w, y.h),
+	}
+}
+
+// scalePlane box-shrinks p by the whole part of the factor, then resamples
+// it with Catmull-Rom to dw×dh.
+func scalePlane(p plane, dw, dh int) plane {
+	if k := boxFactor(p.w, p.h, dw, dh); k > 1 {
+		p = shrinkPlane(p, k)
+	}
+	if p.w != dw {
+		p = resamplePlaneH(p, dw)
+	}
+	if p.h != dh {
+		p = resamplePlaneV(p, dh)
+	}
+	return p
+}
+
+// shrinkPlane returns p of ceil(w/k)×ceil(h/k), each sample the average of a
+// k×k block.
+func shrinkPlane(p plane, k int) plane {
+	ow, oh := (p.w+k-1)/k, (p.h+k-1)/k
+	dst := newPlane(ow, oh)
+	parallel(oh, func(oy0, oy1 int) {
+		acc := make([]uint32, ow)
+		for oy := oy0; oy < oy1; oy++ {
+			clear(acc)
+			y0, y1 := oy*k, min(oy*k+k, p.h)
+			for y := y0; y < y1; y++ {
+				row := p.pix[y*p.stride : y*p.stride+p.w]
+				for ox := range ow {
+					var s uint32
+					for _, v := range row[ox*k : min(ox*k+k, p.w)] {
+						s += uint32(v)
+					}
+					acc[ox] += s
+				}
+			}
+			out := dst.pix[oy*dst.stride : oy*dst.stride+ow]
+			for ox := range ow {
+				n := uint32((min(ox*k+k, p.w) - ox*k) * (y1 - y0))
+				out[ox] = uint8((acc[ox] + n/2) / n)
+			}
+		}
+	})
+	return dst
+}
+
+// clampFix rounds a fixed-point sum to a sample, clamped to 0..255 (the
+// kernel's negative lobes overshoot).
+func clampFix(v int32) uint8 {
+	return uint8(min(max((v+1<<(fixBits-1))>>fixBits, 0), 255))
+}
+
+// resamplePlaneH scales the rows of p to dw samples.
+func resamplePlaneH(p plane, dw int) plane {
+	ws := makeWeights(p.w, dw)
+	dst := newPlane(dw, p.h)
+	parallel(p.h, func(y0, y1 int) {
+		for y := y0; y < y1; y++ {
+			srow := p.pix[y*p.stride : y*p.stride+p.w]
+			drow := dst.pix[y*dst.stride : y*dst.stride+dw]
+			for x := range drow {
+				s := srow[ws.start[x]:][:ws.n]
+				var acc int32
+				for t, wt := range ws.w[x*ws.n : x*ws.n+ws.n] {
+					acc += wt * int32(s[t])
+				}
+				drow[x] = clampFix(acc)
+			}
+		}
+	})
+	return dst
+}
+
+// resamplePlaneV scales the columns of p to dh samples.
+func resamplePlaneV(p plane, dh int) plane {
+	ws := makeWeights(p.h, dh)
+	dst := newPlane(p.w, dh)
+	parallel(dh, func(y0, y1 int) {
+		acc := make([]int32, p.w)
+		for y := y0; y < y1; y++ {
+			clear(acc)
+			for t, wt := range ws.w[y*ws.n : y*ws.n+ws.n] {
+				sy := ws.start[y] + t
+				for i, v := range p.pix[sy*p.stride : sy*p.stride+p.w] {
+					acc[i] += wt * int32(v)
+				}
+			}
+			drow := dst.pix[y*dst.stride : y*dst.stride+p.w]
+			for i, v := range acc {
+				drow[i] = clampFix(v)
+			}
+		}
+	})
+	return dst
+}
+
+// orientPlane returns p turned upright for EXIF orientation o, as
+// orientImage does for RGBA.
+func orientPlane(p plane, o int) plane {
+	pix, dw, dh := orientPix(p.pix, p.stride, p.w, p.h, 1, o)
+	if pix == nil {
+		return p
+	}
+	return plane{pix, dw, dw, dh}
+}
