@@ -116,7 +116,8 @@ func TestLayers(t *testing.T) {
 		{"photos among other files", ocispec.Manifest{Layers: []ocispec.Descriptor{layer("text/plain"), layer("image/png"), layer("image/webp"), layer("image/gif")}}, []int{1, 2, 3}},
 		{"a container image", ocispec.Manifest{Layers: []ocispec.Descriptor{layer(ocispec.MediaTypeImageLayerGzip)}}, nil},
 		{"no layer", ocispec.Manifest{}, nil},
-		{"an image type the models do not take", ocispec.Manifest{Layers: []ocispec.Descriptor{layer("image/tiff")}}, nil},
+		{"phone photos: decoded and sent as JPEG", ocispec.Manifest{Layers: []ocispec.Descriptor{layer("image/heic"), layer("image/avif"), layer("image/tiff")}}, []int{0, 1, 2}},
+		{"an image type nothing decodes", ocispec.Manifest{Layers: []ocispec.Descriptor{layer("image/svg+xml"), layer("image/jxl")}}, nil},
 		{"a regscribe description is never a photo", ocispec.Manifest{ArtifactType: registry.ArtifactTypeDescription, Layers: []ocispec.Descriptor{layer("image/jpeg")}}, nil},
 	}
 	for _, tc := range cases {
