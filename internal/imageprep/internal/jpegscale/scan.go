@@ -167,7 +167,10 @@ func (d *decoder) processSOS(n int) error {
 	}
 
 	d.bits = bits{}
-	mcu, expectedRST := 0, uint8(rst0Marker)
+	// mcu counts the MCUs of an interleaved scan, units the blocks of a
+	// non-interleaved one: a restart interval counts those (section
+	// A.2, where a non-interleaved scan's MCU is one block).
+	mcu, units, expectedRST := 0, 0, uint8(rst0Marker)
 	var (
 		// b is the decoded coefficients, in natural (not zig-zag) order.
 		b  block
@@ -179,6 +182,11 @@ func (d *decoder) processSOS(n int) error {
 	)
 	for my := 0; my < myy; my++ {
 		for mx := 0; mx < mxx; mx++ {
+			if nComp != 1 && d.ri > 0 && mcu > 0 && mcu%d.ri == 0 {
+				if err := d.restart(&expectedRST, &dc); err != nil {
+					return err
+				}
+			}
 			for i := 0; i < nComp; i++ {
 				compIndex := scan[i].compIndex
 				hi := d.comp[compIndex].h
@@ -220,6 +228,12 @@ func (d *decoder) processSOS(n int) error {
 						if bx*8 >= d.width || by*8 >= d.height {
 							continue
 						}
+						if d.ri > 0 && units > 0 && units%d.ri == 0 {
+							if err := d.restart(&expectedRST, &dc); err != nil {
+								return err
+							}
+						}
+						units++
 					}
 
 					// Load the previous partially decoded coefficients, if applicable.
@@ -238,58 +252,16 @@ func (d *decoder) processSOS(n int) error {
 						if zig == 0 {
 							zig++
 							// Decode the DC coefficient, as specified in section F.2.2.1.
-							value, err := d.decodeHuffman(&d.huff[dcTable][scan[i].td])
-							if err != nil {
-								return err
-							}
-							if value > 16 {
-								return UnsupportedError("excessive DC component")
-							}
-							dcDelta, err := d.receiveExtend(value)
+							dcDelta, err := d.decodeDC(&d.huff[dcTable][scan[i].td])
 							if err != nil {
 								return err
 							}
 							dc[compIndex] += dcDelta
 							b[0] = dc[compIndex] << al
 						}
-
-						if zig <= zigEnd && d.eobRun > 0 {
-							d.eobRun--
-						} else {
-							// Decode the AC coefficients, as specified in section F.2.2.2.
-							huff := &d.huff[acTable][scan[i].ta]
-							for ; zig <= zigEnd; zig++ {
-								value, err := d.decodeHuffman(huff)
-								if err != nil {
-									return err
-								}
-								val0 := value >> 4
-								val1 := value & 0x0f
-								if val1 != 0 {
-									zig += int32(val0)
-									if zig > zigEnd {
-										break
-									}
-									ac, err := d.receiveExtend(val1)
-									if err != nil {
-										return err
-									}
-									b[unzig[zig]] = ac << al
-								} else {
-									if val0 != 0x0f {
-										d.eobRun = uint16(1 << val0)
-										if val0 != 0 {
-											bits, err := d.decodeBits(int32(val0))
-											if err != nil {
-												return err
-											}
-											d.eobRun |= uint16(bits)
-										}
-										d.eobRun--
-										break
-									}
-									zig += 0x0f
-								}
+						if zig <= zigEnd {
+							if err := d.decodeAC(&b, &d.huff[acTable][scan[i].ta], zig, zigEnd, al); err != nil {
+								return err
 							}
 						}
 					}
@@ -312,31 +284,35 @@ func (d *decoder) processSOS(n int) error {
 				} // for j
 			} // for i
 			mcu++
-			if d.ri > 0 && mcu%d.ri == 0 && mcu < mxx*myy {
-				// For well-formed input, the RST[0-7] restart marker follows
-				// immediately. For corrupt input, call findRST to try to
-				// resynchronize.
-				if err := d.readFull(d.tmp[:2]); err != nil {
-					return err
-				} else if d.tmp[0] != 0xff || d.tmp[1] != expectedRST {
-					if err := d.findRST(expectedRST); err != nil {
-						return err
-					}
-				}
-				expectedRST++
-				if expectedRST == rst7Marker+1 {
-					expectedRST = rst0Marker
-				}
-				// Reset the Huffman decoder.
-				d.bits = bits{}
-				// Reset the DC components, as per section F.2.1.3.1.
-				dc = [maxComponents]int32{}
-				// Reset the progressive decoder state, as per section G.1.2.2.
-				d.eobRun = 0
-			}
 		} // for mx
 	} // for my
 
+	return nil
+}
+
+// restart reads the restart marker expected between two restart intervals
+// and resets the decoder's state for the next one.
+func (d *decoder) restart(expectedRST *uint8, dc *[maxComponents]int32) error {
+	// For well-formed input, the RST[0-7] restart marker follows
+	// immediately. For corrupt input, call findRST to try to
+	// resynchronize.
+	if err := d.readFull(d.tmp[:2]); err != nil {
+		return err
+	} else if d.tmp[0] != 0xff || d.tmp[1] != *expectedRST {
+		if err := d.findRST(*expectedRST); err != nil {
+			return err
+		}
+	}
+	*expectedRST++
+	if *expectedRST == rst7Marker+1 {
+		*expectedRST = rst0Marker
+	}
+	// Reset the Huffman decoder.
+	d.bits = bits{}
+	// Reset the DC components, as per section F.2.1.3.1.
+	*dc = [maxComponents]int32{}
+	// Reset the progressive decoder state, as per section G.1.2.2.
+	d.eobRun = 0
 	return nil
 }
 
