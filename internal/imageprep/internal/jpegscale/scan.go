@@ -172,8 +172,11 @@ func (d *decoder) processSOS(n int) error {
 	// A.2, where a non-interleaved scan's MCU is one block).
 	mcu, units, expectedRST := 0, 0, uint8(rst0Marker)
 	var (
-		// b is the decoded coefficients, in natural (not zig-zag) order.
-		b  block
+		// seq is a sequential scan's block; b the block decoded, its
+		// coefficients in natural (not zig-zag) order: seq, or a progressive
+		// image's block, decoded where it is kept between scans.
+		seq block
+		b   *block
 		dc [maxComponents]int32
 		// bx and by are the location of the current block, in units of 8x8
 		// blocks: the third block in the first row has (bx, by) = (2, 0).
@@ -238,13 +241,14 @@ func (d *decoder) processSOS(n int) error {
 
 					// Load the previous partially decoded coefficients, if applicable.
 					if d.progressive {
-						b = d.progCoeffs[compIndex][by*mxx*hi+bx]
+						b = &d.progCoeffs[compIndex][by*mxx*hi+bx]
 					} else {
-						b = block{}
+						seq = block{}
+						b = &seq
 					}
 
 					if ah != 0 {
-						if err := d.refine(&b, &d.huff[acTable][scan[i].ta], zigStart, zigEnd, 1<<al); err != nil {
+						if err := d.refine(b, &d.huff[acTable][scan[i].ta], zigStart, zigEnd, 1<<al); err != nil {
 							return err
 						}
 					} else {
@@ -260,25 +264,24 @@ func (d *decoder) processSOS(n int) error {
 							b[0] = dc[compIndex] << al
 						}
 						if zig <= zigEnd {
-							if err := d.decodeAC(&b, &d.huff[acTable][scan[i].ta], zig, zigEnd, al); err != nil {
+							if err := d.decodeAC(b, &d.huff[acTable][scan[i].ta], zig, zigEnd, al); err != nil {
 								return err
 							}
 						}
 					}
 
 					if d.progressive {
-						// Save the coefficients.
-						d.progCoeffs[compIndex][by*mxx*hi+bx] = b
-						// At this point, we could call reconstructBlock to dequantize and perform the
-						// inverse DCT, to save early stages of a progressive image to the *image.YCbCr
-						// buffers (the whole point of progressive encoding), but in Go, the jpeg.Decode
-						// function does not return until the entire image is decoded, so we "continue"
-						// here to avoid wasted computation. Instead, reconstructBlock is called on each
-						// accumulated block by the reconstructProgressiveImage method after all of the
-						// SOS markers are processed.
+						// The coefficients stay in d.progCoeffs. At this point, we could call
+						// reconstructBlock to dequantize and perform the inverse DCT, to save
+						// early stages of a progressive image to the *image.YCbCr buffers (the
+						// whole point of progressive encoding), but DecodeScaled does not return
+						// until the entire image is decoded, so we "continue" here to avoid
+						// wasted computation. Instead, reconstructBlock is called on each
+						// accumulated block by the reconstructProgressiveImage method after all
+						// of the SOS markers are processed.
 						continue
 					}
-					if err := d.reconstructBlock(&b, bx, by, int(compIndex)); err != nil {
+					if err := d.reconstructBlock(b, bx, by, int(compIndex)); err != nil {
 						return err
 					}
 				} // for j
@@ -406,11 +409,15 @@ func (d *decoder) refineNonZeroes(b *block, zig, zigEnd, nz, delta int32) (int32
 			nz--
 			continue
 		}
-		bit, err := d.decodeBit()
-		if err != nil {
-			return 0, err
+		// decodeBit, inline.
+		if d.bits.n < 1 {
+			d.refill()
 		}
-		if !bit {
+		bit := d.bits.a >> 63
+		if !d.consume(1) {
+			return 0, errShortHuffmanData
+		}
+		if bit == 0 {
 			continue
 		}
 		if b[u] >= 0 {
