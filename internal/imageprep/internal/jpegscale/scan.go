@@ -167,10 +167,16 @@ func (d *decoder) processSOS(n int) error {
 	}
 
 	d.bits = bits{}
-	mcu, expectedRST := 0, uint8(rst0Marker)
+	// mcu counts the MCUs of an interleaved scan, units the blocks of a
+	// non-interleaved one: a restart interval counts those (section
+	// A.2, where a non-interleaved scan's MCU is one block).
+	mcu, units, expectedRST := 0, 0, uint8(rst0Marker)
 	var (
-		// b is the decoded coefficients, in natural (not zig-zag) order.
-		b  block
+		// seq is a sequential scan's block; b the block decoded, its
+		// coefficients in natural (not zig-zag) order: seq, or a progressive
+		// image's block, decoded where it is kept between scans.
+		seq block
+		b   *block
 		dc [maxComponents]int32
 		// bx and by are the location of the current block, in units of 8x8
 		// blocks: the third block in the first row has (bx, by) = (2, 0).
@@ -179,6 +185,11 @@ func (d *decoder) processSOS(n int) error {
 	)
 	for my := 0; my < myy; my++ {
 		for mx := 0; mx < mxx; mx++ {
+			if nComp != 1 && d.ri > 0 && mcu > 0 && mcu%d.ri == 0 {
+				if err := d.restart(&expectedRST, &dc); err != nil {
+					return err
+				}
+			}
 			for i := 0; i < nComp; i++ {
 				compIndex := scan[i].compIndex
 				hi := d.comp[compIndex].h
@@ -220,17 +231,24 @@ func (d *decoder) processSOS(n int) error {
 						if bx*8 >= d.width || by*8 >= d.height {
 							continue
 						}
+						if d.ri > 0 && units > 0 && units%d.ri == 0 {
+							if err := d.restart(&expectedRST, &dc); err != nil {
+								return err
+							}
+						}
+						units++
 					}
 
 					// Load the previous partially decoded coefficients, if applicable.
 					if d.progressive {
-						b = d.progCoeffs[compIndex][by*mxx*hi+bx]
+						b = &d.progCoeffs[compIndex][by*mxx*hi+bx]
 					} else {
-						b = block{}
+						seq = block{}
+						b = &seq
 					}
 
 					if ah != 0 {
-						if err := d.refine(&b, &d.huff[acTable][scan[i].ta], zigStart, zigEnd, 1<<al); err != nil {
+						if err := d.refine(b, &d.huff[acTable][scan[i].ta], zigStart, zigEnd, 1<<al); err != nil {
 							return err
 						}
 					} else {
@@ -238,105 +256,66 @@ func (d *decoder) processSOS(n int) error {
 						if zig == 0 {
 							zig++
 							// Decode the DC coefficient, as specified in section F.2.2.1.
-							value, err := d.decodeHuffman(&d.huff[dcTable][scan[i].td])
-							if err != nil {
-								return err
-							}
-							if value > 16 {
-								return UnsupportedError("excessive DC component")
-							}
-							dcDelta, err := d.receiveExtend(value)
+							dcDelta, err := d.decodeDC(&d.huff[dcTable][scan[i].td])
 							if err != nil {
 								return err
 							}
 							dc[compIndex] += dcDelta
 							b[0] = dc[compIndex] << al
 						}
-
-						if zig <= zigEnd && d.eobRun > 0 {
-							d.eobRun--
-						} else {
-							// Decode the AC coefficients, as specified in section F.2.2.2.
-							huff := &d.huff[acTable][scan[i].ta]
-							for ; zig <= zigEnd; zig++ {
-								value, err := d.decodeHuffman(huff)
-								if err != nil {
-									return err
-								}
-								val0 := value >> 4
-								val1 := value & 0x0f
-								if val1 != 0 {
-									zig += int32(val0)
-									if zig > zigEnd {
-										break
-									}
-									ac, err := d.receiveExtend(val1)
-									if err != nil {
-										return err
-									}
-									b[unzig[zig]] = ac << al
-								} else {
-									if val0 != 0x0f {
-										d.eobRun = uint16(1 << val0)
-										if val0 != 0 {
-											bits, err := d.decodeBits(int32(val0))
-											if err != nil {
-												return err
-											}
-											d.eobRun |= uint16(bits)
-										}
-										d.eobRun--
-										break
-									}
-									zig += 0x0f
-								}
+						if zig <= zigEnd {
+							if err := d.decodeAC(b, &d.huff[acTable][scan[i].ta], zig, zigEnd, al); err != nil {
+								return err
 							}
 						}
 					}
 
 					if d.progressive {
-						// Save the coefficients.
-						d.progCoeffs[compIndex][by*mxx*hi+bx] = b
-						// At this point, we could call reconstructBlock to dequantize and perform the
-						// inverse DCT, to save early stages of a progressive image to the *image.YCbCr
-						// buffers (the whole point of progressive encoding), but in Go, the jpeg.Decode
-						// function does not return until the entire image is decoded, so we "continue"
-						// here to avoid wasted computation. Instead, reconstructBlock is called on each
-						// accumulated block by the reconstructProgressiveImage method after all of the
-						// SOS markers are processed.
+						// The coefficients stay in d.progCoeffs. At this point, we could call
+						// reconstructBlock to dequantize and perform the inverse DCT, to save
+						// early stages of a progressive image to the *image.YCbCr buffers (the
+						// whole point of progressive encoding), but DecodeScaled does not return
+						// until the entire image is decoded, so we "continue" here to avoid
+						// wasted computation. Instead, reconstructBlock is called on each
+						// accumulated block by the reconstructProgressiveImage method after all
+						// of the SOS markers are processed.
 						continue
 					}
-					if err := d.reconstructBlock(&b, bx, by, int(compIndex)); err != nil {
+					if err := d.reconstructBlock(b, bx, by, int(compIndex)); err != nil {
 						return err
 					}
 				} // for j
 			} // for i
 			mcu++
-			if d.ri > 0 && mcu%d.ri == 0 && mcu < mxx*myy {
-				// For well-formed input, the RST[0-7] restart marker follows
-				// immediately. For corrupt input, call findRST to try to
-				// resynchronize.
-				if err := d.readFull(d.tmp[:2]); err != nil {
-					return err
-				} else if d.tmp[0] != 0xff || d.tmp[1] != expectedRST {
-					if err := d.findRST(expectedRST); err != nil {
-						return err
-					}
-				}
-				expectedRST++
-				if expectedRST == rst7Marker+1 {
-					expectedRST = rst0Marker
-				}
-				// Reset the Huffman decoder.
-				d.bits = bits{}
-				// Reset the DC components, as per section F.2.1.3.1.
-				dc = [maxComponents]int32{}
-				// Reset the progressive decoder state, as per section G.1.2.2.
-				d.eobRun = 0
-			}
 		} // for mx
 	} // for my
 
+	return nil
+}
+
+// restart reads the restart marker expected between two restart intervals
+// and resets the decoder's state for the next one.
+func (d *decoder) restart(expectedRST *uint8, dc *[maxComponents]int32) error {
+	// For well-formed input, the RST[0-7] restart marker follows
+	// immediately. For corrupt input, call findRST to try to
+	// resynchronize.
+	if err := d.readFull(d.tmp[:2]); err != nil {
+		return err
+	} else if d.tmp[0] != 0xff || d.tmp[1] != *expectedRST {
+		if err := d.findRST(*expectedRST); err != nil {
+			return err
+		}
+	}
+	*expectedRST++
+	if *expectedRST == rst7Marker+1 {
+		*expectedRST = rst0Marker
+	}
+	// Reset the Huffman decoder.
+	d.bits = bits{}
+	// Reset the DC components, as per section F.2.1.3.1.
+	*dc = [maxComponents]int32{}
+	// Reset the progressive decoder state, as per section G.1.2.2.
+	d.eobRun = 0
 	return nil
 }
 
@@ -430,11 +409,15 @@ func (d *decoder) refineNonZeroes(b *block, zig, zigEnd, nz, delta int32) (int32
 			nz--
 			continue
 		}
-		bit, err := d.decodeBit()
-		if err != nil {
-			return 0, err
+		// decodeBit, inline.
+		if d.bits.n < 1 {
+			d.refill()
 		}
-		if !bit {
+		bit := d.bits.a >> 63
+		if !d.consume(1) {
+			return 0, errShortHuffmanData
+		}
+		if bit == 0 {
 			continue
 		}
 		if b[u] >= 0 {
