@@ -257,7 +257,9 @@ func (r *Reconciler) Sweep(ctx context.Context, host string) (Sweep, error) {
 		attrs = append(attrs, "failures_in_a_row", s.Failures, "retry_in", retryDelay(s.Failures, r.opts.FirstRetry, r.every(s.Registry)))
 		r.log.Warn("reconcile sweep failed: "+err.Error(), attrs...)
 	case c.Queued > 0:
-		r.log.Info("reconcile sweep queued photos no job was queued for (pushed while regscribe was down, or their notification was lost)", attrs...)
+		r.log.Warn(fmt.Sprintf("reconcile sweep of %s caught %d photos no job was queued for: their notification never reached regscribe (or regscribe was down when they were pushed). "+
+			"If this repeats, the registry's notifications are not arriving: check the notification endpoint and token in the registry's configuration, "+
+			"or whether the registry retries its notifications at all (README, registry table)", s.Registry, c.Queued), attrs...)
 	default:
 		r.log.Info("reconcile sweep", attrs...)
 	}

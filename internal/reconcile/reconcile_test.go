@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -200,6 +201,70 @@ func failedSweeps(t *testing.T, reg *prometheus.Registry, host string) float64 {
 		}
 	}
 	return 0
+}
+
+// recorder keeps every log record.
+type recorder struct {
+	mu      sync.Mutex
+	records []slog.Record
+}
+
+func (r *recorder) Enabled(context.Context, slog.Level) bool { return true }
+func (r *recorder) Handle(_ context.Context, rec slog.Record) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.records = append(r.records, rec.Clone())
+	return nil
+}
+func (r *recorder) WithAttrs([]slog.Attr) slog.Handler { return r }
+func (r *recorder) WithGroup(string) slog.Handler      { return r }
+
+// warnings returns the messages of the warnings logged since the last call.
+func (r *recorder) warnings() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, rec := range r.records {
+		if rec.Level >= slog.LevelWarn {
+			out = append(out, rec.Message)
+		}
+	}
+	r.records = nil
+	return out
+}
+
+// TestCaughtPhotosWarnOncePerSweep: a sweep that catches photos whose
+// notification never came logs one warning that names the registry, how
+// many photos it caught and what to check; a sweep that catches nothing
+// warns of nothing.
+func TestCaughtPhotosWarnOncePerSweep(t *testing.T) {
+	t.Parallel()
+	s := stacktest.Start(t, stacktest.Options{NotifierProxy: dropNotifications})
+	s.Push(t, "photos/a", "one", photo(t, 1))
+	s.Push(t, "photos/b", "two", photo(t, 2))
+	s.Push(t, "photos/b", "three", photo(t, 3))
+	logs := &recorder{}
+	ctx := context.Background()
+	rec, err := reconcile.New(ctx, s.JS, sweepClient(t, s.RegistryHost, &counter{}), reconcile.Options{Model: s.Describer.Model(), Logger: slog.New(logs)})
+	require.NoError(t, err)
+
+	first, err := rec.Sweep(ctx, s.RegistryHost)
+	require.NoError(t, err)
+	require.Equal(t, 3, first.Counts.Queued)
+	warnings := logs.warnings()
+	require.Len(t, warnings, 1, "one warning a sweep, not one a photo")
+	for _, want := range []string{strings.ToLower(s.RegistryHost), "caught 3 photos", "notification endpoint and token", "registry table"} {
+		require.Contains(t, warnings[0], want)
+	}
+
+	for _, ref := range [][2]string{{"photos/a", "one"}, {"photos/b", "two"}, {"photos/b", "three"}} {
+		s.WaitDescribed(t, ref[0], ref[1])
+	}
+	s.WaitIdle(t)
+	second, err := rec.Sweep(ctx, s.RegistryHost)
+	require.NoError(t, err)
+	require.Zero(t, second.Counts.Queued)
+	require.Empty(t, logs.warnings(), "nothing caught, nothing to warn of")
 }
 
 // TestUnchangedTagsCostOneHeadEach: once every tag is settled (described or
