@@ -68,7 +68,7 @@ func TestSwept(t *testing.T) {
 	require.Equal(t, map[string]float64{
 		"regscribe_reconcile_tags_total": 20, "regscribe_reconcile_tags_unchanged_total": 17,
 		"regscribe_reconcile_photos_queued_total": 2, "regscribe_reconcile_duration_seconds": 2,
-		"regscribe_reconcile_sweeps_failed_total": 1,
+		"regscribe_reconcile_sweeps_failed_total":          1,
 		"regscribe_reconcile_last_sweep_timestamp_seconds": float64(end.Add(time.Hour).Unix()),
 	}, got)
 	var none *metrics.Metrics
