@@ -61,24 +61,19 @@ func startReconcile(ctx context.Context, cfg config.Config, js jetstream.JetStre
 }
 
 // printSweeps writes the last reconcile sweep of each registry, for
-// `regscribe status`.
-func printSweeps(ctx context.Context, js jetstream.JetStream, w io.Writer) error {
-	sweeps, err := reconcile.Sweeps(ctx, js)
-	if err != nil {
-		return err
-	}
+// `regscribe status`: what it found, or that it failed and why.
+func printSweeps(sweeps []reconcile.Sweep, w io.Writer) {
 	if len(sweeps) == 0 {
 		fmt.Fprintln(w, "reconcile: no sweep yet")
 	}
 	for _, s := range sweeps {
 		c := s.Counts
-		fmt.Fprintf(w, "last sweep of %s: %s (%s ago, took %s): %d tags, %d unchanged, %d manifests checked, %d photos caught and queued, %d already queued, %d given up before, %d unreadable",
-			s.Registry, s.Ended.Format(time.RFC3339), time.Since(s.Ended).Round(time.Second), s.Took().Round(time.Millisecond),
-			c.Tags, c.Unchanged, c.Manifests, c.Queued, c.AlreadyQueued, c.FailedBefore, c.Errors)
+		fmt.Fprintf(w, "last sweep of %s: %s (%s ago, took %s): ",
+			s.Registry, s.Ended.Format(time.RFC3339), time.Since(s.Ended).Round(time.Second), s.Took().Round(time.Millisecond))
 		if s.Error != "" {
-			fmt.Fprintf(w, "; stopped: %s", s.Error)
+			fmt.Fprintf(w, "FAILED (%d in a row; tried again after a backoff): %s; before it failed: ", s.Failures, s.Error)
 		}
-		fmt.Fprintln(w)
+		fmt.Fprintf(w, "%d tags, %d unchanged, %d manifests checked, %d photos caught and queued, %d already queued, %d given up before, %d unreadable\n",
+			c.Tags, c.Unchanged, c.Manifests, c.Queued, c.AlreadyQueued, c.FailedBefore, c.Errors)
 	}
-	return nil
 }

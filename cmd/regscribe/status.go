@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -12,18 +11,29 @@ import (
 
 	"github.com/regscribe/regscribe/internal/config"
 	"github.com/regscribe/regscribe/internal/queue"
+	"github.com/regscribe/regscribe/internal/reconcile"
 )
 
 func (c *cli) statusCmd() *cobra.Command {
 	var format outputFormat
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show the queue: jobs queued, in flight, waiting for a retry, dead letters and stranded",
+		Short: "Show the queue (jobs queued, in flight, waiting, dead, stranded) and the last reconcile sweeps",
 		Long: `Shows what the queue holds (joins REGSCRIBE_NATS_URL): jobs queued, in flight,
 waiting for a retry, dead letters and stranded, and the consumer's own facts
-(redelivered, idle worker slots, ack wait, delivery limit).`,
+(redelivered, idle worker slots, ack wait, delivery limit); then the last
+reconcile sweep of each registry: when, how long it took, what it found and
+caught, or that it failed and why.
+
+With --format json (or --json) it prints one object: the queue's numbers
+(messages, queued, inFlight, waitingRetry, stranded, deadLetters, consumers)
+and "sweeps", one object per registry: registry, started and ended (RFC 3339),
+tookSeconds, counts (tags, unchanged, manifests, queued, alreadyQueued,
+failedBefore, errors, ...), and when the sweep failed, error and failures (how
+many sweeps of the registry failed in a row).`,
 		Example: `  regscribe status
-  regscribe status --format json | jq .deadLetters`,
+  regscribe status --format json | jq .deadLetters
+  regscribe status --json | jq '.sweeps[] | select(.error)'`,
 		GroupID:           groupTools,
 		Args:              argsBetween(0, 0, "no arguments"),
 		ValidArgsFunction: cobra.NoFileCompletions,
@@ -49,10 +59,17 @@ func status(ctx context.Context, cfg config.Config, format outputFormat, stdout,
 		fmt.Fprintf(stderr, "regscribe status: %v (is regscribe up, or NATS at %s?)\n", err, cfg.NATSURL)
 		return 1
 	}
+	sweeps, err := reconcile.Sweeps(ctx, js)
+	if err != nil {
+		fmt.Fprintln(stderr, "regscribe status: reconcile sweeps:", err)
+		return 1
+	}
 	if format == formatJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(st)
+		rec := statusRecord{Status: st, Sweeps: []sweepRecord{}}
+		for _, s := range sweeps {
+			rec.Sweeps = append(rec.Sweeps, sweepRecord{Sweep: s, TookSeconds: s.Took().Seconds()})
+		}
+		writeIndented(stdout, rec)
 		return 0
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
@@ -78,11 +95,21 @@ func status(ctx context.Context, cfg config.Config, format outputFormat, stdout,
 		fmt.Fprintf(stdout, "consumer %s: %d redelivered, %d idle worker slots, ack wait %s, delivery limit %s\n",
 			c.Name, c.Redelivered, c.WaitingPulls, c.AckWait, limit)
 	}
-	if err := printSweeps(ctx, js, stdout); err != nil {
-		fmt.Fprintln(stderr, "regscribe status: reconcile sweeps:", err)
-		return 1
-	}
+	printSweeps(sweeps, stdout)
 	return 0
+}
+
+// statusRecord is `regscribe status --format json`: the queue's numbers
+// and the last reconcile sweep of each registry.
+type statusRecord struct {
+	queue.Status
+	Sweeps []sweepRecord `json:"sweeps"`
+}
+
+// sweepRecord is a registry's last sweep with how long it took.
+type sweepRecord struct {
+	reconcile.Sweep
+	TookSeconds float64 `json:"tookSeconds"`
 }
 
 // connectJetStream connects a command to REGSCRIBE_NATS_URL's JetStream.

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"net/http"
 	"os"
 	"os/exec"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/credentials"
 
+	"github.com/regscribe/regscribe/internal/config"
 	"github.com/regscribe/regscribe/internal/embedded"
 	"github.com/regscribe/regscribe/internal/queue"
 	"github.com/regscribe/regscribe/internal/reconcile"
@@ -64,17 +67,44 @@ func TestStatus(t *testing.T) {
 }
 
 // TestStatusShowsLastSweep: `regscribe status` names the last reconcile
-// sweep of each registry and what it caught.
+// sweep of each registry and what it caught, or that it failed and why, in
+// its table and in its JSON record (--format json and --json).
 func TestStatusShowsLastSweep(t *testing.T) {
 	t.Parallel()
-	_, js := startQueue(t)
+	ns, js := startQueue(t)
 	ctx := context.Background()
-	var before bytes.Buffer
-	require.NoError(t, printSweeps(ctx, js, &before))
-	require.Equal(t, "reconcile: no sweep yet\n", before.String())
+	cfg := config.Config{NATSURL: ns.ClientURL()}
+	text := func() string {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		require.Zero(t, status(ctx, cfg, formatText, &out, &errOut), "%s", errOut.String())
+		return out.String()
+	}
+	type record struct {
+		queue.Status
+		Sweeps []struct {
+			reconcile.Sweep
+			TookSeconds *float64 `json:"tookSeconds"`
+		} `json:"sweeps"`
+	}
+	raw := func(flags ...string) []byte {
+		t.Helper()
+		cmd := exec.Command(binary, append([]string{"status"}, flags...)...)
+		cmd.Env = append(os.Environ(), "REGSCRIBE_NATS_URL="+ns.ClientURL())
+		out, err := cmd.Output()
+		require.NoError(t, err, "%s", out)
+		return out
+	}
+	jsonRecord := func(flags ...string) record {
+		t.Helper()
+		out := raw(flags...)
+		var rec record
+		require.NoError(t, json.Unmarshal(out, &rec), "%s", out)
+		return rec
+	}
+	require.Contains(t, text(), "reconcile: no sweep yet\n")
+	require.Contains(t, string(raw("--json")), `"sweeps": []`, "no sweep: an empty list")
 
-	_, err := queue.EnsureStream(ctx, js, queue.StreamOptions{})
-	require.NoError(t, err)
 	reg, err := embedded.StartRegistry(ctx, embedded.RegistryOptions{Listen: "127.0.0.1:0"})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = reg.Stop(context.Background()) })
@@ -89,8 +119,49 @@ func TestStatusShowsLastSweep(t *testing.T) {
 	require.NoError(t, err)
 	_, err = rec.Sweep(ctx, reg.Addr())
 	require.NoError(t, err)
-	var out bytes.Buffer
-	require.NoError(t, printSweeps(ctx, js, &out))
-	require.Contains(t, out.String(), "last sweep of "+reg.Addr()+": ")
-	require.Contains(t, out.String(), "1 tags, 0 unchanged, 1 manifests checked, 1 photos caught and queued")
+	out := text()
+	require.Contains(t, out, "last sweep of "+reg.Addr()+": ")
+	require.Contains(t, out, "1 tags, 0 unchanged, 1 manifests checked, 1 photos caught and queued")
+	require.NotContains(t, out, "FAILED")
+	for _, flags := range [][]string{{"--json"}, {"--format", "json"}} {
+		got := jsonRecord(flags...)
+		require.Len(t, got.Sweeps, 1, "%v", flags)
+		sw := got.Sweeps[0]
+		require.Equal(t, reg.Addr(), sw.Registry)
+		require.False(t, sw.Started.IsZero())
+		require.NotNil(t, sw.TookSeconds, "tookSeconds")
+		require.InDelta(t, sw.Took().Seconds(), *sw.TookSeconds, 1e-6)
+		require.Equal(t, 1, sw.Counts.Tags)
+		require.Equal(t, 1, sw.Counts.Queued)
+		require.Empty(t, sw.Error)
+		require.Zero(t, sw.Failures)
+		require.Equal(t, uint64(1), got.Queued, "the queue's numbers are still there")
+	}
+
+	// The registry goes away: the next sweep fails, and status says so.
+	down, err := regclient.New([]regclient.Endpoint{{Host: reg.Addr(), PlainHTTP: true}}, regclient.Options{
+		Credentials: credentials.NewMemoryStore(),
+		HTTPClient: &http.Client{Transport: roundTripFunc(func(*http.Request) (*http.Response, error) {
+			return nil, errors.New("connection refused")
+		})},
+	})
+	require.NoError(t, err)
+	rec, err = reconcile.New(ctx, js, down, reconcile.Options{Model: "ollama/m"})
+	require.NoError(t, err)
+	for range 2 {
+		_, err = rec.Sweep(ctx, reg.Addr())
+		require.Error(t, err)
+	}
+	out = text()
+	require.Contains(t, out, "last sweep of "+reg.Addr()+": ")
+	require.Contains(t, out, "FAILED (2 in a row")
+	require.Contains(t, out, "connection refused")
+	got := jsonRecord("--json")
+	require.Len(t, got.Sweeps, 1)
+	require.Contains(t, got.Sweeps[0].Error, "connection refused")
+	require.Equal(t, 2, got.Sweeps[0].Failures)
 }
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

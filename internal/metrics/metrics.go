@@ -30,9 +30,9 @@ type Metrics struct {
 
 // reconcileMetrics are the reconcile sweeps' (see [Metrics.Swept]).
 type reconcileMetrics struct {
-	tags, unchanged, queued *prometheus.CounterVec
-	duration                *prometheus.HistogramVec
-	last                    *prometheus.GaugeVec
+	tags, unchanged, queued, failed *prometheus.CounterVec
+	duration                        *prometheus.HistogramVec
+	last                            *prometheus.GaugeVec
 }
 
 // New registers regscribe's metrics with reg.
@@ -65,6 +65,9 @@ func New(reg prometheus.Registerer) *Metrics {
 		queued: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "regscribe_reconcile_photos_queued_total", Help: "Photos a sweep queued a job for (no description by the configured model, no job queued, none given up), by registry.",
 		}, []string{"registry"}),
+		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "regscribe_reconcile_sweeps_failed_total", Help: "Reconcile sweeps that failed (registry unreachable, catalog error, queue unavailable), by registry.",
+		}, []string{"registry"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "regscribe_reconcile_duration_seconds", Help: "How long a reconcile sweep of a registry took.",
 			Buckets: []float64{.1, .5, 1, 5, 15, 60, 300, 900, 3600},
@@ -74,7 +77,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}, []string{"registry"}),
 	}
 	reg.MustRegister(m.jobs, m.stage, m.tokens, m.redeliveries, m.events,
-		m.reconcile.tags, m.reconcile.unchanged, m.reconcile.queued, m.reconcile.duration, m.reconcile.last)
+		m.reconcile.tags, m.reconcile.unchanged, m.reconcile.queued, m.reconcile.failed, m.reconcile.duration, m.reconcile.last)
 	return m
 }
 
@@ -89,6 +92,13 @@ func (m *Metrics) Swept(registry string, tags, unchanged, queued int, took time.
 	m.reconcile.queued.WithLabelValues(registry).Add(float64(queued))
 	m.reconcile.duration.WithLabelValues(registry).Observe(took.Seconds())
 	m.reconcile.last.WithLabelValues(registry).Set(float64(end.Unix()))
+}
+
+// SweepFailed counts one failed reconcile sweep of registry.
+func (m *Metrics) SweepFailed(registry string) {
+	if m != nil {
+		m.reconcile.failed.WithLabelValues(registry).Inc()
+	}
 }
 
 // Outcome counts one job ending (or being retried) with outcome.

@@ -46,6 +46,7 @@ func TestSwept(t *testing.T) {
 	end := time.Unix(1_800_000_000, 0)
 	m.Swept("127.0.0.1:5000", 10, 7, 2, 3*time.Second, end)
 	m.Swept("127.0.0.1:5000", 10, 10, 0, time.Second, end.Add(time.Hour))
+	m.SweepFailed("127.0.0.1:5000")
 	got := map[string]float64{}
 	families, err := reg.Gather()
 	require.NoError(t, err)
@@ -67,8 +68,10 @@ func TestSwept(t *testing.T) {
 	require.Equal(t, map[string]float64{
 		"regscribe_reconcile_tags_total": 20, "regscribe_reconcile_tags_unchanged_total": 17,
 		"regscribe_reconcile_photos_queued_total": 2, "regscribe_reconcile_duration_seconds": 2,
+		"regscribe_reconcile_sweeps_failed_total":          1,
 		"regscribe_reconcile_last_sweep_timestamp_seconds": float64(end.Add(time.Hour).Unix()),
 	}, got)
 	var none *metrics.Metrics
 	none.Swept("x", 1, 1, 1, time.Second, end) // a nil *Metrics records nothing
+	none.SweepFailed("x")
 }

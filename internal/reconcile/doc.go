@@ -16,7 +16,8 @@
 // described, no photo, or given up costs one HEAD and no manifest fetch.
 // One sweep runs at a time across every worker process, under a lease
 // ([LeaseName]), and a registry swept by any process is not swept again
-// before its interval. The request rate is bounded by the client the caller
+// before its interval; after a failed sweep, before a backoff that starts
+// at [Options.FirstRetry] and doubles up to the interval. The request rate is bounded by the client the caller
 // passes in (see [Limit] and [NewClient]).
 //
 // The package reads registries and queues jobs; it never writes to a

@@ -65,8 +65,12 @@ type Options struct {
 	// Locker serialises sweeps across processes. Required by [Reconciler.Run].
 	Locker Locker
 	// Tick is how often Run looks at the schedule. If zero, the shortest
-	// Every, at most a minute.
+	// Every (and FirstRetry), at most a minute.
 	Tick time.Duration
+	// FirstRetry is how long after a failed sweep the registry is swept
+	// again; each further failure in a row doubles it, up to the target's
+	// Every (an hour for a target swept once at start). If zero, 30 s.
+	FirstRetry time.Duration
 	// Metrics, if set, records each sweep (regscribe_reconcile_*).
 	Metrics *metrics.Metrics
 	// Logger, if nil, slog.Default().
@@ -98,8 +102,11 @@ func New(ctx context.Context, js jetstream.JetStream, client *registry.Client, o
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.FirstRetry <= 0 {
+		opts.FirstRetry = DefaultFirstRetry
+	}
 	if opts.Tick <= 0 {
-		opts.Tick = time.Minute
+		opts.Tick = min(time.Minute, opts.FirstRetry)
 		for _, t := range opts.Targets {
 			if t.Every > 0 {
 				opts.Tick = min(opts.Tick, t.Every)
@@ -115,8 +122,9 @@ func New(ctx context.Context, js jetstream.JetStream, client *registry.Client, o
 
 // Run sweeps each target when it is due, under the lease, until ctx ends.
 // A registry is due when no process swept it within its Every (a target
-// without Every: once, when Run starts). A failed sweep is logged and tried
-// again at the next interval.
+// without Every: once, when Run starts). A failed sweep is logged, counted
+// and recorded, and the registry is swept again after a backoff (see
+// [Options.FirstRetry]) rather than a whole interval later.
 func (r *Reconciler) Run(ctx context.Context) {
 	if r.opts.Locker == nil {
 		r.log.Error("reconcile: no lease to hold: not sweeping")
@@ -144,10 +152,11 @@ func (r *Reconciler) Run(ctx context.Context) {
 }
 
 // maybeSweep sweeps t if it is due and the lease is free; it reports
-// whether the registry was swept (or needed no sweep).
+// whether it swept the registry without error (what ends the tries of a
+// target swept once at start).
 func (r *Reconciler) maybeSweep(ctx context.Context, t Target) bool {
 	if !r.due(ctx, t) {
-		return true
+		return false
 	}
 	held, unlock, ok := r.tryLock(ctx)
 	if !ok {
@@ -157,23 +166,44 @@ func (r *Reconciler) maybeSweep(ctx context.Context, t Target) bool {
 	// Under the lease, the record is the truth: another process may have
 	// swept while this one waited.
 	if !r.due(held, t) {
-		return true
+		return false
 	}
 	_, err := r.Sweep(held, t.Registry)
 	return err == nil
 }
 
-// due reports whether t's last sweep is older than its interval.
+// due reports whether t's last sweep is older than its interval or, when
+// it failed, than its retry delay. A target without Every is always due
+// unless its last sweep failed within the retry delay.
 func (r *Reconciler) due(ctx context.Context, t Target) bool {
-	if t.Every == 0 {
-		return true
-	}
 	last, err := lastSweep(ctx, r.kv, t.Registry)
 	if err != nil {
 		r.log.Warn("reconcile: cannot read the last sweep; sweeping", "registry", t.Registry, "err", err)
 		return true
 	}
-	return last.Started.IsZero() || time.Since(last.Started) >= t.Every
+	if last.Error != "" {
+		return time.Since(last.Ended) >= retryDelay(last.Failures, r.opts.FirstRetry, t.Every)
+	}
+	return t.Every == 0 || last.Started.IsZero() || time.Since(last.Started) >= t.Every
+}
+
+// DefaultFirstRetry is the delay before a failed sweep is tried again when
+// [Options.FirstRetry] is zero.
+const DefaultFirstRetry = 30 * time.Second
+
+// retryDelay is how long to wait after the failures-th failed sweep in a
+// row: first, doubled for each failure after the first, at most every (an
+// hour when every is zero).
+func retryDelay(failures int, first, every time.Duration) time.Duration {
+	limit := every
+	if limit <= 0 {
+		limit = time.Hour
+	}
+	d := first
+	for i := 1; i < failures && d < limit; i++ {
+		d *= 2
+	}
+	return min(d, limit)
 }
 
 // tryLock takes the sweep lease if it is free within a second.
@@ -202,6 +232,13 @@ func (r *Reconciler) Sweep(ctx context.Context, host string) (Sweep, error) {
 	s.Counts = reprocess.Summarize(items)
 	if err != nil {
 		s.Error = err.Error()
+		s.Failures = 1
+		if prev, perr := lastSweep(context.WithoutCancel(ctx), r.kv, s.Registry); perr == nil && prev.Error != "" {
+			s.Failures = prev.Failures + 1
+		}
+		if ctx.Err() == nil { // a sweep stopped by shutdown is recorded, not counted
+			r.opts.Metrics.SweepFailed(s.Registry)
+		}
 	}
 	r.opts.Metrics.Swept(s.Registry, s.Counts.Tags, s.Counts.Unchanged, s.Counts.Queued, s.Took(), s.Ended)
 	if b, merr := json.Marshal(s); merr == nil {
@@ -217,13 +254,26 @@ func (r *Reconciler) Sweep(ctx context.Context, host string) (Sweep, error) {
 		"errors", c.Errors, "took", s.Took().Round(time.Millisecond)}
 	switch {
 	case err != nil:
-		r.log.Warn("reconcile sweep stopped: "+err.Error(), attrs...)
+		attrs = append(attrs, "failures_in_a_row", s.Failures, "retry_in", retryDelay(s.Failures, r.opts.FirstRetry, r.every(s.Registry)))
+		r.log.Warn("reconcile sweep failed: "+err.Error(), attrs...)
 	case c.Queued > 0:
-		r.log.Info("reconcile sweep queued photos no job was queued for (pushed while regscribe was down, or their notification was lost)", attrs...)
+		r.log.Warn(fmt.Sprintf("reconcile sweep of %s caught %d photos no job was queued for: their notification never reached regscribe (or regscribe was down when they were pushed). "+
+			"If this repeats, the registry's notifications are not arriving: check the notification endpoint and token in the registry's configuration, "+
+			"or whether the registry retries its notifications at all (README, registry table)", s.Registry, c.Queued), attrs...)
 	default:
 		r.log.Info("reconcile sweep", attrs...)
 	}
 	return s, err
+}
+
+// every is the interval of the target for host (zero when none).
+func (r *Reconciler) every(host string) time.Duration {
+	for _, t := range r.opts.Targets {
+		if strings.EqualFold(t.Registry, host) {
+			return t.Every
+		}
+	}
+	return 0
 }
 
 // sweep plans and queues, as `regscribe reprocess --missing --all` does,

@@ -3,7 +3,9 @@ package reconcile_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -14,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sync/errgroup"
 	"oras.land/oras-go/v2"
@@ -21,6 +24,7 @@ import (
 	"oras.land/oras-go/v2/registry/remote/credentials"
 
 	"github.com/regscribe/regscribe/internal/lease"
+	"github.com/regscribe/regscribe/internal/metrics"
 	"github.com/regscribe/regscribe/internal/reconcile"
 	"github.com/regscribe/regscribe/internal/registry"
 	"github.com/regscribe/regscribe/internal/stacktest"
@@ -44,9 +48,14 @@ type counter struct {
 	inFlight *[2]atomic.Int64
 	own      int
 	overlaps *atomic.Int64
+	// down, while true, fails every request as an unreachable registry.
+	down atomic.Bool
 }
 
 func (c *counter) RoundTrip(r *http.Request) (*http.Response, error) {
+	if c.down.Load() {
+		return nil, errors.New("connect: connection refused (registry down)")
+	}
 	switch {
 	case strings.Contains(r.URL.Path, "/manifests/") && r.Method == http.MethodHead:
 		c.heads.Add(1)
@@ -123,6 +132,139 @@ func TestLostNotificationsAreCaughtBySweeps(t *testing.T) {
 	require.Len(t, sweeps, 1)
 	require.Equal(t, strings.ToLower(s.RegistryHost), sweeps[0].Registry)
 	require.Empty(t, sweeps[0].Error)
+}
+
+// TestFailedSweepIsRetriedSoon: a sweep that fails (the registry is down)
+// is recorded as failed, with why, and counted; the registry is swept again
+// after the retry delay, not a whole interval later, and a sweep that
+// succeeds clears the failure.
+func TestFailedSweepIsRetriedSoon(t *testing.T) {
+	t.Parallel()
+	s := stacktest.Start(t, stacktest.Options{NotifierProxy: dropNotifications})
+	s.Push(t, "photos/a", "latest", photo(t, 1))
+
+	c := &counter{}
+	c.down.Store(true)
+	reg := prometheus.NewRegistry()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rec, err := reconcile.New(ctx, s.JS, sweepClient(t, s.RegistryHost, c), reconcile.Options{
+		// An interval far longer than the test: only a retry can sweep again.
+		Targets:    []reconcile.Target{{Registry: s.RegistryHost, Every: time.Hour}},
+		Model:      s.Describer.Model(),
+		Locker:     s.Leases,
+		Tick:       10 * time.Millisecond,
+		FirstRetry: 50 * time.Millisecond,
+		Metrics:    metrics.New(reg),
+		Logger:     stacktest.Logger(t),
+	})
+	require.NoError(t, err)
+	done := make(chan struct{})
+	go func() { defer close(done); rec.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	var failed reconcile.Sweep
+	require.Eventually(t, func() bool {
+		sweeps, err := reconcile.Sweeps(ctx, s.JS)
+		if err != nil || len(sweeps) != 1 || sweeps[0].Failures < 2 {
+			return false
+		}
+		failed = sweeps[0]
+		return true
+	}, 20*time.Second, 10*time.Millisecond, "a failed sweep was not retried")
+	require.Contains(t, failed.Error, "registry down")
+	require.GreaterOrEqual(t, failedSweeps(t, reg, s.RegistryHost), 2.0)
+
+	c.down.Store(false)
+	s.WaitDescribed(t, "photos/a", "latest")
+	require.Eventually(t, func() bool {
+		sweeps, err := reconcile.Sweeps(ctx, s.JS)
+		return err == nil && len(sweeps) == 1 && sweeps[0].Error == "" && sweeps[0].Failures == 0
+	}, 20*time.Second, 10*time.Millisecond, "a successful sweep did not clear the failure")
+}
+
+// failedSweeps reads regscribe_reconcile_sweeps_failed_total of a registry.
+func failedSweeps(t *testing.T, reg *prometheus.Registry, host string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	require.NoError(t, err)
+	for _, f := range families {
+		if f.GetName() != "regscribe_reconcile_sweeps_failed_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "registry" && l.GetValue() == strings.ToLower(host) {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// recorder keeps every log record.
+type recorder struct {
+	mu      sync.Mutex
+	records []slog.Record
+}
+
+func (r *recorder) Enabled(context.Context, slog.Level) bool { return true }
+func (r *recorder) Handle(_ context.Context, rec slog.Record) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.records = append(r.records, rec.Clone())
+	return nil
+}
+func (r *recorder) WithAttrs([]slog.Attr) slog.Handler { return r }
+func (r *recorder) WithGroup(string) slog.Handler      { return r }
+
+// warnings returns the messages of the warnings logged since the last call.
+func (r *recorder) warnings() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, rec := range r.records {
+		if rec.Level >= slog.LevelWarn {
+			out = append(out, rec.Message)
+		}
+	}
+	r.records = nil
+	return out
+}
+
+// TestCaughtPhotosWarnOncePerSweep: a sweep that catches photos whose
+// notification never came logs one warning that names the registry, how
+// many photos it caught and what to check; a sweep that catches nothing
+// warns of nothing.
+func TestCaughtPhotosWarnOncePerSweep(t *testing.T) {
+	t.Parallel()
+	s := stacktest.Start(t, stacktest.Options{NotifierProxy: dropNotifications})
+	s.Push(t, "photos/a", "one", photo(t, 1))
+	s.Push(t, "photos/b", "two", photo(t, 2))
+	s.Push(t, "photos/b", "three", photo(t, 3))
+	logs := &recorder{}
+	ctx := context.Background()
+	rec, err := reconcile.New(ctx, s.JS, sweepClient(t, s.RegistryHost, &counter{}), reconcile.Options{Model: s.Describer.Model(), Logger: slog.New(logs)})
+	require.NoError(t, err)
+
+	first, err := rec.Sweep(ctx, s.RegistryHost)
+	require.NoError(t, err)
+	require.Equal(t, 3, first.Counts.Queued)
+	warnings := logs.warnings()
+	require.Len(t, warnings, 1, "one warning a sweep, not one a photo")
+	for _, want := range []string{strings.ToLower(s.RegistryHost), "caught 3 photos", "notification endpoint and token", "registry table"} {
+		require.Contains(t, warnings[0], want)
+	}
+
+	for _, ref := range [][2]string{{"photos/a", "one"}, {"photos/b", "two"}, {"photos/b", "three"}} {
+		s.WaitDescribed(t, ref[0], ref[1])
+	}
+	s.WaitIdle(t)
+	second, err := rec.Sweep(ctx, s.RegistryHost)
+	require.NoError(t, err)
+	require.Zero(t, second.Counts.Queued)
+	require.Empty(t, logs.warnings(), "nothing caught, nothing to warn of")
 }
 
 // TestUnchangedTagsCostOneHeadEach: once every tag is settled (described or

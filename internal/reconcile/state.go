@@ -54,8 +54,11 @@ type Sweep struct {
 	// Counts of the sweep's plan and jobs (Queued: photos nobody had
 	// queued a job for, that the sweep caught).
 	Counts reprocess.Counts `json:"counts"`
-	// Error is why the sweep stopped early, if it did.
+	// Error is why the sweep failed (stopped early), if it did.
 	Error string `json:"error,omitempty"`
+	// Failures is how many sweeps of the registry in a row failed, this
+	// one included (0 when it did not fail).
+	Failures int `json:"failures,omitempty"`
 }
 
 // Took is how long the sweep took.

@@ -1,0 +1,34 @@
+package reconcile
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestRetryDelay: a failed sweep is tried again after FirstRetry, doubled
+// for each failure in a row, never later than the target's interval.
+func TestRetryDelay(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name         string
+		failures     int
+		first, every time.Duration
+		want         time.Duration
+	}{
+		{"first failure", 1, 30 * time.Second, time.Hour, 30 * time.Second},
+		{"second", 2, 30 * time.Second, time.Hour, time.Minute},
+		{"fourth", 4, 30 * time.Second, time.Hour, 4 * time.Minute},
+		{"capped at the interval", 8, 30 * time.Second, time.Hour, time.Hour},
+		{"many failures do not overflow", 1 << 20, 30 * time.Second, time.Hour, time.Hour},
+		{"interval shorter than the first retry", 1, 30 * time.Second, 10 * time.Second, 10 * time.Second},
+		{"once at start: capped at an hour", 100, 30 * time.Second, 0, time.Hour},
+		{"no failure count recorded", 0, 30 * time.Second, time.Hour, 30 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			require.Equal(t, tc.want, retryDelay(tc.failures, tc.first, tc.every))
+		})
+	}
+}
