@@ -247,14 +247,23 @@ func (w *Worker) Run(ctx context.Context, consumer jetstream.Consumer) error {
 	return <-errs
 }
 
+// fetchWait is how long one pull for a job waits on an idle queue. Pulls are
+// long and ended early when the worker stops: a job the server hands to a
+// pull just as the client stops waiting for it (a busy machine) is only
+// delivered again after the ack wait, so the fewer pulls expire, the rarer
+// that is.
+const fetchWait = 30 * time.Second
+
 // loop is one slot: wait until the model is usable, take one job, do it.
 func (w *Worker) loop(ctx, workCtx context.Context, consumer jetstream.Consumer) error {
 	for {
 		if err := w.gate.Wait(ctx); err != nil {
 			return nil
 		}
-		batch, err := consumer.Fetch(1, jetstream.FetchMaxWait(2*time.Second))
+		pull, endPull := context.WithTimeout(ctx, fetchWait)
+		batch, err := consumer.Fetch(1, jetstream.FetchContext(pull))
 		if err != nil {
+			endPull()
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -269,7 +278,9 @@ func (w *Worker) loop(ctx, workCtx context.Context, consumer jetstream.Consumer)
 		for msg := range batch.Messages() {
 			w.handle(ctx, workCtx, msg)
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil {
+		endPull()
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) &&
+			!errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			w.log.Debug("fetch ended", "err", err)
 		}
 		if ctx.Err() != nil {
