@@ -319,7 +319,8 @@ func (r *Reconciler) sweep(ctx context.Context, host string) ([]reprocess.Item, 
 // repositories not selected.
 func (r *Reconciler) repositories(ctx context.Context, host string) ([]string, error) {
 	repos, err := reprocess.Catalog(ctx, r.client, host, 0)
-	if err != nil && !errors.Is(err, reprocess.ErrNoCatalog) {
+	noCatalog := errors.Is(err, reprocess.ErrNoCatalog)
+	if err != nil && !noCatalog {
 		return nil, err
 	}
 	if len(repos) == 0 {
@@ -329,8 +330,14 @@ func (r *Reconciler) repositories(ctx context.Context, host string) ([]string, e
 			first := !r.warned[host]
 			r.warned[host] = true
 			r.mu.Unlock()
-			if first {
-				r.log.Warn("reconcile: the registry's catalog lists no repository and REGSCRIBE_REPOSITORIES names none (globs cannot be listed): nothing to sweep", "registry", host)
+			switch {
+			case !first:
+			case noCatalog:
+				// Only a person can fix this: say so once, loudly.
+				r.log.Warn("reconcile: the registry has no catalog API and REGSCRIBE_REPOSITORIES names no repository (globs cannot be listed): nothing to sweep", "registry", host)
+			default:
+				// An empty registry (a fresh `regscribe up`) is no fault.
+				r.log.Info("reconcile: the registry holds no repository yet: nothing to sweep", "registry", host)
 			}
 			return nil, nil
 		}

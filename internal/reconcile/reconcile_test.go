@@ -412,3 +412,18 @@ func BenchmarkSweepUnchanged(b *testing.B) {
 	require.LessOrEqual(b, perSweep, float64(tags))
 	require.Zero(b, c.gets.Load()-gets, "no manifest fetched")
 }
+
+// An empty registry (a fresh `regscribe up`) is no fault: its sweep finds
+// nothing and says so without a warning.
+func TestEmptyRegistryIsNoWarning(t *testing.T) {
+	t.Parallel()
+	s := stacktest.Start(t, stacktest.Options{Workers: -1})
+	logs := &recorder{}
+	ctx := context.Background()
+	rec, err := reconcile.New(ctx, s.JS, sweepClient(t, s.RegistryHost, &counter{}), reconcile.Options{Model: s.Describer.Model(), Logger: slog.New(logs)})
+	require.NoError(t, err)
+	sw, err := rec.Sweep(ctx, s.RegistryHost)
+	require.NoError(t, err)
+	require.Zero(t, sw.Counts.Tags)
+	require.Empty(t, logs.warnings(), "an empty catalog is not a misconfiguration")
+}
