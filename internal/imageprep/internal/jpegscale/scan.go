@@ -177,7 +177,7 @@ func (d *decoder) processSOS(n int) error {
 		// image's block, decoded where it is kept between scans.
 		seq block
 		b   *block
-		dc [maxComponents]int32
+		dc  [maxComponents]int32
 		// bx and by are the location of the current block, in units of 8x8
 		// blocks: the third block in the first row has (bx, by) = (2, 0).
 		bx, by     int
