@@ -216,17 +216,7 @@ func TestAckWaitExpiringOnLastDeliveryIsADeadLetter(t *testing.T) {
 	waitJobs(t, s, 1)
 	// Two workers take the job and die with it: its ack wait expires.
 	for want := uint64(1); want <= 2; want++ {
-		var msg jetstream.Msg
-		require.Eventually(t, func() bool {
-			b, err := s.Consumer.Fetch(1, jetstream.FetchMaxWait(time.Second))
-			if err != nil {
-				return false
-			}
-			for m := range b.Messages() {
-				msg = m
-			}
-			return msg != nil
-		}, 10*time.Second, 10*time.Millisecond)
+		msg := stacktest.FetchOne(t, s.Consumer)
 		meta, err := msg.Metadata()
 		require.NoError(t, err)
 		require.Equal(t, want, meta.NumDelivered)

@@ -26,22 +26,6 @@ func testJob(repo string) queue.Job {
 		Digest: "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae", Source: "distribution", Received: time.Now()}
 }
 
-func fetchOne(t *testing.T, c jetstream.Consumer) jetstream.Msg {
-	t.Helper()
-	var msg jetstream.Msg
-	require.Eventually(t, func() bool {
-		b, err := c.Fetch(1, jetstream.FetchMaxWait(500*time.Millisecond))
-		if err != nil {
-			return false
-		}
-		for m := range b.Messages() {
-			msg = m
-		}
-		return msg != nil
-	}, 10*time.Second, 10*time.Millisecond)
-	return msg
-}
-
 // A job message that an earlier version's consumer stopped delivering at
 // its MaxDeliver is found, made a dead letter with the reason and removed;
 // two sweeps at once store one dead letter.
@@ -56,12 +40,12 @@ func TestSweepMovesStrandedJobs(t *testing.T) {
 	pub := queue.NewPublisher(js)
 	require.NoError(t, pub.Publish(ctx, testJob("photos/stranded")))
 	for range 2 {
-		require.NoError(t, fetchOne(t, old).Nak())
+		require.NoError(t, stacktest.FetchOne(t, old).Nak())
 	}
 	// The next pull finds the job past its limit and drops it from the
 	// consumer's pending; a later job is delivered and acknowledged.
 	require.NoError(t, pub.Publish(ctx, testJob("photos/fine")))
-	m := fetchOne(t, old)
+	m := stacktest.FetchOne(t, old)
 	require.Contains(t, string(m.Data()), "photos/fine")
 	require.NoError(t, m.DoubleAck(ctx))
 
@@ -122,8 +106,8 @@ func TestStatusCounts(t *testing.T) {
 	for _, repo := range []string{"photos/a", "photos/b", "photos/c"} {
 		require.NoError(t, pub.Publish(ctx, testJob(repo)))
 	}
-	_ = fetchOne(t, c) // in flight
-	retry := fetchOne(t, c)
+	_ = stacktest.FetchOne(t, c) // in flight
+	retry := stacktest.FetchOne(t, c)
 	meta, err := retry.Metadata()
 	require.NoError(t, err)
 	require.NoError(t, ledger.Put(ctx, meta.Sequence.Stream, queue.Record{Stored: meta.Timestamp, LastError: "500", RetryAt: time.Now().Add(time.Minute)}))

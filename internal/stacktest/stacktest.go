@@ -496,3 +496,21 @@ func JetStream(t testing.TB) jetstream.JetStream {
 	require.NoError(t, err)
 	return js
 }
+
+// FetchOne takes one message from c as a worker would, and neither acks nor
+// naks it (a worker that dies with it), waiting up to 10 s for one.
+func FetchOne(t testing.TB, c jetstream.Consumer) jetstream.Msg {
+	t.Helper()
+	var msg jetstream.Msg
+	require.Eventually(t, func() bool {
+		b, err := c.Fetch(1, jetstream.FetchMaxWait(500*time.Millisecond))
+		if err != nil {
+			return false
+		}
+		for m := range b.Messages() {
+			msg = m
+		}
+		return msg != nil
+	}, 10*time.Second, 10*time.Millisecond)
+	return msg
+}
