@@ -1,0 +1,14 @@
+// Package feed is the description stream: every description regscribe
+// writes into a registry (by a model or by a person), every description
+// found already there by reprocess, and every manifest deleted, as one
+// JetStream stream that search indexes follow with their own durable
+// consumers.
+//
+// Data flows one way: workers, reprocess and the notifier publish; indexes
+// consume. The stream keeps the newest event per manifest and describer
+// (MaxMsgsPerSubject 1 on subjects regscribe.descriptions.<manifest>.<who>),
+// so it stays about as large as the set of described photos and an index
+// can always be rebuilt by reading it from the start. A deletion is a
+// tombstone on regscribe.descriptions.<manifest>.deleted; the events it
+// supersedes are purged once it is stored.
+package feed

@@ -1,0 +1,219 @@
+package feed
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Names of the stream and its subjects.
+const (
+	// Stream holds the description events.
+	Stream = "REGSCRIBE_DESCRIPTIONS"
+	// SubjectPrefix starts every event's subject.
+	SubjectPrefix = "regscribe.descriptions."
+	// Version is the schema version of [Event] written by this build.
+	Version = 1
+	// window is the stream's duplicate window: a report of one job message
+	// published again (lost ack, redelivery) within it is stored once.
+	window = 10 * time.Minute
+)
+
+// Kind says what an event reports.
+type Kind string
+
+// The kinds of event.
+const (
+	// Written: a worker wrote the photos' descriptions into the registry
+	// (a model's, or a person's correction).
+	Written Kind = "written"
+	// Found: reprocess found the descriptions already in the registry
+	// (backfill; no model was asked).
+	Found Kind = "found"
+	// Deleted: the manifest is gone from the registry; every entry of it,
+	// by any describer, is to be removed.
+	Deleted Kind = "deleted"
+)
+
+// Event is one message of the stream: what one describer said about the
+// photos of one manifest, or that the manifest is gone.
+//
+// Schema, version 1 (JSON):
+//
+//	{
+//	  "v": 1,
+//	  "kind": "written",                // written | found | deleted
+//	  "registry": "127.0.0.1:5000",      // a configured registry
+//	  "repository": "photos/pineapple",
+//	  "digest": "sha256:…",             // the manifest that carries the description (annotation mode: the re-pushed one)
+//	  "tags": ["latest"],                // tags known to point at it (may be empty)
+//	  "replaces": "sha256:…",           // annotation mode: the manifest it was made from, whose entries it supersedes
+//	  "by": "ollama/qwen2.5vl:3b",       // io.regscribe.model of the descriptions ("person:NAME" for a correction)
+//	  "photos": [{…Photo…}],
+//	  "at": "2026-11-30T01:00:00Z"
+//	}
+type Event struct {
+	Version    int       `json:"v"`
+	Kind       Kind      `json:"kind"`
+	Registry   string    `json:"registry"`
+	Repository string    `json:"repository"`
+	Digest     string    `json:"digest"`
+	Tags       []string  `json:"tags,omitempty"`
+	Replaces   string    `json:"replaces,omitempty"`
+	By         string    `json:"by,omitempty"`
+	Photos     []Photo   `json:"photos,omitempty"`
+	At         time.Time `json:"at"`
+}
+
+// Photo is the description of one image layer.
+type Photo struct {
+	// Manifest is the digest of the image manifest that holds the layer:
+	// the event's Digest, or for an index (album) the child's.
+	Manifest string `json:"manifest,omitempty"`
+	// Layer is the image layer's digest and MediaType its media type.
+	Layer     string `json:"layer"`
+	MediaType string `json:"mediaType,omitempty"`
+	// Title is the layer's org.opencontainers.image.title (its file name
+	// when pushed with oras).
+	Title       string   `json:"title,omitempty"`
+	Description string   `json:"description"`
+	Alt         string   `json:"alt,omitempty"`
+	Keywords    []string `json:"keywords,omitempty"`
+	// Text is the text visible in the photo (io.regscribe.text).
+	Text string `json:"text,omitempty"`
+	// Model is io.regscribe.model: provider/model, or "person[:NAME]".
+	Model   string    `json:"model"`
+	Created time.Time `json:"created,omitzero"`
+	// Stored is where the description is: "annotation" or
+	// "referrer sha256:…".
+	Stored string `json:"stored"`
+}
+
+// Ref is registry/repository@digest.
+func (e Event) Ref() string { return e.Registry + "/" + e.Repository + "@" + e.Digest }
+
+// Validate checks the fields every event needs.
+func (e Event) Validate() error {
+	switch {
+	case e.Version != Version:
+		return fmt.Errorf("description event version %d, want %d", e.Version, Version)
+	case e.Registry == "" || e.Repository == "" || e.Digest == "":
+		return errors.New("description event without registry, repository or digest")
+	case e.Kind != Written && e.Kind != Found && e.Kind != Deleted:
+		return fmt.Errorf("description event of unknown kind %q", e.Kind)
+	case e.Kind != Deleted && e.By == "":
+		return errors.New("description event without describer")
+	}
+	return nil
+}
+
+// Parse decodes and validates one event.
+func Parse(data []byte) (Event, error) {
+	var e Event
+	if err := json.Unmarshal(data, &e); err != nil {
+		return Event{}, fmt.Errorf("decode description event: %w", err)
+	}
+	return e, e.Validate()
+}
+
+// ManifestKey is the subject token of one manifest.
+func ManifestKey(registry, repository, digest string) string {
+	sum := sha256.Sum256([]byte(registry + "/" + repository + "@" + digest))
+	return hex.EncodeToString(sum[:16])
+}
+
+// Subject is the subject of e: one per manifest and describer, so the
+// stream keeps the newest event of each.
+func Subject(e Event) string {
+	m := SubjectPrefix + ManifestKey(e.Registry, e.Repository, e.Digest) + "."
+	if e.Kind == Deleted {
+		return m + "deleted"
+	}
+	sum := sha256.Sum256([]byte(e.By))
+	return m + hex.EncodeToString(sum[:8])
+}
+
+// EnsureStream creates or updates the description stream.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.Stream, error) {
+	if replicas == 0 {
+		replicas = 1
+	}
+	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:              Stream,
+		Description:       "regscribe: the newest description of each photo by each describer, and deletions",
+		Subjects:          []string{SubjectPrefix + ">"},
+		Storage:           jetstream.FileStorage,
+		Replicas:          replicas,
+		MaxMsgsPerSubject: 1,
+		Duplicates:        window,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create stream %s: %w", Stream, err)
+	}
+	return s, nil
+}
+
+// Publisher puts events on the stream.
+type Publisher struct {
+	js jetstream.JetStream
+}
+
+// NewPublisher returns a Publisher on js.
+func NewPublisher(js jetstream.JetStream) *Publisher { return &Publisher{js: js} }
+
+var publishRetries = []jetstream.PublishOpt{jetstream.WithRetryAttempts(60), jetstream.WithRetryWait(250 * time.Millisecond)}
+
+// Publish stores e and returns its stream sequence. id, when not empty,
+// is the message id (e.g. "desc-<job seq>"): publishing the same id again
+// within the duplicate window stores nothing new. A deletion also purges
+// the events it supersedes (those of the same manifest stored before it).
+func (p *Publisher) Publish(ctx context.Context, e Event, id string) (uint64, error) {
+	e.Version = Version
+	if e.At.IsZero() {
+		e.At = time.Now().UTC()
+	}
+	if err := e.Validate(); err != nil {
+		return 0, err
+	}
+	data, err := json.Marshal(e)
+	if err != nil {
+		return 0, err
+	}
+	msg := &nats.Msg{Subject: Subject(e), Data: data, Header: nats.Header{}}
+	opts := append([]jetstream.PublishOpt{}, publishRetries...)
+	if id != "" {
+		opts = append(opts, jetstream.WithMsgID(id))
+	}
+	ack, err := p.js.PublishMsg(ctx, msg, opts...)
+	if err != nil {
+		return 0, fmt.Errorf("publish description event for %s: %w", e.Ref(), err)
+	}
+	if e.Kind == Deleted {
+		// The tombstone is stored and supersedes the manifest's other
+		// events in every index; a failed purge only leaves them taking
+		// room, so it is not an error.
+		if s, err := p.js.Stream(ctx, Stream); err == nil {
+			prefix := SubjectPrefix + ManifestKey(e.Registry, e.Repository, e.Digest) + ".*"
+			_ = s.Purge(ctx, jetstream.WithPurgeSubject(prefix), jetstream.WithPurgeSequence(ack.Sequence))
+		}
+	}
+	return ack.Sequence, nil
+}
+
+// JobID is the message id of the description event of job message seq,
+// part n of its events (an album's children are one event each).
+func JobID(seq uint64, n int) string {
+	return "desc-" + strconv.FormatUint(seq, 10) + "-" + strconv.Itoa(n)
+}
+
+// IsDeletedSubject reports whether subject is a deletion's.
+func IsDeletedSubject(subject string) bool { return strings.HasSuffix(subject, ".deleted") }

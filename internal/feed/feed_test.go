@@ -1,0 +1,77 @@
+package feed_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regscribe/regscribe/internal/feed"
+	"github.com/regscribe/regscribe/internal/stacktest"
+)
+
+func event(kind feed.Kind, by, text string) feed.Event {
+	return feed.Event{Kind: kind, Registry: "127.0.0.1:5000", Repository: "photos/a", Digest: "sha256:aa", By: by,
+		Photos: []feed.Photo{{Layer: "sha256:bb", Description: text, Model: by, Stored: "annotation"}}}
+}
+
+// subjects returns the subjects of the messages the stream holds, oldest first.
+func subjects(t *testing.T, s jetstream.Stream) []string {
+	t.Helper()
+	ctx := context.Background()
+	info, err := s.Info(ctx)
+	require.NoError(t, err)
+	var out []string
+	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			continue
+		}
+		_, err = feed.Parse(m.Data)
+		require.NoError(t, err)
+		out = append(out, m.Subject)
+	}
+	return out
+}
+
+func TestStreamKeepsNewestPerDescriberAndTombstonesPurge(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	js := stacktest.JetStream(t)
+	s, err := feed.EnsureStream(ctx, js, 1)
+	require.NoError(t, err)
+	p := feed.NewPublisher(js)
+
+	_, err = p.Publish(ctx, event(feed.Written, "ollama/a", "a red bus"), feed.JobID(1, 0))
+	require.NoError(t, err)
+	_, err = p.Publish(ctx, event(feed.Written, "ollama/a", "a red bus"), feed.JobID(1, 0))
+	require.NoError(t, err)
+	require.Len(t, subjects(t, s), 1, "the same job's event published twice is stored once")
+
+	_, err = p.Publish(ctx, event(feed.Written, "ollama/a", "a blue bus"), feed.JobID(2, 0))
+	require.NoError(t, err)
+	_, err = p.Publish(ctx, event(feed.Written, "person:ann", "a blue tram"), feed.JobID(3, 0))
+	require.NoError(t, err)
+	require.Len(t, subjects(t, s), 2, "newest per describer")
+
+	seq, err := p.Publish(ctx, feed.Event{Kind: feed.Deleted, Registry: "127.0.0.1:5000", Repository: "photos/a", Digest: "sha256:aa"}, "")
+	require.NoError(t, err)
+	got := subjects(t, s)
+	require.Len(t, got, 1, "the tombstone purges what it supersedes")
+	require.True(t, feed.IsDeletedSubject(got[0]))
+	require.NotZero(t, seq)
+}
+
+func TestValidate(t *testing.T) {
+	for name, e := range map[string]feed.Event{
+		"no digest":    {Version: 1, Kind: feed.Written, Registry: "r", Repository: "p", By: "m"},
+		"unknown kind": {Version: 1, Kind: "moved", Registry: "r", Repository: "p", Digest: "d", By: "m"},
+		"no describer": {Version: 1, Kind: feed.Found, Registry: "r", Repository: "p", Digest: "d"},
+		"old version":  {Version: 0, Kind: feed.Deleted, Registry: "r", Repository: "p", Digest: "d"},
+	} {
+		t.Run(name, func(t *testing.T) { require.Error(t, e.Validate()) })
+	}
+	require.NoError(t, feed.Event{Version: 1, Kind: feed.Deleted, Registry: "r", Repository: "p", Digest: "d"}.Validate())
+}
