@@ -80,6 +80,13 @@ type Config struct {
 	MaxTokens        int           `split_words:"true" default:"300" desc:"most tokens the model may answer with"`
 	Temperature      float64       `default:"0.2" desc:"sampling temperature"`
 
+	WebListen    string `split_words:"true" default:"127.0.0.1:8089" desc:"address of the gallery and search API (GET /v1/search) that 'up' and 'web' serve ('off' disables); off loopback it needs REGSCRIBE_WEB_TOKEN"`
+	WebToken     string `split_words:"true" default:"" desc:"token the gallery and search API require off loopback: a bearer token, or the password of basic auth with any user name"`
+	WebURL       string `envconfig:"WEB_URL" default:"" desc:"web address 'search' asks (empty: http:// and REGSCRIBE_WEB_LISTEN)"`
+	IndexDir     string `split_words:"true" default:"" desc:"where the search index lives (empty: index/ under REGSCRIBE_DATA_DIR)"`
+	EmbedModel   string `split_words:"true" default:"" desc:"embedding model for semantic search, on REGSCRIBE_PROVIDER's server, e.g. nomic-embed-text (empty: text search only)"`
+	ThumbCacheMB int    `envconfig:"THUMB_CACHE_MB" default:"256" desc:"disk the gallery's thumbnail cache may use, in MiB"`
+
 	MetricsListen   string        `split_words:"true" default:"127.0.0.1:9464" desc:"where 'worker' serves /metrics, /healthz and /readyz ('off' disables; 'up' and 'notifier' serve them on REGSCRIBE_LISTEN)"`
 	Replicas        int           `default:"1" desc:"replicas of regscribe's JetStream streams and buckets (3 on a NATS cluster)"`
 	ShutdownTimeout time.Duration `split_words:"true" default:"30s" desc:"how long jobs in flight may take to finish on shutdown"`

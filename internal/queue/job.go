@@ -29,7 +29,9 @@ const JobVersion = 1
 //	  "force": false,                  // describe again even if described
 //	  "batch": "…",                    // reprocess run it belongs to; results go to regscribe.results.<batch>
 //	  "event": "id:6f1b2c3d-89cdc86c", // the announcement the job came from (notifier jobs); see Event
-//	  "replace": false                 // replace another model's description (reprocess --missing)
+//	  "replace": false,                // replace another model's description (reprocess --missing)
+//	  "deleted": false,                // the registry announced the manifest's deletion
+//	  "correction": {…}                // a person's description to write instead of asking the model
 //	}
 //
 // Readers ignore fields they do not know, so "event" and "replace" needed no
@@ -60,6 +62,31 @@ type Job struct {
 	// jobs of every tag of one photo write the same description with at
 	// most one model call (reprocess --missing).
 	Replace bool `json:"replace,omitempty"`
+
+	// Deleted says the registry announced that the manifest was deleted:
+	// the worker checks that it is gone and removes it from search (a
+	// tombstone on the description stream); nothing is described.
+	Deleted bool `json:"deleted,omitempty"`
+
+	// Correction is a description written by a person (the gallery's
+	// "correct"), written back like a model's with io.regscribe.model
+	// naming the person; no model is asked. Only a forced job replaces it.
+	Correction *Correction `json:"correction,omitempty"`
+}
+
+// Correction is a person's description of one photo.
+type Correction struct {
+	// Layer is the image layer's digest (empty: the manifest's only photo).
+	Layer       string   `json:"layer,omitempty"`
+	Description string   `json:"description"`
+	Alt         string   `json:"alt,omitempty"`
+	Keywords    []string `json:"keywords,omitempty"`
+	Text        string   `json:"text,omitempty"`
+	// By names the person ("" when unknown); see photo.PersonModel.
+	By string `json:"by,omitempty"`
+	// At is when the person saved it; two corrections of one photo are
+	// two jobs.
+	At time.Time `json:"at"`
 }
 
 // Ref returns registry/repository@digest (with :tag before the digest when known).
@@ -88,6 +115,12 @@ func (j Job) ID() string {
 	}
 	if j.Event != "" {
 		parts = append(parts, "event", j.Event)
+	}
+	if j.Deleted {
+		parts = append(parts, "deleted")
+	}
+	if c := j.Correction; c != nil {
+		parts = append(parts, "correction", c.Layer, c.At.UTC().Format(time.RFC3339Nano))
 	}
 	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
 	return hex.EncodeToString(sum[:16])
