@@ -17,6 +17,9 @@ const (
 	AnnotationKeywords    = "io.regscribe.keywords"
 	AnnotationModel       = "io.regscribe.model"
 	AnnotationCreated     = "io.regscribe.created"
+	// AnnotationText is the text visible in the photo (signs, labels,
+	// slides), set only when there is some.
+	AnnotationText = "io.regscribe.text"
 )
 
 // Edit says how to change a manifest's annotations.
