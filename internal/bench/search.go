@@ -18,7 +18,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/regscribe/regscribe/internal/embed"
-	"github.com/regscribe/regscribe/internal/embedded"
 	"github.com/regscribe/regscribe/internal/feed"
 	"github.com/regscribe/regscribe/internal/index"
 	"github.com/regscribe/regscribe/internal/modeltest"
@@ -117,20 +116,11 @@ func (r *run) search(ctx context.Context) (*Search, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	ns, err := embedded.StartNATS(embedded.NATSOptions{StoreDir: filepath.Join(dir, "nats"), Listen: "off", ServerName: "bench-search"})
+	js, stopNATS, err := inProcessNATS(dir, "bench-search", jetstream.WithPublishAsyncMaxPending(4096))
 	if err != nil {
 		return nil, err
 	}
-	defer ns.Stop()
-	nc, err := nats.Connect("", nats.InProcessServer(ns))
-	if err != nil {
-		return nil, err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
-	if err != nil {
-		return nil, err
-	}
+	defer stopNATS()
 	if _, err := feed.EnsureStream(ctx, js, 1); err != nil {
 		return nil, err
 	}
