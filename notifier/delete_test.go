@@ -5,14 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	godigest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -20,7 +18,6 @@ import (
 	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/auth"
 
-	"github.com/regscribe/regscribe/internal/embedded"
 	"github.com/regscribe/regscribe/internal/queue"
 	"github.com/regscribe/regscribe/internal/stacktest"
 	"github.com/regscribe/regscribe/notifier"
@@ -41,64 +38,40 @@ func TestDistributionDeletionMakesDeletedJob(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	ns, err := embedded.StartNATS(embedded.NATSOptions{StoreDir: t.TempDir(), Listen: "off"})
-	require.NoError(t, err)
-	t.Cleanup(ns.Stop)
-	nc, err := nats.Connect("", nats.InProcessServer(ns))
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	_, err = queue.EnsureStream(ctx, js, queue.StreamOptions{})
-	require.NoError(t, err)
-
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	const notifyToken = "delete-token"
-	reg, err := embedded.StartRegistry(ctx, embedded.RegistryOptions{
-		Listen: "127.0.0.1:0", NotifyURL: "http://" + ln.Addr().String() + "/v1/events", NotifyToken: notifyToken,
-	})
-	require.NoError(t, err)
-	n, err := notifier.New(queue.NewPublisher(js), notifier.Options{
-		Token: notifyToken, Registry: reg.Addr(), PublishTimeout: 5 * time.Second, Logger: testLogger(),
-	})
+	js := stacktest.JetStream(t)
+	_, err := queue.EnsureStream(ctx, js, queue.StreamOptions{})
 	require.NoError(t, err)
 	var (
 		mu      sync.Mutex
 		deletes []deleteEvent
 	)
-	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		var env struct {
-			Events []struct {
-				Action string `json:"action"`
-				Target struct {
-					Digest string `json:"digest"`
-					Tag    string `json:"tag"`
-				} `json:"target"`
-				Request struct {
-					UserAgent string `json:"useragent"`
-				} `json:"request"`
-			} `json:"events"`
-		}
-		if json.Unmarshal(body, &env) == nil {
-			mu.Lock()
-			for _, e := range env.Events {
-				if e.Action == "delete" {
-					deletes = append(deletes, deleteEvent{e.Target.Digest, e.Target.Tag, e.Request.UserAgent})
-				}
+	reg := startNotified(t, js, 5*time.Second, func(n http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			var env struct {
+				Events []struct {
+					Action string `json:"action"`
+					Target struct {
+						Digest string `json:"digest"`
+						Tag    string `json:"tag"`
+					} `json:"target"`
+					Request struct {
+						UserAgent string `json:"useragent"`
+					} `json:"request"`
+				} `json:"events"`
 			}
-			mu.Unlock()
-		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		n.ServeHTTP(w, r)
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = reg.Stop(sctx)
-		_ = srv.Shutdown(sctx)
+			if json.Unmarshal(body, &env) == nil {
+				mu.Lock()
+				for _, e := range env.Events {
+					if e.Action == "delete" {
+						deletes = append(deletes, deleteEvent{e.Target.Digest, e.Target.Tag, e.Request.UserAgent})
+					}
+				}
+				mu.Unlock()
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			n.ServeHTTP(w, r)
+		})
 	})
 
 	user := repository(t, reg.Addr(), &auth.Client{
