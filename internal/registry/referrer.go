@@ -40,6 +40,8 @@ type PhotoRecord struct {
 	Description string   `json:"description"`
 	Alt         string   `json:"alt,omitempty"`
 	Keywords    []string `json:"keywords,omitempty"`
+	// Text is the text visible in the photo (io.regscribe.text), if any.
+	Text string `json:"text,omitempty"`
 }
 
 // Referrers lists the manifests that refer to subject, of artifactType (all
