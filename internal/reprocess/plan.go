@@ -101,7 +101,8 @@ type Item struct {
 	// (PlanOptions.Backfill only); for an index, its children's, each
 	// photo naming its child manifest.
 	Found []photo.Found `json:"-"`
-	// Indexed is how many of Found [Run] put on the description stream.
+	// Indexed is how many of Found [Run] put on the description stream
+	// (those it lacked).
 	Indexed int `json:"indexed,omitempty"`
 }
 

@@ -90,9 +90,12 @@ var ErrResultsLost = errors.New("results missing while the job queue is idle")
 //
 // Before any job, it puts the descriptions the plan found (Item.Found,
 // PlanOptions.Backfill) on the description stream (package feed), one
-// [feed.Found] event per manifest and describer, and counts them in
-// Item.Indexed: so a description a job writes later is newer on the stream
-// than the one it replaces. The stream must exist ([feed.EnsureStream]).
+// [feed.Found] event per manifest and describer where the stream lacks it
+// or holds an older one ([feed.Publisher.Fill]: a description a worker
+// wrote meanwhile is never buried), and counts those stored in
+// Item.Indexed. Publishing before the jobs makes a description a job writes
+// later newer on the stream than the one it replaces. The stream must exist
+// ([feed.EnsureStream]).
 func Run(ctx context.Context, js jetstream.JetStream, items []Item, opts RunOptions) error {
 	if opts.Batch == "" {
 		return errors.New("reprocess: no batch id")
@@ -198,10 +201,13 @@ func (r *runner) index(ctx context.Context) error {
 		g.Go(func() error {
 			for _, f := range it.Found {
 				e := FoundEvent(*it, f)
-				if _, err := pub.Publish(gctx, e, FoundID(e)); err != nil {
+				stored, err := pub.Fill(gctx, e, FoundID(e))
+				if err != nil {
 					return err
 				}
-				it.Indexed++
+				if stored {
+					it.Indexed++
+				}
 			}
 			return nil
 		})

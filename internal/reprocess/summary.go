@@ -36,9 +36,9 @@ type Counts struct {
 	Pending   int `json:"pending"`
 	// ModelCalls made for the queued photos.
 	ModelCalls int `json:"modelCalls"`
-	// Indexed are the descriptions found already in the registry and put
-	// on the description stream (one per manifest and describer), whatever
-	// the manifest's status.
+	// Indexed are the descriptions found already in the registry that the
+	// description stream lacked, put on it now (one per manifest and
+	// describer), whatever the manifest's status.
 	Indexed int `json:"indexed"`
 }
 
