@@ -100,7 +100,7 @@ With --format json, each photo is one JSON object on a line of its own:
 {"reference", "digest", "tags", "descriptions": [{"storedAs": "annotation" or
 "referrer", "referrer" (its descriptor), "record": {"subject", "model",
 "promptDigest", "created", "photos": [{"layer", "title", "description",
-"alt", "keywords"}]}}], "error"} ("error" only when the photo could not be
+"alt", "keywords", "text"}]}}], "error"} ("error" only when the photo could not be
 read). Exit status: 0 when every photo has a description, 1 otherwise.`,
 		Example: `  regscribe show localhost:5000/photos/pineapple:latest
   regscribe show localhost:5000/photos/pineapple:latest --format json
@@ -267,6 +267,9 @@ func printFound(w io.Writer, ref, digest string, found []regclient.Found) {
 			}
 			if len(p.Keywords) > 0 {
 				fmt.Fprintf(w, "    keywords: %s\n", strings.Join(p.Keywords, ", "))
+			}
+			if p.Text != "" {
+				fmt.Fprintf(w, "    text: %s\n", p.Text)
 			}
 		}
 	}

@@ -86,6 +86,26 @@ func fromFields(obj map[string]json.RawMessage) Description {
 	return d
 }
 
+// CleanPerson cleans a description a person wrote (a correction) as every
+// text is cleaned before it reaches a manifest: control and invisible
+// formatting characters removed, whitespace folded, lengths capped, keywords
+// lowercased and deduplicated. Unlike a model's answer, the words are kept
+// as written (no preamble or markdown trimmed). Without an alt text the
+// first sentence of the description is used. Model and Created are kept.
+func CleanPerson(d Description) Description {
+	plain := func(s string, max int) string {
+		return truncate(strings.TrimSpace(spaces.ReplaceAllString(stripControl(s), " ")), max)
+	}
+	kw, _ := json.Marshal(d.Keywords)
+	vt, _ := json.Marshal(d.VisibleText)
+	out := Description{Text: plain(d.Text, MaxTextLen), Alt: plain(d.Alt, MaxAltLen), Keywords: cleanKeywords(kw),
+		VisibleText: cleanVisibleText(vt), Model: d.Model, Created: d.Created}
+	if out.Alt == "" {
+		out.Alt = plain(firstSentence(out.Text), MaxAltLen)
+	}
+	return out
+}
+
 // noText are the answers models give for "no visible text" instead of "".
 var noText = map[string]bool{"none": true, "n/a": true, "na": true, "no text": true, "no visible text": true, "null": true, "-": true}
 
