@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
+	"github.com/regscribe/regscribe/internal/feed"
 	"github.com/regscribe/regscribe/internal/modeltest"
 	"github.com/regscribe/regscribe/internal/queue"
 	"github.com/regscribe/regscribe/internal/stacktest"
@@ -32,6 +33,9 @@ func runWorker(t *testing.T, s *stacktest.Stack, opts worker.Options) (stop func
 	}
 	if opts.Reporter == nil {
 		opts.Reporter = queue.NewReporter(s.JS)
+	}
+	if opts.Feed == nil {
+		opts.Feed = feed.NewPublisher(s.JS)
 	}
 	if opts.Backoff == nil {
 		opts.Backoff = []time.Duration{200 * time.Millisecond}
