@@ -269,28 +269,6 @@ func (f *failingFeed) Publish(ctx context.Context, e feed.Event, id string) (uin
 	return f.Publisher.Publish(ctx, e, id)
 }
 
-// A job whose description event could not be published is kept, and its
-// next delivery publishes it (and the result) without doing the work again.
-func TestFeedFailingIsPublishedNextDelivery(t *testing.T) {
-	t.Parallel()
-	s := stacktest.Start(t, stacktest.Options{Workers: -1, Worker: worker.Options{Mode: worker.ModeReferrer}})
-	s.Push(t, "photos/nofeed", "", stacktest.File{Name: "p.jpg", MediaType: "image/jpeg", Data: stacktest.JPEG(t, 64, 48, 812)})
-	waitJobs(t, s, 1)
-	f := &failingFeed{Publisher: feed.NewPublisher(s.JS)}
-	f.fail.Store(1)
-	runWorker(t, s, worker.Options{Concurrency: 1, Mode: worker.ModeReferrer, Feed: f})
-
-	waitStreamEmpty(t, s)
-	res := resultOf(t, s, "the job", func(r queue.Result) bool { return r.JobSeq == 1 })
-	require.Equal(t, queue.Described, res.Outcome, "the result is the one of the run that described it")
-	require.Equal(t, 1, res.Attempts, "the first delivery's work, stored by the second")
-	e := waitEvent(t, s, "the job's event", func(e feed.Event) bool { return e.Repository == "photos/nofeed" })
-	require.Equal(t, feed.JobID(1, 0), e.ID)
-	require.Equal(t, "referrer "+res.Written, e.Photos[0].Stored)
-	require.Len(t, s.Model.Calls(), 1, "the work was not done again")
-	require.Less(t, f.fail.Load(), int32(0))
-}
-
 // A deletion job ends with a tombstone when the registry no longer has the
 // manifest, and is a skip when it has it again; neither asks the model.
 func TestDeletionJobs(t *testing.T) {
