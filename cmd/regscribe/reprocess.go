@@ -291,6 +291,9 @@ func startLocalWorkers(ctx context.Context, cfg config.Config, conn *natsConn, c
 	}
 	opts := workerOptions(cfg, newLogger(stderr, level, cfg.LogFormat))
 	opts.Reporter = queue.NewReporter(conn.js)
+	if opts.Feed, err = descriptionFeed(ctx, conn.js, replicas); err != nil {
+		return nil, err
+	}
 	if opts.Ledger, err = queue.OpenLedger(ctx, conn.js, replicas); err != nil {
 		return nil, err
 	}
