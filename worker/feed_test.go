@@ -270,7 +270,8 @@ func (f *failingFeed) Publish(ctx context.Context, e feed.Event, id string) (uin
 }
 
 // A deletion job ends with a tombstone when the registry no longer has the
-// manifest, and is a skip when it has it again; neither asks the model.
+// manifest (the registry's own announcement queues it), and is a skip when
+// it has it again; neither asks the model.
 func TestDeletionJobs(t *testing.T) {
 	t.Parallel()
 	s := stacktest.Start(t, stacktest.Options{Worker: worker.Options{Mode: worker.ModeAnnotation}})
@@ -281,9 +282,9 @@ func TestDeletionJobs(t *testing.T) {
 	s.WaitIdle(t)
 	calls := len(s.Model.Calls())
 
-	// The annotated manifest is deleted: search forgets it.
+	// The annotated manifest is deleted: the registry announces it, the
+	// notifier queues the deletion, and search forgets the manifest.
 	require.NoError(t, s.Repository(t, "photos/gone").Delete(ctx, annotated))
-	queueJob(t, s, queue.Job{Repository: "photos/gone", Digest: annotated.Digest.String(), Deleted: true})
 	res := resultOf(t, s, "the deletion", func(r queue.Result) bool { return r.Job.Deleted && r.Job.Digest == annotated.Digest.String() })
 	require.Equal(t, queue.Removed, res.Outcome, res.Reason)
 	tomb := waitEvent(t, s, "the tombstone", func(e feed.Event) bool { return e.Digest == annotated.Digest.String() })
