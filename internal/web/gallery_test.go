@@ -1,0 +1,139 @@
+package web_test
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regscribe/regscribe/internal/feed"
+	"github.com/regscribe/regscribe/internal/queue"
+)
+
+// TestBrowseSearchAndCorrect is a person's first visit: the front page, a
+// repository, a search, a photo, and a correction of its description.
+func TestBrowseSearchAndCorrect(t *testing.T) {
+	g := startGallery(t, "")
+	b := newBrowser(t, g.URL, 1280, 900)
+	travel := []scene{scenes[0], scenes[2], scenes[4], scenes[5]}
+	for i, sc := range travel {
+		g.pushScene(t, "photos/travel", sc.name, sc, i)
+	}
+	// Descriptions carry their time in whole seconds: the next is newer.
+	time.Sleep(1100 * time.Millisecond)
+	g.pushScene(t, "warehouse/inventory", "latest", scenes[1], 9)
+
+	// The front page lists both repositories, the newest first, with counts.
+	b.open("/")
+	require.Equal(t, []string{"warehouse/inventory", "photos/travel"}, b.texts(".repo-name"))
+	require.Contains(t, b.text(".repo:nth-child(2) .counts"), "4")
+	loaded, total := b.imagesLoaded(".cover")
+	require.Equal(t, 2, total)
+	require.Equal(t, 2, loaded, "every cover thumbnail loads")
+	b.shot("front-page")
+
+	// A repository: a grid of thumbnails, each with its alt text, and the
+	// description and keywords beneath.
+	b.do(chromedp.Click(chromedp.CSS(`.repo:nth-child(2) .repo-link`)), chromedp.WaitVisible(chromedp.CSS(".grid")))
+	require.Equal(t, "/r/"+g.RegistryHost+"/photos/travel", b.location())
+	alts := b.attrs(".grid .thumb", "alt")
+	require.Len(t, alts, 4)
+	for _, sc := range travel {
+		require.Contains(t, alts, sc.alt)
+	}
+	require.Contains(t, b.texts(".grid .desc"), scenes[0].description)
+	require.Contains(t, b.texts(".grid .chips li"), "reflection")
+	loaded, total = b.imagesLoaded(".grid .thumb")
+	require.Equal(t, 4, total)
+	require.Equal(t, 4, loaded, "every thumbnail loads")
+	b.shot("repository")
+
+	// Search from the box on the page.
+	b.do(chromedp.SendKeys(chromedp.ID("q"), "forklift\n"), chromedp.WaitVisible(chromedp.CSS(".grid")))
+	require.Equal(t, "/search?q=forklift", b.location())
+	require.Equal(t, []string{scenes[1].description}, b.texts(".grid .desc"))
+	b.imagesLoaded(".grid .thumb")
+	b.shot("search")
+	require.Equal(t, scenes[1].description, g.searchAPI(t, "forklift").Results[0].Description)
+
+	// The photo: preview, description, alt, keywords, commands to copy.
+	b.do(chromedp.Click(chromedp.CSS(".grid .card-link")), chromedp.WaitVisible(chromedp.ID("description")))
+	require.True(t, strings.HasPrefix(b.location(), "/p/"+g.RegistryHost+"/warehouse/inventory@sha256:"))
+	require.Equal(t, scenes[1].description, b.text("#description"))
+	require.Equal(t, scenes[1].alt, b.text("#alt"))
+	fetch := b.text("#cmd-fetch")
+	require.Regexp(t, `^oras manifest fetch --pretty `+g.RegistryHost+`/warehouse/inventory@sha256:[0-9a-f]{64}$`, fetch)
+	loaded, _ = b.imagesLoaded(".preview img")
+	require.Equal(t, 1, loaded)
+	b.shot("photo")
+
+	// Correct it, as a person who knows better.
+	corrected := "A red forklift stacking pallets of paint tins in the north warehouse."
+	b.do(
+		chromedp.Click(chromedp.CSS("#correct summary")),
+		chromedp.SetValue(chromedp.ID("f-description"), corrected),
+		chromedp.SetValue(chromedp.ID("f-alt"), "Red forklift with paint tins"),
+		chromedp.SetValue(chromedp.ID("f-keywords"), "forklift, paint, warehouse"),
+	)
+	b.shot("correcting")
+	b.do(chromedp.Click(chromedp.CSS(`#correct button[type="submit"]`)), chromedp.WaitVisible(chromedp.CSS(".flash")))
+	require.Contains(t, b.location(), "flash=")
+
+	// The correction is a job for the workers, with everything the person wrote.
+	job := correctionJob(t, g, corrected)
+	require.Equal(t, "web", job.Source)
+	require.Equal(t, "latest", job.Tag)
+	require.Equal(t, "Red forklift with paint tins", job.Correction.Alt)
+	require.Equal(t, []string{"forklift", "paint", "warehouse"}, job.Correction.Keywords)
+	require.NotEmpty(t, job.Correction.Layer)
+
+	// TEMPORARY: the workers on main do not write corrections yet; publish
+	// the event a worker publishes once it wrote one.
+	entries, err := g.Catalog.Photo(context.Background(), g.RegistryHost, "warehouse/inventory", job.Correction.Layer)
+	require.NoError(t, err)
+	_, err = g.feed.Publish(context.Background(), feed.Event{Kind: feed.Written, Registry: g.RegistryHost, Repository: "warehouse/inventory",
+		Digest: entries[0].Digest, Tags: entries[0].Tags, By: "person", Photos: []feed.Photo{{
+			Manifest: entries[0].Digest, Layer: job.Correction.Layer, MediaType: "image/jpeg", Description: corrected,
+			Alt: job.Correction.Alt, Keywords: job.Correction.Keywords, Model: "person", Created: job.Correction.At, Stored: "annotation",
+		}}}, "")
+	require.NoError(t, err)
+	require.NoError(t, g.Catalog.Wait(context.Background(), g.JS))
+
+	b.do(chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("description")))
+	require.Equal(t, corrected, b.text("#description"))
+	history := b.texts(".timeline .who")
+	require.Len(t, history, 2, "both descriptions are listed")
+	require.Contains(t, history[0], "a person")
+	b.shot("corrected")
+	hits := g.searchAPI(t, "paint").Results
+	require.NotEmpty(t, hits)
+	require.Equal(t, corrected, hits[0].Description)
+	require.Equal(t, "person", hits[0].Model)
+}
+
+// correctionJob finds the result of the job that carried the correction
+// (the workers settled it).
+func correctionJob(t *testing.T, g *gallery, description string) queue.Job {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cons, err := g.JS.OrderedConsumer(ctx, queue.ResultStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{queue.ResultSubject(queue.LiveBatch)}})
+	require.NoError(t, err)
+	for {
+		msg, err := cons.Next(jetstream.FetchMaxWait(20 * time.Second))
+		require.NoError(t, err, "no result for the correction job")
+		var r queue.Result
+		require.NoError(t, json.Unmarshal(msg.Data(), &r))
+		if c := r.Job.Correction; c != nil && c.Description == description {
+			return r.Job
+		}
+	}
+}
+
+var _ = slices.Contains[[]string]
