@@ -130,13 +130,13 @@ func (b *browser) text(sel string) string {
 // texts returns the text content of every element matching the CSS selector.
 func (b *browser) texts(sel string) []string {
 	b.t.Helper()
-	return get(b, chromedp.Evaluate[[]string](`[...document.querySelectorAll(` + jsString(sel) + `)].map(e => e.textContent.trim())`))
+	return get(b, chromedp.Evaluate[[]string](`[...document.querySelectorAll(`+jsString(sel)+`)].map(e => e.textContent.trim())`))
 }
 
 // attrs returns attribute name of every element matching the CSS selector.
 func (b *browser) attrs(sel, name string) []string {
 	b.t.Helper()
-	return get(b, chromedp.Evaluate[[]string](`[...document.querySelectorAll(` + jsString(sel) + `)].map(e => e.getAttribute(` + jsString(name) + `) ?? "")`))
+	return get(b, chromedp.Evaluate[[]string](`[...document.querySelectorAll(`+jsString(sel)+`)].map(e => e.getAttribute(`+jsString(name)+`) ?? "")`))
 }
 
 // location is the path (and query) the tab shows.
@@ -159,7 +159,7 @@ func (b *browser) shot(name string) {
 func (b *browser) imagesLoaded(sel string) (loaded, total int) {
 	b.t.Helper()
 	get(b, chromedp.Poll[chromedp.Void](`[...document.querySelectorAll(`+jsString(sel)+`)].every(i => { i.loading = "eager"; return i.complete; })`, chromedp.WithPollingTimeout(30*time.Second)))
-	res := get(b, chromedp.Evaluate[[]int](`(() => { const imgs = [...document.querySelectorAll(` + jsString(sel) + `)]; return [imgs.filter(i => i.naturalWidth > 0).length, imgs.length]; })()`))
+	res := get(b, chromedp.Evaluate[[]int](`(() => { const imgs = [...document.querySelectorAll(`+jsString(sel)+`)]; return [imgs.filter(i => i.naturalWidth > 0).length, imgs.length]; })()`))
 	return res[0], res[1]
 }
 
@@ -167,4 +167,22 @@ func (b *browser) imagesLoaded(sel string) (loaded, total int) {
 func jsString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+// follow clicks the element matching the CSS selector and waits until the
+// tab has loaded another address (a link followed, a form sent).
+func (b *browser) follow(sel string) {
+	b.t.Helper()
+	before := get(b, chromedp.Location())
+	b.do(chromedp.Click(chromedp.CSS(sel)))
+	require.Eventually(b.t, func() bool {
+		ctx, cancel := context.WithTimeout(b.ctx, 2*time.Second)
+		defer cancel()
+		loc, err := chromedp.Run(ctx, chromedp.Location())
+		if err != nil || loc == before {
+			return false
+		}
+		ready, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.readyState === "complete" && document.querySelector("main") !== null`))
+		return err == nil && ready
+	}, 40*time.Second, 50*time.Millisecond, "clicking %s led nowhere", sel)
 }

@@ -111,7 +111,9 @@ func (c *devCatalog) shown(reg, repo string) []web.Entry {
 	for _, e := range best {
 		out = append(out, e)
 	}
-	slices.SortFunc(out, func(a, b web.Entry) int { return cmp.Or(b.Created.Compare(a.Created), strings.Compare(a.Layer, b.Layer)) })
+	slices.SortFunc(out, func(a, b web.Entry) int {
+		return cmp.Or(b.Created.Compare(a.Created), strings.Compare(a.Layer, b.Layer))
+	})
 	return out
 }
 

@@ -40,7 +40,7 @@ func TestBrowseSearchAndCorrect(t *testing.T) {
 
 	// A repository: a grid of thumbnails, each with its alt text, and the
 	// description and keywords beneath.
-	b.do(chromedp.Click(chromedp.CSS(`.repo:nth-child(2) .repo-link`)), chromedp.WaitVisible(chromedp.CSS(".grid")))
+	b.follow(`.repo:nth-child(2) .repo-link`)
 	require.Equal(t, "/r/"+g.RegistryHost+"/photos/travel", b.location())
 	alts := b.attrs(".grid .thumb", "alt")
 	require.Len(t, alts, 4)
@@ -63,7 +63,7 @@ func TestBrowseSearchAndCorrect(t *testing.T) {
 	require.Equal(t, scenes[1].description, g.searchAPI(t, "forklift").Results[0].Description)
 
 	// The photo: preview, description, alt, keywords, commands to copy.
-	b.do(chromedp.Click(chromedp.CSS(".grid .card-link")), chromedp.WaitVisible(chromedp.ID("description")))
+	b.follow(".grid .card-link")
 	require.True(t, strings.HasPrefix(b.location(), "/p/"+g.RegistryHost+"/warehouse/inventory@sha256:"))
 	require.Equal(t, scenes[1].description, b.text("#description"))
 	require.Equal(t, scenes[1].alt, b.text("#alt"))
@@ -82,7 +82,7 @@ func TestBrowseSearchAndCorrect(t *testing.T) {
 		chromedp.SetValue(chromedp.ID("f-keywords"), "forklift, paint, warehouse"),
 	)
 	b.shot("correcting")
-	b.do(chromedp.Click(chromedp.CSS(`#correct button[type="submit"]`)), chromedp.WaitVisible(chromedp.CSS(".flash")))
+	b.follow(`#correct button[type="submit"]`)
 	require.Contains(t, b.location(), "flash=")
 
 	// The correction is a job for the workers, with everything the person wrote.
