@@ -26,7 +26,7 @@ type devCatalog struct {
 	applied uint64
 }
 
-func startCatalog(t *testing.T, js jetstream.JetStream) web.Catalog {
+func startCatalog(t testing.TB, js jetstream.JetStream) web.Catalog {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	_, err := feed.EnsureStream(ctx, js, 1)

@@ -3,7 +3,6 @@ package web_test
 import (
 	"context"
 	"encoding/json"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -135,5 +134,3 @@ func correctionJob(t *testing.T, g *gallery, description string) queue.Job {
 		}
 	}
 }
-
-var _ = slices.Contains[[]string]

@@ -7,6 +7,7 @@ import (
 	"image"
 	"image/color"
 	"image/jpeg"
+	"log/slog"
 	"math"
 	"net/http/httptest"
 	"strings"
@@ -104,16 +105,22 @@ func startGallery(t *testing.T, token string) *gallery {
 	g := &gallery{Stack: s, feed: feed.NewPublisher(s.JS), scenes: map[string]scene{}}
 	s.Model.Answer = g.answer
 	g.Catalog = startCatalog(t, s.JS)
+	g.Web, g.URL = g.serve(t, token, stacktest.Logger(t))
+	return g
+}
+
+// serve starts a web server on the stack, on a loopback address.
+func (g *gallery) serve(t *testing.T, token string, log *slog.Logger) (*web.Server, string) {
+	t.Helper()
 	srv, err := web.New(web.Options{
-		Catalog: g.Catalog, JetStream: s.JS, Registry: s.Client, Registries: []string{s.RegistryHost},
-		Model: s.Describer.Model(), ThumbDir: t.TempDir(), Token: token, Log: stacktest.Logger(t),
+		Catalog: g.Catalog, JetStream: g.JS, Registry: g.Client, Registries: []string{g.RegistryHost},
+		Model: g.Describer.Model(), ThumbDir: t.TempDir(), Token: token, Log: log,
 	})
 	require.NoError(t, err)
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
 	t.Cleanup(srv.Close)
-	g.URL, g.Web = ts.URL, srv
-	return g
+	return srv, ts.URL
 }
 
 // answer is the fake model: what the scene of the image shows.
