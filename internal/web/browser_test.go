@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 )
@@ -173,8 +175,14 @@ func jsString(s string) string {
 // tab has loaded another address (a link followed, a form sent).
 func (b *browser) follow(sel string) {
 	b.t.Helper()
+	b.leave(chromedp.Click(chromedp.CSS(sel)))
+}
+
+// leave runs action and waits until the tab has loaded another address.
+func (b *browser) leave(action chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
 	before := get(b, chromedp.Location())
-	b.do(chromedp.Click(chromedp.CSS(sel)))
+	b.do(action)
 	require.Eventually(b.t, func() bool {
 		ctx, cancel := context.WithTimeout(b.ctx, 2*time.Second)
 		defer cancel()
@@ -184,5 +192,20 @@ func (b *browser) follow(sel string) {
 		}
 		ready, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.readyState === "complete" && document.querySelector("main") !== null`))
 		return err == nil && ready
-	}, 40*time.Second, 50*time.Millisecond, "clicking %s led nowhere", sel)
+	}, 40*time.Second, 50*time.Millisecond, "the page stayed at %s", before)
+}
+
+// dark makes the tab prefer a dark colour scheme (or not).
+func (b *browser) dark(on bool) {
+	b.t.Helper()
+	scheme := "light"
+	if on {
+		scheme = "dark"
+	}
+	b.do(chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}},
+		})
+		return err
+	}))
 }

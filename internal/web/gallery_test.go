@@ -52,9 +52,16 @@ func TestBrowseSearchAndCorrect(t *testing.T) {
 	require.Equal(t, 4, total)
 	require.Equal(t, 4, loaded, "every thumbnail loads")
 	b.shot("repository")
+	// The same in the dark, and on a phone.
+	b.dark(true)
+	b.shot("repository-dark")
+	b.dark(false)
+	b.do(chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+	b.shot("repository-phone")
+	b.do(chromedp.EmulateReset())
 
 	// Search from the box on the page.
-	b.do(chromedp.SendKeys(chromedp.ID("q"), "forklift\n"), chromedp.WaitVisible(chromedp.CSS(".grid")))
+	b.leave(chromedp.SendKeys(chromedp.ID("q"), "forklift\n"))
 	require.Equal(t, "/search?q=forklift", b.location())
 	require.Equal(t, []string{scenes[1].description}, b.texts(".grid .desc"))
 	b.imagesLoaded(".grid .thumb")
