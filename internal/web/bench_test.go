@@ -32,7 +32,7 @@ func benchServer(b *testing.B, n int) (*web.Server, *stacktest.Stack, string) {
 			Tags: []string{fmt.Sprintf("v%d", i)}, By: stacktest.Model, Photos: []feed.Photo{{
 				Manifest: digest, Layer: layer, MediaType: "image/jpeg", Title: fmt.Sprintf("img-%04d.jpg", i),
 				Description: fmt.Sprintf("Photo %d of a long series: a harbour with fishing boats, gulls over the pier and a lighthouse at dusk.", i),
-				Alt: "Harbour with boats at dusk", Keywords: []string{"harbour", "boats", "dusk", "lighthouse"},
+				Alt:         "Harbour with boats at dusk", Keywords: []string{"harbour", "boats", "dusk", "lighthouse"},
 				Model: "ollama/" + stacktest.Model, Created: at.Add(time.Duration(i) * time.Second), Stored: "annotation",
 			}}}, "")
 		require.NoError(b, err)

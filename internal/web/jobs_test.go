@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -32,6 +33,23 @@ func deadLetters(t *testing.T, g *gallery, n int) []queue.DeadLetter {
 func TestJobsRetryAndReprocess(t *testing.T) {
 	g := startGallery(t, "")
 	b := newBrowser(t, g.URL, 1280, 900)
+	// A photo the model is slow to describe is in flight meanwhile.
+	hold := make(chan struct{})
+	g.mu.Lock()
+	g.hold = hold
+	g.mu.Unlock()
+	slow := g.Push(t, "photos/slow", "latest", stacktest.File{Name: "slow.jpg", MediaType: "image/jpeg", Data: scenes[5].picture(t, 640, 480, 7)})
+	require.Eventually(t, func() bool {
+		b.open("/jobs")
+		return slices.ContainsFunc(b.texts("#inflight .ref"), func(s string) bool { return strings.Contains(s, slow.Digest.String()) })
+	}, 20*time.Second, 200*time.Millisecond, "the job never showed in flight")
+	b.shot("in-flight")
+	g.mu.Lock()
+	g.hold = nil
+	g.mu.Unlock()
+	close(hold)
+	g.WaitIdle(t)
+
 	g.pushScene(t, "photos/archive", "dune", scenes[2], 1)
 	g.pushScene(t, "photos/archive", "flower", scenes[3], 2)
 	// An HTML page pushed as a PNG: no model can describe it. The registry

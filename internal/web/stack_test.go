@@ -97,6 +97,8 @@ type gallery struct {
 
 	mu     sync.Mutex
 	scenes map[string]scene // by the digest of the image bytes
+	// hold, when set, keeps the fake model from answering until it is closed.
+	hold chan struct{}
 }
 
 func startGallery(t *testing.T, token string) *gallery {
@@ -127,7 +129,14 @@ func (g *gallery) serve(t *testing.T, token string, log *slog.Logger) (*web.Serv
 func (g *gallery) answer(c modeltest.Call) modeltest.Reply {
 	g.mu.Lock()
 	sc, ok := g.scenes[modeltest.Digest(c.Images[0])]
+	hold := g.hold
 	g.mu.Unlock()
+	if hold != nil {
+		select {
+		case <-hold:
+		case <-time.After(8 * time.Second):
+		}
+	}
 	if !ok {
 		return modeltest.DescribeByDigest(c)
 	}

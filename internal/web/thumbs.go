@@ -41,7 +41,7 @@ func (s *Server) thumbnail(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(r.Context(), 25*time.Second)
 	defer cancel()
 	b, err := s.thumbs.Get(ctx, *p, size)
 	switch {
