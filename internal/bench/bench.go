@@ -22,10 +22,11 @@ const (
 	SectionCPU        Section = "cpu"
 	SectionMemory     Section = "memory"
 	SectionDemo       Section = "demo"
+	SectionSearch     Section = "search"
 )
 
 // Sections lists every section in run order.
-var Sections = []Section{SectionIngest, SectionThroughput, SectionLatency, SectionCPU, SectionMemory, SectionDemo}
+var Sections = []Section{SectionIngest, SectionThroughput, SectionLatency, SectionCPU, SectionMemory, SectionDemo, SectionSearch}
 
 // ParseSections parses a comma-separated list of sections; empty is all.
 func ParseSections(s string) ([]Section, error) {
@@ -36,7 +37,7 @@ func ParseSections(s string) ([]Section, error) {
 	for f := range strings.SplitSeq(s, ",") {
 		sec := Section(strings.ToLower(strings.TrimSpace(f)))
 		if !slices.Contains(Sections, sec) {
-			return nil, fmt.Errorf("section %q: want throughput, latency, cpu, memory, ingest or demo", f)
+			return nil, fmt.Errorf("section %q: want throughput, latency, cpu, memory, ingest, demo or search", f)
 		}
 		out = append(out, sec)
 	}
@@ -101,6 +102,9 @@ type Options struct {
 	// DemoPhotos is how many photos the demo's design describes (it takes
 	// DemoPhotos·L at least). If zero, 50.
 	DemoPhotos int
+	// SearchPhotos is how many descriptions the search section indexes. If
+	// zero, 100,000.
+	SearchPhotos int
 	// ModelURL is a running benchmark fake model (see [ServeModel]) to use
 	// instead of starting one.
 	ModelURL string
@@ -155,6 +159,9 @@ func (o *Options) defaults() {
 	if o.DemoPhotos <= 0 {
 		o.DemoPhotos = 50
 	}
+	if o.SearchPhotos <= 0 {
+		o.SearchPhotos = 100_000
+	}
 }
 
 // Report is what a run measured. A section that did not run is nil.
@@ -167,6 +174,7 @@ type Report struct {
 	CPU        []CPU       `json:"cpu,omitempty"`
 	Memory     *Memory     `json:"memory,omitempty"`
 	Demo       *Demo       `json:"demo,omitempty"`
+	Search     *Search     `json:"search,omitempty"`
 	// Seconds is the wall time of the whole run.
 	Seconds float64 `json:"seconds"`
 }
@@ -395,7 +403,10 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 
 	r.model = opts.ModelURL
 	r.report.Settings.Model = "at " + opts.ModelURL
-	if r.model == "" {
+	needsModel := slices.ContainsFunc(opts.Only, func(s Section) bool { return s != SectionIngest && s != SectionSearch })
+	if r.model == "" && !needsModel {
+		r.report.Settings.Model = "not started (no section needs it)"
+	} else if r.model == "" {
 		m, err := startModel(ctx, opts.Self, opts.Latency, opts.Concurrency)
 		if err != nil {
 			return r.report, err
@@ -453,6 +464,8 @@ func (r *run) section(ctx context.Context, s Section) error {
 		r.report.Memory, err = r.memory(ctx)
 	case SectionDemo:
 		r.report.Demo, err = r.demo(ctx)
+	case SectionSearch:
+		r.report.Search, err = r.search(ctx)
 	}
 	return err
 }

@@ -20,7 +20,7 @@ func TestRunReportsEverySection(t *testing.T) {
 	}
 	var progress bytes.Buffer
 	rep, err := bench.Run(context.Background(), bench.Options{
-		Photos: 6, Latency: 20 * time.Millisecond, Concurrency: 2, Workers: 4, Pushers: 3, DemoPhotos: 3,
+		Photos: 6, Latency: 20 * time.Millisecond, Concurrency: 2, Workers: 4, Pushers: 3, DemoPhotos: 3, SearchPhotos: 300,
 		CPUKinds: []bench.Kind{bench.OneMP, bench.PNG}, MemoryKind: bench.OneMP, Progress: &progress,
 	})
 	require.NoError(t, err, progress.String())
@@ -77,11 +77,20 @@ func TestRunReportsEverySection(t *testing.T) {
 	require.Equal(t, 3, d.ModelCalls)
 	require.Positive(t, d.Speedup)
 
+	sr := rep.Search
+	require.NotNil(t, sr)
+	require.Equal(t, 300, sr.Photos)
+	require.Equal(t, 200, sr.Queries)
+	require.Equal(t, bench.SearchEmbedDims, sr.EmbedDims)
+	require.Positive(t, sr.IndexPerSecond)
+	require.Positive(t, sr.EmbedPerSecond)
+	require.Positive(t, sr.DiskBytesPerPhoto)
+
 	var table bytes.Buffer
 	require.NoError(t, bench.WriteTable(&table, rep))
-	for _, s := range []string{"ingest", "throughput", "latency", "cpu", "memory", "demo", "TARGET"} {
+	for _, s := range []string{"ingest", "throughput", "latency", "cpu", "memory", "demo", "search", "naive scan", "TARGET"} {
 		require.Contains(t, table.String(), s)
 	}
-	require.Len(t, rep.Targets(), 4)
+	require.Len(t, rep.Targets(), 8)
 	t.Log("\n" + progress.String() + "\n" + table.String())
 }

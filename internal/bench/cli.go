@@ -24,10 +24,11 @@ func Main(ctx context.Context, self, args []string, stdout, stderr io.Writer) in
 		concurrency = fs.Int("concurrency", 16, "C: photos the fake model takes at once (the rest wait in line)")
 		workers     = fs.Int("workers", 0, "the workers' jobs in flight (default C+8)")
 		photos      = fs.String("photos", "1mp", "photos pushed: 1mp, 12mp, png or mixed (unless given, the cpu section measures 1mp, png and 12mp, and the memory section 12mp)")
-		only        = fs.String("only", "", "comma-separated sections to run: throughput, latency, cpu, memory, ingest, demo (default all)")
+		only        = fs.String("only", "", "comma-separated sections to run: throughput, latency, cpu, memory, ingest, demo, search (default all)")
 		pushers     = fs.Int("pushers", 16, "photos pushed at once")
 		storage     = fs.String("registry", "memory", "storage of the embedded registry: memory (the registry's own cost shrinks to its HTTP handling) or fs (as regscribe up keeps it: Distribution fsyncs every file it writes); the memory section always uses fs")
 		demoN       = fs.Int("demo-n", 50, "photos of the demo section (it takes demo-n × L at least)")
+		searchN     = fs.Int("search-n", 100_000, "descriptions the search section indexes and queries")
 		asJSON      = fs.Bool("json", false, "print the report as JSON")
 		cpuProfile  = fs.String("cpuprofile", "", "write a CPU profile of the sections to `file`")
 		memProfile  = fs.String("memprofile", "", "write a heap profile at the end to `file`")
@@ -43,7 +44,9 @@ storage, a CNCF Distribution registry, the notifier, workers) with a fake
 model that answers after -latency and takes -concurrency photos at once,
 pushes generated photos and prints throughput, added latency, CPU time per
 photo, peak memory, the notifier's ingest rate, and the same photos
-described by the conference demo's design for comparison.
+described by the conference demo's design for comparison; then the search
+index: descriptions indexed from the description stream, text and hybrid
+query latency, memory and disk, against a naive scan.
 
 Flags:
 `)
@@ -69,7 +72,7 @@ Flags:
 
 	opts := Options{
 		Photos: *n, Latency: *latency, Concurrency: *concurrency, Workers: *workers, Pushers: *pushers,
-		DemoPhotos: *demoN, ModelURL: *modelURL, Self: self, Fresh: *fresh, Progress: stderr,
+		DemoPhotos: *demoN, SearchPhotos: *searchN, ModelURL: *modelURL, Self: self, Fresh: *fresh, Progress: stderr,
 	}
 	var err error
 	if opts.Only, err = ParseSections(*only); err != nil {

@@ -41,20 +41,11 @@ func (r *run) ingest(ctx context.Context) (*Ingest, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	ns, err := embedded.StartNATS(embedded.NATSOptions{StoreDir: filepath.Join(dir, "nats"), Listen: "off", ServerName: "bench"})
+	js, stop, err := inProcessNATS(dir, "bench")
 	if err != nil {
 		return nil, err
 	}
-	defer ns.Stop()
-	nc, err := nats.Connect("", nats.InProcessServer(ns))
-	if err != nil {
-		return nil, err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, err
-	}
+	defer stop()
 	stream, err := queue.EnsureStream(ctx, js, queue.StreamOptions{})
 	if err != nil {
 		return nil, err
@@ -157,4 +148,25 @@ func envelope(seq int64) string {
 		`"tag":"` + tag + `"},"request":{"id":"` + fmt.Sprintf("%032x", seq) + `","addr":"127.0.0.1:51234",` +
 		`"host":"127.0.0.1:5000","method":"PUT","useragent":"oras/1.3.0"},"actor":{},` +
 		`"source":{"addr":"bench:5000","instanceID":"00000000-0000-0000-0000-000000000000"}}]}`
+}
+
+// inProcessNATS starts a NATS server with JetStream on file storage under
+// dir and connects to it in process; stop closes both.
+func inProcessNATS(dir, name string, opts ...jetstream.JetStreamOpt) (jetstream.JetStream, func(), error) {
+	ns, err := embedded.StartNATS(embedded.NATSOptions{StoreDir: filepath.Join(dir, "nats"), Listen: "off", ServerName: name})
+	if err != nil {
+		return nil, nil, err
+	}
+	nc, err := nats.Connect("", nats.InProcessServer(ns))
+	if err != nil {
+		ns.Stop()
+		return nil, nil, err
+	}
+	stop := func() { nc.Close(); ns.Stop() }
+	js, err := jetstream.New(nc, opts...)
+	if err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return js, stop, nil
 }

@@ -34,6 +34,15 @@ func (rep Report) Targets() []Target {
 			Target: "≤ 200 MB", Value: fmt.Sprintf("%.0f MB", m.PeakRSSMB), Met: m.PeakRSSMB <= 200,
 		})
 	}
+	if sr := rep.Search; sr != nil {
+		out = append(out,
+			Target{What: fmt.Sprintf("search: indexing from the stream, %d photos", sr.Photos), Target: "≥ 5000 photos/s",
+				Value: fmt.Sprintf("%.0f photos/s", sr.IndexPerSecond), Met: sr.IndexPerSecond >= 5000},
+			Target{What: "search: text query p95", Target: "≤ 20 ms", Value: fmt.Sprintf("%.1f ms", sr.TextP95Ms), Met: sr.TextP95Ms <= 20},
+			Target{What: "search: hybrid query p95", Target: "≤ 50 ms", Value: fmt.Sprintf("%.1f ms", sr.HybridP95Ms), Met: sr.HybridP95Ms <= 50},
+			Target{What: "search: memory the index and vectors add (Go heap)", Target: "≤ 150 MB", Value: fmt.Sprintf("%.0f MB", sr.HeapMB), Met: sr.HeapMB <= 150},
+		)
+	}
 	if rep.Ingest != nil && rep.Throughput != nil && rep.Latency != nil && rep.CPU != nil && rep.Memory != nil && rep.Demo != nil {
 		out = append(out, Target{What: "whole run", Target: "< 5 min", Value: fmt.Sprintf("%.0f s", rep.Seconds), Met: rep.Seconds < 300})
 	}
@@ -114,6 +123,21 @@ func WriteTable(w io.Writer, rep Report) error {
 		if d.Speedup > 0 {
 			row("", "regscribe's throughput ÷ the demo's", fmt.Sprintf("%.1f×", d.Speedup))
 		}
+	}
+	if sr := rep.Search; sr != nil {
+		row("search", fmt.Sprintf("%d descriptions indexed from the stream (bleve, text only)", sr.Photos),
+			fmt.Sprintf("%.0f photos/s (%.1f s; publishing took %.1f s)", sr.IndexPerSecond, sr.IndexSeconds, sr.PublishSeconds))
+		row("", "  "+loadLabel, sr.IndexLoad.String(m.Cores))
+		row("", fmt.Sprintf("text query, p50 / p95 (%d queries)", sr.Queries), fmt.Sprintf("%.1f / %.1f ms", sr.TextP50Ms, sr.TextP95Ms))
+		row("", "the same as a naive scan (strings.Contains), p50 / p95", fmt.Sprintf("%.1f / %.1f ms", sr.ScanP50Ms, sr.ScanP95Ms))
+		if sr.TextP50Ms > 0 {
+			row("", "naive scan ÷ index, p50", fmt.Sprintf("%.0f×", sr.ScanP50Ms/sr.TextP50Ms))
+		}
+		row("", fmt.Sprintf("every description embedded (fake embedder, %d dims, over HTTP) and remembered", sr.EmbedDims),
+			fmt.Sprintf("%.0f photos/s (%.1f s)", sr.EmbedPerSecond, sr.EmbedSeconds))
+		row("", "hybrid query (text + vectors, query embedded), p50 / p95", fmt.Sprintf("%.1f / %.1f ms", sr.HybridP50Ms, sr.HybridP95Ms))
+		row("", "memory the index and vectors add: Go heap / RSS", fmt.Sprintf("%.0f / %.0f MB", sr.HeapMB, sr.RSSMB))
+		row("", "index on disk per photo", fmt.Sprintf("%.0f bytes", sr.DiskBytesPerPhoto))
 	}
 	row("run", "wall time", fmt.Sprintf("%.0f s", rep.Seconds))
 	if err := tw.Flush(); err != nil {

@@ -18,6 +18,8 @@ package fault
 import (
 	"errors"
 	"fmt"
+	"net"
+	"syscall"
 	"time"
 )
 
@@ -123,4 +125,22 @@ func FromStatus(status int, after time.Duration, err error) error {
 // succeed later: 408, 429 and any 5xx.
 func Transient(status int) bool {
 	return status == 408 || status == 429 || status >= 500
+}
+
+// Unreachable reports whether err proves a server was not reached, so a
+// request was never sent: the name did not resolve, or the connection
+// could not be made (refused, unroutable, timed out). A connection that
+// was made and then reset, closed (EOF) or broken while the request was
+// written or answered is not: the server was there and may have failed on
+// this very request. Clients mark an unreachable server [Unavailable].
+func Unreachable(err error) bool {
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return true
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	return errors.Is(err, syscall.ECONNREFUSED)
 }

@@ -7,5 +7,10 @@
 // problems it saw, and answers with a [Reply] chosen by the test: JSON,
 // prose, an HTTP error with headers, or nothing at all.
 //
+// Both also serve embeddings (Ollama's /api/embed, OpenAI's
+// /v1/embeddings) with deterministic vectors ([EmbedVector]) in which
+// synonyms share dimensions, so semantic search can find a photo by a word
+// its description does not contain; SetEmbedDown makes that endpoint fail.
+//
 // Only tests and the benchmark import it.
 package modeltest

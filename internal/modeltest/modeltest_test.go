@@ -252,3 +252,17 @@ func TestOllamaFakeResetsTheConnection(t *testing.T) {
 	require.ErrorIs(t, err, syscall.ECONNRESET)
 	require.Len(t, f.Calls(), 1, "the request was read before the reset")
 }
+
+func TestEmbedVectorMapsSynonymsTogether(t *testing.T) {
+	dot := func(a, b []float32) (s float32) {
+		for i := range a {
+			s += a[i] * b[i]
+		}
+		return s
+	}
+	car := modeltest.EmbedVector("A red car on the road.", modeltest.DefaultEmbedDims)
+	require.InDelta(t, 1, dot(car, car), 1e-5, "normalised")
+	require.Greater(t, dot(car, modeltest.EmbedVector("automobile", modeltest.DefaultEmbedDims)), float32(0.4))
+	require.Less(t, dot(car, modeltest.EmbedVector("puppy", modeltest.DefaultEmbedDims)), float32(0.1))
+	require.Equal(t, car, modeltest.EmbedVector("A red car on the road.", modeltest.DefaultEmbedDims), "deterministic")
+}

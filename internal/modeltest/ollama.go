@@ -13,11 +13,12 @@ import (
 	"github.com/ollama/ollama/api"
 )
 
-// Ollama is a fake Ollama server: /api/chat, /api/tags, /api/show,
-// /api/pull and /api/version.
+// Ollama is a fake Ollama server: /api/chat, /api/embed, /api/tags,
+// /api/show, /api/pull and /api/version.
 type Ollama struct {
 	*httptest.Server
 	recorder
+	embedding
 
 	// Models lists the models the server has ("name:tag"). Set it before
 	// the server starts; a pull adds to it.
@@ -54,6 +55,7 @@ func NewUnstartedOllama(models ...string) *Ollama {
 	f := &Ollama{Models: models}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/chat", f.chat)
+	mux.HandleFunc("POST /api/embed", f.embed)
 	mux.HandleFunc("GET /api/tags", f.tags)
 	mux.HandleFunc("POST /api/show", f.show)
 	mux.HandleFunc("POST /api/pull", f.pull)

@@ -21,7 +21,7 @@ import (
 const SchemaRejection = "response_format json_schema is not supported"
 
 // OpenAI is a fake OpenAI-compatible server: POST /v1/chat/completions,
-// GET /v1/models, and Azure's POST
+// POST /v1/embeddings, GET /v1/models, and Azure's POST
 // /openai/deployments/{deployment}/chat/completions. It decodes requests
 // with go-openai's own types and checks them: the key, the model, one user
 // message of the prompt and one image as a data: URL whose bytes decode
@@ -30,6 +30,7 @@ const SchemaRejection = "response_format json_schema is not supported"
 type OpenAI struct {
 	*httptest.Server
 	recorder
+	embedding
 
 	// Key the client must send (Authorization: Bearer, or Azure's api-key
 	// header). If empty, none is needed.
@@ -68,6 +69,7 @@ func NewUnstartedOpenAI(key string, models ...string) *OpenAI {
 		f.chat(w, r, r.PathValue("deployment"))
 	})
 	mux.HandleFunc("GET /v1/models", f.models)
+	mux.HandleFunc("POST /v1/embeddings", f.embeddings)
 	f.Server = httptest.NewUnstartedServer(mux)
 	return f
 }

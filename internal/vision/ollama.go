@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/ollama/ollama/api"
@@ -154,23 +152,9 @@ func (o *Ollama) classify(ctx context.Context, err error, h http.Header) error {
 	return fault.Retry(fmt.Errorf("ollama %s: %w", o.opts.Model, err))
 }
 
-// notThere tells whether err proves the server was not reached, so the
-// request was never sent: the name did not resolve, or the connection could
-// not be made (refused, unroutable, timed out). A connection that was made
-// and then reset, closed (EOF) or broken while the request was written or
-// answered is not: the server was there and may have failed on this very
-// request, which a retry must pay for with an attempt.
-func notThere(err error) bool {
-	var dns *net.DNSError
-	if errors.As(err, &dns) {
-		return true
-	}
-	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" {
-		return true
-	}
-	return errors.Is(err, syscall.ECONNREFUSED)
-}
+// notThere tells whether err proves the server was not reached (see
+// [fault.Unreachable]).
+func notThere(err error) bool { return fault.Unreachable(err) }
 
 // Check tells whether the server answers and the model is there, in one
 // line a person can act on.

@@ -1,0 +1,249 @@
+package index
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/blevesearch/bleve/v2"
+
+	"github.com/regscribe/regscribe/internal/feed"
+)
+
+// Apply adds, replaces or removes entries as one event says, and commits
+// at once. Applying an event twice changes nothing.
+//
+//   - written and found replace the describer's entries of the manifest:
+//     one per photo listed, and the entries of photos no longer listed
+//     are removed; with Replaces (a manifest re-pushed with annotations),
+//     the superseded manifest's annotation entries are removed and its
+//     tags carried over;
+//   - deleted removes every entry of the manifest, by every describer, and
+//     the entries of photos it held (an album's children);
+//   - tags are merged per manifest: every entry of a manifest carries every
+//     tag an event reported for it.
+func (ix *Index) Apply(ctx context.Context, e feed.Event) error {
+	if err := e.Validate(); err != nil {
+		return err
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	w := ix.newWriter()
+	if err := w.apply(e); err != nil {
+		w.abandon()
+		return err
+	}
+	return w.commit()
+}
+
+// writer applies events to one batch. Its owner holds ix.mu.
+type writer struct {
+	ix      *Index
+	b       *bleve.Batch
+	pending map[string]*doc // docs indexed in this batch
+	added   map[string]string
+	dropped map[string]bool
+	touched []string // manifests that lost entries in the event being applied
+}
+
+func (ix *Index) newWriter() *writer {
+	return &writer{ix: ix, b: ix.bi.NewBatch(), pending: map[string]*doc{}, added: map[string]string{}, dropped: map[string]bool{}}
+}
+
+// size is how many operations the batch holds.
+func (w *writer) size() int { return w.b.Size() }
+
+func (w *writer) apply(e feed.Event) error {
+	st := w.ix.state
+	key := manifestKey(e.Registry, e.Repository, e.Digest)
+	if e.Kind == feed.Deleted {
+		if mf := st.manifests[key]; mf != nil {
+			for _, id := range sortedKeys(mf.docs) {
+				w.remove(id)
+			}
+		}
+		delete(st.manifests, key)
+		st.tidy(w.touched...)
+		w.touched = w.touched[:0]
+		return nil
+	}
+	mf := st.manifest(key)
+	tags := mergeTags(mf.tags, e.Tags)
+	now := time.Now().UTC()
+	if e.Replaces != "" && e.Replaces != e.Digest {
+		rkey := manifestKey(e.Registry, e.Repository, e.Replaces)
+		if old := st.manifests[rkey]; old != nil {
+			// The tags moved to the re-pushed manifest with the annotations.
+			tags = mergeTags(tags, old.tags)
+			moved := len(old.tags) > 0
+			old.tags = nil
+			for _, id := range sortedKeys(old.docs) {
+				m := st.docs[id]
+				switch {
+				case m == nil || m.digest != rkey:
+				case m.annotation:
+					w.remove(id)
+				case moved:
+					if err := w.retag(id, nil, now); err != nil {
+						return err
+					}
+				}
+			}
+			w.touched = append(w.touched, rkey)
+		}
+	}
+	tagsChanged := !slices.Equal(tags, mf.tags)
+	mf.tags = tags
+
+	keep := map[string]bool{}
+	for _, p := range e.Photos {
+		if p.Layer == "" {
+			w.ix.log.Warn("description event names a photo without a layer digest; that photo is left out", "ref", e.Ref(), "by", e.By)
+			continue
+		}
+		d := &doc{
+			Registry: e.Registry, Repository: e.Repository, Digest: e.Digest, Manifest: p.Manifest, Layer: p.Layer,
+			MediaType: p.MediaType, Tags: tags, Title: p.Title, Description: p.Description, Alt: p.Alt,
+			Keywords: p.Keywords, Text: p.Text, Model: p.Model, By: e.By, Created: p.Created.UTC(),
+			Stored: p.Stored, Indexed: now,
+		}
+		if d.Manifest == "" {
+			d.Manifest = e.Digest
+		}
+		if d.Model == "" {
+			d.Model = e.By
+		}
+		if d.Created.IsZero() {
+			d.Created = e.At.UTC()
+		}
+		d.seal()
+		id := docID(e.Registry, e.Repository, e.Digest, d.Manifest, d.Layer, e.By)
+		keep[id] = true
+		if m := st.docs[id]; m != nil && m.hash == d.Hash {
+			continue
+		}
+		w.put(id, d)
+	}
+	for _, id := range sortedKeys(mf.docs) {
+		m := st.docs[id]
+		if m == nil || keep[id] || m.digest != key {
+			continue
+		}
+		if m.by == e.By {
+			w.remove(id)
+			continue
+		}
+		if tagsChanged {
+			if err := w.retag(id, tags, now); err != nil {
+				return err
+			}
+		}
+	}
+	st.tidy(append(w.touched, key)...)
+	w.touched = w.touched[:0]
+	return nil
+}
+
+// retag writes entry id again with tags.
+func (w *writer) retag(id string, tags []string, now time.Time) error {
+	d, err := w.load(id)
+	if err != nil || d == nil {
+		return err
+	}
+	d.Tags, d.Indexed = tags, now
+	d.seal()
+	w.put(id, d)
+	return nil
+}
+
+func sortedKeys(m map[string]struct{}) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (w *writer) put(id string, d *doc) {
+	_ = w.b.Index(id, d) // only fails for an empty id
+	w.pending[id] = d
+	w.added[id] = d.VKey
+	delete(w.dropped, id)
+	w.ix.state.put(id, d)
+}
+
+func (w *writer) remove(id string) {
+	w.b.Delete(id)
+	delete(w.pending, id)
+	delete(w.added, id)
+	w.dropped[id] = true
+	if m := w.ix.state.remove(id); m != nil {
+		w.touched = append(w.touched, m.digest, m.child)
+	}
+}
+
+// load reads entry id as it stands: from this batch, else from the index.
+func (w *writer) load(id string) (*doc, error) {
+	if d, ok := w.pending[id]; ok {
+		c := *d
+		return &c, nil
+	}
+	docs, err := w.ix.docs([]string{id})
+	if err != nil {
+		return nil, err
+	}
+	return docs[id], nil
+}
+
+// docs reads entries by id.
+func (ix *Index) docs(ids []string) (map[string]*doc, error) {
+	if len(ids) == 0 {
+		return map[string]*doc{}, nil
+	}
+	req := bleve.NewSearchRequestOptions(bleve.NewDocIDQuery(ids), len(ids), 0, false)
+	req.Fields = []string{"*"}
+	res, err := ix.bi.Search(req)
+	if err != nil {
+		return nil, fmt.Errorf("index: read entries: %w", err)
+	}
+	return hitDocs(res.Hits), nil
+}
+
+// commit writes the batch. On failure the writers' state is read again
+// from the index, which holds none of the batch.
+func (w *writer) commit() error {
+	if w.b.Size() == 0 {
+		return nil
+	}
+	if err := w.ix.bi.Batch(w.b); err != nil {
+		w.abandon()
+		return fmt.Errorf("index: write: %w", err)
+	}
+	if v := w.ix.vec; v != nil {
+		for id := range w.dropped {
+			v.drop(id)
+		}
+		for id, vkey := range w.added {
+			v.want(id, vkey)
+		}
+	}
+	return nil
+}
+
+// abandon forgets the batch: the state is read again from the index.
+func (w *writer) abandon() {
+	st, err := loadState(w.ix.bi)
+	if err != nil {
+		w.ix.log.Error("index: reading the entries again after a failed write: " + err.Error())
+		return
+	}
+	w.ix.state = st
+}
+
+// describe names an event in logs.
+func describe(e feed.Event) string {
+	return strings.TrimSpace(string(e.Kind) + " " + e.Ref() + " by " + e.By)
+}

@@ -1,0 +1,183 @@
+package index
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/regscribe/regscribe/internal/feed"
+)
+
+// Following the stream: events are fetched and applied followBatch at a
+// time, committed as one bleve batch, then acknowledged.
+const (
+	followBatch = 1000
+	followWait  = time.Second
+	// followAckWait is how long the server waits for a batch's ack before
+	// sending its events again.
+	followAckWait = 2 * time.Minute
+)
+
+// Follow consumes the description stream with the index's own durable
+// consumer (named from the index's id: [Index.Consumer]) until ctx ends,
+// catching up on what it missed while down; a new index directory reads
+// the stream from its start. Events are applied in batches, each
+// committed before it is acknowledged. A malformed event is terminated
+// with its reason, and logged. When NATS is away, Follow waits and goes
+// on. It returns nil when ctx ends.
+func (ix *Index) Follow(ctx context.Context, js jetstream.JetStream) error {
+	backoff := minBackoff
+	var cons jetstream.Consumer
+	for ctx.Err() == nil {
+		if cons == nil {
+			var err error
+			if cons, err = ix.consumer(ctx, js); err != nil {
+				ix.log.Warn("index: cannot follow the description stream yet", "error", err.Error())
+				if !sleep(ctx, backoff) {
+					break
+				}
+				backoff = min(2*backoff, 30*time.Second)
+				continue
+			}
+			backoff = minBackoff
+		}
+		n, err := ix.followOnce(ctx, cons)
+		switch {
+		case ctx.Err() != nil:
+		case errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted):
+			ix.log.Warn("index: the consumer is gone; making it again", "consumer", ix.Consumer())
+			cons = nil
+		case err != nil:
+			ix.log.Warn("index: following the description stream", "error", err.Error())
+			if !sleep(ctx, backoff) {
+				break
+			}
+			backoff = min(2*backoff, 30*time.Second)
+		case n == 0:
+			ix.catchUp(ctx, cons)
+			backoff = minBackoff
+		default:
+			backoff = minBackoff
+		}
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-time.After(d):
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// consumer makes (or finds) the stream and the index's durable consumer.
+func (ix *Index) consumer(ctx context.Context, js jetstream.JetStream) (jetstream.Consumer, error) {
+	s, err := js.Stream(ctx, feed.Stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		s, err = feed.EnsureStream(ctx, js, 1)
+	}
+	if err != nil {
+		return nil, err
+	}
+	cons, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       ix.Consumer(),
+		Description:   "regscribe: search index " + ix.id,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckAllPolicy,
+		AckWait:       followAckWait,
+		MaxAckPending: 4 * followBatch,
+		FilterSubject: feed.SubjectPrefix + ">",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s: %w", ix.Consumer(), err)
+	}
+	ix.catchUp(ctx, cons)
+	return cons, nil
+}
+
+// catchUp records, from the consumer's state, what was applied before:
+// everything acknowledged, and everything stored when nothing is pending.
+func (ix *Index) catchUp(ctx context.Context, cons jetstream.Consumer) {
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return
+	}
+	ix.markApplied(info.AckFloor.Stream)
+	if info.NumPending == 0 && info.NumAckPending == 0 && info.NumRedelivered == 0 {
+		ix.markApplied(info.Delivered.Stream)
+	}
+}
+
+// followOnce fetches, applies, commits and acknowledges one batch, and
+// returns how many events it held.
+func (ix *Index) followOnce(ctx context.Context, cons jetstream.Consumer) (int, error) {
+	batch, err := cons.Fetch(followBatch, jetstream.FetchMaxWait(followWait))
+	if err != nil {
+		return 0, err
+	}
+	var msgs []jetstream.Msg
+	for m := range batch.Messages() {
+		msgs = append(msgs, m)
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && len(msgs) == 0 {
+		return 0, err
+	}
+	if len(msgs) == 0 {
+		return 0, nil
+	}
+	ix.mu.Lock()
+	w := ix.newWriter()
+	var (
+		last  uint64
+		ackOn jetstream.Msg // the last event applied: acking it acks all before it
+	)
+	for _, m := range msgs {
+		md, err := m.Metadata()
+		if err != nil {
+			continue
+		}
+		last = max(last, md.Sequence.Stream)
+		e, err := feed.Parse(m.Data())
+		if err != nil {
+			ix.log.Error("index: malformed description event set aside", "subject", m.Subject(), "seq", md.Sequence.Stream, "reason", err.Error())
+			if terr := m.TermWithReason("malformed description event: " + err.Error()); terr != nil {
+				ix.log.Warn("index: terminating a malformed event", "error", terr.Error())
+			}
+			continue
+		}
+		if err = w.apply(e); err != nil {
+			err = fmt.Errorf("apply %s: %w", describe(e), err)
+			w.abandon()
+			ix.mu.Unlock()
+			nakAll(msgs)
+			return 0, err
+		}
+		ackOn = m
+	}
+	err = w.commit()
+	ix.mu.Unlock()
+	if err != nil {
+		nakAll(msgs)
+		return 0, err
+	}
+	if ackOn != nil {
+		if err := ackOn.Ack(); err != nil {
+			// The server sends them again; applying them again changes nothing.
+			ix.log.Warn("index: acknowledging applied events", "error", err.Error())
+		}
+	}
+	ix.markApplied(last)
+	return len(msgs), nil
+}
+
+// nakAll asks for msgs again a little later.
+func nakAll(msgs []jetstream.Msg) {
+	for _, m := range msgs {
+		_ = m.NakWithDelay(time.Second)
+	}
+}

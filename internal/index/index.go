@@ -1,0 +1,362 @@
+package index
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/blevesearch/bleve/v2"
+	"github.com/blevesearch/bleve/v2/mapping"
+	bindex "github.com/blevesearch/bleve_index_api"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/regscribe/regscribe/internal/feed"
+)
+
+// Entry is one photo's description by one describer (one per photo per
+// describer).
+type Entry struct {
+	Registry   string `json:"registry"`
+	Repository string `json:"repository"`
+	// Digest is the manifest carrying the description (feed.Event.Digest).
+	Digest string `json:"digest"`
+	// Manifest is the image manifest holding the layer (an album's child),
+	// else equal to Digest.
+	Manifest    string   `json:"manifest,omitempty"`
+	Layer       string   `json:"layer"`
+	MediaType   string   `json:"mediaType,omitempty"`
+	Tags        []string `json:"tags"`
+	Title       string   `json:"title,omitempty"`
+	Description string   `json:"description"`
+	Alt         string   `json:"alt"`
+	Keywords    []string `json:"keywords"`
+	// Text is the text visible in the photo.
+	Text string `json:"text"`
+	// Model is io.regscribe.model ("person[:NAME]" for a correction).
+	Model   string    `json:"model"`
+	Created time.Time `json:"created"`
+	// Stored is "annotation" or "referrer sha256:…".
+	Stored string `json:"stored"`
+}
+
+// Ref is registry/repository@digest.
+func (e Entry) Ref() string { return e.Registry + "/" + e.Repository + "@" + e.Digest }
+
+// Hit is one result, best first.
+type Hit struct {
+	Entry
+	// Score is the fused rank score of text and vector search, or the BM25
+	// score alone when no vectors took part.
+	Score float64 `json:"score"`
+}
+
+// Repository is one repository with indexed photos.
+type Repository struct {
+	Registry, Repository string
+	// Photos is how many distinct photos (layers) have a description.
+	Photos int
+	// Latest is the newest description's time.
+	Latest time.Time
+}
+
+// Embedder turns texts into vectors, one per text, in order. Package embed
+// implements it for Ollama and OpenAI-compatible servers.
+type Embedder interface {
+	// Model names the embedding model, e.g. "ollama/nomic-embed-text".
+	Model() string
+	Embed(ctx context.Context, texts []string) ([][]float32, error)
+}
+
+// Options configure [Open].
+type Options struct {
+	// Dir holds the index. Required; created if missing.
+	Dir string
+	// Language of the descriptions as a BCP 47 tag (REGSCRIBE_LANGUAGE):
+	// its primary subtag picks bleve's analyzer ("de-AT": German). Empty:
+	// English; a language bleve has no analyzer for: the standard one
+	// (words, lower case, no stemming). A directory keeps the analyzer it
+	// was created with.
+	Language string
+	// Embedder, if set, makes search semantic too; nil: text search only.
+	Embedder Embedder
+	// Vectors is the KV bucket that remembers vectors ([VectorBucket]). If
+	// nil, vectors are kept in memory only and every entry is embedded
+	// again after a restart.
+	Vectors jetstream.KeyValue
+	// QueryTimeout bounds embedding a query at search time. If zero, 2 s;
+	// when it passes, the search is text only.
+	QueryTimeout time.Duration
+	// MinSimilarity is the cosine similarity below which a vector match is
+	// no match. If zero, 0.5; negative: every vector is a candidate.
+	MinSimilarity float64
+	// Log receives warnings (a malformed event, an embedder that is down).
+	// If nil, slog.Default().
+	Log *slog.Logger
+}
+
+// Index is the search index. Its methods are safe for concurrent use.
+type Index struct {
+	opts Options
+	bi   bleve.Index
+	id   string
+	log  *slog.Logger
+
+	// mu serialises writers; state is what they need to know about the
+	// entries without reading them back.
+	mu    sync.Mutex
+	state *state
+
+	vec *vectors // nil without an Embedder
+
+	// applied is the highest stream sequence whose event is applied and
+	// committed (or set aside as malformed); progress is closed and
+	// replaced whenever it grows.
+	progressMu sync.Mutex
+	applied    uint64
+	progress   chan struct{}
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// idFile holds the index's id, which names its durable consumer.
+const idFile = "index-id"
+
+// Open opens the index in opts.Dir, creating it if needed, and reads what
+// the writers need to know about its entries.
+func Open(opts Options) (*Index, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("index: no directory")
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.QueryTimeout == 0 {
+		opts.QueryTimeout = 2 * time.Second
+	}
+	if opts.MinSimilarity == 0 {
+		opts.MinSimilarity = 0.5
+	}
+	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	id, err := indexID(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(opts.Dir, "bleve")
+	bi, err := bleve.Open(path)
+	if errors.Is(err, bleve.ErrorIndexPathDoesNotExist) {
+		bi, err = bleve.New(path, newMapping(Analyzer(opts.Language)))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("index: open %s: %w", path, err)
+	}
+	ix := &Index{opts: opts, bi: bi, id: id, log: opts.Log, progress: make(chan struct{}), stop: make(chan struct{})}
+	if ix.state, err = loadState(bi); err != nil {
+		_ = bi.Close()
+		return nil, err
+	}
+	if opts.Embedder != nil {
+		ix.vec = newVectors(ix, opts.Embedder, opts.Vectors)
+		for id, m := range ix.state.docs {
+			ix.vec.want(id, m.vkey)
+		}
+		ix.wg.Add(1)
+		go func() { defer ix.wg.Done(); ix.vec.loop(ix.stop) }()
+	}
+	return ix, nil
+}
+
+// indexID reads the index's id from dir, or makes one for a new index.
+func indexID(dir string) (string, error) {
+	p := filepath.Join(dir, idFile)
+	b, err := os.ReadFile(p)
+	if err == nil {
+		if id := strings.TrimSpace(string(b)); id != "" {
+			return id, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("index: %w", err)
+	}
+	var r [8]byte
+	_, _ = rand.Read(r[:])
+	id := hex.EncodeToString(r[:])
+	if err := os.WriteFile(p, []byte(id+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("index: %w", err)
+	}
+	return id, nil
+}
+
+// ID is the index's id: its durable consumer is "regscribe-index-<ID>".
+func (ix *Index) ID() string { return ix.id }
+
+// Consumer is the name of the index's durable consumer of the stream.
+func (ix *Index) Consumer() string { return "regscribe-index-" + ix.id }
+
+// Close stops embedding and closes the index.
+func (ix *Index) Close() error {
+	select {
+	case <-ix.stop:
+		return nil
+	default:
+	}
+	close(ix.stop)
+	ix.wg.Wait()
+	return ix.bi.Close()
+}
+
+// Count is how many entries the index holds.
+func (ix *Index) Count() (uint64, error) { return ix.bi.DocCount() }
+
+// Embedded is how many entries have a vector, and how many wait for one
+// (both zero without an Embedder).
+func (ix *Index) Embedded() (done, waiting int) {
+	if ix.vec == nil {
+		return 0, 0
+	}
+	return ix.vec.counts()
+}
+
+// analyzers maps BCP 47 primary subtags to bleve's language analyzers.
+var analyzers = map[string]string{
+	"ar": "ar", "ckb": "ckb", "da": "da", "de": "de", "en": "en", "es": "es", "fa": "fa", "fi": "fi",
+	"fr": "fr", "hi": "hi", "hr": "hr", "hu": "hu", "it": "it", "nl": "nl", "no": "no", "nb": "no",
+	"nn": "no", "pl": "pl", "pt": "pt", "ro": "ro", "ru": "ru", "sv": "sv", "tr": "tr",
+	"zh": "cjk", "ja": "cjk", "ko": "cjk",
+}
+
+// Analyzer is the bleve analyzer for a BCP 47 language tag: "en" when
+// empty, "standard" for a language bleve has none for.
+func Analyzer(language string) string {
+	tag := strings.ToLower(strings.TrimSpace(strings.ReplaceAll(language, "_", "-")))
+	if tag == "" {
+		return "en"
+	}
+	primary, _, _ := strings.Cut(tag, "-")
+	if a, ok := analyzers[primary]; ok {
+		return a
+	}
+	return "standard"
+}
+
+// Field names of the documents.
+const (
+	fRegistry    = "registry"
+	fRepository  = "repository"
+	fDigest      = "digest"
+	fManifest    = "manifest"
+	fLayer       = "layer"
+	fMediaType   = "mediaType"
+	fTags        = "tags"
+	fTitle       = "title"
+	fDescription = "description"
+	fAlt         = "alt"
+	fKeywords    = "keywords"
+	fText        = "text"
+	fModel       = "model"
+	fBy          = "by"
+	fCreated     = "created"
+	fIndexed     = "indexed"
+	fStored      = "stored"
+	fHash        = "hash"
+	fVKey        = "vkey"
+)
+
+// textFields are analysed with the language's analyzer, with the boost
+// each gets in text scoring: what the photo shows (description, visible
+// text) above the short forms (keywords, alt text) and the file name.
+var textFields = []struct {
+	name  string
+	boost float64
+}{{fDescription, 3}, {fText, 2.5}, {fKeywords, 1.5}, {fAlt, 1}, {fTitle, 1}}
+
+// newMapping is the index's field mapping: analysed text, keyword fields
+// for filters, datetimes, and stored-only fields.
+func newMapping(analyzer string) *mapping.IndexMappingImpl {
+	im := bleve.NewIndexMapping()
+	im.DefaultAnalyzer = analyzer
+	im.ScoringModel = bindex.BM25Scoring
+	im.StoreDynamic, im.IndexDynamic, im.DocValuesDynamic = false, false, false
+	dm := bleve.NewDocumentStaticMapping()
+	for _, f := range textFields {
+		fm := bleve.NewTextFieldMapping()
+		fm.Analyzer, fm.IncludeInAll, fm.DocValues = analyzer, false, false
+		dm.AddFieldMappingsAt(f.name, fm)
+	}
+	for _, name := range []string{fRegistry, fRepository, fDigest, fManifest, fLayer, fTags, fModel, fBy} {
+		fm := bleve.NewKeywordFieldMapping()
+		fm.IncludeInAll, fm.IncludeTermVectors, fm.DocValues = false, false, false
+		dm.AddFieldMappingsAt(name, fm)
+	}
+	for _, name := range []string{fCreated, fIndexed} {
+		fm := bleve.NewDateTimeFieldMapping()
+		fm.IncludeInAll = false
+		dm.AddFieldMappingsAt(name, fm)
+	}
+	for _, name := range []string{fMediaType, fStored, fHash, fVKey} {
+		fm := bleve.NewKeywordFieldMapping()
+		fm.Index, fm.IncludeInAll, fm.IncludeTermVectors, fm.DocValues = false, false, false, false
+		dm.AddFieldMappingsAt(name, fm)
+	}
+	im.DefaultMapping = dm
+	return im
+}
+
+// markApplied records that the events up to stream sequence seq are applied.
+func (ix *Index) markApplied(seq uint64) {
+	ix.progressMu.Lock()
+	defer ix.progressMu.Unlock()
+	if seq <= ix.applied {
+		return
+	}
+	ix.applied = seq
+	close(ix.progress)
+	ix.progress = make(chan struct{})
+}
+
+// appliedSeq is the applied sequence and a channel closed when it grows.
+func (ix *Index) appliedSeq() (uint64, <-chan struct{}) {
+	ix.progressMu.Lock()
+	defer ix.progressMu.Unlock()
+	return ix.applied, ix.progress
+}
+
+// Wait blocks until the index has applied every event stored in the
+// stream before the call, or ctx ends. It needs [Index.Follow] running.
+func (ix *Index) Wait(ctx context.Context, js jetstream.JetStream) error {
+	s, err := js.Stream(ctx, feed.Stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("index: wait: %w", err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("index: wait: %w", err)
+	}
+	if info.State.Msgs == 0 {
+		return nil
+	}
+	last := info.State.LastSeq
+	for {
+		seq, grew := ix.appliedSeq()
+		if seq >= last {
+			return nil
+		}
+		select {
+		case <-grew:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}

@@ -1,0 +1,351 @@
+package index_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regscribe/regscribe/internal/feed"
+	"github.com/regscribe/regscribe/internal/index"
+	"github.com/regscribe/regscribe/internal/stacktest"
+)
+
+const reg = "127.0.0.1:5000"
+
+// syncBuffer is a log sink tests read while the index writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// env is a stream, its publisher and indexes following it.
+type env struct {
+	t   *testing.T
+	ctx context.Context
+	js  jetstream.JetStream
+	pub *feed.Publisher
+	log *syncBuffer
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	js := stacktest.JetStream(t)
+	_, err := feed.EnsureStream(ctx, js, 1)
+	require.NoError(t, err)
+	return &env{t: t, ctx: ctx, js: js, pub: feed.NewPublisher(js), log: &syncBuffer{}}
+}
+
+// open opens an index in dir and follows the stream until the test ends
+// or the returned stop is called.
+func (e *env) open(dir string, opts index.Options) (*index.Index, func()) {
+	e.t.Helper()
+	opts.Dir = dir
+	opts.Log = slog.New(slog.NewTextHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ix, err := index.Open(opts)
+	require.NoError(e.t, err)
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = ix.Follow(ctx, e.js) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			<-done
+			require.NoError(e.t, ix.Close())
+		})
+	}
+	e.t.Cleanup(stop)
+	return ix, stop
+}
+
+func (e *env) publish(ev feed.Event) {
+	e.t.Helper()
+	_, err := e.pub.Publish(e.ctx, ev, "")
+	require.NoError(e.t, err)
+}
+
+func (e *env) wait(ix *index.Index) {
+	e.t.Helper()
+	require.NoError(e.t, ix.Wait(e.ctx, e.js))
+}
+
+func (e *env) search(ix *index.Index, q string) []index.Hit {
+	e.t.Helper()
+	hits, total, err := ix.Search(e.ctx, index.ParseQuery(q))
+	require.NoError(e.t, err)
+	require.GreaterOrEqual(e.t, total, len(hits))
+	return hits
+}
+
+// layers are the layer digests of hits, best first.
+func layers(hits []index.Hit) []string {
+	out := []string{}
+	for _, h := range hits {
+		out = append(out, h.Layer)
+	}
+	return out
+}
+
+func photo(layer, description string, keywords ...string) feed.Photo {
+	return feed.Photo{Layer: layer, Description: description, Alt: "", Keywords: keywords, Stored: "annotation"}
+}
+
+func written(repo, digest, by string, tags []string, at time.Time, photos ...feed.Photo) feed.Event {
+	for i := range photos {
+		photos[i].Model = by
+		photos[i].Created = at
+	}
+	return feed.Event{Kind: feed.Written, Registry: reg, Repository: repo, Digest: digest, By: by, Tags: tags, Photos: photos, At: at}
+}
+
+func day(s string) time.Time {
+	t, _ := time.Parse(time.DateOnly, s)
+	return t.Add(12 * time.Hour)
+}
+
+func TestApplyAndFind(t *testing.T) {
+	e := newEnv(t)
+	bus := photo("sha256:l-bus", "A red double-decker bus waits at a stop in the rain.", "bus", "street")
+	bus.Text = "Route 73 to Oxford Circus"
+	e.publish(written("photos/london", "sha256:m-bus", "ollama/qwen2.5vl:3b", []string{"latest"}, day("2026-01-10"), bus))
+	e.publish(written("photos/paris", "sha256:m-tram", "openai/gpt-4o-mini", []string{"v1"}, day("2026-03-02"),
+		photo("sha256:l-tram", "A blue tram crosses a bridge; a red bus follows far behind.", "tram")))
+	e.publish(written("team/slides/q3", "sha256:m-slide", "person:ann", nil, day("2026-02-01"),
+		photo("sha256:l-slide", "A presentation slide with a bar chart.", "slide", "chart")))
+	ix, _ := e.open(t.TempDir(), index.Options{})
+	e.wait(ix)
+
+	for q, want := range map[string][]string{
+		"bus":                     {"sha256:l-bus", "sha256:l-tram"},
+		`"red double-decker bus"`: {"sha256:l-bus"},
+		`"bus follows"`:           {"sha256:l-tram"},
+		"red tram":                {"sha256:l-tram"},
+		"oxford circus":           {"sha256:l-bus"}, // visible text
+		"chart":                   {"sha256:l-slide"},
+		"the":                     {},
+		"bus repo:photos/*":       {"sha256:l-bus", "sha256:l-tram"},
+		"bus repo:photos/paris":   {"sha256:l-tram"},
+		"repo:team/*":             {},
+		"repo:team/**":            {"sha256:l-slide"},
+		"bus model:gpt-4o-mini":   {"sha256:l-tram"},
+		"model:person":            {"sha256:l-slide"},
+		"bus tag:latest":          {"sha256:l-bus"},
+		"bus after:2026-02-01":    {"sha256:l-tram"},
+		"before:2026-02-01":       {"sha256:l-bus"},
+		"after:2026-01-01 before:2026-03-01 repo:**": {"sha256:l-slide", "sha256:l-bus"},
+	} {
+		t.Run(q, func(t *testing.T) {
+			got := layers(e.search(ix, q))
+			if len(want) == 2 && q == "bus" {
+				require.Equal(t, want, got, "the description that says it most, first")
+				return
+			}
+			require.ElementsMatch(t, want, got)
+		})
+	}
+
+	hits := e.search(ix, "route 73")
+	require.Len(t, hits, 1)
+	h := hits[0]
+	require.Equal(t, index.Entry{
+		Registry: reg, Repository: "photos/london", Digest: "sha256:m-bus", Manifest: "sha256:m-bus", Layer: "sha256:l-bus",
+		Tags: []string{"latest"}, Description: bus.Description, Alt: "", Keywords: []string{"bus", "street"},
+		Text: bus.Text, Model: "ollama/qwen2.5vl:3b", Created: day("2026-01-10"), Stored: "annotation",
+	}, h.Entry)
+	require.Positive(t, h.Score)
+	require.Equal(t, reg+"/photos/london@sha256:m-bus", h.Ref())
+
+	repos, err := ix.Repositories(e.ctx)
+	require.NoError(t, err)
+	require.Equal(t, []index.Repository{
+		{Registry: reg, Repository: "photos/paris", Photos: 1, Latest: day("2026-03-02")},
+		{Registry: reg, Repository: "team/slides/q3", Photos: 1, Latest: day("2026-02-01")},
+		{Registry: reg, Repository: "photos/london", Photos: 1, Latest: day("2026-01-10")},
+	}, repos)
+}
+
+func TestApplyIsIdempotentAndReplaces(t *testing.T) {
+	e := newEnv(t)
+	ix, err := index.Open(index.Options{Dir: t.TempDir()})
+	require.NoError(t, err)
+	defer ix.Close()
+	ctx := e.ctx
+	first := written("photos/a", "sha256:m1", "ollama/a", []string{"latest"}, day("2026-01-01"),
+		photo("sha256:l1", "A red bus."), photo("sha256:l2", "A green forklift."))
+	first.Version = feed.Version
+	for range 2 {
+		require.NoError(t, ix.Apply(ctx, first))
+	}
+	n, err := ix.Count()
+	require.NoError(t, err)
+	require.EqualValues(t, 2, n, "applying an event twice changes nothing")
+
+	// A person's correction of one photo sits beside the model's.
+	person := written("photos/a", "sha256:m1", "person:ann", []string{"v2"}, day("2026-01-02"), photo("sha256:l1", "A red bus at dusk."))
+	person.Version = feed.Version
+	require.NoError(t, ix.Apply(ctx, person))
+
+	// The model describes again: the bus is now a tram, and the forklift
+	// photo is no longer listed.
+	again := written("photos/a", "sha256:m1", "ollama/a", nil, day("2026-01-03"), photo("sha256:l1", "A blue tram."))
+	again.Version = feed.Version
+	require.NoError(t, ix.Apply(ctx, again))
+	require.Empty(t, layers(e.search(ix, "forklift")))
+	require.Equal(t, []string{"sha256:l1"}, layers(e.search(ix, "tram")))
+	hits := e.search(ix, "bus")
+	require.Len(t, hits, 1)
+	require.Equal(t, "person:ann", hits[0].Model, "another describer's entry stays")
+	require.Equal(t, []string{"latest", "v2"}, hits[0].Tags, "tags are merged per manifest")
+
+	entries, err := ix.Photo(ctx, reg, "photos/a", "sha256:l1")
+	require.NoError(t, err)
+	require.Len(t, entries, 2)
+	require.Equal(t, "A blue tram.", entries[0].Description, "newest first")
+	shown, total, err := ix.Photos(ctx, reg, "photos/a", 0, 10)
+	require.NoError(t, err)
+	require.Equal(t, 1, total)
+	require.Equal(t, "person:ann", shown[0].Model, "a person's description is the one shown")
+}
+
+func TestReplacesSupersedesAnnotations(t *testing.T) {
+	e := newEnv(t)
+	e.publish(written("photos/a", "sha256:orig", "ollama/a", []string{"v1"}, day("2026-01-01"), photo("sha256:l1", "An orange cat on a wall.")))
+	ref := photo("sha256:l1", "A cat photographed by a referrer.")
+	ref.Stored = "referrer sha256:r1"
+	e.publish(written("photos/a", "sha256:orig", "ollama/b", nil, day("2026-01-01"), ref))
+	re := written("photos/a", "sha256:annotated", "ollama/a", nil, day("2026-01-02"), photo("sha256:l1", "An orange cat asleep on a wall."))
+	re.Replaces = "sha256:orig"
+	e.publish(re)
+	ix, _ := e.open(t.TempDir(), index.Options{})
+	e.wait(ix)
+
+	hits := e.search(ix, "cat")
+	require.Len(t, hits, 2)
+	byDigest := map[string]index.Hit{}
+	for _, h := range hits {
+		byDigest[h.Digest] = h
+	}
+	require.Contains(t, byDigest, "sha256:annotated")
+	require.Equal(t, []string{"v1"}, byDigest["sha256:annotated"].Tags, "the superseded manifest's tags carry over")
+	require.Equal(t, "referrer sha256:r1", byDigest["sha256:orig"].Stored, "only annotation entries are superseded")
+	require.Empty(t, e.search(ix, "cat tag:v1 model:ollama/b"))
+}
+
+func TestDeleteRemoves(t *testing.T) {
+	e := newEnv(t)
+	ix, _ := e.open(t.TempDir(), index.Options{})
+	album := written("photos/a", "sha256:album", "ollama/a", []string{"holiday"}, day("2026-01-01"),
+		photo("sha256:l1", "A sandy beach."), photo("sha256:l2", "A beach umbrella."))
+	album.Photos[0].Manifest, album.Photos[1].Manifest = "sha256:child1", "sha256:child2"
+	e.publish(album)
+	e.publish(written("photos/a", "sha256:single", "ollama/a", nil, day("2026-01-01"), photo("sha256:l3", "A beach at night.")))
+	e.wait(ix)
+	require.Len(t, e.search(ix, "beach"), 3)
+
+	e.publish(feed.Event{Kind: feed.Deleted, Registry: reg, Repository: "photos/a", Digest: "sha256:child1"})
+	e.wait(ix)
+	require.ElementsMatch(t, []string{"sha256:l2", "sha256:l3"}, layers(e.search(ix, "beach")), "a child manifest's photos go with it")
+
+	e.publish(feed.Event{Kind: feed.Deleted, Registry: reg, Repository: "photos/a", Digest: "sha256:album"})
+	e.publish(feed.Event{Kind: feed.Deleted, Registry: reg, Repository: "photos/a", Digest: "sha256:single"})
+	e.wait(ix)
+	require.Empty(t, e.search(ix, "beach"))
+	entries, err := ix.Photo(e.ctx, reg, "photos/a", "sha256:single")
+	require.NoError(t, err)
+	require.Empty(t, entries)
+	repos, err := ix.Repositories(e.ctx)
+	require.NoError(t, err)
+	require.Empty(t, repos)
+}
+
+func TestRestartKeepsIndexWithoutDuplicates(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	e.publish(written("photos/a", "sha256:m1", "ollama/a", nil, day("2026-01-01"), photo("sha256:l1", "A lighthouse on a cliff.")))
+	e.publish(written("photos/a", "sha256:m2", "ollama/a", nil, day("2026-01-01"), photo("sha256:l2", "A lighthouse at dawn.")))
+	ix, stop := e.open(dir, index.Options{})
+	e.wait(ix)
+	id := ix.ID()
+	stop()
+
+	// Published while the index is down: it catches up.
+	e.publish(written("photos/a", "sha256:m3", "ollama/a", nil, day("2026-01-01"), photo("sha256:l3", "A lighthouse in fog.")))
+	ix, _ = e.open(dir, index.Options{})
+	require.Equal(t, id, ix.ID(), "the index keeps its id, so its consumer")
+	e.wait(ix)
+	require.ElementsMatch(t, []string{"sha256:l1", "sha256:l2", "sha256:l3"}, layers(e.search(ix, "lighthouse")))
+	n, err := ix.Count()
+	require.NoError(t, err)
+	require.EqualValues(t, 3, n)
+
+	// A second index in its own directory has its own consumer and reads
+	// the stream from its start.
+	other, _ := e.open(t.TempDir(), index.Options{})
+	require.NotEqual(t, id, other.ID())
+	e.wait(other)
+	require.Len(t, e.search(other, "lighthouse"), 3)
+}
+
+func TestMalformedEventIsTermedAndLogged(t *testing.T) {
+	e := newEnv(t)
+	_, err := e.js.Publish(e.ctx, feed.SubjectPrefix+"0123.bad", []byte(`{"v":1,"kind":"written"`))
+	require.NoError(t, err)
+	_, err = e.js.Publish(e.ctx, feed.SubjectPrefix+"0123.odd", []byte(`{"v":1,"kind":"moved","registry":"r","repository":"p","digest":"d"}`))
+	require.NoError(t, err)
+	e.publish(written("photos/a", "sha256:m1", "ollama/a", nil, day("2026-01-01"), photo("sha256:l1", "A windmill.")))
+	ix, _ := e.open(t.TempDir(), index.Options{})
+	e.wait(ix)
+	require.Len(t, e.search(ix, "windmill"), 1, "the events after a malformed one are applied")
+	require.Contains(t, e.log.String(), "malformed description event")
+	require.Contains(t, e.log.String(), `unknown kind \"moved\"`)
+
+	cons, err := e.js.Consumer(e.ctx, feed.Stream, ix.Consumer())
+	require.NoError(t, err)
+	info, err := cons.Info(e.ctx)
+	require.NoError(t, err)
+	require.Zero(t, info.NumAckPending, "nothing waits to be sent again")
+	require.Zero(t, info.NumPending)
+}
+
+func TestParseQuery(t *testing.T) {
+	for in, want := range map[string]index.Query{
+		"red bus":                       {Text: "red bus"},
+		`"red bus" stop`:                {Text: `"red bus" stop`},
+		"repo:photos/* forklift":        {Text: "forklift", Repository: "photos/*"},
+		"model:ollama/qwen2.5vl:3b cat": {Text: "cat", Model: "ollama/qwen2.5vl:3b"},
+		`tag:"my tag" cat`:              {Text: "cat", Tag: "my tag"},
+		"after:2026-01-01 before:2026-02-01": {
+			After: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Before: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC),
+		},
+		"after:yesterday http://x": {Text: "after:yesterday http://x"},
+		`unclosed "quote here`:     {Text: `unclosed "quote here"`},
+	} {
+		require.Equal(t, want, index.ParseQuery(in), in)
+	}
+}
+
+func TestAnalyzer(t *testing.T) {
+	for in, want := range map[string]string{"": "en", "de-AT": "de", "pt_BR": "pt", "nb": "no", "ja": "cjk", "Klingon": "standard", "el": "standard"} {
+		require.Equal(t, want, index.Analyzer(in), in)
+	}
+}

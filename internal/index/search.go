@@ -1,0 +1,277 @@
+package index
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/blevesearch/bleve/v2"
+	"github.com/blevesearch/bleve/v2/search/query"
+)
+
+// rrfK is the constant of reciprocal rank fusion: score = Σ 1/(rrfK + rank).
+const rrfK = 60
+
+// candidates is how many hits of each ranking (text, vectors) are fused,
+// at least.
+const candidates = 100
+
+// Search returns the best hits of q and how many match in all. Without
+// free text it lists the matching entries newest first. With an Embedder
+// whose vectors are there, the query is embedded too and the text and
+// vector rankings are fused; when that fails (the model is down, or
+// slower than Options.QueryTimeout) the search is text only and a warning
+// is logged.
+func (ix *Index) Search(ctx context.Context, q Query) ([]Hit, int, error) {
+	if q.Limit <= 0 {
+		q.Limit = DefaultLimit
+	}
+	q.Offset = max(q.Offset, 0)
+	text, hasText := ix.textQuery(q)
+	filter := filters(q)
+	var qvec []float32
+	if ix.vec != nil && strings.TrimSpace(q.Text) != "" && ix.vec.has() {
+		qvec = ix.embedQuery(ctx, q.Text)
+	}
+	if qvec == nil {
+		if !hasText {
+			if strings.TrimSpace(q.Text) != "" {
+				return []Hit{}, 0, nil // only words the analyzer drops
+			}
+			return ix.newest(ctx, q, filter)
+		}
+		return ix.textOnly(ctx, q, text, filter)
+	}
+	return ix.hybrid(ctx, q, text, hasText, filter, qvec)
+}
+
+func conjunction(qs ...query.Query) query.Query {
+	qs = slices.DeleteFunc(qs, func(q query.Query) bool { return q == nil })
+	if len(qs) == 0 {
+		return bleve.NewMatchAllQuery()
+	}
+	return bleve.NewConjunctionQuery(qs...)
+}
+
+// newest lists the entries that pass the filters, newest first.
+func (ix *Index) newest(ctx context.Context, q Query, filter []query.Query) ([]Hit, int, error) {
+	req := bleve.NewSearchRequestOptions(conjunction(filter...), q.Limit, q.Offset, false)
+	req.Fields = []string{"*"}
+	req.SortBy([]string{"-" + fCreated, "_id"})
+	res, err := ix.bi.SearchInContext(ctx, req)
+	if err != nil {
+		return nil, 0, fmt.Errorf("index: search: %w", err)
+	}
+	hits := make([]Hit, 0, len(res.Hits))
+	for _, h := range res.Hits {
+		hits = append(hits, Hit{Entry: docFromFields(h.Fields).entry()})
+	}
+	return hits, int(res.Total), nil
+}
+
+// textOnly ranks by BM25.
+func (ix *Index) textOnly(ctx context.Context, q Query, text query.Query, filter []query.Query) ([]Hit, int, error) {
+	req := bleve.NewSearchRequestOptions(conjunction(append([]query.Query{text}, filter...)...), q.Limit, q.Offset, false)
+	req.Fields = []string{"*"}
+	res, err := ix.bi.SearchInContext(ctx, req)
+	if err != nil {
+		return nil, 0, fmt.Errorf("index: search: %w", err)
+	}
+	hits := make([]Hit, 0, len(res.Hits))
+	for _, h := range res.Hits {
+		hits = append(hits, Hit{Entry: docFromFields(h.Fields).entry(), Score: h.Score})
+	}
+	return hits, int(res.Total), nil
+}
+
+// embedQuery embeds the query text, or returns nil (and logs why).
+func (ix *Index) embedQuery(ctx context.Context, text string) []float32 {
+	ctx, cancel := context.WithTimeout(ctx, ix.opts.QueryTimeout)
+	defer cancel()
+	vs, err := ix.opts.Embedder.Embed(ctx, []string{text})
+	if err == nil && (len(vs) != 1 || len(vs[0]) == 0) {
+		err = fmt.Errorf("%d vectors for 1 text", len(vs))
+	}
+	if err != nil {
+		ix.log.Warn("search is text only: the query could not be embedded", "model", ix.opts.Embedder.Model(), "error", err.Error())
+		return nil
+	}
+	return normalise(vs[0])
+}
+
+// hybrid fuses the text ranking and the vector ranking.
+func (ix *Index) hybrid(ctx context.Context, q Query, text query.Query, hasText bool, filter []query.Query, qvec []float32) ([]Hit, int, error) {
+	want := max(candidates, q.Offset+q.Limit)
+	fused := map[string]float64{}
+	total := 0
+	if hasText {
+		req := bleve.NewSearchRequestOptions(conjunction(append([]query.Query{text}, filter...)...), want, 0, false)
+		res, err := ix.bi.SearchInContext(ctx, req)
+		if err != nil {
+			return nil, 0, fmt.Errorf("index: search: %w", err)
+		}
+		for i, h := range res.Hits {
+			fused[h.ID] += 1 / float64(rrfK+i+1)
+		}
+		total = int(res.Total)
+	}
+	near := ix.vec.nearest(qvec, want, ix.opts.MinSimilarity)
+	if len(filter) > 0 && len(near) > 0 {
+		// The filters decide which vector matches count.
+		ids := make([]string, len(near))
+		for i, n := range near {
+			ids[i] = n.id
+		}
+		req := bleve.NewSearchRequestOptions(conjunction(append([]query.Query{bleve.NewDocIDQuery(ids)}, filter...)...), len(ids), 0, false)
+		res, err := ix.bi.SearchInContext(ctx, req)
+		if err != nil {
+			return nil, 0, fmt.Errorf("index: search: %w", err)
+		}
+		pass := map[string]bool{}
+		for _, h := range res.Hits {
+			pass[h.ID] = true
+		}
+		near = slices.DeleteFunc(near, func(n neighbour) bool { return !pass[n.id] })
+	}
+	for i, n := range near {
+		if _, ok := fused[n.id]; !ok {
+			total++
+		}
+		fused[n.id] += 1 / float64(rrfK+i+1)
+	}
+	ids := make([]string, 0, len(fused))
+	for id := range fused {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b string) int {
+		return cmp.Or(cmp.Compare(fused[b], fused[a]), strings.Compare(a, b))
+	})
+	if q.Offset >= len(ids) {
+		return []Hit{}, total, nil
+	}
+	ids = ids[q.Offset:min(len(ids), q.Offset+q.Limit)]
+	docs, err := ix.docs(ids)
+	if err != nil {
+		return nil, 0, err
+	}
+	hits := make([]Hit, 0, len(ids))
+	for _, id := range ids {
+		if d := docs[id]; d != nil {
+			hits = append(hits, Hit{Entry: d.entry(), Score: fused[id]})
+		}
+	}
+	return hits, total, nil
+}
+
+// Repositories lists every repository with indexed photos, newest
+// activity first.
+func (ix *Index) Repositories(ctx context.Context) ([]Repository, error) {
+	type agg struct {
+		layers map[string]struct{}
+		latest int64
+	}
+	ix.mu.Lock()
+	byRepo := map[string]*agg{}
+	for _, m := range ix.state.docs {
+		a := byRepo[m.repo]
+		if a == nil {
+			a = &agg{layers: map[string]struct{}{}}
+			byRepo[m.repo] = a
+		}
+		a.layers[m.layer] = struct{}{}
+		a.latest = max(a.latest, m.created)
+	}
+	ix.mu.Unlock()
+	out := make([]Repository, 0, len(byRepo))
+	for repo, a := range byRepo {
+		i := strings.Index(repo, "/")
+		out = append(out, Repository{Registry: repo[:i], Repository: repo[i+1:], Photos: len(a.layers), Latest: time.Unix(a.latest, 0).UTC()})
+	}
+	slices.SortFunc(out, func(a, b Repository) int {
+		return cmp.Or(b.Latest.Compare(a.Latest), strings.Compare(a.Registry, b.Registry), strings.Compare(a.Repository, b.Repository))
+	})
+	return out, ctx.Err()
+}
+
+// Photos lists one repository's photos, newest first, one Entry per photo
+// (the description shown: a person's if any, else the newest), and the
+// total for paging.
+func (ix *Index) Photos(ctx context.Context, registry, repository string, offset, limit int) ([]Entry, int, error) {
+	if limit <= 0 {
+		limit = DefaultLimit
+	}
+	type shown struct {
+		id      string
+		person  bool
+		created int64
+	}
+	repo := registry + "/" + repository
+	ix.mu.Lock()
+	best := map[string]shown{}
+	for id, m := range ix.state.docs {
+		if m.repo != repo {
+			continue
+		}
+		s, ok := best[m.layer]
+		c := shown{id: id, person: m.person, created: m.created}
+		if !ok || (c.person && !s.person) || (c.person == s.person && (c.created > s.created || c.created == s.created && c.id < s.id)) {
+			best[m.layer] = c
+		}
+	}
+	ix.mu.Unlock()
+	list := make([]shown, 0, len(best))
+	for _, s := range best {
+		list = append(list, s)
+	}
+	slices.SortFunc(list, func(a, b shown) int { return cmp.Or(cmp.Compare(b.created, a.created), strings.Compare(a.id, b.id)) })
+	total := len(list)
+	if offset >= total {
+		return []Entry{}, total, ctx.Err()
+	}
+	list = list[max(offset, 0):min(total, max(offset, 0)+limit)]
+	ids := make([]string, len(list))
+	for i, s := range list {
+		ids[i] = s.id
+	}
+	docs, err := ix.docs(ids)
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]Entry, 0, len(ids))
+	for _, id := range ids {
+		if d := docs[id]; d != nil {
+			out = append(out, d.entry())
+		}
+	}
+	return out, total, nil
+}
+
+// Photo returns every description (every describer) of the photos of one
+// manifest digest (or of the manifest whose layer is that digest), newest
+// first.
+func (ix *Index) Photo(ctx context.Context, registry, repository, digest string) ([]Entry, error) {
+	var any []query.Query
+	for _, f := range []string{fDigest, fManifest, fLayer} {
+		t := bleve.NewTermQuery(digest)
+		t.SetField(f)
+		any = append(any, t)
+	}
+	reg, rep := bleve.NewTermQuery(registry), bleve.NewTermQuery(repository)
+	reg.SetField(fRegistry)
+	rep.SetField(fRepository)
+	req := bleve.NewSearchRequestOptions(bleve.NewConjunctionQuery(reg, rep, bleve.NewDisjunctionQuery(any...)), 1000, 0, false)
+	req.Fields = []string{"*"}
+	req.SortBy([]string{"-" + fCreated, "_id"})
+	res, err := ix.bi.SearchInContext(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("index: photo %s: %w", manifestKey(registry, repository, digest), err)
+	}
+	out := make([]Entry, 0, len(res.Hits))
+	for _, h := range res.Hits {
+		out = append(out, docFromFields(h.Fields).entry())
+	}
+	return out, nil
+}

@@ -1,0 +1,412 @@
+package index
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// VectorBucketName is the KV bucket that remembers vectors, keyed by
+// embedding model and text: <sha256(model)[:8]>.<sha256(text)[:16]>, hex;
+// the value is the normalised vector as little-endian float32s.
+const VectorBucketName = "regscribe-vectors"
+
+// VectorBucket creates or opens the vector bucket, with replicas copies
+// (0: 1), for [Options.Vectors].
+func VectorBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      VectorBucketName,
+		Description: "regscribe: embeddings of descriptions, per embedding model and text",
+		Storage:     jetstream.FileStorage,
+		Replicas:    max(replicas, 1),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("vector bucket %s: %w", VectorBucketName, err)
+	}
+	return kv, nil
+}
+
+// Embedding work is done in batches of embedBatch texts, each call within
+// embedTimeout; failures wait from minBackoff, doubling up to maxBackoff.
+const (
+	embedBatch   = 64
+	embedTimeout = 2 * time.Minute
+	minBackoff   = 500 * time.Millisecond
+	maxBackoff   = time.Minute
+)
+
+// vectors holds the embedding model's vector of every entry, in memory,
+// and embeds (or finds in the bucket) the ones still missing.
+type vectors struct {
+	ix     *Index
+	emb    Embedder
+	kv     jetstream.KeyValue
+	prefix string // the model's part of bucket keys
+
+	mu      sync.RWMutex
+	dims    int
+	data    []float32 // slot i is data[i*dims : (i+1)*dims]
+	ids     []string  // slot → entry id
+	vkeys   []string  // slot → text key
+	slot    map[string]int
+	waiting map[string]string // entry id → text key, still without a vector
+	wake    chan struct{}
+}
+
+func newVectors(ix *Index, emb Embedder, kv jetstream.KeyValue) *vectors {
+	sum := sha256.Sum256([]byte(emb.Model()))
+	return &vectors{
+		ix: ix, emb: emb, kv: kv, prefix: hex.EncodeToString(sum[:8]),
+		slot: map[string]int{}, waiting: map[string]string{}, wake: make(chan struct{}, 1),
+	}
+}
+
+// want asks for the vector of entry id, whose text key is vkey.
+func (v *vectors) want(id, vkey string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if s, ok := v.slot[id]; ok {
+		if v.vkeys[s] == vkey {
+			return
+		}
+		v.dropLocked(id)
+	}
+	v.waiting[id] = vkey
+	select {
+	case v.wake <- struct{}{}:
+	default:
+	}
+}
+
+// drop forgets entry id.
+func (v *vectors) drop(id string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.dropLocked(id)
+}
+
+func (v *vectors) dropLocked(id string) {
+	delete(v.waiting, id)
+	s, ok := v.slot[id]
+	if !ok {
+		return
+	}
+	last := len(v.ids) - 1
+	if s != last {
+		copy(v.data[s*v.dims:(s+1)*v.dims], v.data[last*v.dims:])
+		v.ids[s], v.vkeys[s] = v.ids[last], v.vkeys[last]
+		v.slot[v.ids[s]] = s
+	}
+	v.data = v.data[:last*v.dims]
+	v.ids, v.vkeys = v.ids[:last], v.vkeys[:last]
+	delete(v.slot, id)
+}
+
+// set stores the vector of entry id, if it still waits for that text.
+func (v *vectors) set(id, vkey string, vec []float32) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.waiting[id] != vkey {
+		return
+	}
+	delete(v.waiting, id)
+	if v.dims == 0 {
+		v.dims = len(vec)
+	}
+	if len(vec) != v.dims {
+		v.ix.log.Error("embedding model returned a vector of another size; the entry is left out of semantic search",
+			"model", v.emb.Model(), "dims", len(vec), "want", v.dims)
+		return
+	}
+	v.slot[id] = len(v.ids)
+	v.ids = append(v.ids, id)
+	v.vkeys = append(v.vkeys, vkey)
+	v.data = append(v.data, vec...)
+}
+
+func (v *vectors) has() bool {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return len(v.ids) > 0
+}
+
+func (v *vectors) counts() (done, waiting int) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return len(v.ids), len(v.waiting)
+}
+
+// neighbour is an entry near the query and its cosine similarity.
+type neighbour struct {
+	id  string
+	sim float32
+}
+
+// nearest is the k entries most similar to q (normalised), at least
+// minSim similar, best first: an exact scan.
+func (v *vectors) nearest(q []float32, k int, minSim float64) []neighbour {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if len(q) != v.dims || v.dims == 0 {
+		return nil
+	}
+	floor := float32(minSim)
+	best := make([]neighbour, 0, k+1)
+	n := len(v.ids)
+	for s := range n {
+		sim := dot(q, v.data[s*v.dims:(s+1)*v.dims])
+		if sim < floor || (len(best) == k && sim <= best[k-1].sim) {
+			continue
+		}
+		i, _ := slices.BinarySearchFunc(best, sim, func(e neighbour, t float32) int {
+			if e.sim > t {
+				return -1
+			}
+			return 1
+		})
+		best = slices.Insert(best, i, neighbour{id: v.ids[s], sim: sim})
+		if len(best) > k {
+			best = best[:k]
+		}
+	}
+	return best
+}
+
+func dot(a, b []float32) float32 {
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		s0 += a[i] * b[i]
+		s1 += a[i+1] * b[i+1]
+		s2 += a[i+2] * b[i+2]
+		s3 += a[i+3] * b[i+3]
+	}
+	for ; i < len(a); i++ {
+		s0 += a[i] * b[i]
+	}
+	return s0 + s1 + s2 + s3
+}
+
+// normalise returns v scaled to length 1 (a zero vector stays zero).
+func normalise(v []float32) []float32 {
+	var sum float64
+	for _, x := range v {
+		sum += float64(x) * float64(x)
+	}
+	out := make([]float32, len(v))
+	if sum == 0 {
+		return out
+	}
+	inv := 1 / math.Sqrt(sum)
+	for i, x := range v {
+		out[i] = float32(float64(x) * inv)
+	}
+	return out
+}
+
+func encodeVector(v []float32) []byte {
+	b := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
+	}
+	return b
+}
+
+func decodeVector(b []byte) ([]float32, bool) {
+	if len(b) == 0 || len(b)%4 != 0 {
+		return nil, false
+	}
+	v := make([]float32, len(b)/4)
+	for i := range v {
+		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return v, true
+}
+
+func (v *vectors) key(vkey string) string { return v.prefix + "." + vkey }
+
+type wanted struct{ id, vkey string }
+
+// next takes up to n entries that wait for a vector.
+func (v *vectors) next(n int) []wanted {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	out := make([]wanted, 0, min(n, len(v.waiting)))
+	for id, vkey := range v.waiting {
+		if len(out) == n {
+			break
+		}
+		out = append(out, wanted{id, vkey})
+	}
+	return out
+}
+
+// loop fills in missing vectors until stop closes: from the bucket when
+// another index (or an earlier run) embedded the text, else from the
+// embedding model, waiting longer after each failure.
+func (v *vectors) loop(stop <-chan struct{}) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { <-stop; cancel() }()
+	if v.kv != nil {
+		v.preload(ctx)
+	}
+	backoff, failing := minBackoff, false
+	for {
+		batch := v.next(embedBatch)
+		if len(batch) == 0 {
+			select {
+			case <-v.wake:
+				continue
+			case <-stop:
+				return
+			}
+		}
+		err := v.fill(ctx, batch)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			if failing {
+				_, waiting := v.counts()
+				v.ix.log.Info("embedding model answers again", "model", v.emb.Model(), "waiting", waiting)
+			}
+			backoff, failing = minBackoff, false
+			continue
+		}
+		if !failing {
+			_, waiting := v.counts()
+			v.ix.log.Warn("entries are searchable by text; their vectors wait for the embedding model",
+				"model", v.emb.Model(), "waiting", waiting, "error", err.Error())
+		}
+		failing = true
+		select {
+		case <-time.After(backoff):
+		case <-stop:
+			return
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// preload reads the model's vectors from the bucket in one pass, for the
+// entries that wait for one (after a restart, all of them).
+func (v *vectors) preload(ctx context.Context) {
+	if _, waiting := v.counts(); waiting == 0 {
+		return
+	}
+	byKey := map[string][]string{}
+	v.mu.RLock()
+	for id, vkey := range v.waiting {
+		byKey[vkey] = append(byKey[vkey], id)
+	}
+	v.mu.RUnlock()
+	w, err := v.kv.Watch(ctx, v.prefix+".*", jetstream.IgnoreDeletes())
+	if err != nil {
+		v.ix.log.Warn("reading vectors from the bucket", "error", err.Error())
+		return
+	}
+	defer func() { _ = w.Stop() }()
+	for e := range w.Updates() {
+		if e == nil {
+			return // every stored vector was read
+		}
+		vkey := e.Key()[len(v.prefix)+1:]
+		if ids := byKey[vkey]; len(ids) > 0 {
+			if vec, ok := decodeVector(e.Value()); ok {
+				for _, id := range ids {
+					v.set(id, vkey, vec)
+				}
+			}
+		}
+	}
+}
+
+// fill finds or makes the vectors of batch.
+func (v *vectors) fill(ctx context.Context, batch []wanted) error {
+	var missing []wanted
+	for _, w := range batch {
+		if v.kv != nil {
+			e, err := v.kv.Get(ctx, v.key(w.vkey))
+			if err == nil {
+				if vec, ok := decodeVector(e.Value()); ok {
+					v.set(w.id, w.vkey, vec)
+					continue
+				}
+			} else if !errors.Is(err, jetstream.ErrKeyNotFound) && ctx.Err() == nil {
+				v.ix.log.Debug("reading a vector from the bucket", "error", err.Error())
+			}
+		}
+		missing = append(missing, w)
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	ids := make([]string, len(missing))
+	for i, w := range missing {
+		ids[i] = w.id
+	}
+	docs, err := v.ix.docs(ids)
+	if err != nil {
+		return err
+	}
+	var texts, vkeys []string
+	at := map[string]int{}
+	for _, w := range missing {
+		d := docs[w.id]
+		if d == nil || d.VKey != w.vkey {
+			v.forget(w) // gone or changed since: its own want follows
+			continue
+		}
+		if _, ok := at[w.vkey]; !ok {
+			at[w.vkey] = len(texts)
+			texts = append(texts, d.embedText())
+			vkeys = append(vkeys, w.vkey)
+		}
+	}
+	if len(texts) == 0 {
+		return nil
+	}
+	ectx, cancel := context.WithTimeout(ctx, embedTimeout)
+	defer cancel()
+	vecs, err := v.emb.Embed(ectx, texts)
+	if err != nil {
+		return err
+	}
+	if len(vecs) != len(texts) {
+		return fmt.Errorf("embedding model %s returned %d vectors for %d texts", v.emb.Model(), len(vecs), len(texts))
+	}
+	for i := range vecs {
+		vecs[i] = normalise(vecs[i])
+		if v.kv != nil {
+			if _, err := v.kv.Put(ctx, v.key(vkeys[i]), encodeVector(vecs[i])); err != nil && ctx.Err() == nil {
+				v.ix.log.Warn("remembering a vector in the bucket failed; it is kept in memory", "error", err.Error())
+			}
+		}
+	}
+	for _, w := range missing {
+		if i, ok := at[w.vkey]; ok {
+			v.set(w.id, w.vkey, vecs[i])
+		}
+	}
+	return nil
+}
+
+// forget stops waiting for w if it still waits for that text.
+func (v *vectors) forget(w wanted) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.waiting[w.id] == w.vkey {
+		delete(v.waiting, w.id)
+	}
+}
