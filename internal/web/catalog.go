@@ -2,9 +2,10 @@ package web
 
 import (
 	"context"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/regscribe/regscribe/internal/index"
 )
 
 // Catalog is the search index as the gallery reads it; *index.Index is one.
@@ -24,48 +25,20 @@ type Catalog interface {
 	Wait(ctx context.Context, js jetstream.JetStream) error
 }
 
-// Entry is one photo's description by one describer.
-type Entry struct {
-	Registry    string    `json:"registry"`
-	Repository  string    `json:"repository"`
-	Digest      string    `json:"digest"`
-	Manifest    string    `json:"manifest,omitempty"`
-	Layer       string    `json:"layer"`
-	MediaType   string    `json:"mediaType,omitempty"`
-	Tags        []string  `json:"tags"`
-	Title       string    `json:"title,omitempty"`
-	Description string    `json:"description"`
-	Alt         string    `json:"alt"`
-	Keywords    []string  `json:"keywords"`
-	Text        string    `json:"text"`
-	Model       string    `json:"model"`
-	Created     time.Time `json:"created"`
-	Stored      string    `json:"stored"`
-}
+var _ Catalog = (*index.Index)(nil)
 
-// Hit is one search result.
-type Hit struct {
-	Entry
-	Score float64 `json:"score"`
-}
+// The index's types, as the gallery shows them.
+type (
+	// Entry is one photo's description by one describer.
+	Entry = index.Entry
+	// Hit is one search result.
+	Hit = index.Hit
+	// Repository is one repository with indexed photos.
+	Repository = index.Repository
+	// Query is a parsed search.
+	Query = index.Query
+)
 
-// Repository is one repository with indexed photos.
-type Repository struct {
-	Registry, Repository string
-	Photos               int
-	Latest               time.Time
-}
-
-// Query is a parsed search.
-type Query struct {
-	Text          string
-	Repository    string
-	Model         string
-	Tag           string
-	After, Before time.Time
-	Limit         int
-	Offset        int
-}
-
-// parseQuery reads what a person typed.
-func parseQuery(s string) Query { return Query{Text: s} }
+// parseQuery reads what a person typed: words, "phrases", repo:, tag:,
+// model:, after:, before:.
+func parseQuery(s string) Query { return index.ParseQuery(s) }
