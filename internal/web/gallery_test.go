@@ -58,7 +58,7 @@ func TestBrowseSearchAndCorrect(t *testing.T) {
 	b.dark(false)
 	b.do(chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
 	b.shot("repository-phone")
-	b.do(chromedp.EmulateReset())
+	b.do(chromedp.EmulateReset(), chromedp.EmulateViewport(1280, 900))
 
 	// Search from the box on the page.
 	b.leave(chromedp.SendKeys(chromedp.ID("q"), "forklift\n"))

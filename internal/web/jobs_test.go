@@ -60,6 +60,8 @@ func TestJobsRetryAndReprocess(t *testing.T) {
 
 	b.open("/")
 	require.Contains(t, b.texts(".repo-name"), "photos/broken")
+	// Two jobs of one photo (the push announced by digest and by tag) are one failed photo.
+	require.Equal(t, "1", b.text(`.repo:has(a[href$="/photos/broken"]) .counts .bad dd`))
 	b.shot("front-page-with-failure")
 
 	b.open("/jobs")

@@ -66,10 +66,12 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 	if dead, err := s.deadLetters(ctx); err == nil {
 		seen := map[string]bool{}
 		for _, d := range dead {
-			if d.Job.Registry == "" || seen[d.Job.Ref()] {
+			// The jobs of one photo's push (by digest, by tag) are one photo.
+			k := d.Job.Registry + "/" + d.Job.Repository + "@" + cmp.Or(d.Job.Digest, d.Job.Tag)
+			if d.Job.Registry == "" || seen[k] {
 				continue
 			}
-			seen[d.Job.Ref()] = true
+			seen[k] = true
 			v := get(d.Job.Registry, d.Job.Repository)
 			v.Failed++
 			v.Latest = maxTime(v.Latest, d.FailedAt)
@@ -78,10 +80,16 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 		s.opts.Log.Warn("front page: dead letters unreadable", "err", err)
 	}
 	if q, err := s.readQueue(ctx, scanForCounts); err == nil {
+		seen := map[string]bool{}
 		for _, j := range q.Jobs {
 			if j.Job == nil {
 				continue
 			}
+			k := j.Job.Registry + "/" + j.Job.Repository + "@" + cmp.Or(j.Job.Digest, j.Job.Tag)
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
 			v := get(j.Job.Registry, j.Job.Repository)
 			v.Queued++
 			v.Latest = maxTime(v.Latest, j.Stored)
