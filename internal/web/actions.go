@@ -156,8 +156,10 @@ func (s *Server) awaitCorrection(ctx context.Context, e Entry, c queue.Correctio
 			return false
 		}
 		entries, err := s.opts.Catalog.Photo(ctx, e.Registry, e.Repository, e.Layer)
+		// The worker may tidy the text (spaces, quotes): the person's
+		// entry at or after this correction's time is it.
 		if err == nil && slices.ContainsFunc(entries, func(x Entry) bool {
-			return x.Layer == e.Layer && x.Model == model && x.Description == c.Description
+			return x.Layer == e.Layer && x.Model == model && !x.Created.Before(c.At.Add(-time.Second))
 		}) {
 			return true
 		}
