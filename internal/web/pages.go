@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/regscribe/regscribe/internal/photo"
+	"github.com/regscribe/regscribe/internal/queue"
 )
 
 // PageSize is how many photos a repository page or a page of search results shows.
@@ -49,6 +50,7 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 	}
 	type key struct{ registry, repository string }
 	views := map[key]*repoView{}
+	seen := map[string]bool{}
 	get := func(reg, repo string) *repoView {
 		k := key{strings.ToLower(reg), repo}
 		v, ok := views[k]
@@ -63,36 +65,29 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 		v.Described = ir.Photos
 		v.Latest = maxTime(v.Latest, ir.Latest)
 	}
+	// A photo counts once however many jobs its push made (by digest, by tag).
+	once := func(kind string, j queue.Job, at time.Time, count func(*repoView)) {
+		k := kind + "\x00" + j.Registry + "/" + j.Repository + "@" + cmp.Or(j.Digest, j.Tag)
+		if j.Registry == "" || seen[k] {
+			return
+		}
+		seen[k] = true
+		v := get(j.Registry, j.Repository)
+		count(v)
+		v.Latest = maxTime(v.Latest, at)
+	}
 	if dead, err := s.deadLetters(ctx); err == nil {
-		seen := map[string]bool{}
 		for _, d := range dead {
-			// The jobs of one photo's push (by digest, by tag) are one photo.
-			k := d.Job.Registry + "/" + d.Job.Repository + "@" + cmp.Or(d.Job.Digest, d.Job.Tag)
-			if d.Job.Registry == "" || seen[k] {
-				continue
-			}
-			seen[k] = true
-			v := get(d.Job.Registry, d.Job.Repository)
-			v.Failed++
-			v.Latest = maxTime(v.Latest, d.FailedAt)
+			once("failed", d.Job, d.FailedAt, func(v *repoView) { v.Failed++ })
 		}
 	} else {
 		s.opts.Log.Warn("front page: dead letters unreadable", "err", err)
 	}
 	if q, err := s.readQueue(ctx, scanForCounts); err == nil {
-		seen := map[string]bool{}
 		for _, j := range q.Jobs {
-			if j.Job == nil {
-				continue
+			if j.Job != nil {
+				once("queued", *j.Job, j.Stored, func(v *repoView) { v.Queued++ })
 			}
-			k := j.Job.Registry + "/" + j.Job.Repository + "@" + cmp.Or(j.Job.Digest, j.Job.Tag)
-			if seen[k] {
-				continue
-			}
-			seen[k] = true
-			v := get(j.Job.Registry, j.Job.Repository)
-			v.Queued++
-			v.Latest = maxTime(v.Latest, j.Stored)
 		}
 	} else {
 		s.opts.Log.Warn("front page: job queue unreadable", "err", err)
