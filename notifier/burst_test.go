@@ -62,32 +62,15 @@ func TestBurstSurvivesNATSRestart(t *testing.T) {
 	_, err = queue.EnsureStream(ctx, js, queue.StreamOptions{})
 	require.NoError(t, err)
 
-	// The notifier's address must exist before the registry that notifies it.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	const notifyToken = "burst-token"
-	reg, err := embedded.StartRegistry(ctx, embedded.RegistryOptions{
-		Listen: "127.0.0.1:0", NotifyURL: "http://" + ln.Addr().String() + "/v1/events", NotifyToken: notifyToken,
-	})
-	require.NoError(t, err)
-	n, err := notifier.New(queue.NewPublisher(js), notifier.Options{
-		Token: notifyToken, Registry: reg.Addr(), PublishTimeout: time.Second, Logger: testLogger(),
-	})
-	require.NoError(t, err)
 	var unavailable atomic.Int64
-	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sc := &statusCounter{ResponseWriter: w}
-		n.ServeHTTP(sc, r)
-		if sc.status == http.StatusServiceUnavailable {
-			unavailable.Add(1)
-		}
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = reg.Stop(sctx)
-		_ = srv.Shutdown(sctx)
+	reg := startNotified(t, js, time.Second, func(n http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			sc := &statusCounter{ResponseWriter: w}
+			n.ServeHTTP(sc, r)
+			if sc.status == http.StatusServiceUnavailable {
+				unavailable.Add(1)
+			}
+		})
 	})
 
 	// Push the photos from four clients at once.
@@ -181,6 +164,34 @@ func TestBurstSurvivesNATSRestart(t *testing.T) {
 	require.Len(t, stored, len(want), "no duplicates")
 	require.Len(t, distinctDigests, photos)
 	t.Logf("%d photos, %d jobs, %d notifications answered 503 during the restart", photos, len(stored), unavailable.Load())
+}
+
+// startNotified starts a CNCF Distribution registry whose notifications
+// reach, through wrap, a notifier that queues on js (publishing for at most
+// publishTimeout). Both stop when the test ends.
+func startNotified(t testing.TB, js jetstream.JetStream, publishTimeout time.Duration, wrap func(http.Handler) http.Handler) *embedded.Registry {
+	t.Helper()
+	// The notifier's address must exist before the registry that notifies it.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	const notifyToken = "registry-token"
+	reg, err := embedded.StartRegistry(context.Background(), embedded.RegistryOptions{
+		Listen: "127.0.0.1:0", NotifyURL: "http://" + ln.Addr().String() + "/v1/events", NotifyToken: notifyToken,
+	})
+	require.NoError(t, err)
+	n, err := notifier.New(queue.NewPublisher(js), notifier.Options{
+		Token: notifyToken, Registry: reg.Addr(), PublishTimeout: publishTimeout, Logger: testLogger(),
+	})
+	require.NoError(t, err)
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: wrap(n)}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = reg.Stop(sctx)
+		_ = srv.Shutdown(sctx)
+	})
+	return reg
 }
 
 // pushPhoto pushes photo i as `oras push` does (an image layer, an OCI 1.1

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // MediaTypeDistributionEvents is the content type of Distribution's envelopes.
@@ -25,7 +26,8 @@ type distributionEvent struct {
 		Tag          string `json:"tag"`
 	} `json:"target"`
 	Request struct {
-		Host string `json:"host"`
+		Host      string `json:"host"`
+		UserAgent string `json:"useragent"`
 	} `json:"request"`
 }
 
@@ -99,8 +101,12 @@ func decodeDistributionEvents(body []byte, m meta) ([]distributionEvent, error) 
 }
 
 func (d distributionEvent) event() event {
-	if d.Action != "push" {
-		// pull (HEAD checks are pulls too), mount, delete; ACR's chart_push,
+	switch d.Action {
+	case "push":
+	case "delete":
+		return d.deletion()
+	default:
+		// pull (HEAD checks are pulls too), mount; ACR's chart_push,
 		// chart_delete, quarantine.
 		return event{skip: d.Action + " event"}
 	}
@@ -115,5 +121,41 @@ func (d distributionEvent) event() event {
 		id: idOf(eventID, d.ID),
 		// Blob pushes are pushes too (media type application/octet-stream).
 		manifestOnly: true,
+	}
+}
+
+// deletion reads a delete event. Distribution (v3, notifications/bridge.go)
+// sends, for DELETE of a manifest by digest, one event naming the digest
+// (no media type, no tag) and then one per tag that pointed at it naming
+// only the tag; for DELETE of a tag (the manifest stays), one naming only
+// the tag; for a repository's deletion, one naming only the repository.
+// Only the first kind says a manifest is gone: it makes a deletion job (the
+// tag-only events are ignored by [event.ignore]). ACR's delete names the
+// digest and the manifest's media type.
+//
+// A blob deleted through the API (rare: garbage collection announces
+// nothing) is announced exactly like a manifest: its job finds no such
+// manifest and removes nothing from search.
+//
+// regscribe deletes only manifests that are no photos (description
+// referrers it prunes; old referrers fallback indexes, which oras-go
+// deletes by digest at every referrer write on a registry without the
+// referrers API): a delete event whose request came from regscribe's own
+// client (User-Agent "regscribe" or "regscribe/…") is ignored.
+func (d distributionEvent) deletion() event {
+	ua := d.Request.UserAgent
+	if ua == "regscribe" || strings.HasPrefix(ua, "regscribe/") {
+		return event{skip: "regscribe's own deletion (a description referrer or a referrers fallback index)"}
+	}
+	if d.Target.Digest == "" && d.Target.Tag == "" {
+		return event{skip: "deletion of a repository (it names no manifest)"}
+	}
+	return event{
+		repository: d.Target.Repository,
+		digest:     d.Target.Digest,
+		tag:        d.Target.Tag,
+		mediaType:  d.Target.MediaType,
+		id:         idOf(eventID, d.ID),
+		deleted:    true,
 	}
 }

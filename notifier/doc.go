@@ -1,5 +1,7 @@
 // Package notifier receives registries' push notifications over HTTP and
-// turns each manifest push into a job on the queue.
+// turns each manifest push into a job on the queue, and each manifest
+// deletion into a job that removes the manifest from search
+// ([queue.Job.Deleted]).
 //
 // It reads the notification formats of CNCF Distribution and ACR, Harbor
 // (Default and CloudEvents payloads), zot (CloudEvents), GitHub Packages
@@ -14,9 +16,13 @@
 // POST /v1/events is the default source of [Options.Token] and
 // [Options.Registry], which recognises the format of each request.
 //
-// It authenticates every request, keeps only manifest pushes (blob pushes,
-// pulls, mounts, deletes, other event types, regscribe's own description
-// artifacts and referrers fallback tags are dropped), names in every job the
+// It authenticates every request, keeps only manifest pushes and manifest
+// deletions (blob pushes, pulls, mounts, deletions of a tag or a
+// repository, other event types, regscribe's own description artifacts and
+// deletions, and referrers fallback tags are dropped). Deletions are
+// announced by Distribution and ACR (delete by digest), Harbor
+// (DELETE_ARTIFACT) and zot (zotregistry.image.deleted); GitHub, Quay and
+// Docker Hub announce none. It names in every job the
 // registry from configuration (an event body never chooses where a worker
 // connects; an event naming another registry host is refused) and answers
 // 2xx only once JetStream has stored the jobs, so a registry retries

@@ -44,10 +44,15 @@ var (
 
 // event is one announcement, in any format, reduced to what makes a job.
 type event struct {
-	// skip says why the event announces no push (a pull, a delete, another
-	// event type); "" for a push. Skipped events are neither validated nor
-	// queued.
-	skip       string
+	// skip says why the event announces neither a push nor a manifest's
+	// deletion (a pull, a tag deletion, another event type); "" otherwise.
+	// Skipped events are neither validated nor queued.
+	skip string
+	// deleted: the event announces that the manifest digest (repository,
+	// digest; tag where the format names one) was deleted. Its job asks
+	// the worker to check that the manifest is gone and to remove it from
+	// search; nothing is described.
+	deleted    bool
 	repository string
 	digest     string
 	tag        string
@@ -216,11 +221,15 @@ func cloudEventFormat(typ string) (string, error) {
 	return "", fmt.Errorf("CloudEvent type %q is not one regscribe reads (harbor.*, zotregistry.*); name the format with a source", truncate(typ))
 }
 
-// validate refuses push events whose fields could not name a real manifest.
+// validate refuses events whose fields could not name a real manifest.
 func (e event) validate() error {
+	what := "push"
+	if e.deleted {
+		what = "deletion"
+	}
 	switch {
 	case e.repository == "":
-		return errors.New("push names no repository")
+		return errors.New(what + " names no repository")
 	case len(e.repository) > 255 || !repositoryRE.MatchString(e.repository):
 		return fmt.Errorf("repository %q is not a valid name", truncate(e.repository))
 	case e.digest != "" && !digestRE.MatchString(e.digest):
@@ -228,16 +237,22 @@ func (e event) validate() error {
 	case e.tag != "" && !tagRE.MatchString(e.tag):
 		return fmt.Errorf("tag %q is not a valid tag", truncate(e.tag))
 	case e.digest == "" && e.tag == "":
-		return errors.New("push names neither digest nor tag")
+		return errors.New(what + " names neither digest nor tag")
 	}
 	return nil
 }
 
-// ignore says why a valid push makes no job, or "" when it does.
+// ignore says why a valid push or deletion makes no job, or "" when it
+// does.
 func (e event) ignore() string {
 	switch {
 	case e.skip != "":
 		return e.skip
+	case e.deleted && e.digest == "":
+		// The tag is gone, not necessarily the manifest: Distribution
+		// announces a manifest's deletion by digest (and each of its tags
+		// as well).
+		return "deletion of tag " + e.tag + ", not of a manifest digest"
 	case dockerMediaTypes[e.mediaType]:
 		return "a Docker image (" + e.mediaType + "), which holds no photo"
 	case (e.manifestOnly || e.mediaType != "") && !manifestMediaTypes[e.mediaType]:
@@ -250,10 +265,11 @@ func (e event) ignore() string {
 	return ""
 }
 
-// makeJobs turns the events of one request into jobs for src: every push is
-// validated and host-checked first, so a request with one bad event queues
-// nothing. Pushes announced twice in one request make one job. ignored says
-// why each event that made no job made none.
+// makeJobs turns the events of one request into jobs for src: every push
+// and deletion is validated and host-checked first, so a request with one
+// bad event queues nothing. Pushes (or deletions) announced twice in one
+// request make one job. ignored says why each event that made no job made
+// none. A deletion makes a job with Deleted set.
 //
 // Each job's Event is its announcement's id; a push whose format gives
 // none gets a unique one, so a repeated push of a tag (Quay) is never
@@ -289,6 +305,7 @@ func makeJobs(events []event, src *Source, format string, now time.Time) (jobs [
 			Source:     format,
 			Received:   now,
 			Event:      e.id,
+			Deleted:    e.deleted,
 		}
 		if containsJob(jobs, j) {
 			ignored = append(ignored, "announced twice in one notification")
@@ -301,7 +318,7 @@ func makeJobs(events []event, src *Source, format string, now time.Time) (jobs [
 
 func containsJob(jobs []queue.Job, j queue.Job) bool {
 	for _, o := range jobs {
-		if o.Repository == j.Repository && o.Digest == j.Digest && o.Tag == j.Tag {
+		if o.Repository == j.Repository && o.Digest == j.Digest && o.Tag == j.Tag && o.Deleted == j.Deleted {
 			return true
 		}
 	}

@@ -7,11 +7,18 @@ import (
 	"mime"
 )
 
-// Harbor event types that announce a push, in the Default and the
-// CloudEvents payload format of a webhook policy.
+// Harbor event types that announce a push or an artifact's deletion, in
+// the Default and the CloudEvents payload format of a webhook policy.
+// Harbor's payload of a deletion is the push's (src/controller/event/
+// handler/webhook/artifact/artifact.go builds both): the artifact's digest
+// and its first tag, or the digest again when it had none. Deleting an
+// artifact deletes the manifest with every tag; deleting one tag in Harbor
+// announces nothing.
 const (
-	harborPushDefault     = "PUSH_ARTIFACT"
-	harborPushCloudEvents = "harbor.artifact.pushed"
+	harborPushDefault       = "PUSH_ARTIFACT"
+	harborPushCloudEvents   = "harbor.artifact.pushed"
+	harborDeleteDefault     = "DELETE_ARTIFACT"
+	harborDeleteCloudEvents = "harbor.artifact.deleted"
 )
 
 // harborEventData is Harbor's event_data (the CloudEvent's data).
@@ -35,6 +42,7 @@ type harborEventData struct {
 // A resource's resource_url names the registry (Harbor's external URL) and
 // is checked against the source. A push by digest (robot accounts, proxy
 // caches) carries the digest in "tag": it makes a job by digest.
+// DELETE_ARTIFACT (harbor.artifact.deleted) makes a deletion job.
 func decodeHarbor(body []byte, m meta) ([]event, error) {
 	if err := checkContentType(m.contentType, "application/json", mediaTypeCloudEvents); err != nil {
 		return nil, err
@@ -71,9 +79,10 @@ func decodeHarbor(body []byte, m meta) ([]event, error) {
 			data = *msg.EventData
 		}
 	}
-	if typ != harborPushDefault && typ != harborPushCloudEvents {
-		// PULL_ARTIFACT, DELETE_ARTIFACT, SCANNING_COMPLETED, … (and their
-		// harbor.* CloudEvents types).
+	deleted := typ == harborDeleteDefault || typ == harborDeleteCloudEvents
+	if typ != harborPushDefault && typ != harborPushCloudEvents && !deleted {
+		// PULL_ARTIFACT, SCANNING_COMPLETED, … (and their harbor.*
+		// CloudEvents types).
 		return []event{{skip: typ + " event"}}, nil
 	}
 	if len(data.Resources) == 0 {
@@ -95,6 +104,7 @@ func decodeHarbor(body []byte, m meta) ([]event, error) {
 			tag:        tag,
 			host:       hostOf(r.ResourceURL),
 			id:         id,
+			deleted:    deleted,
 		})
 	}
 	return events, nil

@@ -125,10 +125,12 @@ func (n *Notifier) ServeHTTP(w http.ResponseWriter, r *http.Request) { n.mux.Ser
 
 // Reply is the JSON answer to a notification.
 type Reply struct {
-	// Queued is the number of jobs stored.
+	// Queued is the number of jobs stored: one per manifest push and one
+	// per manifest deletion.
 	Queued int `json:"queued"`
-	// Ignored is the number of events that made no job: not pushes, not
-	// manifests, Docker images, regscribe's own artifacts, fallback tags,
+	// Ignored is the number of events that made no job: neither pushes nor
+	// manifest deletions (pulls, tag deletions, …), not manifests, Docker
+	// images, regscribe's own artifacts and deletions, fallback tags,
 	// repeats within the notification. (Each reason is logged at debug.)
 	Ignored int `json:"ignored"`
 	// Error says why the request was refused; it never carries internals.
@@ -190,7 +192,7 @@ func (n *Notifier) events(w http.ResponseWriter, r *http.Request, src *Source) {
 			return
 		}
 		for _, j := range jobs {
-			log.Info("job queued", "format", format, "repository", j.Repository, "digest", j.Digest, "tag", j.Tag, "event", j.Event)
+			log.Info("job queued", "format", format, "repository", j.Repository, "digest", j.Digest, "tag", j.Tag, "event", j.Event, "deleted", j.Deleted)
 		}
 	}
 	n.reply(w, http.StatusOK, rep)

@@ -150,7 +150,7 @@ func TestNotifications(t *testing.T) {
 		{"blob push", "Bearer " + token, notifier.MediaTypeDistributionEvents, envelope(event("push", "application/octet-stream", "photos/pineapple", digest, "")), 200, 0, ""},
 		{"pull", "Bearer " + token, notifier.MediaTypeDistributionEvents, envelope(event("pull", ociMT, "photos/pineapple", digest, "latest")), 200, 0, ""},
 		{"mount", "Bearer " + token, notifier.MediaTypeDistributionEvents, envelope(event("mount", ociMT, "photos/pineapple", digest, "")), 200, 0, ""},
-		{"delete", "Bearer " + token, notifier.MediaTypeDistributionEvents, envelope(event("delete", "", "photos/pineapple", "", "latest")), 200, 0, ""},
+		{"tag delete", "Bearer " + token, notifier.MediaTypeDistributionEvents, envelope(event("delete", "", "photos/pineapple", "", "latest")), 200, 0, ""},
 		{"fallback index tag", "Bearer " + token, notifier.MediaTypeDistributionEvents, envelope(event("push", "application/vnd.oci.image.index.v1+json", "photos/pineapple", digest, "sha256-"+strings.Repeat("a", 64))), 200, 0, ""},
 		{"no token", "", notifier.MediaTypeDistributionEvents, envelope(push), 401, 0, "token"},
 		{"wrong token", "Bearer nope", notifier.MediaTypeDistributionEvents, envelope(push), 401, 0, "token"},
@@ -194,6 +194,26 @@ func TestRepeatedNotificationIsQueuedOnce(t *testing.T) {
 		require.Equal(t, 200, status)
 	}
 	require.Len(t, e.queued(t), 1)
+}
+
+// A manifest's deletion is a job of its own beside its push, announced in
+// the same notification or not, and a deletion delivered again is queued once.
+func TestDeletionIsQueuedOnceBesideThePush(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	push := event("push", ociMT, "photos/pineapple", digest, "")
+	del := strings.Replace(event("delete", "", "photos/pineapple", digest, ""), `"id":"e1"`, `"id":"e2"`, 1)
+	for range 2 {
+		status, rep := e.post(t, "Bearer "+token, notifier.MediaTypeDistributionEvents, envelope(push, del))
+		require.Equal(t, 200, status, rep.Error)
+		require.Equal(t, 2, rep.Queued)
+	}
+	jobs := e.queued(t)
+	require.Len(t, jobs, 2)
+	require.False(t, jobs[0].Deleted)
+	require.True(t, jobs[1].Deleted)
+	require.Equal(t, digest, jobs[1].Digest)
+	require.Equal(t, "id:e2", jobs[1].Event)
 }
 
 func TestQueueDownAnswers503(t *testing.T) {

@@ -24,23 +24,30 @@ const (
 	// [FormatDistribution] (its request.host is not checked).
 	FormatAuto = ""
 	// FormatDistribution is CNCF Distribution's notification envelope
-	// (Content-Type application/vnd.docker.distribution.events.v2+json).
+	// (Content-Type application/vnd.docker.distribution.events.v2+json):
+	// manifest pushes, and deletes of a manifest by digest.
 	FormatDistribution = "distribution"
 	// FormatACR is Azure Container Registry's webhook: one Distribution-style
-	// event object, whose request.host names the registry.
+	// event object (push or delete), whose request.host names the registry.
 	FormatACR = "acr"
 	// FormatHarbor is a Harbor webhook policy, payload format Default
-	// (type PUSH_ARTIFACT) or CloudEvents (type harbor.artifact.pushed).
+	// (types PUSH_ARTIFACT, DELETE_ARTIFACT) or CloudEvents (types
+	// harbor.artifact.pushed, harbor.artifact.deleted).
 	FormatHarbor = "harbor"
 	// FormatZot is zot's events extension: CloudEvents over HTTP (binary or
-	// structured mode) of type zotregistry.image.updated.
+	// structured mode) of types zotregistry.image.updated and
+	// zotregistry.image.deleted.
 	FormatZot = "zot"
 	// FormatGitHub is GitHub's registry_package webhook (action published,
-	// package type container), signed with X-Hub-Signature-256.
+	// package type container), signed with X-Hub-Signature-256. GitHub
+	// announces no deletion (the webhook's actions are published and
+	// updated).
 	FormatGitHub = "github"
-	// FormatQuay is Quay's repo_push notification: tags, no digest.
+	// FormatQuay is Quay's repo_push notification: tags, no digest. Quay
+	// has no notification of a deletion.
 	FormatQuay = "quay"
 	// FormatDockerHub is Docker Hub's repository webhook: a tag, no digest.
+	// Docker Hub announces pushes only.
 	FormatDockerHub = "dockerhub"
 )
 

@@ -255,7 +255,14 @@ func TestJobsFromZotEvent(t *testing.T) {
 
 	jobs, err = notifier.JobsFromZotEvent(read("image-deleted.json"), src, now)
 	require.NoError(t, err)
-	require.Empty(t, jobs, "only image.updated makes jobs")
+	require.Equal(t, []queue.Job{{Version: queue.JobVersion, Registry: "zot.example.com:5000", Repository: "photos/kumquat",
+		Digest: "sha256:b0a085411122cca8ab3c192406a73d6eb5037f7b6a2427bd756c3bd6ec553979", Tag: "latest", MediaType: ociMT,
+		Source: notifier.FormatZot, Received: now, Event: "id:5f0c1d2e-3a4b-4c5d-8e9f-0a1b2c3d4e5f", Deleted: true}}, jobs,
+		"image.deleted makes a deletion job")
+
+	jobs, err = notifier.JobsFromZotEvent(read("image-lint-failed.json"), src, now)
+	require.NoError(t, err)
+	require.Empty(t, jobs, "only image.updated and image.deleted make jobs")
 
 	// zot has no setting that renames its types: an event of another type
 	// that merely ends like zot's is not zot's, and makes no job.

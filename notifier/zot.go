@@ -22,6 +22,13 @@ import (
 // reconcile sweeps (package reconcile) find the photos whose event was lost.
 const zotImageUpdated = "zotregistry.image.updated"
 
+// zotImageDeleted is the CloudEvent type zot sends when a manifest is
+// deleted, by digest or by tag (the reference deleted, the manifest's
+// digest and media type; no manifest). A tag's deletion leaves the manifest
+// in place only when another tag still points at it: the job's worker
+// checks whether it is gone.
+const zotImageDeleted = "zotregistry.image.deleted"
+
 // zotImage is the data of zot's image events.
 type zotImage struct {
 	Name      string `json:"name"`
@@ -36,9 +43,9 @@ type zotImage struct {
 // mode (Ce-Type header, body = data, as zot's http sink sends it) or in
 // structured mode (the whole event as JSON, as its nats sink publishes it).
 //
-// Only image.updated events make jobs; image.deleted, image.lint_failed,
-// image.scanned and repository.created are ignored. zot's events name no
-// registry host.
+// image.updated events make jobs that describe, image.deleted events jobs
+// that remove the manifest from search; image.lint_failed, image.scanned
+// and repository.created are ignored. zot's events name no registry host.
 func decodeZot(body []byte, m meta) ([]event, error) {
 	var typ, id string
 	var data []byte
@@ -56,7 +63,7 @@ func decodeZot(body []byte, m meta) ([]event, error) {
 			return nil, err
 		}
 	}
-	if typ != zotImageUpdated {
+	if typ != zotImageUpdated && typ != zotImageDeleted {
 		return []event{{skip: typ + " event"}}, nil
 	}
 	if data == nil {
@@ -69,6 +76,9 @@ func decodeZot(body []byte, m meta) ([]event, error) {
 	tag, digest := tagOrDigest(img.Reference)
 	if img.Digest != "" {
 		digest = img.Digest
+	}
+	if typ == zotImageDeleted {
+		return []event{{repository: img.Name, digest: digest, tag: tag, mediaType: img.MediaType, id: idOf(eventID, id), deleted: true}}, nil
 	}
 	return []event{{
 		repository:   img.Name,
@@ -105,8 +115,9 @@ func zotArtifactType(manifest string) string {
 // structured JSON as zot's nats sink publishes it on its subject, into jobs
 // for src (its Registry names the registry; its Auth is not used: the NATS
 // account is the credential). It applies the notifier's filters: events
-// other than image.updated, regscribe's own artifacts and referrers fallback
-// tags make no jobs and no error. An error means the event is malformed.
+// other than image.updated and image.deleted, regscribe's own artifacts and
+// referrers fallback tags make no jobs and no error; image.deleted makes a
+// job with Deleted set. An error means the event is malformed.
 func JobsFromZotEvent(data []byte, src Source, now time.Time) ([]queue.Job, error) {
 	src = src.normalize()
 	if err := src.validateHosts(); err != nil {

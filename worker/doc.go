@@ -3,9 +3,13 @@
 // the images, asks the vision model (or the description memory) and writes
 // the description back into the registry. Whether a manifest is a photo and
 // whether it is described already (and by whom) is package photo's decision,
-// the same one `regscribe reprocess` makes.
+// the same one `regscribe reprocess` makes. A correction job writes a
+// person's description the same way, without the model; a deletion job
+// checks that the manifest is gone. Each job that writes (or finds its
+// manifest gone) publishes description events (package feed) with its
+// result, for search indexes to follow.
 //
-// The worker owns the interfaces it needs ([Describer], [Memory]) and makes
+// The worker owns the interfaces it needs ([Describer], [Memory], [Feed]) and makes
 // the one decision of what happens to a job message (Ack, Nak with backoff,
 // Term, or wait for the model) in [Worker.settle], from errors classified
 // with package fault. It never reads configuration or the environment.

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"oras.land/oras-go/v2/registry/remote"
 
 	"github.com/regscribe/regscribe/internal/fault"
+	"github.com/regscribe/regscribe/internal/feed"
 	"github.com/regscribe/regscribe/internal/lease"
 	"github.com/regscribe/regscribe/internal/memo"
 	"github.com/regscribe/regscribe/internal/metrics"
@@ -52,13 +54,30 @@ type Result struct {
 	Written registry.Written
 	// Pruned lists older regscribe referrers removed.
 	Pruned []ocispec.Descriptor
+	// Removed is set when a deletion job found the manifest gone.
+	Removed bool
+	// Events are the description events of what the job wrote (or, for a
+	// deletion, of the manifest gone), published when the job ends.
+	Events []feed.Event
 }
 
-// Process describes the photo(s) of one job and writes the description back.
-// It needs no queue: `regscribe describe` and tests call it directly. Its
-// error is classified with package fault; a job with nothing to do returns
-// an error of kind skip.
-func (w *Worker) Process(ctx context.Context, job queue.Job) (Result, error) {
+// Process describes the photo(s) of one job and writes the description back
+// (a correction job writes the person's description instead, with no model
+// call; a deletion job checks that the manifest is gone). It needs no
+// queue: `regscribe describe` and tests call it directly; the events in its
+// Result are published by [Worker.Run] when the job ends. Its error is
+// classified with package fault; a job with nothing to do returns an error
+// of kind skip.
+func (w *Worker) Process(ctx context.Context, job queue.Job) (res Result, err error) {
+	defer func() {
+		now := time.Now().UTC()
+		for i := range res.Events {
+			res.Events[i].Registry, res.Events[i].Repository, res.Events[i].At = job.Registry, job.Repository, now
+		}
+	}()
+	if job.Deleted {
+		return w.processDeletion(ctx, job)
+	}
 	if ok, why := w.opts.Select.repository(job.Repository); !ok {
 		return Result{}, fault.Skip("%s", why)
 	}
@@ -76,14 +95,23 @@ func (w *Worker) Process(ctx context.Context, job queue.Job) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	p := policyOf(job, w.opts.Force)
+	t := task{tag: job.Tag, policy: policyOf(job, w.opts.Force), correction: job.Correction}
 	switch m.Descriptor.MediaType {
 	case ocispec.MediaTypeImageManifest:
-		return w.processManifest(ctx, repo, m, job.Tag, w.opts.Mode, p)
+		return w.processManifest(ctx, repo, m, w.opts.Mode, t)
 	case ocispec.MediaTypeImageIndex:
-		return w.processIndex(ctx, repo, m, job.Tag, p)
+		return w.processIndex(ctx, repo, m, t)
 	}
 	return Result{Manifest: m.Descriptor}, fault.Skip("%s is %s, not an OCI image manifest or index", m.Descriptor.Digest, m.Descriptor.MediaType)
+}
+
+// task is what a job asks of a manifest.
+type task struct {
+	// tag moves to an annotated manifest when it still points at the original.
+	tag    string
+	policy photo.Policy
+	// correction, when set, is written instead of asking the model.
+	correction *queue.Correction
 }
 
 // policyOf is how far a job goes with a photo described already: a job
@@ -93,7 +121,7 @@ func (w *Worker) Process(ctx context.Context, job queue.Job) (Result, error) {
 // --missing) replaces another model's; a notification keeps what is there.
 func policyOf(job queue.Job, forceAll bool) photo.Policy {
 	switch {
-	case job.Force:
+	case job.Force, job.Correction != nil: // a correction replaces any description
 		return photo.Forced
 	case forceAll:
 		return photo.Again
@@ -148,10 +176,25 @@ func (w *Worker) inspect(ctx context.Context, repo *remote.Repository, m registr
 	return c, nil
 }
 
-// describe describes each photo layer of c, in layer order, and counts the
-// model calls made (also when it fails part way).
-func (w *Worker) describe(ctx context.Context, repo *remote.Repository, c candidate) ([]vision.Description, int, error) {
-	var ds []vision.Description
+// said is what is written for a candidate: descriptions of photo layers
+// (indexes into im.Layers, in layer order) and who wrote them, the
+// io.regscribe.model of the write.
+type said struct {
+	photos []int
+	ds     []vision.Description
+	by     string
+}
+
+// descriptions returns what to write for c: the person's correction (with
+// the other photos' descriptions kept), or the model's descriptions of each
+// photo layer (remembered unless fresh), with the model calls made (also
+// when it fails part way).
+func (w *Worker) descriptions(ctx context.Context, repo *remote.Repository, c candidate, t task) (said, int, error) {
+	if t.correction != nil {
+		s, err := w.corrected(ctx, repo, c, *t.correction)
+		return s, 0, err
+	}
+	s := said{photos: c.photos, by: w.model.Model()}
 	calls := 0
 	for _, i := range c.photos {
 		d, fromModel, err := w.describeLayer(ctx, repo, c.im.Layers[i], c.verdict.Fresh)
@@ -159,45 +202,53 @@ func (w *Worker) describe(ctx context.Context, repo *remote.Repository, c candid
 			calls++
 		}
 		if err != nil {
-			return ds, calls, err
+			return s, calls, err
 		}
-		ds = append(ds, d)
+		s.ds = append(s.ds, d)
 	}
-	return ds, calls, nil
+	s.by = s.ds[0].Model
+	return s, calls, nil
 }
 
 // processManifest describes one image manifest and writes the description
-// in mode, moving tag (annotation mode) when it still points at m.
-func (w *Worker) processManifest(ctx context.Context, repo *remote.Repository, m registry.Manifest, tag string, mode Mode, p photo.Policy) (Result, error) {
+// in mode, moving t.tag (annotation mode) when it still points at m.
+func (w *Worker) processManifest(ctx context.Context, repo *remote.Repository, m registry.Manifest, mode Mode, t task) (Result, error) {
 	res := Result{Manifest: m.Descriptor}
-	c, err := w.inspect(ctx, repo, m, p)
+	c, err := w.inspect(ctx, repo, m, t.policy)
 	if err != nil {
 		return res, err
 	}
 	if mode == ModeAuto && len(c.refs) > 0 {
 		mode = ModeReferrer
 	}
-	res.Descriptions, res.ModelCalls, err = w.describe(ctx, repo, c)
+	s, calls, err := w.descriptions(ctx, repo, c, t)
+	res.Descriptions, res.ModelCalls = s.ds, calls
 	if err != nil {
 		return res, err
 	}
 	if mode != ModeReferrer {
 		res.Mode = ModeAnnotation
-		res.Written, err = w.writeAnnotation(ctx, repo, c, res.Descriptions, tag)
+		res.Written, err = w.writeAnnotation(ctx, repo, c, s, t.tag)
+		if err == nil {
+			res.Events = []feed.Event{annotationEvent(m.Descriptor, res.Written, t.tag, s.by, photosOf(c, s, res.Written.Descriptor, "annotation"))}
+		}
 		if !(mode == ModeAuto && errors.Is(err, registry.ErrTagRefused)) {
 			return res, err
 		}
-		w.log.Info("tag is immutable; attaching the description as a referrer instead", "repository", repo.Reference.Repository, "tag", tag)
+		w.log.Info("tag is immutable; attaching the description as a referrer instead", "repository", repo.Reference.Repository, "tag", t.tag)
 	}
 	res.Mode = ModeReferrer
-	res.Written, res.Pruned, err = w.writeReferrer(ctx, repo, c, res.Descriptions)
+	res.Written, res.Pruned, err = w.writeReferrer(ctx, repo, c, s, t)
+	if err == nil {
+		res.Events = []feed.Event{referrerEvent(m.Descriptor, t.tag, s.by, photosOf(c, s, m.Descriptor, "referrer "+res.Written.Descriptor.Digest.String()))}
+	}
 	return res, err
 }
 
 // writeAnnotation pushes c's manifest with the descriptions as annotations
 // and moves tag to it when tag still points at c's manifest.
-func (w *Worker) writeAnnotation(ctx context.Context, repo *remote.Repository, c candidate, ds []vision.Description, tag string) (registry.Written, error) {
-	edit := annotationEdit(c.im, c.photos, ds, !w.opts.NoImageDescription)
+func (w *Worker) writeAnnotation(ctx context.Context, repo *remote.Repository, c candidate, s said, tag string) (registry.Written, error) {
+	edit := annotationEdit(c.im, s, !w.opts.NoImageDescription)
 	if w.opts.Select.OptIn {
 		k, _ := w.opts.Select.optIn()
 		edit.Remove = []string{k}
@@ -211,8 +262,9 @@ func (w *Worker) writeAnnotation(ctx context.Context, repo *remote.Repository, c
 // writeReferrer attaches the descriptions to c's manifest as a referrer.
 // A job that replaces descriptions (any policy but a notification's)
 // removes the older regscribe referrers of models when Prune is set; a
-// person's description is never pruned.
-func (w *Worker) writeReferrer(ctx context.Context, repo *remote.Repository, c candidate, ds []vision.Description) (registry.Written, []ocispec.Descriptor, error) {
+// person's description is never pruned, and a correction prunes nothing
+// (the models' descriptions stay beside it).
+func (w *Worker) writeReferrer(ctx context.Context, repo *remote.Repository, c candidate, s said, t task) (registry.Written, []ocispec.Descriptor, error) {
 	if w.opts.Locker != nil {
 		held, unlock, err := w.opts.Locker.Lock(ctx, repo.Reference.Registry+"/"+repo.Reference.Repository+"@"+c.m.Descriptor.Digest.String())
 		if err != nil {
@@ -221,7 +273,7 @@ func (w *Worker) writeReferrer(ctx context.Context, repo *remote.Repository, c c
 		defer unlock()
 		ctx = held
 	}
-	rec, ann := w.record(c.im, c.m.Descriptor, c.photos, ds)
+	rec, ann := w.record(c.im, c.m.Descriptor, s)
 	started := time.Now()
 	written, err := w.registry.WriteReferrer(ctx, repo, c.m.Descriptor, rec, ann)
 	w.metrics.Stage(metrics.StageWrite, started)
@@ -230,7 +282,7 @@ func (w *Worker) writeReferrer(ctx context.Context, repo *remote.Repository, c c
 		// later rather than treat it as a shutdown.
 		return written, nil, fault.Retry(cause)
 	}
-	if err != nil || !w.opts.Prune || c.policy == photo.Keep {
+	if err != nil || !w.opts.Prune || c.policy == photo.Keep || t.correction != nil {
 		return written, nil, err
 	}
 	var pruned []ocispec.Descriptor
@@ -248,7 +300,8 @@ func (w *Worker) writeReferrer(ctx context.Context, repo *remote.Repository, c c
 	return written, pruned, nil
 }
 
-// processIndex describes each child manifest of an index that is a photo.
+// processIndex describes each child manifest of an index that is a photo
+// (a correction: the child holding the corrected layer).
 // In referrer mode, and in auto mode when the index or any child has
 // referrers (a signature would no longer match a re-pushed manifest), each
 // child gets a referrer and the index is untouched. Otherwise each child is
@@ -257,11 +310,14 @@ func (w *Worker) writeReferrer(ctx context.Context, repo *remote.Repository, c c
 // registry refuses to move the index's tag, the original children get
 // referrers instead and the annotated children already pushed are left
 // behind, untagged (logged).
-func (w *Worker) processIndex(ctx context.Context, repo *remote.Repository, m registry.Manifest, tag string, p photo.Policy) (Result, error) {
+func (w *Worker) processIndex(ctx context.Context, repo *remote.Repository, m registry.Manifest, t task) (Result, error) {
 	res := Result{Manifest: m.Descriptor}
 	var idx ocispec.Index
 	if err := json.Unmarshal(m.Raw, &idx); err != nil {
 		return res, fault.Permanent(fmt.Errorf("decode index %s: %w", m.Descriptor.Digest, err))
+	}
+	if t.correction != nil && t.correction.Layer == "" {
+		return res, fault.Permanent(fmt.Errorf("correction of album %s names no layer: say which photo it describes", m.Descriptor.Digest))
 	}
 	mode := w.opts.Mode
 	signed := false
@@ -275,7 +331,7 @@ func (w *Worker) processIndex(ctx context.Context, repo *remote.Repository, m re
 	type child struct {
 		at int
 		c  candidate
-		ds []vision.Description
+		s  said
 	}
 	var todo []child
 	var skips []string
@@ -285,8 +341,11 @@ func (w *Worker) processIndex(ctx context.Context, repo *remote.Repository, m re
 		if err != nil {
 			return res, err
 		}
-		c, err := w.inspect(ctx, repo, cm, p)
+		c, err := w.inspect(ctx, repo, cm, t.policy)
 		signed = signed || len(c.refs) > 0
+		if err == nil && t.correction != nil && !holds(c, t.correction.Layer) {
+			continue // a correction changes the child with its photo only
+		}
 		if fault.Is(err, fault.KindSkip) {
 			skips = append(skips, err.Error())
 			continue
@@ -296,17 +355,22 @@ func (w *Worker) processIndex(ctx context.Context, repo *remote.Repository, m re
 		}
 		todo = append(todo, child{at: i, c: c})
 	}
+	if len(todo) == 0 && t.correction != nil {
+		return res, fault.Permanent(fmt.Errorf("correction names layer %s, which is no photo of album %s", t.correction.Layer, m.Descriptor.Digest))
+	}
 	if len(todo) == 0 {
 		return res, fault.Skip("index %s: no child to describe (%s)", m.Descriptor.Digest, strings.Join(skips, "; "))
 	}
+	by := ""
 	for k := range todo {
-		ds, calls, err := w.describe(ctx, repo, todo[k].c)
+		s, calls, err := w.descriptions(ctx, repo, todo[k].c, t)
 		res.ModelCalls += calls
 		if err != nil {
 			return res, fmt.Errorf("child %s of index %s: %w", todo[k].c.m.Descriptor.Digest, m.Descriptor.Digest, err)
 		}
-		todo[k].ds = ds
-		res.Descriptions = append(res.Descriptions, ds...)
+		todo[k].s = s
+		by = cmp.Or(by, s.by)
+		res.Descriptions = append(res.Descriptions, s.ds...)
 	}
 	if mode == ModeAuto && signed {
 		mode = ModeReferrer
@@ -314,34 +378,42 @@ func (w *Worker) processIndex(ctx context.Context, repo *remote.Repository, m re
 	if mode != ModeReferrer {
 		edit := registry.Edit{Manifests: map[int]ocispec.Descriptor{}}
 		var pushed []string
+		var photos []feed.Photo
 		for _, ch := range todo {
-			written, err := w.writeAnnotation(ctx, repo, ch.c, ch.ds, "")
+			written, err := w.writeAnnotation(ctx, repo, ch.c, ch.s, "")
 			if err != nil {
 				return res, fmt.Errorf("child %s of index %s: %w", ch.c.m.Descriptor.Digest, m.Descriptor.Digest, err)
 			}
 			edit.Manifests[ch.at] = written.Descriptor
 			pushed = append(pushed, written.Descriptor.Digest.String())
+			photos = append(photos, photosOf(ch.c, ch.s, written.Descriptor, "annotation")...)
 		}
 		res.Mode = ModeAnnotation
 		started := time.Now()
 		var err error
-		res.Written, err = w.registry.WriteAnnotation(ctx, repo, m, edit, tag)
+		res.Written, err = w.registry.WriteAnnotation(ctx, repo, m, edit, t.tag)
 		w.metrics.Stage(metrics.StageWrite, started)
+		if err == nil {
+			res.Events = []feed.Event{annotationEvent(m.Descriptor, res.Written, t.tag, by, photos)}
+		}
 		if !(mode == ModeAuto && errors.Is(err, registry.ErrTagRefused)) {
 			return res, err
 		}
 		w.log.Warn("the index's tag is immutable; attaching each child's description as a referrer instead; the annotated children already pushed are left behind, untagged",
-			"repository", repo.Reference.Repository, "tag", tag, "index", m.Descriptor.Digest, "left_behind", pushed)
+			"repository", repo.Reference.Repository, "tag", t.tag, "index", m.Descriptor.Digest, "left_behind", pushed)
 		res.Written = registry.Written{}
 	}
 	res.Mode = ModeReferrer
+	var photos []feed.Photo
 	for _, ch := range todo {
-		_, pruned, err := w.writeReferrer(ctx, repo, ch.c, ch.ds)
+		written, pruned, err := w.writeReferrer(ctx, repo, ch.c, ch.s, t)
 		res.Pruned = append(res.Pruned, pruned...)
 		if err != nil {
 			return res, fmt.Errorf("child %s of index %s: %w", ch.c.m.Descriptor.Digest, m.Descriptor.Digest, err)
 		}
+		photos = append(photos, photosOf(ch.c, ch.s, ch.c.m.Descriptor, "referrer "+written.Descriptor.Digest.String())...)
 	}
+	res.Events = []feed.Event{referrerEvent(m.Descriptor, t.tag, by, photos)}
 	return res, nil
 }
 
@@ -359,7 +431,7 @@ func (w *Worker) isOwnWrite(ctx context.Context, im ocispec.Manifest, photos []i
 		}
 		ds = append(ds, d)
 	}
-	want := annotationEdit(im, photos, ds, false).Manifest
+	want := annotationEdit(im, said{photos: photos, ds: ds, by: ds[0].Model}, false).Manifest
 	return want[registry.AnnotationDescription] == im.Annotations[registry.AnnotationDescription] &&
 		want[registry.AnnotationCreated] == im.Annotations[registry.AnnotationCreated]
 }
@@ -430,22 +502,27 @@ func (w *Worker) describeLayer(ctx context.Context, repo *remote.Repository, lay
 	return a.d, a.fromModel && ran, nil
 }
 
-// annotationEdit builds the annotations for the described layers: one photo
-// puts its description on the manifest; several put each on its layer and
-// the manifest gets them joined in layer order, each after its title. With
+// annotationEdit builds the annotations for the described layers: a
+// manifest with one photo has its description on the manifest; several put
+// each on its layer (with the layer's own io.regscribe.model where it is
+// not the write's, as a photo another describer described keeps) and the
+// manifest gets them joined in layer order, each after its title. With
 // imageDescription, the manifest's org.opencontainers.image.description is
 // set to the same text unless the pusher set one of their own.
-func annotationEdit(im ocispec.Manifest, photos []int, ds []vision.Description, imageDescription bool) registry.Edit {
-	e := registry.Edit{Manifest: manifestAnnotations(im, photos, ds)}
+func annotationEdit(im ocispec.Manifest, s said, imageDescription bool) registry.Edit {
+	e := registry.Edit{Manifest: manifestAnnotations(im, s)}
 	if imageDescription && ownsImageDescription(im.Annotations) {
 		e.Manifest[ocispec.AnnotationDescription] = e.Manifest[registry.AnnotationDescription]
 	}
-	if len(ds) == 1 {
+	if all, _ := photo.Layers(im); len(all) <= 1 {
 		return e
 	}
 	e.Layers = map[int]map[string]string{}
-	for n, i := range photos {
-		e.Layers[i] = fields(ds[n])
+	for n, i := range s.photos {
+		e.Layers[i] = fields(s.ds[n])
+		if s.ds[n].Model != s.by {
+			e.Layers[i][registry.AnnotationModel] = s.ds[n].Model
+		}
 	}
 	return e
 }
@@ -462,41 +539,49 @@ func ownsImageDescription(ann map[string]string) bool {
 }
 
 // manifestAnnotations are the io.regscribe.* annotations of a described manifest.
-func manifestAnnotations(im ocispec.Manifest, photos []int, ds []vision.Description) map[string]string {
+func manifestAnnotations(im ocispec.Manifest, s said) map[string]string {
 	var created time.Time
-	for _, d := range ds {
+	for _, d := range s.ds {
 		if d.Created.After(created) {
 			created = d.Created
 		}
 	}
 	a := map[string]string{}
-	if len(ds) == 1 {
-		a = fields(ds[0])
+	if all, _ := photo.Layers(im); len(all) <= 1 {
+		a = fields(s.ds[0])
 	} else {
 		var joined []string
-		for n, i := range photos {
-			joined = append(joined, title(im.Layers[i], n)+": "+ds[n].Text)
+		for n, i := range s.photos {
+			joined = append(joined, title(im.Layers[i], n)+": "+s.ds[n].Text)
 		}
 		a[registry.AnnotationDescription] = strings.Join(joined, "\n")
 	}
-	a[registry.AnnotationModel] = ds[0].Model
+	a[registry.AnnotationModel] = s.by
 	a[registry.AnnotationCreated] = created.UTC().Format(time.RFC3339)
 	return a
 }
 
-// record builds the referrer record and manifest annotations.
-func (w *Worker) record(im ocispec.Manifest, subject ocispec.Descriptor, photos []int, ds []vision.Description) (registry.Record, map[string]string) {
-	ann := manifestAnnotations(im, photos, ds)
+// record builds the referrer record and manifest annotations. A person's
+// record names no prompt.
+func (w *Worker) record(im ocispec.Manifest, subject ocispec.Descriptor, s said) (registry.Record, map[string]string) {
+	ann := manifestAnnotations(im, s)
 	if !w.opts.NoImageDescription {
 		ann[ocispec.AnnotationDescription] = ann[registry.AnnotationDescription]
 	}
 	created, _ := time.Parse(time.RFC3339, ann[registry.AnnotationCreated])
-	rec := registry.Record{Subject: subject.Digest.String(), Model: ds[0].Model, PromptDigest: w.model.PromptDigest(), Created: created}
-	for n, i := range photos {
-		rec.Photos = append(rec.Photos, registry.PhotoRecord{
+	rec := registry.Record{Subject: subject.Digest.String(), Model: s.by, Created: created}
+	if !photo.IsPerson(s.by) {
+		rec.PromptDigest = w.model.PromptDigest()
+	}
+	for n, i := range s.photos {
+		p := registry.PhotoRecord{
 			Layer: im.Layers[i].Digest.String(), Title: im.Layers[i].Annotations[ocispec.AnnotationTitle],
-			Description: ds[n].Text, Alt: ds[n].Alt, Keywords: ds[n].Keywords,
-		})
+			Description: s.ds[n].Text, Alt: s.ds[n].Alt, Keywords: s.ds[n].Keywords, Text: s.ds[n].VisibleText,
+		}
+		if s.ds[n].Model != s.by {
+			p.Model = s.ds[n].Model
+		}
+		rec.Photos = append(rec.Photos, p)
 	}
 	return rec, ann
 }
@@ -515,6 +600,9 @@ func fields(d vision.Description) map[string]string {
 	}
 	if len(d.Keywords) > 0 {
 		f[registry.AnnotationKeywords] = strings.Join(d.Keywords, ", ")
+	}
+	if d.VisibleText != "" {
+		f[registry.AnnotationText] = d.VisibleText
 	}
 	return f
 }

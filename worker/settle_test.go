@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
+	"github.com/regscribe/regscribe/internal/feed"
 	"github.com/regscribe/regscribe/internal/modeltest"
 	"github.com/regscribe/regscribe/internal/queue"
 	"github.com/regscribe/regscribe/internal/stacktest"
@@ -32,6 +33,9 @@ func runWorker(t *testing.T, s *stacktest.Stack, opts worker.Options) (stop func
 	}
 	if opts.Reporter == nil {
 		opts.Reporter = queue.NewReporter(s.JS)
+	}
+	if opts.Feed == nil {
+		opts.Feed = feed.NewPublisher(s.JS)
 	}
 	if opts.Backoff == nil {
 		opts.Backoff = []time.Duration{200 * time.Millisecond}
@@ -153,32 +157,44 @@ func (r *resultlessReporter) Result(ctx context.Context, res queue.Result) error
 	return r.Reporter.Result(ctx, res)
 }
 
-// A job whose result could not be stored is kept, and its next delivery
-// stores the result without doing the work again: no job ends unseen.
-func TestResultFailingIsStoredNextDelivery(t *testing.T) {
+// A job whose result, or whose description event, could not be stored is
+// kept, and its next delivery stores both without doing the work again: no
+// job ends unseen, by the result stream or by search.
+func TestReportFailingIsStoredNextDelivery(t *testing.T) {
 	t.Parallel()
-	s := stacktest.Start(t, stacktest.Options{Workers: -1, Worker: worker.Options{Mode: worker.ModeReferrer}})
-	s.Push(t, "photos/noresult", "", stacktest.File{Name: "p.jpg", MediaType: "image/jpeg", Data: stacktest.JPEG(t, 64, 48, 706)})
-	waitJobs(t, s, 1)
-	rep := &resultlessReporter{Reporter: queue.NewReporter(s.JS)}
-	rep.fail.Store(1)
-	runWorker(t, s, worker.Options{Concurrency: 1, Mode: worker.ModeReferrer, Reporter: rep})
+	for name, failing := range map[string]func(s *stacktest.Stack, o *worker.Options) *atomic.Int32{
+		"result": func(s *stacktest.Stack, o *worker.Options) *atomic.Int32 {
+			rep := &resultlessReporter{Reporter: queue.NewReporter(s.JS)}
+			o.Reporter = rep
+			return &rep.fail
+		},
+		"description event": func(s *stacktest.Stack, o *worker.Options) *atomic.Int32 {
+			f := &failingFeed{Publisher: feed.NewPublisher(s.JS)}
+			o.Feed = f
+			return &f.fail
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s := stacktest.Start(t, stacktest.Options{Workers: -1, Worker: worker.Options{Mode: worker.ModeReferrer}})
+			s.Push(t, "photos/noreport", "", stacktest.File{Name: "p.jpg", MediaType: "image/jpeg", Data: stacktest.JPEG(t, 64, 48, 706)})
+			waitJobs(t, s, 1)
+			opts := worker.Options{Concurrency: 1, Mode: worker.ModeReferrer}
+			fail := failing(s, &opts)
+			fail.Store(1)
+			runWorker(t, s, opts)
 
-	waitStreamEmpty(t, s)
-	var mine []queue.Result
-	require.Eventually(t, func() bool {
-		mine = mine[:0]
-		for _, r := range results(t, s) {
-			if r.JobSeq == 1 {
-				mine = append(mine, r)
-			}
-		}
-		return len(mine) > 0
-	}, 10*time.Second, 50*time.Millisecond, "the job's result was never stored")
-	require.Len(t, mine, 1)
-	require.Equal(t, queue.Described, mine[0].Outcome, "the result is the one of the run that described it")
-	require.Len(t, s.Model.Calls(), 1)
-	require.Less(t, rep.fail.Load(), int32(0))
+			waitStreamEmpty(t, s)
+			res := resultOf(t, s, "the job", func(r queue.Result) bool { return r.JobSeq == 1 })
+			require.Equal(t, queue.Described, res.Outcome, "the result is the one of the run that described it")
+			require.Equal(t, 1, res.Attempts, "the first delivery's work, stored by the second")
+			e := waitEvent(t, s, "the job's event", func(e feed.Event) bool { return e.Repository == "photos/noreport" })
+			require.Equal(t, feed.JobID(1, 0), e.ID)
+			require.Equal(t, "referrer "+res.Written, e.Photos[0].Stored)
+			require.Len(t, s.Model.Calls(), 1, "the work was not done again")
+			require.Less(t, fail.Load(), int32(0))
+		})
+	}
 }
 
 // A dead letter that could not be stored on the last attempt is stored by

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/regscribe/regscribe/internal/fault"
+	"github.com/regscribe/regscribe/internal/feed"
 	"github.com/regscribe/regscribe/internal/imageprep"
 	"github.com/regscribe/regscribe/internal/lease"
 	"github.com/regscribe/regscribe/internal/memo"
@@ -149,6 +150,10 @@ type Options struct {
 	// Reporter publishes results and dead letters. If nil, none are kept
 	// (jobs given up are only logged).
 	Reporter Reporter
+	// Feed publishes the description events of jobs that end (what they
+	// wrote, manifests gone), with the same care as their results. If nil,
+	// none are published.
+	Feed Feed
 	// Metrics records job outcomes and stage latencies. If nil, none.
 	Metrics *metrics.Metrics
 	// Logger for job outcomes. If nil, slog.Default().
@@ -199,6 +204,7 @@ type Worker struct {
 	preparing *preparing
 	flights   singleflight.Group
 	reporter  Reporter
+	feed      Feed
 	ledger    Ledger
 	metrics   *metrics.Metrics
 }
@@ -209,7 +215,7 @@ func New(reg *registry.Client, model Describer, memory Memory, opts Options) *Wo
 	if opts.Image.Accept == nil {
 		opts.Image.Accept = model.Accepts()
 	}
-	w := &Worker{registry: reg, model: model, memory: memory, opts: opts, log: opts.Logger, reporter: opts.Reporter, ledger: opts.Ledger, metrics: opts.Metrics}
+	w := &Worker{registry: reg, model: model, memory: memory, opts: opts, log: opts.Logger, reporter: opts.Reporter, feed: opts.Feed, ledger: opts.Ledger, metrics: opts.Metrics}
 	w.gate = newGate(w.log, model)
 	w.preparing = newPreparing(opts.MaxPrepareBytes, opts.MaxPrepares)
 	return w
@@ -305,8 +311,8 @@ func (w *Worker) handle(stop, work context.Context, msg jetstream.Msg) {
 		if r.Outcome == queue.Failed {
 			end = func() error { return msg.TermWithReason(queue.Excerpt(r.Reason)) }
 		}
-		log.Info("job ended before; storing its result", "outcome", r.Outcome)
-		w.report(log, msg, d, *r, end)
+		log.Info("job ended before; storing its result", "outcome", r.Outcome, "events", len(d.rec.Events))
+		w.report(log, msg, d, *r, d.rec.Events, end)
 		return
 	}
 	jobs, err := w.jobs(msg)
@@ -329,6 +335,7 @@ func (w *Worker) handle(stop, work context.Context, msg jetstream.Msg) {
 	start := time.Now()
 	var res Result
 	var job queue.Job
+	var events []feed.Event // of every job of the message that wrote something
 	for _, job = range jobs {
 		for {
 			res, err = w.Process(work, job)
@@ -340,10 +347,14 @@ func (w *Worker) handle(stop, work context.Context, msg jetstream.Msg) {
 				break
 			}
 		}
+		if err == nil {
+			events = append(events, res.Events...)
+		}
 		if err != nil && !fault.Is(err, fault.KindSkip) && len(jobs) > 1 {
 			break // the message is retried whole; jobs done are skipped then
 		}
 	}
+	res.Events = events
 	w.settle(msg, job, d, res, err, start)
 }
 
@@ -426,6 +437,8 @@ func (w *Worker) settle(msg jetstream.Msg, job queue.Job, d delivery, res Result
 	// a worker that stops in between leaves a job that is delivered again
 	// and reports the same result id (one result per job message).
 	var end func() error
+	// events are published with the result.
+	var events []feed.Event
 	switch {
 	case d.rec.Dead:
 		log.Info("job already given up (its dead letter is stored); ending it")
@@ -440,11 +453,15 @@ func (w *Worker) settle(msg jetstream.Msg, job queue.Job, d delivery, res Result
 			return
 		}
 		end = func() error { return msg.TermWithReason(queue.Excerpt(reason)) }
+	case err == nil && res.Removed:
+		log.Info("manifest gone; removed from search")
+		report.Outcome, events = queue.Removed, res.Events
+		end = func() error { return w.ack(msg, log, d) }
 	case err == nil:
 		log.Info("photo described", "mode", res.Mode, "written", res.Written.Descriptor.Digest,
 			"photos", len(res.Descriptions), "model_calls", res.ModelCalls, "took", time.Since(start).Round(time.Millisecond).String(),
 			"tag_moved", res.Written.TagMoved, "tag_moved_on", res.Written.TagMovedOn)
-		report.Outcome = queue.Described
+		report.Outcome, events = queue.Described, res.Events
 		end = func() error { return w.ack(msg, log, d) }
 	case errors.Is(err, context.Canceled) || kind == fault.KindUnavailable:
 		log.Info("job handed back to the queue (shutting down)", "err", err)
@@ -458,7 +475,8 @@ func (w *Worker) settle(msg jetstream.Msg, job queue.Job, d delivery, res Result
 		return
 	case kind == fault.KindSkip:
 		log.Debug("nothing to describe", "reason", err.Error())
-		report.Outcome, report.Reason = queue.Skipped, err.Error()
+		// Other jobs of the message may have written descriptions.
+		report.Outcome, report.Reason, events = queue.Skipped, err.Error(), res.Events
 		end = func() error { return w.ack(msg, log, d) }
 	case kind == fault.KindPermanent || d.attempt >= uint64(w.opts.MaxAttempts):
 		reason := err.Error()
@@ -485,35 +503,55 @@ func (w *Worker) settle(msg jetstream.Msg, job queue.Job, d delivery, res Result
 		return
 	}
 	w.metrics.Outcome(string(report.Outcome))
-	w.report(log, msg, d, report, end)
+	w.report(log, msg, d, report, events, end)
 }
 
-// report stores the result of a job that ended, then ends its message with
-// end. When the result cannot be stored, the job is kept: its message is
-// put back with a delay and the result recorded, so the next delivery
-// stores it without doing the work again.
-func (w *Worker) report(log *slog.Logger, msg jetstream.Msg, d delivery, report queue.Result, end func() error) {
-	if w.reporter != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		if err := w.reporter.Result(ctx, report); err != nil {
-			if w.ledger == nil || d.seq == 0 {
-				log.Warn("could not store the job's result", "err", err)
-			} else {
-				delay := w.backoff(d.attempt)
-				log.Warn("could not store the job's result; the job is kept and its next delivery stores it", "err", err, "retry_in", delay)
-				d.rec.Result, d.rec.RetryAt = &report, time.Now().Add(delay)
-				w.keep(log, d, "the job runs again")
-				if nerr := msg.NakWithDelay(delay); nerr != nil {
-					log.Warn("could not settle job message; JetStream will deliver it again", "err", nerr)
-				}
-				return
+// report publishes the description events of a job that ended and stores
+// its result, then ends its message with end. When either cannot be
+// stored, the job is kept: its message is put back with a delay and the
+// result and events recorded, so the next delivery publishes them without
+// doing the work again (an event stored the first time counts once: its
+// message id is the job message's sequence and its place among the events).
+func (w *Worker) report(log *slog.Logger, msg jetstream.Msg, d delivery, report queue.Result, events []feed.Event, end func() error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := w.publish(ctx, d, report, events); err != nil {
+		if w.ledger == nil || d.seq == 0 {
+			log.Warn("could not store the job's result or description events", "err", err)
+		} else {
+			delay := w.backoff(d.attempt)
+			log.Warn("could not store the job's result or description events; the job is kept and its next delivery stores them", "err", err, "retry_in", delay)
+			d.rec.Result, d.rec.Events, d.rec.RetryAt = &report, events, time.Now().Add(delay)
+			w.keep(log, d, "the job runs again")
+			if nerr := msg.NakWithDelay(delay); nerr != nil {
+				log.Warn("could not settle job message; JetStream will deliver it again", "err", nerr)
 			}
+			return
 		}
 	}
 	if err := end(); err != nil {
 		log.Warn("could not settle job message; JetStream will deliver it again", "err", err)
 	}
+}
+
+// publish puts a job's description events on the description stream, in
+// order, then its result on the result stream.
+func (w *Worker) publish(ctx context.Context, d delivery, report queue.Result, events []feed.Event) error {
+	if w.feed != nil {
+		for n, e := range events {
+			id := ""
+			if d.seq != 0 {
+				id = feed.JobID(d.seq, n)
+			}
+			if _, err := w.feed.Publish(ctx, e, id); err != nil {
+				return err
+			}
+		}
+	}
+	if w.reporter == nil {
+		return nil
+	}
+	return w.reporter.Result(ctx, report)
 }
 
 // ack acknowledges a job that ended well and waits for JetStream to confirm

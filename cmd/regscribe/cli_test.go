@@ -334,3 +334,41 @@ func TestVersion(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "regscribe "+versionOf(bi).Short()+"\n", string(out))
 }
+
+// TestShowPrintsVisibleText: the text visible in a photo is shown with its
+// description (annotation and referrer alike), and no line is printed for
+// a photo without any.
+func TestShowPrintsVisibleText(t *testing.T) {
+	t.Parallel()
+	reg := startRegistry(t)
+	host := reg.Addr()
+	model := modeltest.NewUnstartedOllama(stacktest.Model)
+	sign := stacktest.JPEG(t, 80, 60, 74)
+	model.Answer = func(c modeltest.Call) modeltest.Reply {
+		if modeltest.Digest(c.Images[0]) == modeltest.Digest(sign) {
+			return modeltest.JSONText("A road sign.", "Road sign", "STOP", "sign")
+		}
+		return modeltest.DescribeByDigest(c)
+	}
+	model.Start()
+	t.Cleanup(model.Close)
+	cfg := reprocessConfig(t, closedNATSURL(t), model.URL)
+	repo := openRepo(t, host, "photos/signs")
+	pushPhoto(t, repo, "sign", sign)
+	pushPhoto(t, repo, "plain", stacktest.JPEG(t, 80, 60, 75))
+	for tag, mode := range map[string]string{"sign": "annotation", "plain": "referrer"} {
+		code, out, errOut := runCLI(t, cfg, "describe", host+"/photos/signs:"+tag, "--mode", mode)
+		require.Equal(t, 0, code, "%s\n%s", out, errOut)
+	}
+	code, out, errOut := runCLI(t, cfg, "show", host+"/photos/signs:sign")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "    A road sign.\n    alt: Road sign\n    keywords: sign\n    text: STOP\n")
+	code, out, errOut = runCLI(t, cfg, "show", host+"/photos/signs:sign", "--format", "json")
+	require.Equal(t, 0, code, errOut)
+	var s shown
+	require.NoError(t, json.Unmarshal([]byte(out), &s))
+	require.Equal(t, "STOP", s.Descriptions[0].Record.Photos[0].Text)
+	code, out, errOut = runCLI(t, cfg, "show", host+"/photos/signs:plain")
+	require.Equal(t, 0, code, errOut)
+	require.NotContains(t, out, "\n    text:")
+}

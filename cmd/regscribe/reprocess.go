@@ -20,6 +20,7 @@ import (
 
 	"github.com/regscribe/regscribe/internal/config"
 	"github.com/regscribe/regscribe/internal/embedded"
+	"github.com/regscribe/regscribe/internal/feed"
 	"github.com/regscribe/regscribe/internal/memo"
 	"github.com/regscribe/regscribe/internal/queue"
 	regclient "github.com/regscribe/regscribe/internal/registry"
@@ -48,6 +49,9 @@ func (c *cli) reprocessCmd() *cobra.Command {
 		Short: "Describe the photos already in a repository or registry",
 		Long: `Queues a job for every photo of a repository (or of every repository) that
 has no description from the configured model, and follows the jobs to the end.
+The descriptions it finds already (annotations and referrers, by any model or a
+person) are put on the description stream for search ("indexed"), without a
+model call.
 Exit status: 0 when nothing failed, 1 when a photo failed, could not be read or
 is still running when waiting stopped, 2 for a usage error.
 
@@ -136,11 +140,16 @@ func reprocessRun(ctx context.Context, cfg config.Config, f reprocessFlags, raw 
 		if _, err := queue.EnsureStream(ctx, js, queue.StreamOptions{Replicas: conn.replicas(cfg)}); err != nil {
 			return fail(err)
 		}
+		// The descriptions found already are put on the description stream.
+		if _, err := feed.EnsureStream(ctx, js, conn.replicas(cfg)); err != nil {
+			return fail(err)
+		}
 	}
 
 	out := &reprocessOutput{stdout: stdout, stderr: stderr, json: f.format == formatJSON, target: raw, model: model.Model()}
 	items, err := reprocess.Plan(ctx, t.client, reprocess.PlanOptions{
 		Registry: host, Repository: repository, Tag: f.tag, Model: model.Model(), Force: f.force, Concurrency: f.concurrency,
+		Backfill: !f.dryRun,
 	})
 	if err != nil {
 		return fail(err)
@@ -282,6 +291,9 @@ func startLocalWorkers(ctx context.Context, cfg config.Config, conn *natsConn, c
 	}
 	opts := workerOptions(cfg, newLogger(stderr, level, cfg.LogFormat))
 	opts.Reporter = queue.NewReporter(conn.js)
+	if opts.Feed, err = descriptionFeed(ctx, conn.js, replicas); err != nil {
+		return nil, err
+	}
 	if opts.Ledger, err = queue.OpenLedger(ctx, conn.js, replicas); err != nil {
 		return nil, err
 	}
@@ -466,6 +478,10 @@ func (o *reprocessOutput) counts(c reprocess.Counts, waited bool) {
 	row("distinct manifests", c.Manifests)
 	row("not photos", c.NotPhotos)
 	row("already described", c.AlreadyDescribed)
+	if o.batch != "" {
+		// Not in a dry run, which publishes nothing.
+		row("indexed", c.Indexed)
+	}
 	row("failed before", c.FailedBefore)
 	if c.Gone > 0 {
 		row("tags gone meanwhile", c.Gone)

@@ -110,6 +110,7 @@ func TestReprocessLocalRunsAlone(t *testing.T) {
 	requireRow(t, out, "distinct manifests", 4)
 	requireRow(t, out, "not photos", 1)
 	requireRow(t, out, "already described", 0)
+	requireRow(t, out, "indexed", 0)
 	requireRow(t, out, "queued", 3)
 	requireRow(t, out, "described", 2)
 	requireRow(t, out, "skipped", 0)
@@ -175,6 +176,7 @@ func TestReprocessJSONAndSecondRun(t *testing.T) {
 	code, out, errOut = runReprocess(t, cfg, "--wait", fx.host+"/photos/cmd")
 	require.Equal(t, 0, code, "%s\n%s", out, errOut)
 	requireRow(t, out, "already described", 2)
+	requireRow(t, out, "indexed", 2) // the descriptions of the first run, put on the description stream
 	requireRow(t, out, "failed before", 1)
 	requireRow(t, out, "queued", 0)
 	require.Contains(t, out, "failed before, not queued again (--retry-failed queues them) (1):")

@@ -100,8 +100,9 @@ With --format json, each photo is one JSON object on a line of its own:
 {"reference", "digest", "tags", "descriptions": [{"storedAs": "annotation" or
 "referrer", "referrer" (its descriptor), "record": {"subject", "model",
 "promptDigest", "created", "photos": [{"layer", "title", "description",
-"alt", "keywords"}]}}], "error"} ("error" only when the photo could not be
-read). Exit status: 0 when every photo has a description, 1 otherwise.`,
+"alt", "keywords", "text"}]}}], "error"} ("text" is the text visible in the
+photo, when there is some; "error" only when the photo could not be read).
+Exit status: 0 when every photo has a description, 1 otherwise.`,
 		Example: `  regscribe show localhost:5000/photos/pineapple:latest
   regscribe show localhost:5000/photos/pineapple:latest --format json
   regscribe show localhost:5000/photos/pineapple:latest localhost:5000/photos/storm:latest
@@ -267,6 +268,9 @@ func printFound(w io.Writer, ref, digest string, found []regclient.Found) {
 			}
 			if len(p.Keywords) > 0 {
 				fmt.Fprintf(w, "    keywords: %s\n", strings.Join(p.Keywords, ", "))
+			}
+			if p.Text != "" {
+				fmt.Fprintf(w, "    text: %s\n", p.Text)
 			}
 		}
 	}

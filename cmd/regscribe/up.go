@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/regscribe/regscribe/internal/config"
+	"github.com/regscribe/regscribe/internal/feed"
 	"github.com/regscribe/regscribe/internal/embedded"
 	"github.com/regscribe/regscribe/internal/imageprep"
 	"github.com/regscribe/regscribe/internal/lease"
@@ -276,6 +277,9 @@ func workerPool(ctx context.Context, cfg config.Config, js jetstream.JetStream, 
 	}
 	reporter := queue.NewReporter(js)
 	opts.Reporter, opts.Ledger = reporter, ledger
+	if opts.Feed, err = descriptionFeed(ctx, js, cfg.Replicas); err != nil {
+		return err
+	}
 	leases, err := lease.Open(ctx, js, cfg.Replicas, 0)
 	if err != nil {
 		return err
@@ -289,6 +293,15 @@ func workerPool(ctx context.Context, cfg config.Config, js jetstream.JetStream, 
 	err = worker.New(reg, model, mem, opts).Run(ctx, cons)
 	log.Info("workers stopped")
 	return err
+}
+
+// descriptionFeed makes sure the description stream exists and returns
+// the publisher workers put their description events on.
+func descriptionFeed(ctx context.Context, js jetstream.JetStream, replicas int) (*feed.Publisher, error) {
+	if _, err := feed.EnsureStream(ctx, js, replicas); err != nil {
+		return nil, err
+	}
+	return feed.NewPublisher(js), nil
 }
 
 // sweepEvery is how often workers look for job messages no consumer will

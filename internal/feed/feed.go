@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -177,23 +176,11 @@ var publishRetries = []jetstream.PublishOpt{jetstream.WithRetryAttempts(60), jet
 // within the duplicate window stores nothing new. A deletion also purges
 // the events it supersedes (those of the same manifest stored before it).
 func (p *Publisher) Publish(ctx context.Context, e Event, id string) (uint64, error) {
-	e.Version = Version
-	if e.At.IsZero() {
-		e.At = time.Now().UTC()
-	}
-	if err := e.Validate(); err != nil {
-		return 0, err
-	}
-	data, err := json.Marshal(e)
+	data, opts, err := encode(&e, id)
 	if err != nil {
 		return 0, err
 	}
-	msg := &nats.Msg{Subject: Subject(e), Data: data, Header: nats.Header{}}
-	opts := append([]jetstream.PublishOpt{}, publishRetries...)
-	if id != "" {
-		opts = append(opts, jetstream.WithMsgID(id))
-	}
-	ack, err := p.js.PublishMsg(ctx, msg, opts...)
+	ack, err := p.js.Publish(ctx, Subject(e), data, opts...)
 	if err != nil {
 		return 0, fmt.Errorf("publish description event for %s: %w", e.Ref(), err)
 	}
@@ -217,3 +204,79 @@ func JobID(seq uint64, n int) string {
 
 // IsDeletedSubject reports whether subject is a deletion's.
 func IsDeletedSubject(subject string) bool { return strings.HasSuffix(subject, ".deleted") }
+
+// Fill publishes a found event only where it adds something: when the
+// stream holds no event of the same manifest and describer, or only one
+// whose descriptions are older. A description a worker wrote while
+// reprocess was planning is newer than what reprocess read, and a found
+// event must never bury it (the stream keeps one event per manifest and
+// describer). The check and the publish are one step: the publish expects
+// the subject's last sequence the check saw, so an event stored in
+// between makes Fill publish nothing. It reports whether e was stored.
+func (p *Publisher) Fill(ctx context.Context, e Event, id string) (bool, error) {
+	s, err := p.js.Stream(ctx, Stream)
+	if err != nil {
+		return false, fmt.Errorf("open %s: %w", Stream, err)
+	}
+	var last uint64
+	m, err := s.GetLastMsgForSubject(ctx, Subject(e))
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+	case err != nil:
+		return false, fmt.Errorf("read the description stream for %s: %w", e.Ref(), err)
+	default:
+		if old, err := Parse(m.Data); err == nil && !newest(e).After(newest(old)) {
+			return false, nil
+		}
+		last = m.Sequence
+	}
+	data, opts, err := encode(&e, id)
+	if err != nil {
+		return false, err
+	}
+	ack, err := p.js.Publish(ctx, Subject(e), data, append(opts, jetstream.WithExpectLastSequencePerSubject(last))...)
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("publish description event for %s: %w", e.Ref(), err)
+	}
+	return !ack.Duplicate, nil
+}
+
+// encode stamps e (version, time), checks it and returns its bytes and the
+// publish options: retries, and the message id when there is one.
+func encode(e *Event, id string) ([]byte, []jetstream.PublishOpt, error) {
+	e.Version = Version
+	if e.At.IsZero() {
+		e.At = time.Now().UTC()
+	}
+	if err := e.Validate(); err != nil {
+		return nil, nil, err
+	}
+	data, err := json.Marshal(e)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts := append([]jetstream.PublishOpt{}, publishRetries...)
+	if id != "" {
+		opts = append(opts, jetstream.WithMsgID(id))
+	}
+	return data, opts, nil
+}
+
+// newest is when the newest description of e was made (its time when none
+// says).
+func newest(e Event) time.Time {
+	var t time.Time
+	for _, p := range e.Photos {
+		if p.Created.After(t) {
+			t = p.Created
+		}
+	}
+	if t.IsZero() {
+		return e.At
+	}
+	return t
+}

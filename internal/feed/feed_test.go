@@ -75,3 +75,43 @@ func TestValidate(t *testing.T) {
 	}
 	require.NoError(t, feed.Event{Version: 1, Kind: feed.Deleted, Registry: "r", Repository: "p", Digest: "d"}.Validate())
 }
+
+func TestFillNeverBuriesANewerDescription(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	js := stacktest.JetStream(t)
+	s, err := feed.EnsureStream(ctx, js, 1)
+	require.NoError(t, err)
+	p := feed.NewPublisher(js)
+	at := func(e feed.Event, created time.Time) feed.Event {
+		e.Photos[0].Created = created
+		return e
+	}
+	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+
+	stored, err := p.Fill(ctx, at(event(feed.Found, "ollama/a", "a red bus"), t0), "")
+	require.NoError(t, err)
+	require.True(t, stored, "nothing on the stream yet")
+
+	_, err = p.Publish(ctx, at(event(feed.Written, "ollama/a", "a blue bus"), t0.Add(time.Hour)), feed.JobID(7, 0))
+	require.NoError(t, err)
+	stored, err = p.Fill(ctx, at(event(feed.Found, "ollama/a", "a red bus"), t0), "")
+	require.NoError(t, err)
+	require.False(t, stored, "an older found description must not replace a newer written one")
+
+	stored, err = p.Fill(ctx, at(event(feed.Found, "ollama/a", "a blue bus"), t0.Add(time.Hour)), "")
+	require.NoError(t, err)
+	require.False(t, stored, "the same description again adds nothing")
+
+	stored, err = p.Fill(ctx, at(event(feed.Found, "ollama/a", "a green bus"), t0.Add(2*time.Hour)), "")
+	require.NoError(t, err)
+	require.True(t, stored, "a newer description found in the registry is stored")
+
+	info, err := s.Info(ctx)
+	require.NoError(t, err)
+	m, err := s.GetMsg(ctx, info.State.LastSeq)
+	require.NoError(t, err)
+	e, err := feed.Parse(m.Data)
+	require.NoError(t, err)
+	require.Equal(t, "a green bus", e.Photos[0].Description)
+}

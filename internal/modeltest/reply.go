@@ -61,6 +61,13 @@ func JSON(description, alt string, keywords ...string) Reply {
 	return Reply{Content: string(b)}
 }
 
+// JSONText is a 200 reply like [JSON] that also gives the text visible in
+// the photo (the schema's "text").
+func JSONText(description, alt, text string, keywords ...string) Reply {
+	b, _ := json.Marshal(map[string]any{"description": description, "alt": alt, "keywords": keywords, "text": text})
+	return Reply{Content: string(b)}
+}
+
 // Prose is a 200 reply whose content is free text, as models that ignore
 // the schema write.
 func Prose(text string) Reply { return Reply{Content: text} }

@@ -16,6 +16,10 @@
 // not written by regscribe, so it counts as a person's too. [Described]
 // turns those facts, the configured model and the job's [Policy] into a
 // [Verdict]: who described the photo and what to do (skip or describe).
+// [Descriptions] reads what each describer said (the descriptions
+// themselves, per photo layer, as [feed.Photo] values), for the search
+// index and reprocess's backfill; [RecordNeeded] says which referrers'
+// records a caller must fetch for it.
 //
 // The package holds pure functions only: it never reads or writes a
 // registry, the description memory or the queue, and never logs. Callers

@@ -177,8 +177,8 @@ type Verdict struct {
 	Reason string
 }
 
-// found is one description of a photo.
-type found struct {
+// known is one description of a photo.
+type known struct {
 	who, where string
 	by         By
 }
@@ -193,7 +193,7 @@ type found struct {
 // referrer. A Skip decided from the annotations alone (referrers nil) stands
 // whatever the referrers: a caller may leave them unlisted then.
 func Described(annotations map[string]string, referrers []ocispec.Descriptor, model string, p Policy) Verdict {
-	var all []found
+	var all []known
 	if annotations[registry.AnnotationDescription] != "" {
 		all = append(all, describer(annotations[registry.AnnotationModel], "annotation", model))
 	}
@@ -202,9 +202,9 @@ func Described(annotations map[string]string, referrers []ocispec.Descriptor, mo
 			all = append(all, describer(r.Annotations[registry.AnnotationModel], "referrer "+r.Digest.String(), model))
 		}
 	}
-	var d found
+	var d known
 	for _, by := range []By{ByPerson, ByThisModel, ByOtherModel} {
-		if i := slices.IndexFunc(all, func(f found) bool { return f.by == by }); i >= 0 {
+		if i := slices.IndexFunc(all, func(f known) bool { return f.by == by }); i >= 0 {
 			d = all[i]
 			break
 		}
@@ -235,8 +235,8 @@ func Described(annotations map[string]string, referrers []ocispec.Descriptor, mo
 	return v
 }
 
-func describer(who, where, model string) found {
-	f := found{who: who, where: where, by: ByOtherModel}
+func describer(who, where, model string) known {
+	f := known{who: who, where: where, by: ByOtherModel}
 	switch {
 	case IsPerson(who):
 		f.by = ByPerson

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/regscribe/regscribe/internal/feed"
 )
 
 // LedgerBucket is the key-value bucket that keeps, per job message, what
@@ -48,6 +50,11 @@ type Record struct {
 	// be stored: the next delivery stores it and ends the job without doing
 	// the work again.
 	Result *Result `json:"result,omitempty"`
+	// Events are the description events of that job (package feed), stored
+	// with its result: the next delivery publishes them again (their
+	// message ids make a second copy of one already stored count once),
+	// then the result.
+	Events []feed.Event `json:"events,omitempty"`
 }
 
 // Ledger is the record store in [LedgerBucket].

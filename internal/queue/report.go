@@ -35,6 +35,9 @@ const (
 	Described Outcome = "described"
 	Skipped   Outcome = "skipped"
 	Failed    Outcome = "failed"
+	// Removed ends a deletion job (Job.Deleted) whose manifest the
+	// registry no longer has: its descriptions were removed from search.
+	Removed Outcome = "removed"
 )
 
 // Result is what a worker publishes when a job ends (not on a retry).

@@ -23,10 +23,12 @@ import (
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/registry/remote/credentials"
 
+	"github.com/regscribe/regscribe/internal/feed"
 	"github.com/regscribe/regscribe/internal/lease"
 	"github.com/regscribe/regscribe/internal/metrics"
 	"github.com/regscribe/regscribe/internal/reconcile"
 	"github.com/regscribe/regscribe/internal/registry"
+	"github.com/regscribe/regscribe/internal/reprocess"
 	"github.com/regscribe/regscribe/internal/stacktest"
 )
 
@@ -426,4 +428,46 @@ func TestEmptyRegistryIsNoWarning(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, sw.Counts.Tags)
 	require.Empty(t, logs.warnings(), "an empty catalog is not a misconfiguration")
+}
+
+// The sweeps run over everything every hour: they put no found description
+// on the description stream (only `regscribe reprocess` backfills), though
+// the registry holds described photos that a backfill would find.
+func TestSweepPublishesNoFoundDescriptions(t *testing.T) {
+	t.Parallel()
+	s := stacktest.Start(t, stacktest.Options{Workers: -1, NotifierProxy: dropNotifications})
+	ctx := context.Background()
+	feedStream, err := feed.EnsureStream(ctx, s.JS, 1)
+	require.NoError(t, err)
+	repo := s.Repository(t, "photos/a")
+	cat := photo(t, 1)
+	layer := content.NewDescriptorFromBytes(cat.MediaType, cat.Data)
+	require.NoError(t, repo.Push(ctx, layer, bytes.NewReader(cat.Data)))
+	desc, err := oras.PackManifest(ctx, repo, oras.PackManifestVersion1_1, "application/vnd.unknown.artifact.v1", oras.PackManifestOptions{
+		Layers:              []ocispec.Descriptor{layer},
+		ManifestAnnotations: map[string]string{registry.AnnotationDescription: "Our cat.", registry.AnnotationModel: "person:ann"},
+	})
+	require.NoError(t, err)
+	require.NoError(t, repo.Tag(ctx, desc, "latest"))
+	s.Push(t, "photos/a", "new", photo(t, 2))
+
+	client := sweepClient(t, s.RegistryHost, &counter{})
+	rec, err := reconcile.New(ctx, s.JS, client, reconcile.Options{Model: s.Describer.Model(), Logger: stacktest.Logger(t)})
+	require.NoError(t, err)
+	sw, err := rec.Sweep(ctx, s.RegistryHost)
+	require.NoError(t, err)
+	require.Equal(t, 1, sw.Counts.AlreadyDescribed)
+	require.Equal(t, 1, sw.Counts.Queued, "the sweep queued the undescribed photo")
+	require.Zero(t, sw.Counts.Indexed)
+	info, err := feedStream.Info(ctx)
+	require.NoError(t, err)
+	require.Zero(t, info.State.Msgs, "a sweep publishes no found description")
+
+	items, err := reprocess.Plan(ctx, client, reprocess.PlanOptions{Registry: s.RegistryHost, Repository: "photos/a", Model: s.Describer.Model(), Backfill: true})
+	require.NoError(t, err)
+	found := 0
+	for _, it := range items {
+		found += len(it.Found)
+	}
+	require.Equal(t, 1, found, "a backfill would have found the person's description")
 }

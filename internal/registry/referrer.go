@@ -40,6 +40,11 @@ type PhotoRecord struct {
 	Description string   `json:"description"`
 	Alt         string   `json:"alt,omitempty"`
 	Keywords    []string `json:"keywords,omitempty"`
+	// Text is the text visible in the photo (empty when there is none).
+	Text string `json:"text,omitempty"`
+	// Model is the photo's describer when it is not the record's (a photo
+	// of several that a person did not correct keeps its model's words).
+	Model string `json:"model,omitempty"`
 }
 
 // Referrers lists the manifests that refer to subject, of artifactType (all

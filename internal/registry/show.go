@@ -70,7 +70,7 @@ func (c *Client) Descriptions(ctx context.Context, repo *remote.Repository, m Ma
 		} else {
 			for _, l := range photos {
 				p := photoRecord(l.Annotations, l.Annotations[AnnotationDescription])
-				p.Layer, p.Title = l.Digest.String(), l.Annotations[ocispec.AnnotationTitle]
+				p.Layer, p.Title, p.Model = l.Digest.String(), l.Annotations[ocispec.AnnotationTitle], l.Annotations[AnnotationModel]
 				rec.Photos = append(rec.Photos, p)
 			}
 		}
@@ -92,7 +92,7 @@ func (c *Client) Descriptions(ctx context.Context, repo *remote.Repository, m Ma
 }
 
 func photoRecord(ann map[string]string, text string) PhotoRecord {
-	p := PhotoRecord{Description: text, Alt: ann[AnnotationAlt]}
+	p := PhotoRecord{Description: text, Alt: ann[AnnotationAlt], Text: ann[AnnotationText]}
 	for _, k := range strings.Split(ann[AnnotationKeywords], ",") {
 		if k = strings.TrimSpace(k); k != "" {
 			p.Keywords = append(p.Keywords, k)

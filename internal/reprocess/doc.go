@@ -11,7 +11,15 @@
 // publish when each job ends ([queue.Result] on [queue.ResultSubject]).
 // [Summarize] counts what happened, exactly, from the items.
 //
-// The package reads registries and publishes jobs; it never writes to a
-// registry and never describes a photo itself: that stays the worker's job,
-// so a reprocessed photo is described exactly as a pushed one is.
+// With PlanOptions.Backfill (`regscribe reprocess`, never the reconcile
+// sweeps), the plan also reads the descriptions each photo already has
+// (package photo decides: annotations and regscribe referrers, by any model
+// or person) and Run puts them on the description stream (package feed) as
+// found events, so search indexes photos described before it existed,
+// without a model call.
+//
+// The package reads registries and publishes jobs and found descriptions;
+// it never writes to a registry and never describes a photo itself: that
+// stays the worker's job, so a reprocessed photo is described exactly as a
+// pushed one is.
 package reprocess

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 	"oras.land/oras-go/v2/errdef"
@@ -95,6 +96,14 @@ type Item struct {
 	Written string `json:"written,omitempty"`
 	// ModelCalls made for the photo (0: the description was remembered).
 	ModelCalls int `json:"modelCalls,omitempty"`
+
+	// Found are the descriptions the photo has already, one per describer
+	// (PlanOptions.Backfill only); for an index, its children's, each
+	// photo naming its child manifest.
+	Found []photo.Found `json:"-"`
+	// Indexed is how many of Found [Run] put on the description stream
+	// (those it lacked).
+	Indexed int `json:"indexed,omitempty"`
 }
 
 // Ref is registry/repository@digest, or registry/repository:tag without a digest.
@@ -131,6 +140,14 @@ type PlanOptions struct {
 	Concurrency int
 	// PageSize asks for pages of this many tags (and repositories). If zero, 1000.
 	PageSize int
+	// Backfill gathers the descriptions each photo already has (Item.Found:
+	// annotations and regscribe referrers, by any model or person), which
+	// [Run] then puts on the description stream for search to index,
+	// without a model call. It costs a referrers listing for every photo,
+	// and a record fetch for each referrer of a manifest with several
+	// photos. `regscribe reprocess` sets it; the reconcile sweeps, which
+	// run over everything every hour, do not.
+	Backfill bool
 	// Settled, if set, makes the plan resolve each tag first (one HEAD) and
 	// fetch no manifest for a tag whose digest Settled reports as settled
 	// (an earlier plan decided it and nothing changed): it becomes an
@@ -466,6 +483,7 @@ func (p *planner) check(ctx context.Context) error {
 				return nil
 			}
 			it.Status, it.Reason = NotPhoto, v.Reason
+			it.Found = v.found
 			if v.Photo {
 				it.Status = AlreadyDescribed
 			}
@@ -493,6 +511,8 @@ func (p *planner) policy() photo.Policy {
 type verdict struct {
 	photo.Verdict
 	Photo bool
+	// found are the descriptions the photo has (PlanOptions.Backfill).
+	found []photo.Found
 }
 
 // judge decides what to do with one manifest, as the worker would see it
@@ -508,6 +528,7 @@ func (p *planner) judge(ctx context.Context, repo *remote.Repository, m registry
 			return verdict{}, fmt.Errorf("decode index %s: %w", m.Descriptor.Digest, err)
 		}
 		var children []photo.Verdict
+		var found []photo.Found
 		for _, i := range photo.Children(idx) {
 			cm, err := p.client.FetchManifest(ctx, repo, idx.Manifests[i].Digest.String())
 			if err != nil {
@@ -519,12 +540,13 @@ func (p *planner) judge(ctx context.Context, repo *remote.Repository, m registry
 			}
 			if cv.Photo {
 				children = append(children, cv.Verdict)
+				found = mergeFound(found, cv.found)
 			}
 		}
 		if len(children) == 0 {
 			return verdict{Verdict: photo.Verdict{Reason: "index with no child that has an image layer"}}, nil
 		}
-		return verdict{Verdict: photo.Album(children), Photo: true}, nil
+		return verdict{Verdict: photo.Album(children), Photo: true, found: found}, nil
 	}
 	return verdict{Verdict: photo.Verdict{Reason: m.Descriptor.MediaType + ", not an OCI image manifest or index"}}, nil
 }
@@ -538,16 +560,63 @@ func (p *planner) judgeManifest(ctx context.Context, repo *remote.Repository, m 
 		return verdict{Verdict: photo.Verdict{Reason: why}}, nil
 	}
 	// A skip decided by the annotations stands whatever the referrers; a
-	// forced run queues every photo: neither needs the referrers listed.
+	// forced run queues every photo: neither needs the referrers listed,
+	// unless the plan gathers every description.
 	v := photo.Described(im.Annotations, nil, p.opts.Model, p.policy())
-	if v.Action == photo.Skip || p.opts.Force {
+	if (v.Action == photo.Skip || p.opts.Force) && !p.opts.Backfill {
 		return verdict{Verdict: v, Photo: true}, nil
 	}
 	refs, err := p.client.Referrers(ctx, repo, ocispec.Descriptor{MediaType: m.Descriptor.MediaType, Digest: m.Descriptor.Digest, Size: m.Descriptor.Size}, registry.ArtifactTypeDescription)
 	if err != nil {
 		return verdict{}, err
 	}
-	return verdict{Verdict: photo.Described(im.Annotations, refs, p.opts.Model, p.policy()), Photo: true}, nil
+	out := verdict{Verdict: v, Photo: true}
+	if v.Action != photo.Skip && !p.opts.Force {
+		out.Verdict = photo.Described(im.Annotations, refs, p.opts.Model, p.policy())
+	}
+	if p.opts.Backfill {
+		if out.found, err = p.found(ctx, repo, m, im, refs); err != nil {
+			return verdict{}, err
+		}
+	}
+	return out, nil
+}
+
+// found reads the descriptions manifest m already has (package photo
+// decides), fetching the records of the referrers whose listed annotations
+// do not say enough. A referrer gone meanwhile is left out; one whose record
+// cannot be read makes the manifest unreadable (an error), never a
+// description silently missing from search.
+func (p *planner) found(ctx context.Context, repo *remote.Repository, m registry.Manifest, im ocispec.Manifest, refs []ocispec.Descriptor) ([]photo.Found, error) {
+	records := map[digest.Digest]registry.Record{}
+	for _, r := range refs {
+		if !photo.RecordNeeded(im, r) {
+			continue
+		}
+		rec, err := p.client.FetchRecord(ctx, repo, r)
+		switch {
+		case fault.Is(err, fault.KindSkip):
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("read description referrer %s of %s: %w", r.Digest, m.Descriptor.Digest, err)
+		}
+		records[r.Digest] = rec
+	}
+	return photo.Descriptions(m.Descriptor.Digest.String(), im, refs, records), nil
+}
+
+// mergeFound adds the descriptions of an index's child to the index's: one
+// Found per describer, with the photos of every child.
+func mergeFound(all, child []photo.Found) []photo.Found {
+	for _, f := range child {
+		i := slices.IndexFunc(all, func(a photo.Found) bool { return a.By == f.By })
+		if i < 0 {
+			all = append(all, photo.Found{By: f.By, Photos: slices.Clone(f.Photos)})
+			continue
+		}
+		all[i].Photos = append(all[i].Photos, f.Photos...)
+	}
+	return all
 }
 
 // ExcludeFailed marks each item to queue whose digest a dead letter names

@@ -3,6 +3,7 @@ package reprocess
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -12,7 +13,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 
+	"github.com/regscribe/regscribe/internal/feed"
+	"github.com/regscribe/regscribe/internal/photo"
 	"github.com/regscribe/regscribe/internal/queue"
 )
 
@@ -83,6 +87,15 @@ var ErrResultsLost = errors.New("results missing while the job queue is idle")
 // error when waiting was cut short (items without Outcome are still
 // running), [ErrResultsLost], or a publishing error (items not published
 // keep status ToQueue).
+//
+// Before any job, it puts the descriptions the plan found (Item.Found,
+// PlanOptions.Backfill) on the description stream (package feed), one
+// [feed.Found] event per manifest and describer where the stream lacks it
+// or holds an older one ([feed.Publisher.Fill]: a description a worker
+// wrote meanwhile is never buried), and counts those stored in
+// Item.Indexed. Publishing before the jobs makes a description a job writes
+// later newer on the stream than the one it replaces. The stream must exist
+// ([feed.EnsureStream]).
 func Run(ctx context.Context, js jetstream.JetStream, items []Item, opts RunOptions) error {
 	if opts.Batch == "" {
 		return errors.New("reprocess: no batch id")
@@ -110,6 +123,9 @@ func Run(ctx context.Context, js jetstream.JetStream, items []Item, opts RunOpti
 			return fmt.Errorf("subscribe to results of batch %s: %w", opts.Batch, err)
 		}
 		defer results.Stop()
+	}
+	if err := r.index(ctx); err != nil {
+		return err
 	}
 	var primaries, others []queue.Job
 	var primaryOf, otherOf []jobRef
@@ -166,6 +182,56 @@ func (r *runner) job(it *Item, tag string) queue.Job {
 		MediaType: it.MediaType, Source: r.opts.Source, Received: time.Now().UTC(), Force: it.Force, Batch: r.opts.Batch,
 		Replace: it.Replace,
 	}
+}
+
+// index publishes the items' Found descriptions, the items concurrently
+// (each item's describers one after the other).
+func (r *runner) index(ctx context.Context) error {
+	var pub *feed.Publisher
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for i := range r.items {
+		it := &r.items[i]
+		if len(it.Found) == 0 {
+			continue
+		}
+		if pub == nil {
+			pub = feed.NewPublisher(r.js)
+		}
+		g.Go(func() error {
+			for _, f := range it.Found {
+				e := FoundEvent(*it, f)
+				stored, err := pub.Fill(gctx, e, FoundID(e))
+				if err != nil {
+					return err
+				}
+				if stored {
+					it.Indexed++
+				}
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// FoundEvent is the description stream's event for the descriptions f of
+// item it, found already in the registry (no model was asked).
+func FoundEvent(it Item, f photo.Found) feed.Event {
+	return feed.Event{
+		Kind: feed.Found, Registry: it.Registry, Repository: it.Repository, Digest: it.Digest,
+		Tags: it.Tags, By: f.By, Photos: f.Photos,
+	}
+}
+
+// FoundID is the message id of a found event: a digest of what it says
+// (not of when), so a reprocess run repeated within the stream's duplicate
+// window stores nothing new.
+func FoundID(e feed.Event) string {
+	e.At = time.Time{}
+	data, _ := json.Marshal(e) // an Event always marshals
+	sum := sha256.Sum256(data)
+	return "found-" + hex.EncodeToString(sum[:16])
 }
 
 // publish stores jobs in groups of PublishSize and records which were new.

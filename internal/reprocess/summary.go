@@ -36,6 +36,10 @@ type Counts struct {
 	Pending   int `json:"pending"`
 	// ModelCalls made for the queued photos.
 	ModelCalls int `json:"modelCalls"`
+	// Indexed are the descriptions found already in the registry that the
+	// description stream lacked, put on it now (one per manifest and
+	// describer), whatever the manifest's status.
+	Indexed int `json:"indexed"`
 }
 
 // Summarize counts items.
@@ -43,6 +47,7 @@ func Summarize(items []Item) Counts {
 	var c Counts
 	for _, it := range items {
 		c.Tags += len(it.Tags)
+		c.Indexed += it.Indexed
 		if it.Digest != "" && it.Status != Unchanged {
 			c.Manifests++
 		}

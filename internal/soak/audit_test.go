@@ -16,6 +16,7 @@ import (
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/registry/remote"
 
+	"github.com/regscribe/regscribe/internal/feed"
 	"github.com/regscribe/regscribe/internal/queue"
 	"github.com/regscribe/regscribe/internal/registry"
 	"github.com/regscribe/regscribe/notifier"
@@ -282,6 +283,10 @@ func (s *soak) audit(t *testing.T, idle bool, took time.Duration) {
 	// 5. Model calls: none counted that did not happen, and none missed.
 	s.auditModelCalls(t, results)
 
+	// 7. Every description written is on the description stream (search
+	// learns of it), and every event there is a job's that ended.
+	s.auditFeed(ctx, t, results, bySeq)
+
 	for _, r := range s.refused {
 		t.Errorf("notifier: %s", r)
 	}
@@ -496,4 +501,60 @@ func (s *soak) summary(t *testing.T, results []queue.Result, dead []queue.DeadLe
 		len(s.arts), strings.Join(ks, ", "), images, jobs, outcomes[queue.Described], outcomes[queue.Skipped], outcomes[queue.Failed],
 		len(dead), ok, failed, twice, took.Round(100*time.Millisecond))
 	t.Logf("faults fired: %s (%s)", strings.Join(fs, ", "), strings.Join(s.oneOffs, ", "))
+}
+
+// auditFeed checks invariant 7: each described job's write is named by an
+// event on the description stream (the annotated manifest's digest, or the
+// referrer in a photo's Stored), and each event's message id names a job
+// message that ended described or skipped (a zot event's message carries
+// several jobs). The stream keeps the newest event per manifest and
+// describer, so a write is found through any job that wrote the same.
+func (s *soak) auditFeed(ctx context.Context, t *testing.T, results []queue.Result, bySeq map[uint64][]queue.Result) {
+	st, err := s.stack.JS.Stream(ctx, feed.Stream)
+	if err != nil {
+		t.Fatalf("description stream: %v", err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatalf("description stream: %v", err)
+	}
+	written := map[string]bool{}
+	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := st.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("description event %d: %v", seq, err)
+		}
+		e, err := feed.Parse(m.Data)
+		if err != nil {
+			t.Errorf("invariant 7 (description stream): event %d: %v", seq, err)
+			continue
+		}
+		written[e.Digest] = true
+		for _, p := range e.Photos {
+			written[strings.TrimPrefix(p.Stored, "referrer ")] = true
+		}
+		id := m.Header.Get(jetstream.MsgIDHeader)
+		var jobSeq uint64
+		var n int
+		if _, err := fmt.Sscanf(id, "desc-%d-%d", &jobSeq, &n); err != nil {
+			t.Errorf("invariant 7 (description stream): event %d for %s has message id %q, not a job message's", seq, e.Ref(), id)
+			continue
+		}
+		if rs := bySeq[jobSeq]; len(rs) == 0 || rs[0].Outcome == queue.Failed {
+			t.Errorf("invariant 7 (description stream): event %d for %s comes from job seq %d, which did not end described: %v", seq, e.Ref(), jobSeq, rs)
+		}
+	}
+	checked := 0
+	for _, r := range results {
+		if r.Outcome == queue.Described && r.Written != "" {
+			checked++
+			if !written[r.Written] {
+				t.Errorf("invariant 7 (description stream): job seq %d (%s) wrote %s in %s mode, and no event names it", r.JobSeq, r.Job.Ref(), r.Written, r.Mode)
+			}
+		}
+	}
+	t.Logf("description stream: %d events name the %d writes of described jobs", info.State.Msgs, checked)
 }

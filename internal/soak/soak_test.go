@@ -29,6 +29,7 @@ import (
 	"oras.land/oras-go/v2/registry/remote"
 
 	"github.com/regscribe/regscribe/internal/config"
+	"github.com/regscribe/regscribe/internal/feed"
 	"github.com/regscribe/regscribe/internal/lease"
 	"github.com/regscribe/regscribe/internal/memo"
 	"github.com/regscribe/regscribe/internal/modeltest"
@@ -465,7 +466,7 @@ func (s *soak) startPool(t *testing.T, id int) *pool {
 		Translate: func(_ string, data []byte) ([]queue.Job, error) {
 			return notifier.JobsFromZotEvent(data, zot, time.Now())
 		},
-		Locker: leases, Reporter: queue.NewReporter(js), Ledger: ledger,
+		Locker: leases, Reporter: queue.NewReporter(js), Ledger: ledger, Feed: feed.NewPublisher(js),
 		Logger: stacktest.Logger(t).With("pool", id),
 	})
 	pctx, cancel := context.WithCancel(ctx)

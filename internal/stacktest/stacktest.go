@@ -44,6 +44,7 @@ import (
 
 	"github.com/regscribe/regscribe/internal/config"
 	"github.com/regscribe/regscribe/internal/embedded"
+	"github.com/regscribe/regscribe/internal/feed"
 	"github.com/regscribe/regscribe/internal/lease"
 	"github.com/regscribe/regscribe/internal/memo"
 	"github.com/regscribe/regscribe/internal/modeltest"
@@ -134,6 +135,8 @@ func Start(t testing.TB, opts Options) *Stack {
 	require.NoError(t, err)
 	s.Ledger, err = queue.OpenLedger(ctx, s.JS, replicas)
 	require.NoError(t, err)
+	_, err = feed.EnsureStream(ctx, s.JS, replicas)
+	require.NoError(t, err)
 
 	// The notifier's address must exist before the registry that notifies it.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -200,6 +203,9 @@ func Start(t testing.TB, opts Options) *Stack {
 	}
 	if wopts.Ledger == nil {
 		wopts.Ledger = s.Ledger
+	}
+	if wopts.Feed == nil {
+		wopts.Feed = feed.NewPublisher(s.JS)
 	}
 	if wopts.Locker == nil {
 		s.Leases, err = lease.Open(ctx, s.JS, replicas, 0)

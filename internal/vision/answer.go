@@ -44,10 +44,14 @@ func ParseAnswer(answer string) (Description, error) {
 }
 
 // Field names models use for the parts of the answer, the schema's first.
+// "text" is the schema's visible text; an answer with no description under
+// any of its names but a "text" (models that call their description so)
+// reads it as the description and has no visible text.
 var (
-	descriptionKeys = []string{"description", "caption", "text", "summary"}
+	descriptionKeys = []string{"description", "caption", "summary"}
 	altKeys         = []string{"alt", "alt_text", "alttext", "alt text", "alt-text"}
 	keywordKeys     = []string{"keywords", "tags", "keyword", "labels"}
+	visibleKeys     = []string{"text", "visible_text", "visibletext", "visible text", "ocr"}
 )
 
 // fromFields reads a decoded JSON answer: for each part the first of its
@@ -70,11 +74,63 @@ func fromFields(obj map[string]json.RawMessage) Description {
 		})
 		return CleanText(s, max)
 	}
-	return Description{
-		Text:     text(descriptionKeys, MaxTextLen),
-		Alt:      text(altKeys, MaxAltLen),
-		Keywords: cleanKeywords(lookup(keywordKeys, func(v json.RawMessage) bool { return len(cleanKeywords(v)) > 0 })),
+	d := Description{
+		Text:        text(descriptionKeys, MaxTextLen),
+		Alt:         text(altKeys, MaxAltLen),
+		Keywords:    cleanKeywords(lookup(keywordKeys, func(v json.RawMessage) bool { return len(cleanKeywords(v)) > 0 })),
+		VisibleText: cleanVisibleText(lookup(visibleKeys, func(v json.RawMessage) bool { return cleanVisibleText(v) != "" })),
 	}
+	if d.Text == "" && d.VisibleText != "" {
+		d.Text, d.VisibleText = text(visibleKeys, MaxTextLen), ""
+	}
+	return d
+}
+
+// CleanPerson cleans a description a person wrote (a correction) as every
+// text is cleaned before it reaches a manifest: control and invisible
+// formatting characters removed, whitespace folded, lengths capped, keywords
+// lowercased and deduplicated. Unlike a model's answer, the words are kept
+// as written (no preamble or markdown trimmed). Without an alt text the
+// first sentence of the description is used. Model and Created are kept.
+func CleanPerson(d Description) Description {
+	plain := func(s string, max int) string {
+		return truncate(strings.TrimSpace(spaces.ReplaceAllString(stripControl(s), " ")), max)
+	}
+	kw, _ := json.Marshal(d.Keywords)
+	vt, _ := json.Marshal(d.VisibleText)
+	out := Description{Text: plain(d.Text, MaxTextLen), Alt: plain(d.Alt, MaxAltLen), Keywords: cleanKeywords(kw),
+		VisibleText: cleanVisibleText(vt), Model: d.Model, Created: d.Created}
+	if out.Alt == "" {
+		out.Alt = plain(firstSentence(out.Text), MaxAltLen)
+	}
+	return out
+}
+
+// noText are the answers models give for "no visible text" instead of "".
+var noText = map[string]bool{"none": true, "n/a": true, "na": true, "no text": true, "no visible text": true, "null": true, "-": true}
+
+// cleanVisibleText reads the visible text of an answer: a string, or a list
+// of strings (one per sign or line) joined with " / ". Control and
+// formatting characters are removed and whitespace folded like any text, but
+// no preamble or markdown is trimmed (the words are as written in the
+// photo); "none" and its like are no text; the length is capped at
+// [MaxVisibleTextLen].
+func cleanVisibleText(raw json.RawMessage) string {
+	var parts []string
+	var one string
+	if json.Unmarshal(raw, &one) == nil {
+		parts = []string{one}
+	} else if json.Unmarshal(raw, &parts) != nil {
+		return ""
+	}
+	var kept []string
+	for _, p := range parts {
+		p = strings.TrimSpace(spaces.ReplaceAllString(stripControl(p), " "))
+		if p != "" && !noText[strings.ToLower(strings.Trim(p, ".()[] "))] {
+			kept = append(kept, p)
+		}
+	}
+	return truncate(strings.Join(kept, " / "), MaxVisibleTextLen)
 }
 
 // findJSON finds the JSON object in an answer: the whole answer, the body of

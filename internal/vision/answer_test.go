@@ -74,6 +74,7 @@ func TestParseAnswer(t *testing.T) {
 		text     string
 		alt      string
 		keywords []string
+		visible  string
 	}{
 		{
 			name: "JSON",
@@ -146,6 +147,31 @@ func TestParseAnswer(t *testing.T) {
 			text: "A red kite.", alt: "Kite", keywords: []string{"kite"},
 		},
 		{
+			name: "JSON with visible text",
+			in:   `{"description":"A road sign in fog.","alt":"Road sign","keywords":["sign"],"text":"  STOP\n Main  St.\u202e "}`,
+			text: "A road sign in fog.", alt: "Road sign", keywords: []string{"sign"}, visible: "STOP Main St.",
+		},
+		{
+			name: "visible text as a list of signs, \"none\" dropped",
+			in:   `{"description":"Two signs.","alt":"Signs","keywords":[],"visible_text":["EXIT","none","Platform 3"]}`,
+			text: "Two signs.", alt: "Signs", visible: "EXIT / Platform 3",
+		},
+		{
+			name: "\"none\" is no visible text",
+			in:   `{"description":"A red kite.","alt":"Kite","keywords":["kite"],"text":"None."}`,
+			text: "A red kite.", alt: "Kite", keywords: []string{"kite"},
+		},
+		{
+			name: "a lone \"text\" is the description, not visible text",
+			in:   `{"text":"This image shows a red kite.","keywords":["kite"]}`,
+			text: "A red kite.", alt: "A red kite.", keywords: []string{"kite"},
+		},
+		{
+			name: "long visible text is capped",
+			in:   `{"description":"A slide.","alt":"Slide","keywords":[],"text":"` + strings.Repeat("revenue ", 400) + `"}`,
+			text: "A slide.", alt: "Slide", visible: strings.TrimSpace(strings.Repeat("revenue ", 249)) + "…",
+		},
+		{
 			name: "a long alt text is capped",
 			in:   `{"description":"A kite.","alt":"` + strings.Repeat("word ", 40) + `","keywords":[]}`,
 			text: "A kite.", alt: strings.TrimSpace(strings.Repeat("word ", 24)) + "…",
@@ -159,7 +185,9 @@ func TestParseAnswer(t *testing.T) {
 			require.Equal(t, tc.text, d.Text)
 			require.Equal(t, tc.alt, d.Alt)
 			require.Equal(t, tc.keywords, d.Keywords)
+			require.Equal(t, tc.visible, d.VisibleText)
 			require.LessOrEqual(t, utf8.RuneCountInString(d.Alt), vision.MaxAltLen)
+			require.LessOrEqual(t, utf8.RuneCountInString(d.VisibleText), vision.MaxVisibleTextLen)
 		})
 	}
 }

@@ -152,6 +152,17 @@ func TestContract(t *testing.T) {
 			},
 		},
 		{
+			name: "JSON answer gives the visible text",
+			setup: setup{answer: func(modeltest.Call) modeltest.Reply {
+				return modeltest.JSONText("A slide in a meeting room.", "Slide", "Q3 revenue\nup 12%", "slide")
+			}},
+			check: func(t *testing.T, p provider, d vision.Description, calls []modeltest.Call) {
+				require.Equal(t, "A slide in a meeting room.", d.Text)
+				require.Equal(t, "Q3 revenue up 12%", d.VisibleText)
+				require.Contains(t, string(calls[0].Format), `"text"`, "the schema asks for the visible text")
+			},
+		},
+		{
 			name:  "the fake sees model, prompt, schema, image bytes and media type as sent",
 			setup: setup{},
 			check: func(t *testing.T, p provider, d vision.Description, calls []modeltest.Call) {
@@ -183,6 +194,7 @@ func TestContract(t *testing.T) {
 			check: func(t *testing.T, p provider, d vision.Description, calls []modeltest.Call) {
 				require.Equal(t, "A red kite above a wheat field. The sky is clear.", d.Text)
 				require.Equal(t, "A red kite above a wheat field.", d.Alt)
+				require.Empty(t, d.VisibleText, "prose has no visible text field")
 			},
 		},
 		{

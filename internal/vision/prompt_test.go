@@ -1,6 +1,7 @@
 package vision_test
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,6 +35,30 @@ func TestPromptString(t *testing.T) {
 
 	require.NotEqual(t, vision.Prompt{}.Digest(), vision.Prompt{Language: "de"}.Digest(), "descriptions are remembered per language")
 	require.Equal(t, vision.Prompt{Language: "de"}.Digest(), vision.Prompt{Language: "de"}.Digest())
+}
+
+// The schema is valid for OpenAI's strict mode (every property required,
+// no others) and the default prompt asks for every field, the visible text
+// included, with "" when there is none.
+func TestSchemaAndPromptAskForEveryField(t *testing.T) {
+	t.Parallel()
+	var s struct {
+		Properties           map[string]json.RawMessage `json:"properties"`
+		Required             []string                   `json:"required"`
+		AdditionalProperties bool                       `json:"additionalProperties"`
+	}
+	require.NoError(t, json.Unmarshal(vision.Schema, &s))
+	var props []string
+	for k := range s.Properties {
+		props = append(props, k)
+	}
+	require.ElementsMatch(t, props, s.Required)
+	require.ElementsMatch(t, []string{"description", "alt", "keywords", "text"}, s.Required)
+	require.False(t, s.AdditionalProperties)
+	for _, field := range s.Required {
+		require.Contains(t, vision.DefaultPrompt, `"`+field+`"`)
+	}
+	require.Contains(t, vision.DefaultPrompt, `"" when there are none`)
 }
 
 func TestLoadPrompt(t *testing.T) {

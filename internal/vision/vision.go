@@ -27,6 +27,10 @@ type Description struct {
 	Alt string `json:"alt,omitempty"`
 	// Keywords are a few single words or short phrases.
 	Keywords []string `json:"keywords,omitempty"`
+	// VisibleText is the text legible in the photo (signs, labels, slides,
+	// screenshots), at most [MaxVisibleTextLen] characters; empty when
+	// there is none or the model answered in prose.
+	VisibleText string `json:"text,omitempty"`
 	// Model is provider/model, e.g. "ollama/qwen2.5vl:3b".
 	Model string `json:"model"`
 	// Created is when the model answered.
@@ -51,12 +55,16 @@ const (
 	MaxAltLen     = 125
 	MaxKeywords   = 10
 	MaxKeywordLen = 40
+	// MaxVisibleTextLen caps the visible text: enough for a slide or a
+	// screenshot's words, small enough for an annotation.
+	MaxVisibleTextLen = 2000
 )
 
 // DefaultPrompt asks for what is visible, without preamble.
 const DefaultPrompt = `Describe this photo for a catalogue. Say only what is visible: subjects, setting, colours, light, any legible text. ` +
 	`Answer as JSON with "description" (one to three plain sentences, no preamble such as "This image shows"), ` +
-	`"alt" (an alt text of at most 125 characters) and "keywords" (three to eight lowercase keywords).`
+	`"alt" (an alt text of at most 125 characters), "keywords" (three to eight lowercase keywords) ` +
+	`and "text" (the words legible in the photo, such as signs, labels, slides or screens, as written; "" when there are none).`
 
 // MaxPromptFileBytes caps the size of a prompt file read by [LoadPrompt].
 const MaxPromptFileBytes = 64 << 10
@@ -159,5 +167,6 @@ func LanguageName(tag string) string {
 var Schema = json.RawMessage(`{"type":"object","properties":{` +
 	`"description":{"type":"string"},` +
 	`"alt":{"type":"string"},` +
-	`"keywords":{"type":"array","items":{"type":"string"}}},` +
-	`"required":["description","alt","keywords"],"additionalProperties":false}`)
+	`"keywords":{"type":"array","items":{"type":"string"}},` +
+	`"text":{"type":"string"}},` +
+	`"required":["description","alt","keywords","text"],"additionalProperties":false}`)

@@ -1,0 +1,127 @@
+package photo_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regscribe/regscribe/internal/feed"
+	"github.com/regscribe/regscribe/internal/photo"
+	"github.com/regscribe/regscribe/internal/registry"
+)
+
+func layer(name string) ocispec.Descriptor {
+	return ocispec.Descriptor{MediaType: "image/jpeg", Digest: digest.FromString(name), Size: 10,
+		Annotations: map[string]string{ocispec.AnnotationTitle: name}}
+}
+
+func TestDescriptions(t *testing.T) {
+	t.Parallel()
+	const manifest = "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+	cat, dog := layer("cat.jpg"), layer("dog.jpg")
+	t1 := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	t2 := t1.Add(time.Hour)
+	one := ocispec.Manifest{Layers: []ocispec.Descriptor{cat}, Annotations: map[string]string{
+		registry.AnnotationDescription: "A cat on a mat.", registry.AnnotationAlt: "Cat.", registry.AnnotationKeywords: "cat, mat,  ",
+		registry.AnnotationText: "WELCOME", registry.AnnotationModel: "ollama/a", registry.AnnotationCreated: t1.Format(time.RFC3339),
+	}}
+	other := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, ArtifactType: registry.ArtifactTypeDescription,
+		Digest: digest.FromString("referrer b"), Annotations: map[string]string{
+			registry.AnnotationDescription: "A tabby cat.", registry.AnnotationModel: "openai/b",
+			registry.AnnotationCreated: t2.Format(time.RFC3339), registry.AnnotationKeywords: "tabby",
+		}}
+	signature := ocispec.Descriptor{ArtifactType: "application/vnd.example.signature", Digest: digest.FromString("sig"),
+		Annotations: map[string]string{registry.AnnotationDescription: "not a description", registry.AnnotationModel: "x"}}
+	two := ocispec.Manifest{Layers: []ocispec.Descriptor{cat, dog}, Annotations: map[string]string{
+		registry.AnnotationDescription: "cat.jpg: A cat.\ndog.jpg: A dog.", registry.AnnotationModel: "ollama/a",
+	}}
+	two.Layers[1].Annotations = map[string]string{ocispec.AnnotationTitle: "dog.jpg", registry.AnnotationDescription: "A dog."}
+	joined := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, ArtifactType: registry.ArtifactTypeDescription,
+		Digest: digest.FromString("referrer joined"), Annotations: map[string]string{
+			registry.AnnotationDescription: "cat.jpg: A cat.\ndog.jpg: A dog.",
+		}}
+	record := registry.Record{Model: "openai/b", Created: t2, Photos: []registry.PhotoRecord{
+		{Layer: dog.Digest.String(), Description: "A brown dog.", Text: "BEWARE"},
+		{Layer: cat.Digest.String(), Description: "A grey cat.", Keywords: []string{"cat"}},
+		{Layer: digest.FromString("elsewhere").String(), Description: "Not in this manifest."},
+	}}
+
+	for name, tc := range map[string]struct {
+		m         ocispec.Manifest
+		referrers []ocispec.Descriptor
+		records   map[digest.Digest]registry.Record
+		want      []photo.Found
+	}{
+		"annotation by one model, referrer by another": {
+			m: one, referrers: []ocispec.Descriptor{signature, other},
+			want: []photo.Found{
+				{By: "ollama/a", Photos: []feed.Photo{{Manifest: manifest, Layer: cat.Digest.String(), MediaType: "image/jpeg", Title: "cat.jpg",
+					Description: "A cat on a mat.", Alt: "Cat.", Keywords: []string{"cat", "mat"}, Text: "WELCOME", Model: "ollama/a", Created: t1, Stored: "annotation"}}},
+				{By: "openai/b", Photos: []feed.Photo{{Manifest: manifest, Layer: cat.Digest.String(), MediaType: "image/jpeg", Title: "cat.jpg",
+					Description: "A tabby cat.", Keywords: []string{"tabby"}, Model: "openai/b", Created: t2, Stored: "referrer " + other.Digest.String()}}},
+			},
+		},
+		"a person's annotation names no model": {
+			m: ocispec.Manifest{Layers: []ocispec.Descriptor{cat}, Annotations: map[string]string{registry.AnnotationDescription: "Our cat Tom."}},
+			want: []photo.Found{{By: "person", Photos: []feed.Photo{{Manifest: manifest, Layer: cat.Digest.String(), MediaType: "image/jpeg",
+				Title: "cat.jpg", Description: "Our cat Tom.", Model: "person", Stored: "annotation"}}}},
+		},
+		"one describer twice: the newer description": {
+			m: one, referrers: []ocispec.Descriptor{{MediaType: ocispec.MediaTypeImageManifest, ArtifactType: registry.ArtifactTypeDescription,
+				Digest: digest.FromString("referrer a"), Annotations: map[string]string{registry.AnnotationDescription: "A newer cat.",
+					registry.AnnotationModel: "ollama/a", ocispec.AnnotationCreated: t2.Format(time.RFC3339)}}},
+			want: []photo.Found{{By: "ollama/a", Photos: []feed.Photo{{Manifest: manifest, Layer: cat.Digest.String(), MediaType: "image/jpeg",
+				Title: "cat.jpg", Description: "A newer cat.", Model: "ollama/a", Created: t2, Stored: "referrer " + digest.FromString("referrer a").String()}}}},
+		},
+		"several photos: layer annotations, and a referrer's record": {
+			m: two, referrers: []ocispec.Descriptor{joined}, records: map[digest.Digest]registry.Record{joined.Digest: record},
+			want: []photo.Found{
+				{By: "ollama/a", Photos: []feed.Photo{{Manifest: manifest, Layer: dog.Digest.String(), MediaType: "image/jpeg", Title: "dog.jpg",
+					Description: "A dog.", Model: "ollama/a", Stored: "annotation"}}},
+				{By: "openai/b", Photos: []feed.Photo{
+					{Manifest: manifest, Layer: cat.Digest.String(), MediaType: "image/jpeg", Title: "cat.jpg", Description: "A grey cat.",
+						Keywords: []string{"cat"}, Model: "openai/b", Created: t2, Stored: "referrer " + joined.Digest.String()},
+					{Manifest: manifest, Layer: dog.Digest.String(), MediaType: "image/jpeg", Title: "dog.jpg", Description: "A brown dog.",
+						Text: "BEWARE", Model: "openai/b", Created: t2, Stored: "referrer " + joined.Digest.String()},
+				}},
+			},
+		},
+		"several photos, a record not fetched": {
+			m: two, referrers: []ocispec.Descriptor{joined},
+			want: []photo.Found{{By: "ollama/a", Photos: []feed.Photo{{Manifest: manifest, Layer: dog.Digest.String(), MediaType: "image/jpeg",
+				Title: "dog.jpg", Description: "A dog.", Model: "ollama/a", Stored: "annotation"}}}},
+		},
+		"several photos described on the manifest only: the first photo": {
+			m: ocispec.Manifest{Layers: []ocispec.Descriptor{cat, dog}, Annotations: map[string]string{registry.AnnotationDescription: "Two pets."}},
+			want: []photo.Found{{By: "person", Photos: []feed.Photo{{Manifest: manifest, Layer: cat.Digest.String(), MediaType: "image/jpeg",
+				Title: "cat.jpg", Description: "Two pets.", Model: "person", Stored: "annotation"}}}},
+		},
+		"not described": {m: ocispec.Manifest{Layers: []ocispec.Descriptor{cat}}, referrers: []ocispec.Descriptor{signature}},
+		"no photo": {
+			m:         ocispec.Manifest{Layers: []ocispec.Descriptor{{MediaType: "application/vnd.oci.image.layer.v1.tar+gzip", Digest: digest.FromString("fs")}}, Annotations: one.Annotations},
+			referrers: []ocispec.Descriptor{other},
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			require.Equal(t, tc.want, photo.Descriptions(manifest, tc.m, tc.referrers, tc.records))
+		})
+	}
+}
+
+func TestRecordNeeded(t *testing.T) {
+	t.Parallel()
+	cat, dog := layer("cat.jpg"), layer("dog.jpg")
+	described := ocispec.Descriptor{ArtifactType: registry.ArtifactTypeDescription, Annotations: map[string]string{registry.AnnotationDescription: "A cat."}}
+	bare := ocispec.Descriptor{ArtifactType: registry.ArtifactTypeDescription}
+	signature := ocispec.Descriptor{ArtifactType: "application/vnd.example.signature"}
+	one := ocispec.Manifest{Layers: []ocispec.Descriptor{cat}}
+	two := ocispec.Manifest{Layers: []ocispec.Descriptor{cat, dog}}
+	require.False(t, photo.RecordNeeded(one, described), "the listed annotations describe the one photo")
+	require.True(t, photo.RecordNeeded(one, bare), "listed without the description")
+	require.True(t, photo.RecordNeeded(two, described), "several photos: the annotations hold them joined")
+	require.False(t, photo.RecordNeeded(two, signature), "not a regscribe description")
+}

@@ -1,0 +1,87 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2/errdef"
+
+	"github.com/regscribe/regscribe/internal/fault"
+	"github.com/regscribe/regscribe/internal/feed"
+	"github.com/regscribe/regscribe/internal/queue"
+	"github.com/regscribe/regscribe/internal/registry"
+)
+
+// Feed puts description events on the description stream (package feed).
+type Feed interface {
+	// Publish stores e; id is its message id (publishing one id again
+	// within the stream's duplicate window stores nothing new).
+	Publish(ctx context.Context, e feed.Event, id string) (uint64, error)
+}
+
+var _ Feed = (*feed.Publisher)(nil)
+
+// photosOf are the event photos of what s says about c's photos, carried by
+// the manifest carrier (the annotated manifest, or c's own for a referrer)
+// and stored as stored ("annotation" or "referrer sha256:…").
+func photosOf(c candidate, s said, carrier ocispec.Descriptor, stored string) []feed.Photo {
+	out := make([]feed.Photo, 0, len(s.photos))
+	for n, i := range s.photos {
+		l, d := c.im.Layers[i], s.ds[n]
+		out = append(out, feed.Photo{
+			Manifest: carrier.Digest.String(), Layer: l.Digest.String(), MediaType: l.MediaType,
+			Title: l.Annotations[ocispec.AnnotationTitle], Description: d.Text, Alt: d.Alt, Keywords: d.Keywords,
+			Text: d.VisibleText, Model: d.Model, Created: d.Created.UTC(), Stored: stored,
+		})
+	}
+	return out
+}
+
+// annotationEvent is the event of an annotation-mode write: the annotated
+// manifest carries the descriptions and supersedes the original; the tag is
+// named when it moved to it.
+func annotationEvent(original ocispec.Descriptor, written registry.Written, tag, by string, photos []feed.Photo) feed.Event {
+	e := feed.Event{Kind: feed.Written, Digest: written.Descriptor.Digest.String(), By: by, Photos: photos}
+	if original.Digest != written.Descriptor.Digest {
+		e.Replaces = original.Digest.String()
+	}
+	if tag != "" && written.TagMoved {
+		e.Tags = []string{tag}
+	}
+	return e
+}
+
+// referrerEvent is the event of a referrer-mode write: the photo manifest,
+// untouched, carries the descriptions through its referrers.
+func referrerEvent(subject ocispec.Descriptor, tag, by string, photos []feed.Photo) feed.Event {
+	e := feed.Event{Kind: feed.Written, Digest: subject.Digest.String(), By: by, Photos: photos}
+	if tag != "" {
+		e.Tags = []string{tag}
+	}
+	return e
+}
+
+// processDeletion handles a job that says the registry deleted a manifest:
+// when the registry answers 404 for its digest, the manifest is gone and
+// the job ends with a deletion event (search forgets it); when the manifest
+// is there (pushed again since), the job is a skip and search keeps it.
+// Nothing is described.
+func (w *Worker) processDeletion(ctx context.Context, job queue.Job) (Result, error) {
+	if job.Digest == "" {
+		return Result{}, fault.Skip("deletion of %s names no digest: nothing to remove from search", job.Ref())
+	}
+	repo, err := w.registry.Repository(job.Registry, job.Repository)
+	if err != nil {
+		return Result{}, err
+	}
+	d, err := repo.Manifests().Resolve(ctx, job.Digest)
+	switch {
+	case errors.Is(err, errdef.ErrNotFound):
+		return Result{Removed: true, Events: []feed.Event{{Kind: feed.Deleted, Digest: job.Digest}}}, nil
+	case err != nil:
+		return Result{}, registry.Classify(fmt.Errorf("check that %s is gone: %w", job.Ref(), err))
+	}
+	return Result{Manifest: d}, fault.Skip("%s was deleted but the registry has it again (pushed again): its descriptions stay in search", job.Ref())
+}
