@@ -11,8 +11,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
-	"github.com/regscribe/regscribe/internal/feed"
 	"github.com/regscribe/regscribe/internal/queue"
+	"github.com/regscribe/regscribe/internal/registry"
 )
 
 // TestBrowseSearchAndCorrect is a person's first visit: the front page, a
@@ -89,7 +89,10 @@ func TestBrowseSearchAndCorrect(t *testing.T) {
 	)
 	b.shot("correcting")
 	b.follow(`#correct button[type="submit"]`)
-	require.Contains(t, b.location(), "flash=")
+	// The page waited for the worker and the index: the correction shows at once.
+	require.True(t, strings.HasSuffix(b.location(), "?flash=corrected"), b.location())
+	require.Equal(t, "Your description is written and searchable.", b.text(".flash"))
+	require.Equal(t, corrected, b.text("#description"))
 
 	// The correction is a job for the workers, with everything the person wrote.
 	job := correctionJob(t, g, corrected)
@@ -99,22 +102,17 @@ func TestBrowseSearchAndCorrect(t *testing.T) {
 	require.Equal(t, []string{"forklift", "paint", "warehouse"}, job.Correction.Keywords)
 	require.NotEmpty(t, job.Correction.Layer)
 
-	// TEMPORARY: the workers on main do not write corrections yet; publish
-	// the event a worker publishes once it wrote one.
-	entries, err := g.Catalog.Photo(context.Background(), g.RegistryHost, "warehouse/inventory", job.Correction.Layer)
-	require.NoError(t, err)
-	_, err = g.feed.Publish(context.Background(), feed.Event{Kind: feed.Written, Registry: g.RegistryHost, Repository: "warehouse/inventory",
-		Digest: entries[0].Digest, Tags: entries[0].Tags, By: "person", Photos: []feed.Photo{{
-			Manifest: entries[0].Digest, Layer: job.Correction.Layer, MediaType: "image/jpeg", Description: corrected,
-			Alt: job.Correction.Alt, Keywords: job.Correction.Keywords, Model: "person", Created: job.Correction.At, Stored: "annotation",
-		}}}, "")
-	require.NoError(t, err)
-	require.NoError(t, g.Catalog.Wait(context.Background(), g.JS))
+	// A worker wrote it into the registry (`regscribe show` reads the same
+	// annotations), as a person's description.
+	_, m := g.Manifest(t, "warehouse/inventory", "latest")
+	require.Equal(t, corrected, m.Annotations[registry.AnnotationDescription])
+	require.Equal(t, "person", m.Annotations[registry.AnnotationModel])
+	require.Equal(t, "Red forklift with paint tins", m.Annotations[registry.AnnotationAlt])
 
-	b.do(chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("description")))
-	require.Equal(t, corrected, b.text("#description"))
+	// In annotation mode the person's description replaced the model's in
+	// the manifest: it is the one description the photo has now.
 	history := b.texts(".timeline .who")
-	require.Len(t, history, 2, "both descriptions are listed")
+	require.Len(t, history, 1)
 	require.Contains(t, history[0], "a person")
 	b.shot("corrected")
 	hits := g.searchAPI(t, "paint").Results

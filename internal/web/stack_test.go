@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"math"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,7 +18,6 @@ import (
 
 	"github.com/regscribe/regscribe/internal/feed"
 	"github.com/regscribe/regscribe/internal/modeltest"
-	"github.com/regscribe/regscribe/internal/registry"
 	"github.com/regscribe/regscribe/internal/stacktest"
 	"github.com/regscribe/regscribe/internal/web"
 )
@@ -143,42 +141,20 @@ func (g *gallery) answer(c modeltest.Call) modeltest.Reply {
 	return modeltest.JSON(sc.description, sc.alt, sc.keywords...)
 }
 
-// pushScene pushes scene sc as repo:tag and waits until it is described
-// and in the index.
+// pushScene pushes scene sc as repo:tag and waits until a worker has
+// described it and the index holds the description.
 func (g *gallery) pushScene(t *testing.T, repo, tag string, sc scene, seed int) {
 	t.Helper()
 	data := sc.picture(t, 800, 600, seed)
+	layer := modeltest.Digest(data)
 	g.mu.Lock()
-	g.scenes[modeltest.Digest(data)] = sc
+	g.scenes[layer] = sc
 	g.mu.Unlock()
 	g.Push(t, repo, tag, stacktest.File{Name: sc.name + ".jpg", MediaType: "image/jpeg", Data: data})
-	g.announce(t, repo, tag)
-}
-
-// announce waits for repo:tag's description and publishes its event on
-// the description stream, as a worker that publishes events does.
-// TEMPORARY until the workers publish them on main.
-func (g *gallery) announce(t *testing.T, repo, tag string) {
-	t.Helper()
-	desc, m := g.WaitDescribed(t, repo, tag)
-	a := m.Annotations
-	created, _ := time.Parse(time.RFC3339, a[registry.AnnotationCreated])
-	var keywords []string
-	for _, k := range strings.Split(a[registry.AnnotationKeywords], ",") {
-		if k = strings.TrimSpace(k); k != "" {
-			keywords = append(keywords, k)
-		}
-	}
-	l := m.Layers[0]
-	e := feed.Event{Kind: feed.Written, Registry: g.RegistryHost, Repository: repo, Digest: desc.Digest.String(), Tags: []string{tag},
-		By: a[registry.AnnotationModel], At: time.Now().UTC(), Photos: []feed.Photo{{
-			Manifest: desc.Digest.String(), Layer: l.Digest.String(), MediaType: l.MediaType, Title: l.Annotations["org.opencontainers.image.title"],
-			Description: a[registry.AnnotationDescription], Alt: a[registry.AnnotationAlt], Keywords: keywords, Text: a[registry.AnnotationText],
-			Model: a[registry.AnnotationModel], Created: created, Stored: "annotation",
-		}}}
-	_, err := g.feed.Publish(context.Background(), e, "")
-	require.NoError(t, err)
-	require.NoError(t, g.Catalog.Wait(context.Background(), g.JS))
+	require.Eventually(t, func() bool {
+		entries, err := g.Catalog.Photo(context.Background(), g.RegistryHost, repo, layer)
+		return err == nil && len(entries) > 0 && entries[0].Description == sc.description
+	}, 30*time.Second, 20*time.Millisecond, "%s:%s never became searchable", repo, tag)
 }
 
 // searchAPI asks GET /v1/search.
