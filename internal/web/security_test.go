@@ -246,3 +246,30 @@ func basic(user, password string) string {
 	req.SetBasicAuth(user, password)
 	return strings.TrimPrefix(req.Header.Get("Authorization"), "Basic ")
 }
+
+// TestPhotoPageListsEveryDescriber: a photo described by the configured
+// model and found described by another one (a referrer an older model
+// wrote, put on the stream by reprocess) shows both, the newest first.
+func TestPhotoPageListsEveryDescriber(t *testing.T) {
+	g := startGallery(t, "")
+	g.pushScene(t, "photos/two", "latest", scenes[3], 1)
+	entries, _, err := g.Catalog.Photos(context.Background(), g.RegistryHost, "photos/two", 0, 1)
+	require.NoError(t, err)
+	e := entries[0]
+	_, err = g.feed.Publish(context.Background(), feed.Event{Kind: feed.Found, Registry: g.RegistryHost, Repository: "photos/two",
+		Digest: e.Digest, Tags: e.Tags, By: "openai/gpt-4o-mini", Photos: []feed.Photo{{Manifest: e.Digest, Layer: e.Layer,
+			MediaType: "image/jpeg", Description: "Tulips, red, in rows.", Model: "openai/gpt-4o-mini", Created: time.Now().UTC(),
+			Stored: "referrer sha256:" + strings.Repeat("a", 64)}}}, "")
+	require.NoError(t, err)
+	require.NoError(t, g.Catalog.Wait(context.Background(), g.JS))
+	resp, page := request(t, http.MethodGet, g.URL+"/p/"+g.RegistryHost+"/photos/two@"+e.Layer, nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	_, timeline, found := strings.Cut(page, "Every description it has had")
+	require.True(t, found)
+	newer := strings.Index(timeline, "Tulips, red, in rows.")
+	older := strings.Index(timeline, scenes[3].description)
+	require.Positive(t, newer)
+	require.Greater(t, older, newer, "both are listed, the newest first")
+	require.Contains(t, page, "openai/gpt-4o-mini")
+	require.Contains(t, page, "ollama/"+stacktest.Model)
+}
