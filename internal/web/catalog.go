@@ -1,0 +1,44 @@
+package web
+
+import (
+	"context"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/regscribe/regscribe/internal/index"
+)
+
+// Catalog is the search index as the gallery reads it; *index.Index is one.
+type Catalog interface {
+	// Search returns the best hits of q and how many match in all.
+	Search(ctx context.Context, q Query) ([]Hit, int, error)
+	// Repositories lists every repository with indexed photos, newest activity first.
+	Repositories(ctx context.Context) ([]Repository, error)
+	// Photos lists one repository's photos, newest first (one entry per
+	// photo), and the total.
+	Photos(ctx context.Context, registry, repository string, offset, limit int) ([]Entry, int, error)
+	// Photo returns every description of the photos of a manifest digest
+	// (or of the manifest a layer digest belongs to), newest first.
+	Photo(ctx context.Context, registry, repository, digest string) ([]Entry, error)
+	// Wait returns once every event stored in the description stream
+	// before the call is applied.
+	Wait(ctx context.Context, js jetstream.JetStream) error
+}
+
+var _ Catalog = (*index.Index)(nil)
+
+// The index's types, as the gallery shows them.
+type (
+	// Entry is one photo's description by one describer.
+	Entry = index.Entry
+	// Hit is one search result.
+	Hit = index.Hit
+	// Repository is one repository with indexed photos.
+	Repository = index.Repository
+	// Query is a parsed search.
+	Query = index.Query
+)
+
+// parseQuery reads what a person typed: words, "phrases", repo:, tag:,
+// model:, after:, before:.
+func parseQuery(s string) Query { return index.ParseQuery(s) }

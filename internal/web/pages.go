@@ -1,0 +1,322 @@
+package web
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/regscribe/regscribe/internal/photo"
+	"github.com/regscribe/regscribe/internal/queue"
+)
+
+// PageSize is how many photos a repository page or a page of search results shows.
+const PageSize = 60
+
+// maxCovers bounds the repositories of the front page that show a cover photo.
+const maxCovers = 60
+
+type homeData struct {
+	Registries []registryView
+	Photos     int
+}
+
+type registryView struct {
+	Host         string
+	Repositories []repoView
+}
+
+// repoView is one repository of the front page. Photos counts the ones
+// regscribe knows of: described (in the index), failed (dead letters) and
+// queued (job messages); a photo is in one of them at a time.
+type repoView struct {
+	Registry, Repository      string
+	Photos, Described, Failed int
+	Queued                    int
+	Latest                    time.Time
+	Cover                     *Entry
+}
+
+func (s *Server) home(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	indexed, err := s.opts.Catalog.Repositories(ctx)
+	if err != nil {
+		s.fail(w, r, http.StatusInternalServerError, "The search index cannot be read", err)
+		return
+	}
+	type key struct{ registry, repository string }
+	views := map[key]*repoView{}
+	seen := map[string]bool{}
+	get := func(reg, repo string) *repoView {
+		k := key{strings.ToLower(reg), repo}
+		v, ok := views[k]
+		if !ok {
+			v = &repoView{Registry: reg, Repository: repo}
+			views[k] = v
+		}
+		return v
+	}
+	for _, ir := range indexed {
+		v := get(ir.Registry, ir.Repository)
+		v.Described = ir.Photos
+		v.Latest = maxTime(v.Latest, ir.Latest)
+	}
+	// A photo counts once however many jobs its push made (by digest, by tag).
+	once := func(kind string, j queue.Job, at time.Time, count func(*repoView)) {
+		k := kind + "\x00" + j.Registry + "/" + j.Repository + "@" + cmp.Or(j.Digest, j.Tag)
+		if j.Registry == "" || seen[k] {
+			return
+		}
+		seen[k] = true
+		v := get(j.Registry, j.Repository)
+		count(v)
+		v.Latest = maxTime(v.Latest, at)
+	}
+	if dead, err := s.deadLetters(ctx); err == nil {
+		for _, d := range dead {
+			once("failed", d.Job, d.FailedAt, func(v *repoView) { v.Failed++ })
+		}
+	} else {
+		s.opts.Log.Warn("front page: dead letters unreadable", "err", err)
+	}
+	if q, err := s.readQueue(ctx, scanForCounts); err == nil {
+		for _, j := range q.Jobs {
+			if j.Job != nil {
+				once("queued", *j.Job, j.Stored, func(v *repoView) { v.Queued++ })
+			}
+		}
+	} else {
+		s.opts.Log.Warn("front page: job queue unreadable", "err", err)
+	}
+	byRegistry := map[string]*registryView{}
+	var data homeData
+	var order []string
+	for _, host := range s.opts.Registries {
+		h := strings.ToLower(host)
+		if _, ok := byRegistry[h]; !ok {
+			byRegistry[h] = &registryView{Host: host}
+			order = append(order, h)
+		}
+	}
+	all := make([]*repoView, 0, len(views))
+	for _, v := range views {
+		v.Photos = v.Described + v.Failed + v.Queued
+		all = append(all, v)
+	}
+	slices.SortFunc(all, func(a, b *repoView) int {
+		return cmp.Or(b.Latest.Compare(a.Latest), strings.Compare(a.Repository, b.Repository))
+	})
+	for i, v := range all {
+		if i < maxCovers && v.Described > 0 {
+			if es, _, err := s.opts.Catalog.Photos(ctx, v.Registry, v.Repository, 0, 1); err == nil && len(es) > 0 {
+				v.Cover = &es[0]
+			}
+		}
+		h := strings.ToLower(v.Registry)
+		rv, ok := byRegistry[h]
+		if !ok {
+			rv = &registryView{Host: v.Registry}
+			byRegistry[h] = rv
+			order = append(order, h)
+		}
+		rv.Repositories = append(rv.Repositories, *v)
+		data.Photos += v.Described
+	}
+	// Registries with the newest activity first; configured ones without any last.
+	slices.SortStableFunc(order, func(a, b string) int {
+		return latest(byRegistry[b]).Compare(latest(byRegistry[a]))
+	})
+	for _, h := range order {
+		data.Registries = append(data.Registries, *byRegistry[h])
+	}
+	s.render(w, r, http.StatusOK, "home", page{Title: "Gallery", Nav: "gallery", Data: data})
+}
+
+func latest(rv *registryView) time.Time {
+	if len(rv.Repositories) == 0 {
+		return time.Time{}
+	}
+	return rv.Repositories[0].Latest
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+type repositoryData struct {
+	Registry, Repository string
+	Photos               []Entry
+	Total                int
+	Pager                pager
+}
+
+// pager is the navigation between pages of PageSize.
+type pager struct {
+	Page, Pages int
+	Prev, Next  string
+	From, To    int
+}
+
+func newPager(base string, pageNum, total int) pager {
+	p := pager{Page: pageNum, Pages: max(1, (total+PageSize-1)/PageSize)}
+	sep := "?"
+	if strings.Contains(base, "?") {
+		sep = "&"
+	}
+	if pageNum > 1 {
+		p.Prev = base + sep + "page=" + strconv.Itoa(pageNum-1)
+	}
+	if pageNum < p.Pages {
+		p.Next = base + sep + "page=" + strconv.Itoa(pageNum+1)
+	}
+	if total > 0 {
+		p.From = (pageNum-1)*PageSize + 1
+		p.To = min(total, pageNum*PageSize)
+	}
+	return p
+}
+
+// pageNumber reads ?page= (1 when absent or not a number).
+func pageNumber(r *http.Request) int {
+	n, err := strconv.Atoi(r.URL.Query().Get("page"))
+	if err != nil || n < 1 {
+		return 1
+	}
+	return min(n, 1_000_000)
+}
+
+func (s *Server) repository(w http.ResponseWriter, r *http.Request) {
+	reg, repo := r.PathValue("registry"), r.PathValue("repository")
+	pageNum := pageNumber(r)
+	photos, total, err := s.opts.Catalog.Photos(r.Context(), reg, repo, (pageNum-1)*PageSize, PageSize)
+	if err != nil {
+		s.fail(w, r, http.StatusInternalServerError, "The search index cannot be read", err)
+		return
+	}
+	if total == 0 {
+		s.fail(w, r, http.StatusNotFound, "No photos here yet", fmt.Errorf("the index has no described photo in %s/%s", reg, repo))
+		return
+	}
+	data := repositoryData{Registry: reg, Repository: repo, Photos: photos, Total: total, Pager: newPager(repoURL(reg, repo), pageNum, total)}
+	s.render(w, r, http.StatusOK, "repository", page{Title: repo, Nav: "gallery", Data: data})
+}
+
+type photoData struct {
+	// Shown is the description shown first (a person's, else the newest).
+	Shown Entry
+	// History is every description of this photo, newest first.
+	History []Entry
+	// Others are the other photos of the same manifest (an album, or a
+	// manifest with several image layers).
+	Others []Entry
+	// Tags of the manifest, Ref its reference.
+	Tags                      []string
+	Ref, Manifest             string
+	FetchCommand, DiscoverCmd string
+	Keywords                  string
+}
+
+func (s *Server) photo(w http.ResponseWriter, r *http.Request) {
+	reg := r.PathValue("registry")
+	repo, digest, err := splitRef(r.PathValue("ref"))
+	if err != nil {
+		s.fail(w, r, http.StatusNotFound, "No such photo", err)
+		return
+	}
+	entries, err := s.opts.Catalog.Photo(r.Context(), reg, repo, digest)
+	if err != nil {
+		s.fail(w, r, http.StatusInternalServerError, "The search index cannot be read", err)
+		return
+	}
+	data, ok := photoView(entries, digest)
+	if !ok {
+		s.fail(w, r, http.StatusNotFound, "No such photo", fmt.Errorf("the index has no description of %s/%s@%s", reg, repo, digest))
+		return
+	}
+	s.render(w, r, http.StatusOK, "photo", page{Title: cmp.Or(data.Shown.Title, shortDigest(data.Shown.Layer)), Nav: "gallery", Data: data})
+}
+
+// photoView arranges a manifest's entries for the page of the photo
+// addressed by digest (a layer, or the manifest: its first photo).
+func photoView(entries []Entry, digest string) (photoData, bool) {
+	if len(entries) == 0 {
+		return photoData{}, false
+	}
+	layer := entries[0].Layer
+	for _, e := range entries {
+		if e.Layer == digest {
+			layer = digest
+		}
+	}
+	var d photoData
+	seen := map[string]bool{layer: true}
+	for _, e := range entries {
+		if e.Layer == layer {
+			d.History = append(d.History, e)
+			continue
+		}
+		if !seen[e.Layer] {
+			seen[e.Layer] = true
+			d.Others = append(d.Others, e)
+		}
+	}
+	slices.SortStableFunc(d.History, func(a, b Entry) int { return b.Created.Compare(a.Created) })
+	d.Shown = d.History[0]
+	for _, e := range d.History {
+		if photo.IsPerson(e.Model) {
+			d.Shown = e
+			break
+		}
+	}
+	for _, e := range d.History {
+		for _, t := range e.Tags {
+			if !slices.Contains(d.Tags, t) {
+				d.Tags = append(d.Tags, t)
+			}
+		}
+	}
+	slices.Sort(d.Tags)
+	d.Manifest = cmp.Or(d.Shown.Manifest, d.Shown.Digest)
+	d.Ref = d.Shown.Registry + "/" + d.Shown.Repository + "@" + d.Shown.Digest
+	d.FetchCommand = "oras manifest fetch --pretty " + d.Ref
+	d.DiscoverCmd = "oras discover --format tree " + d.Ref
+	d.Keywords = strings.Join(d.Shown.Keywords, ", ")
+	return d, true
+}
+
+type searchData struct {
+	Query string
+	Hits  []Hit
+	Total int
+	Pager pager
+}
+
+func (s *Server) search(w http.ResponseWriter, r *http.Request) {
+	text := strings.TrimSpace(r.URL.Query().Get("q"))
+	if text == "" {
+		s.render(w, r, http.StatusOK, "search", page{Title: "Search", Nav: "search", Data: searchData{}})
+		return
+	}
+	pageNum := pageNumber(r)
+	q := parseQuery(text)
+	q.Limit, q.Offset = PageSize, (pageNum-1)*PageSize
+	hits, total, err := s.opts.Catalog.Search(r.Context(), q)
+	if err != nil {
+		s.fail(w, r, http.StatusInternalServerError, "The search failed", err)
+		return
+	}
+	data := searchData{Query: text, Hits: hits, Total: total, Pager: newPager("/search?q="+queryEscape(text), pageNum, total)}
+	s.render(w, r, http.StatusOK, "search", page{Title: text + " – search", Query: text, Nav: "search", Data: data})
+}
+
+// withTimeout bounds a page's reads of the queue.
+func withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, 10*time.Second)
+}

@@ -1,0 +1,126 @@
+package web
+
+import (
+	"fmt"
+	"html/template"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/regscribe/regscribe/internal/photo"
+	"github.com/regscribe/regscribe/internal/thumb"
+)
+
+// pageNames are the page templates; each is parsed with layout.html.
+var pageNames = []string{"home", "repository", "photo", "search", "jobs", "run", "error"}
+
+func parsePages() (map[string]*template.Template, error) {
+	out := map[string]*template.Template{}
+	for _, name := range pageNames {
+		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/grid.html", "templates/"+name+".html")
+		if err != nil {
+			return nil, fmt.Errorf("page %s: %w", name, err)
+		}
+		out[name] = t
+	}
+	return out, nil
+}
+
+var funcs = template.FuncMap{
+	"repoURL":  repoURL,
+	"photoURL": func(e Entry) string { return photoURL(e.Registry, e.Repository, photoDigest(e)) },
+	"thumbURL": func(e Entry, size string) string {
+		return "/thumbs/" + size + "/" + pathEscape(e.Registry) + "/" + pathEscapeRepo(e.Repository) + "@" + e.Layer
+	},
+	"ago":      ago,
+	"when":     func(t time.Time) string { return t.UTC().Format("2 Jan 2006, 15:04 UTC") },
+	"iso":      func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"short":    shortDigest,
+	"isPerson": photo.IsPerson,
+	"describer": func(model string) string {
+		if !photo.IsPerson(model) {
+			return model
+		}
+		if name, ok := strings.CutPrefix(model, photo.PersonPrefix+":"); ok {
+			return name + " (a person)"
+		}
+		return "a person"
+	},
+	"join": strings.Join,
+	"list": func(v ...any) []any { return v },
+	"add":  func(a, b int) int { return a + b },
+	"sub":  func(a, b int) int { return a - b },
+	"plural": func(n int, one, many string) string {
+		if n == 1 {
+			return "1 " + one
+		}
+		return strconv.Itoa(n) + " " + many
+	},
+	"gridSize":    func() int { return thumb.Grid },
+	"previewSize": func() int { return thumb.Preview },
+}
+
+// photoDigest is the digest a photo page is addressed by: its layer, so an
+// album's photos each have their own page.
+func photoDigest(e Entry) string {
+	if e.Layer != "" {
+		return e.Layer
+	}
+	return e.Digest
+}
+
+func repoURL(registry, repository string) string {
+	return "/r/" + pathEscape(registry) + "/" + pathEscapeRepo(repository)
+}
+
+func photoURL(registry, repository, digest string) string {
+	return "/p/" + pathEscape(registry) + "/" + pathEscapeRepo(repository) + "@" + digest
+}
+
+func pathEscape(s string) string { return url.PathEscape(s) }
+
+// pathEscapeRepo escapes each segment of a repository name, keeping its slashes.
+func pathEscapeRepo(repo string) string {
+	parts := strings.Split(repo, "/")
+	for i, p := range parts {
+		parts[i] = url.PathEscape(p)
+	}
+	return strings.Join(parts, "/")
+}
+
+func shortDigest(d string) string {
+	alg, hex, ok := strings.Cut(d, ":")
+	if !ok || len(hex) < 12 {
+		return d
+	}
+	return alg + ":" + hex[:12]
+}
+
+// ago says how long ago t was, as a person would.
+func ago(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	d := time.Since(t)
+	switch {
+	case d < time.Minute:
+		return "just now"
+	case d < time.Hour:
+		return plural(int(d/time.Minute), "minute") + " ago"
+	case d < 24*time.Hour:
+		return plural(int(d/time.Hour), "hour") + " ago"
+	case d < 30*24*time.Hour:
+		return plural(int(d/(24*time.Hour)), "day") + " ago"
+	}
+	return t.UTC().Format("2 Jan 2006")
+}
+
+func plural(n int, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return strconv.Itoa(n) + " " + unit + "s"
+}
+
+func queryEscape(s string) string { return url.QueryEscape(s) }
