@@ -192,7 +192,11 @@ func (n *Notifier) events(w http.ResponseWriter, r *http.Request, src *Source) {
 			return
 		}
 		for _, j := range jobs {
-			log.Info("job queued", "format", format, "repository", j.Repository, "digest", j.Digest, "tag", j.Tag, "event", j.Event, "deleted", j.Deleted)
+			msg := "job queued"
+			if j.Deleted {
+				msg = "deletion queued: search forgets the manifest once the registry no longer has it"
+			}
+			log.Info(msg, "format", format, "repository", j.Repository, "digest", j.Digest, "tag", j.Tag, "event", j.Event)
 		}
 	}
 	n.reply(w, http.StatusOK, rep)

@@ -172,11 +172,12 @@ commands take flags, before or after their arguments.`,
 		&cobra.Group{ID: groupTools, Title: "Commands:"},
 	)
 	root.AddCommand(
-		c.service("up", "Run everything in one process: NATS, a registry on localhost, the notifier and workers",
+		c.service("up", "Run everything in one process: NATS, a registry on localhost, the notifier, workers and the gallery",
 			`Runs NATS with JetStream (file storage under REGSCRIBE_DATA_DIR, also listening
 on REGSCRIBE_NATS_LISTEN so more workers can join), a CNCF Distribution
 registry on REGSCRIBE_REGISTRY_ADDR whose notifications go to the notifier,
-the notifier on REGSCRIBE_LISTEN and a worker pool. Ctrl-C or SIGTERM stops
+the notifier on REGSCRIBE_LISTEN, a worker pool, and the gallery and search
+API on REGSCRIBE_WEB_LISTEN. Ctrl-C or SIGTERM stops
 it cleanly; queued jobs survive a restart.`,
 			`  regscribe up
   REGSCRIBE_MODE=referrer OLLAMA_HOST=gpu-box:11434 regscribe up`, up),
@@ -189,7 +190,16 @@ REGSCRIBE_NOTIFY_TOKEN and REGSCRIBE_REGISTRIES.`,
 			`Takes jobs from the NATS at REGSCRIBE_NATS_URL, describes the photos and
 writes the descriptions back. Start as many as you like: they share the work.`,
 			`  REGSCRIBE_REGISTRIES=http://127.0.0.1:5000 regscribe worker`, runWorker),
+		c.service("web", "Serve the gallery and the search API (joins REGSCRIBE_NATS_URL)",
+			`Keeps a search index of every description under REGSCRIBE_INDEX_DIR, fed by
+the description stream of the NATS at REGSCRIBE_NATS_URL (an index that was
+down catches up), and serves the gallery and GET /v1/search on
+REGSCRIBE_WEB_LISTEN. Run as many as you like: each keeps its own index.
+Off loopback it needs REGSCRIBE_WEB_TOKEN. 'up' serves the same itself.`,
+			`  REGSCRIBE_REGISTRIES=https://registry.example.com REGSCRIBE_NATS_URL=nats://nats:4222 regscribe web
+  REGSCRIBE_WEB_LISTEN=0.0.0.0:8089 REGSCRIBE_WEB_TOKEN=$(openssl rand -hex 24) regscribe web`, runWeb),
 		c.showCmd(),
+		c.searchCmd(),
 		c.describeCmd(),
 		c.failedCmd(),
 		c.statusCmd(),

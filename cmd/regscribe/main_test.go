@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -92,6 +93,9 @@ type process struct {
 func startUp(t *testing.T, env ...string) *process {
 	t.Helper()
 	cmd := exec.Command(binary, "up")
+	if !slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "REGSCRIBE_WEB_LISTEN=") }) {
+		env = append(env, "REGSCRIBE_WEB_LISTEN="+freeAddr(t))
+	}
 	cmd.Env = append(os.Environ(), env...)
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)

@@ -17,8 +17,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/regscribe/regscribe/internal/config"
-	"github.com/regscribe/regscribe/internal/feed"
 	"github.com/regscribe/regscribe/internal/embedded"
+	"github.com/regscribe/regscribe/internal/feed"
 	"github.com/regscribe/regscribe/internal/imageprep"
 	"github.com/regscribe/regscribe/internal/lease"
 	"github.com/regscribe/regscribe/internal/memo"
@@ -26,12 +26,16 @@ import (
 	"github.com/regscribe/regscribe/internal/queue"
 	"github.com/regscribe/regscribe/internal/registry"
 	"github.com/regscribe/regscribe/internal/vision"
+	"github.com/regscribe/regscribe/internal/web"
 	"github.com/regscribe/regscribe/notifier"
 	"github.com/regscribe/regscribe/worker"
 )
 
 // up runs NATS, the registry, the notifier and a worker pool in one process.
 func up(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	if err := web.CheckExposure(cfg.WebListen, cfg.WebToken); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(cfg.DataPath(), 0o750); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -91,17 +95,30 @@ func up(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	srv := httpServer(o.handler(notify))
 	go func() { _ = srv.Serve(ln) }()
 	defer shutdownHTTP(srv)
+	galleryURL := "off"
+	if cfg.WebListen != "off" {
+		g, err := startGallery(ctx, cfg, js, log)
+		if err != nil {
+			return err
+		}
+		defer g.stop()
+		galleryURL = g.url
+	}
 
 	log.Info("regscribe is up",
 		"data", cfg.DataPath(),
 		"registry", registryLine(reg),
 		"notifier", "http://"+ln.Addr().String()+"/v1/events",
 		"metrics", "http://"+ln.Addr().String()+"/metrics",
+		"gallery", galleryURL,
 		"nats", natsLine(cfg, ns),
 		"model", cfg.Provider+"/"+cfg.ModelName(),
 		"mode", cfg.Mode)
 	if reg != nil {
 		log.Info("try it: oras push " + localName(reg.Addr()) + "/photos/pineapple:latest pineapple.jpg:image/jpeg")
+	}
+	if galleryURL != "off" {
+		log.Info("then open " + galleryURL + " or run: regscribe search pineapple")
 	}
 	if cfg.NotifyToken == "" {
 		log.Info("notification token generated for this run; set REGSCRIBE_NOTIFY_TOKEN to point another registry here")
