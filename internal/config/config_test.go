@@ -67,8 +67,9 @@ func TestOllamaURL(t *testing.T) {
 
 var variable = regexp.MustCompile(`\bREGSCRIBE_[A-Z_]*[A-Z]\b`)
 
-// testOnly are variables the tests read, not regscribe (the soak's seed).
-var testOnly = []string{"REGSCRIBE_SOAK_SEED"}
+// testOnly are variables the tests read, not regscribe (the soak's seed, the
+// browser of the gallery's tests).
+var testOnly = []string{"REGSCRIBE_SOAK_SEED", "REGSCRIBE_CHROMIUM"}
 
 // streams are JetStream names the README mentions, which look like variables.
 var streams = []string{feed.Stream}
