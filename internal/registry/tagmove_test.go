@@ -17,6 +17,7 @@ import (
 	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/credentials"
 
+	"github.com/regscribe/regscribe/internal/fault"
 	"github.com/regscribe/regscribe/internal/registry"
 )
 
@@ -185,5 +186,41 @@ func TestOriginalDroppedOnTagMove(t *testing.T) {
 		}
 		require.Len(t, warns, 1, "said once per registry")
 		require.Contains(t, warns[0], "REGSCRIBE_MODE=referrer")
+	}
+}
+
+// Distribution announces a push before it links the pushed tag (the
+// manifest is stored, the notification queued, then the tag linked), so a
+// quick worker can find the tag its job names not there yet. That is a
+// retry, never a skip: a skip would leave the photo undescribed for good.
+func TestTagNotLinkedYetIsARetry(t *testing.T) {
+	t.Parallel()
+	for _, reg := range registries {
+		t.Run(reg.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			backend := reg.start(t)
+			host := strings.TrimPrefix(backend, "http://")
+			c, err := registry.New([]registry.Endpoint{{Host: host, PlainHTTP: true}}, registry.Options{
+				Credentials: credentials.NewMemoryStore(), HTTPClient: &http.Client{}})
+			require.NoError(t, err)
+			repo, err := c.Repository(host, "photos/early")
+			require.NoError(t, err)
+			d, err := oras.PackManifest(ctx, repo, oras.PackManifestVersion1_1, "application/vnd.example.photo", oras.PackManifestOptions{})
+			require.NoError(t, err)
+			m, err := c.FetchManifest(ctx, repo, d.Digest.String())
+			require.NoError(t, err)
+			edit := registry.Edit{Manifest: map[string]string{registry.AnnotationDescription: "Early.", registry.AnnotationModel: "ollama/m"}}
+
+			_, err = c.WriteAnnotation(ctx, repo, m, edit, "latest")
+			require.Error(t, err)
+			require.True(t, fault.Is(err, fault.KindRetry), "a tag not linked yet is tried again: %v", err)
+
+			require.NoError(t, repo.Tag(ctx, d, "latest"))
+			w, err := c.WriteAnnotation(ctx, repo, m, edit, "latest")
+			require.NoError(t, err)
+			require.True(t, w.TagMoved)
+		})
 	}
 }

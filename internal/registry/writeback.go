@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2/content"
@@ -60,6 +61,13 @@ func (c *Client) WriteAnnotation(ctx context.Context, repo *remote.Repository, m
 	w := Written{Descriptor: desc}
 	if tag != "" {
 		now, err := c.Resolve(ctx, repo, tag)
+		if fault.Is(err, fault.KindSkip) {
+			// CNCF Distribution announces a push before it links the tag:
+			// the tag a job names can be missing for a moment. The next
+			// attempt finds it (or, deleted meanwhile, ends as a dead
+			// letter that names it); a skip would lose the photo.
+			return w, fault.RetryAfter(fmt.Errorf("tag %s:%s is not there (yet) although the registry announced it: %v", repo.Reference, tag, err), time.Second)
+		}
 		if err != nil {
 			return w, err
 		}
