@@ -234,7 +234,14 @@ func (c *cli) service(name, short, long, example string, run func(ctx context.Co
 			if err != nil {
 				return err
 			}
-			if err := run(cmd.Context(), cfg, c.log); err != nil {
+			err = run(cmd.Context(), cfg, c.log)
+			if err != nil && cmd.Context().Err() != nil && errors.Is(err, context.Canceled) {
+				// Stopped (Ctrl-C, SIGTERM) while it was starting: a
+				// clean stop, not a failure.
+				c.log.Info("regscribe " + name + " stopped while starting")
+				return nil
+			}
+			if err != nil {
 				c.log.Error("regscribe " + name + " stopped: " + err.Error())
 				return exitStatus(1)
 			}

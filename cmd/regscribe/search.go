@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/regscribe/regscribe/internal/config"
+	"github.com/regscribe/regscribe/internal/web"
 )
 
 // searchFlags are the flags of `regscribe search`.
@@ -61,21 +62,6 @@ search could not be made.`,
 	cmd.Flags().StringVar(&f.repository, "repository", "", "only repositories matching this glob (same as repo:GLOB)")
 	cmd.Flags().StringVar(&f.model, "model", "", "only descriptions by this model (same as model:MODEL)")
 	return cmd
-}
-
-// searchHit is one result of GET /v1/search.
-type searchHit struct {
-	Registry    string   `json:"registry"`
-	Repository  string   `json:"repository"`
-	Digest      string   `json:"digest"`
-	Tags        []string `json:"tags"`
-	Title       string   `json:"title,omitempty"`
-	Description string   `json:"description"`
-	Alt         string   `json:"alt"`
-	Keywords    []string `json:"keywords"`
-	Text        string   `json:"text"`
-	Model       string   `json:"model"`
-	Score       float64  `json:"score"`
 }
 
 // search asks the web address for query and prints the hits.
@@ -157,7 +143,7 @@ func webURL(cfg config.Config) (string, error) {
 }
 
 // searchAPI calls GET /v1/search on base.
-func searchAPI(ctx context.Context, base, token, query string, limit int) ([]searchHit, error) {
+func searchAPI(ctx context.Context, base, token, query string, limit int) ([]web.Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	u := base + "/v1/search?" + url.Values{"q": {query}, "limit": {strconv.Itoa(limit)}}.Encode()
@@ -193,9 +179,7 @@ func searchAPI(ctx context.Context, base, token, query string, limit int) ([]sea
 		}
 		return nil, fmt.Errorf("%s from %s", resp.Status, base)
 	}
-	var out struct {
-		Results []searchHit `json:"results"`
-	}
+	var out web.SearchAnswer
 	if err := json.Unmarshal(body, &out); err != nil {
 		return nil, fmt.Errorf("unreadable answer from %s: %w", base, err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -80,7 +81,7 @@ func TestSearchQuickStart(t *testing.T) {
 		require.Eventually(t, func() bool {
 			code, out, errOut = searchCLI(t, client, word)
 			return code == 0
-		}, 30*time.Second, 200*time.Millisecond, "%s never found: %d %s %s", word, code, out, errOut)
+		}, 20*time.Second, 200*time.Millisecond, "%s never found: %d %s %s\nqueue: %s", word, code, out, errOut, queueStatus(env))
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	require.True(t, strings.HasPrefix(lines[0], regAddr+"/warehouse/floor@sha256:"), out)
@@ -140,4 +141,19 @@ func TestSearchQuickStart(t *testing.T) {
 	code, _, errOut = searchCLI(t, client, "forklift")
 	require.Equal(t, 2, code)
 	require.Contains(t, errOut, "nothing answers at http://"+webAddr)
+}
+
+// queueStatus is `regscribe status --format json` of the `up` started with
+// env, for a failure message.
+func queueStatus(env []string) string {
+	var nats string
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "REGSCRIBE_NATS_LISTEN="); ok {
+			nats = v
+		}
+	}
+	cmd := exec.Command(binary, "status", "--format", "json")
+	cmd.Env = append(os.Environ(), "REGSCRIBE_NATS_URL=nats://"+nats)
+	out, err := cmd.CombinedOutput()
+	return string(out) + fmt.Sprint(err)
 }
