@@ -1,6 +1,7 @@
 package index
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"fmt"
@@ -59,7 +60,7 @@ func conjunction(qs ...query.Query) query.Query {
 // newest lists the entries that pass the filters, newest first.
 func (ix *Index) newest(ctx context.Context, q Query, filter []query.Query) ([]Hit, int, error) {
 	req := bleve.NewSearchRequestOptions(conjunction(filter...), q.Limit, q.Offset, false)
-	req.Fields = []string{"*"}
+	req.Fields = []string{fSource}
 	req.SortBy([]string{"-" + fCreated, "_id"})
 	res, err := ix.bi.SearchInContext(ctx, req)
 	if err != nil {
@@ -67,7 +68,9 @@ func (ix *Index) newest(ctx context.Context, q Query, filter []query.Query) ([]H
 	}
 	hits := make([]Hit, 0, len(res.Hits))
 	for _, h := range res.Hits {
-		hits = append(hits, Hit{Entry: docFromFields(h.Fields).entry()})
+		if d := docFromFields(h.Fields); d != nil {
+			hits = append(hits, Hit{Entry: d.entry()})
+		}
 	}
 	return hits, int(res.Total), nil
 }
@@ -75,14 +78,16 @@ func (ix *Index) newest(ctx context.Context, q Query, filter []query.Query) ([]H
 // textOnly ranks by BM25.
 func (ix *Index) textOnly(ctx context.Context, q Query, text query.Query, filter []query.Query) ([]Hit, int, error) {
 	req := bleve.NewSearchRequestOptions(conjunction(append([]query.Query{text}, filter...)...), q.Limit, q.Offset, false)
-	req.Fields = []string{"*"}
+	req.Fields = []string{fSource}
 	res, err := ix.bi.SearchInContext(ctx, req)
 	if err != nil {
 		return nil, 0, fmt.Errorf("index: search: %w", err)
 	}
 	hits := make([]Hit, 0, len(res.Hits))
 	for _, h := range res.Hits {
-		hits = append(hits, Hit{Entry: docFromFields(h.Fields).entry(), Score: h.Score})
+		if d := docFromFields(h.Fields); d != nil {
+			hits = append(hits, Hit{Entry: d.entry(), Score: h.Score})
+		}
 	}
 	return hits, int(res.Total), nil
 }
@@ -123,7 +128,7 @@ func (ix *Index) hybrid(ctx context.Context, q Query, text query.Query, hasText 
 		// The filters decide which vector matches count.
 		ids := make([]string, len(near))
 		for i, n := range near {
-			ids[i] = n.id
+			ids[i] = n.id.String()
 		}
 		req := bleve.NewSearchRequestOptions(conjunction(append([]query.Query{bleve.NewDocIDQuery(ids)}, filter...)...), len(ids), 0, false)
 		res, err := ix.bi.SearchInContext(ctx, req)
@@ -134,13 +139,14 @@ func (ix *Index) hybrid(ctx context.Context, q Query, text query.Query, hasText 
 		for _, h := range res.Hits {
 			pass[h.ID] = true
 		}
-		near = slices.DeleteFunc(near, func(n neighbour) bool { return !pass[n.id] })
+		near = slices.DeleteFunc(near, func(n neighbour) bool { return !pass[n.id.String()] })
 	}
 	for i, n := range near {
-		if _, ok := fused[n.id]; !ok {
+		id := n.id.String()
+		if _, ok := fused[id]; !ok {
 			total++
 		}
-		fused[n.id] += 1 / float64(rrfK+i+1)
+		fused[id] += 1 / float64(rrfK+i+1)
 	}
 	ids := make([]string, 0, len(fused))
 	for id := range fused {
@@ -170,7 +176,7 @@ func (ix *Index) hybrid(ctx context.Context, q Query, text query.Query, hasText 
 // activity first.
 func (ix *Index) Repositories(ctx context.Context) ([]Repository, error) {
 	type agg struct {
-		layers map[string]struct{}
+		layers map[[16]byte]struct{}
 		latest int64
 	}
 	ix.mu.Lock()
@@ -178,7 +184,7 @@ func (ix *Index) Repositories(ctx context.Context) ([]Repository, error) {
 	for _, m := range ix.state.docs {
 		a := byRepo[m.repo]
 		if a == nil {
-			a = &agg{layers: map[string]struct{}{}}
+			a = &agg{layers: map[[16]byte]struct{}{}}
 			byRepo[m.repo] = a
 		}
 		a.layers[m.layer] = struct{}{}
@@ -204,20 +210,20 @@ func (ix *Index) Photos(ctx context.Context, registry, repository string, offset
 		limit = DefaultLimit
 	}
 	type shown struct {
-		id      string
+		id      docKey
 		person  bool
 		created int64
 	}
 	repo := registry + "/" + repository
 	ix.mu.Lock()
-	best := map[string]shown{}
+	best := map[[16]byte]shown{}
 	for id, m := range ix.state.docs {
 		if m.repo != repo {
 			continue
 		}
 		s, ok := best[m.layer]
 		c := shown{id: id, person: m.person, created: m.created}
-		if !ok || (c.person && !s.person) || (c.person == s.person && (c.created > s.created || c.created == s.created && c.id < s.id)) {
+		if !ok || (c.person && !s.person) || (c.person == s.person && (c.created > s.created || c.created == s.created && bytes.Compare(c.id[:], s.id[:]) < 0)) {
 			best[m.layer] = c
 		}
 	}
@@ -226,7 +232,9 @@ func (ix *Index) Photos(ctx context.Context, registry, repository string, offset
 	for _, s := range best {
 		list = append(list, s)
 	}
-	slices.SortFunc(list, func(a, b shown) int { return cmp.Or(cmp.Compare(b.created, a.created), strings.Compare(a.id, b.id)) })
+	slices.SortFunc(list, func(a, b shown) int {
+		return cmp.Or(cmp.Compare(b.created, a.created), bytes.Compare(a.id[:], b.id[:]))
+	})
 	total := len(list)
 	if offset >= total {
 		return []Entry{}, total, ctx.Err()
@@ -234,7 +242,7 @@ func (ix *Index) Photos(ctx context.Context, registry, repository string, offset
 	list = list[max(offset, 0):min(total, max(offset, 0)+limit)]
 	ids := make([]string, len(list))
 	for i, s := range list {
-		ids[i] = s.id
+		ids[i] = s.id.String()
 	}
 	docs, err := ix.docs(ids)
 	if err != nil {
@@ -263,7 +271,7 @@ func (ix *Index) Photo(ctx context.Context, registry, repository, digest string)
 	reg.SetField(fRegistry)
 	rep.SetField(fRepository)
 	req := bleve.NewSearchRequestOptions(bleve.NewConjunctionQuery(reg, rep, bleve.NewDisjunctionQuery(any...)), 1000, 0, false)
-	req.Fields = []string{"*"}
+	req.Fields = []string{fSource}
 	req.SortBy([]string{"-" + fCreated, "_id"})
 	res, err := ix.bi.SearchInContext(ctx, req)
 	if err != nil {
@@ -271,7 +279,9 @@ func (ix *Index) Photo(ctx context.Context, registry, repository, digest string)
 	}
 	out := make([]Entry, 0, len(res.Hits))
 	for _, h := range res.Hits {
-		out = append(out, docFromFields(h.Fields).entry())
+		if d := docFromFields(h.Fields); d != nil {
+			out = append(out, d.entry())
+		}
 	}
 	return out, nil
 }
