@@ -259,11 +259,7 @@ func Analyzer(language string) string {
 
 // Field names of the documents ([indexed]).
 const (
-	fRegistry    = "registry"
 	fRepository  = "repository"
-	fDigest      = "digest"
-	fManifest    = "manifest"
-	fLayer       = "layer"
 	fTags        = "tags"
 	fTitle       = "title"
 	fDescription = "description"
@@ -298,7 +294,7 @@ func newMapping(analyzer string) *mapping.IndexMappingImpl {
 		fm.Analyzer, fm.Store, fm.IncludeInAll, fm.DocValues = analyzer, false, false, false
 		dm.AddFieldMappingsAt(f.name, fm)
 	}
-	for _, name := range []string{fRegistry, fRepository, fDigest, fManifest, fLayer, fTags, fModel} {
+	for _, name := range []string{fRepository, fTags, fModel} {
 		fm := bleve.NewKeywordFieldMapping()
 		fm.Store, fm.IncludeInAll, fm.IncludeTermVectors, fm.DocValues = false, false, false, false
 		dm.AddFieldMappingsAt(name, fm)

@@ -261,27 +261,38 @@ func (ix *Index) Photos(ctx context.Context, registry, repository string, offset
 // manifest digest (or of the manifest whose layer is that digest), newest
 // first.
 func (ix *Index) Photo(ctx context.Context, registry, repository, digest string) ([]Entry, error) {
-	var any []query.Query
-	for _, f := range []string{fDigest, fManifest, fLayer} {
-		t := bleve.NewTermQuery(digest)
-		t.SetField(f)
-		any = append(any, t)
+	repo, layer := registry+"/"+repository, layerKey(digest)
+	var ids []string
+	ix.mu.Lock()
+	if mf := ix.state.manifests[manifestKey(registry, repository, digest)]; mf != nil {
+		for _, id := range mf.docs {
+			ids = append(ids, id.String())
+		}
 	}
-	reg, rep := bleve.NewTermQuery(registry), bleve.NewTermQuery(repository)
-	reg.SetField(fRegistry)
-	rep.SetField(fRepository)
-	req := bleve.NewSearchRequestOptions(bleve.NewConjunctionQuery(reg, rep, bleve.NewDisjunctionQuery(any...)), 1000, 0, false)
-	req.Fields = []string{fSource}
-	req.SortBy([]string{"-" + fCreated, "_id"})
-	res, err := ix.bi.SearchInContext(ctx, req)
+	for id, m := range ix.state.docs {
+		if m.layer == layer && m.repo == repo && m.digest.key != manifestKey(registry, repository, digest) &&
+			(m.child == nil || m.child.key != manifestKey(registry, repository, digest)) {
+			ids = append(ids, id.String())
+		}
+	}
+	ix.mu.Unlock()
+	docs, err := ix.docs(ids)
 	if err != nil {
 		return nil, fmt.Errorf("index: photo %s: %w", manifestKey(registry, repository, digest), err)
 	}
-	out := make([]Entry, 0, len(res.Hits))
-	for _, h := range res.Hits {
-		if d := docFromFields(h.Fields); d != nil {
+	slices.Sort(ids)
+	slices.SortStableFunc(ids, func(a, b string) int {
+		da, db := docs[a], docs[b]
+		if da == nil || db == nil {
+			return 0
+		}
+		return db.Created.Compare(da.Created)
+	})
+	out := make([]Entry, 0, len(ids))
+	for _, id := range ids {
+		if d := docs[id]; d != nil {
 			out = append(out, d.entry())
 		}
 	}
-	return out, nil
+	return out, ctx.Err()
 }

@@ -40,14 +40,12 @@ type doc struct {
 	VKey string `json:"vkey"`
 }
 
-// indexed is what bleve indexes of a doc ([newMapping]); the doc itself
-// is stored whole, as JSON, in Source, the one stored field.
+// indexed is what bleve indexes of a doc ([newMapping]): what text search
+// and its filters need. The doc itself is stored whole, as JSON, in
+// Source, the one stored field; entries are found by digest in the
+// writers' state, not in bleve.
 type indexed struct {
-	Registry    string    `json:"registry"`
 	Repository  string    `json:"repository"`
-	Digest      string    `json:"digest"`
-	Manifest    string    `json:"manifest"`
-	Layer       string    `json:"layer"`
 	Tags        []string  `json:"tags"`
 	Title       string    `json:"title"`
 	Description string    `json:"description"`
@@ -63,9 +61,8 @@ type indexed struct {
 func (d *doc) indexed() *indexed {
 	src, _ := json.Marshal(d)
 	return &indexed{
-		Registry: d.Registry, Repository: d.Repository, Digest: d.Digest, Manifest: d.Manifest, Layer: d.Layer,
-		Tags: d.Tags, Title: d.Title, Description: d.Description, Alt: d.Alt, Keywords: d.Keywords, Text: d.Text,
-		Model: d.Model, Created: d.Created, Source: string(src),
+		Repository: d.Repository, Tags: d.Tags, Title: d.Title, Description: d.Description, Alt: d.Alt,
+		Keywords: d.Keywords, Text: d.Text, Model: d.Model, Created: d.Created, Source: string(src),
 	}
 }
 
