@@ -33,20 +33,21 @@ func (ix *Index) Search(ctx context.Context, q Query) ([]Hit, int, error) {
 	q.Offset = max(q.Offset, 0)
 	text, hasText := ix.textQuery(q)
 	filter := filters(q)
-	var qvec []float32
 	if ix.vec != nil && strings.TrimSpace(q.Text) != "" && ix.vec.has() {
-		qvec = ix.embedQuery(ctx, q.Text)
-	}
-	if qvec == nil {
-		if !hasText {
-			if strings.TrimSpace(q.Text) != "" {
-				return []Hit{}, 0, nil // only words the analyzer drops
-			}
-			return ix.newest(ctx, q, filter)
+		// The text is ranked while the query is embedded.
+		ranked := ix.rankText(ctx, text, hasText, filter, max(candidates, q.Offset+q.Limit))
+		if qvec := ix.embedQuery(ctx, q.Text); qvec != nil {
+			return ix.hybrid(ctx, q, ranked, filter, qvec)
 		}
-		return ix.textOnly(ctx, q, text, filter)
+		_, _ = ranked()
 	}
-	return ix.hybrid(ctx, q, text, hasText, filter, qvec)
+	if !hasText {
+		if strings.TrimSpace(q.Text) != "" {
+			return []Hit{}, 0, nil // only words the analyzer drops
+		}
+		return ix.newest(ctx, q, filter)
+	}
+	return ix.textOnly(ctx, q, text, filter)
 }
 
 func conjunction(qs ...query.Query) query.Query {
@@ -107,23 +108,44 @@ func (ix *Index) embedQuery(ctx context.Context, text string) []float32 {
 	return normalise(vs[0])
 }
 
-// hybrid fuses the text ranking and the vector ranking.
-func (ix *Index) hybrid(ctx context.Context, q Query, text query.Query, hasText bool, filter []query.Query, qvec []float32) ([]Hit, int, error) {
-	want := max(candidates, q.Offset+q.Limit)
-	fused := map[string]float64{}
-	total := 0
-	if hasText {
-		req := bleve.NewSearchRequestOptions(conjunction(append([]query.Query{text}, filter...)...), want, 0, false)
-		res, err := ix.bi.SearchInContext(ctx, req)
-		if err != nil {
-			return nil, 0, fmt.Errorf("index: search: %w", err)
-		}
-		for i, h := range res.Hits {
-			fused[h.ID] += 1 / float64(rrfK+i+1)
-		}
-		total = int(res.Total)
+// rankText starts ranking the best want entries by text (none without
+// text) and returns a function that waits for the ranking.
+func (ix *Index) rankText(ctx context.Context, text query.Query, hasText bool, filter []query.Query, want int) func() (*bleve.SearchResult, error) {
+	if !hasText {
+		return func() (*bleve.SearchResult, error) { return &bleve.SearchResult{}, nil }
 	}
+	var (
+		res  *bleve.SearchResult
+		err  error
+		done = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		req := bleve.NewSearchRequestOptions(conjunction(append([]query.Query{text}, filter...)...), want, 0, false)
+		res, err = ix.bi.SearchInContext(ctx, req)
+	}()
+	return func() (*bleve.SearchResult, error) {
+		<-done
+		if err != nil {
+			return nil, fmt.Errorf("index: search: %w", err)
+		}
+		return res, nil
+	}
+}
+
+// hybrid fuses the text ranking and the vector ranking.
+func (ix *Index) hybrid(ctx context.Context, q Query, ranked func() (*bleve.SearchResult, error), filter []query.Query, qvec []float32) ([]Hit, int, error) {
+	want := max(candidates, q.Offset+q.Limit)
 	near := ix.vec.nearest(qvec, want, ix.opts.MinSimilarity)
+	res, err := ranked()
+	if err != nil {
+		return nil, 0, err
+	}
+	fused := make(map[string]float64, len(res.Hits)+len(near))
+	for i, h := range res.Hits {
+		fused[h.ID] += 1 / float64(rrfK+i+1)
+	}
+	total := int(res.Total)
 	if len(filter) > 0 && len(near) > 0 {
 		// The filters decide which vector matches count.
 		ids := make([]string, len(near))
