@@ -32,7 +32,7 @@ func (ix *Index) Search(ctx context.Context, q Query) ([]Hit, int, error) {
 	}
 	q.Offset = max(q.Offset, 0)
 	text, hasText := ix.textQuery(q)
-	filter := filters(q)
+	filter := ix.filters(q)
 	if ix.vec != nil && strings.TrimSpace(q.Text) != "" && ix.vec.has() {
 		// The text is ranked while the query is embedded.
 		ranked := ix.rankText(ctx, text, hasText, filter, max(candidates, q.Offset+q.Limit))

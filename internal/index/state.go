@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -145,6 +146,8 @@ func parseTextKey(s string) (textKey, bool) {
 type meta struct {
 	repo    string    // registry/repository, interned
 	by      string    // interned
+	model   string    // interned
+	name    string    // repository, interned
 	digest  *manifest // the manifest carrying it
 	child   *manifest // the image manifest holding its photo when that differs, else nil
 	layer   [16]byte  // sha256 of the layer digest: tells photos apart
@@ -188,10 +191,26 @@ type state struct {
 	docs      map[docKey]meta
 	manifests map[string]*manifest
 	strs      map[string]string // interned strings
+	// repositories and models count the entries of each repository
+	// (without its registry) and model.
+	repositories, models map[string]int
 }
 
 func newState() *state {
-	return &state{docs: map[docKey]meta{}, manifests: map[string]*manifest{}, strs: map[string]string{}}
+	return &state{docs: map[docKey]meta{}, manifests: map[string]*manifest{}, strs: map[string]string{},
+		repositories: map[string]int{}, models: map[string]int{}}
+}
+
+// names are the repositories (without registry) and the models of the
+// entries, sorted.
+func (s *state) names() (repositories, models []string) {
+	return slices.Sorted(maps.Keys(s.repositories)), slices.Sorted(maps.Keys(s.models))
+}
+
+func count(m map[string]int, k string, by int) {
+	if m[k] += by; m[k] <= 0 {
+		delete(m, k)
+	}
 }
 
 // intern is s, shared with every equal string interned before.
@@ -229,7 +248,8 @@ func (s *state) put(id docKey, d *doc) {
 	s.remove(id)
 	vkey, _ := parseTextKey(d.VKey)
 	m := meta{
-		repo: s.intern(d.Registry + "/" + d.Repository), by: s.intern(d.By),
+		repo: s.intern(d.Registry + "/" + d.Repository), by: s.intern(d.By), model: s.intern(d.Model),
+		name:   s.intern(d.Repository),
 		digest: s.manifest(manifestKey(d.Registry, d.Repository, d.Digest)), layer: layerKey(d.Layer),
 		annotation: d.Stored == "annotation", person: isPerson(d.Model), created: d.Created.Unix(),
 		hash: d.hashKey(), vkey: vkey,
@@ -240,6 +260,8 @@ func (s *state) put(id docKey, d *doc) {
 		m.child.add(id)
 	}
 	s.docs[id] = m
+	count(s.repositories, m.name, 1)
+	count(s.models, m.model, 1)
 }
 
 func layerKey(layer string) [16]byte {
@@ -255,6 +277,8 @@ func (s *state) remove(id docKey) (meta, bool) {
 		return meta{}, false
 	}
 	delete(s.docs, id)
+	count(s.repositories, m.name, -1)
+	count(s.models, m.model, -1)
 	m.digest.drop(id)
 	if m.child != nil {
 		m.child.drop(id)
