@@ -147,7 +147,6 @@ type meta struct {
 	repo    string    // registry/repository, interned
 	by      string    // interned
 	model   string    // interned
-	name    string    // repository, interned
 	digest  *manifest // the manifest carrying it
 	child   *manifest // the image manifest holding its photo when that differs, else nil
 	layer   [16]byte  // sha256 of the layer digest: tells photos apart
@@ -158,6 +157,9 @@ type meta struct {
 	// manifest); person: a person's description.
 	annotation, person bool
 }
+
+// repository is the entry's repository, without its registry.
+func (m *meta) repository() string { return m.repo[strings.Index(m.repo, "/")+1:] }
 
 // manifest is what writers know about one manifest: the entries of it
 // (carried by it, or of photos it holds) and its tags.
@@ -249,7 +251,6 @@ func (s *state) put(id docKey, d *doc) {
 	vkey, _ := parseTextKey(d.VKey)
 	m := meta{
 		repo: s.intern(d.Registry + "/" + d.Repository), by: s.intern(d.By), model: s.intern(d.Model),
-		name:   s.intern(d.Repository),
 		digest: s.manifest(manifestKey(d.Registry, d.Repository, d.Digest)), layer: layerKey(d.Layer),
 		annotation: d.Stored == "annotation", person: isPerson(d.Model), created: d.Created.Unix(),
 		hash: d.hashKey(), vkey: vkey,
@@ -260,7 +261,7 @@ func (s *state) put(id docKey, d *doc) {
 		m.child.add(id)
 	}
 	s.docs[id] = m
-	count(s.repositories, m.name, 1)
+	count(s.repositories, m.repository(), 1)
 	count(s.models, m.model, 1)
 }
 
@@ -277,7 +278,7 @@ func (s *state) remove(id docKey) (meta, bool) {
 		return meta{}, false
 	}
 	delete(s.docs, id)
-	count(s.repositories, m.name, -1)
+	count(s.repositories, m.repository(), -1)
 	count(s.models, m.model, -1)
 	m.digest.drop(id)
 	if m.child != nil {
