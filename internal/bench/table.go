@@ -136,7 +136,7 @@ func WriteTable(w io.Writer, rep Report) error {
 		row("", fmt.Sprintf("every description embedded (fake embedder, %d dims, over HTTP) and remembered", sr.EmbedDims),
 			fmt.Sprintf("%.0f photos/s (%.1f s)", sr.EmbedPerSecond, sr.EmbedSeconds))
 		row("", "hybrid query (text + vectors, query embedded), p50 / p95", fmt.Sprintf("%.1f / %.1f ms", sr.HybridP50Ms, sr.HybridP95Ms))
-		row("", "memory the index and vectors add: Go heap / RSS", fmt.Sprintf("%.0f / %.0f MB", sr.HeapMB, sr.RSSMB))
+		row("", "memory the open index and its vectors hold (open − closed): Go heap / RSS", fmt.Sprintf("%.0f / %.0f MB", sr.HeapMB, sr.RSSMB))
 		row("", "index on disk per photo", fmt.Sprintf("%.0f bytes", sr.DiskBytesPerPhoto))
 	}
 	row("run", "wall time", fmt.Sprintf("%.0f s", rep.Seconds))

@@ -42,14 +42,14 @@ func (ix *Index) Apply(ctx context.Context, e feed.Event) error {
 type writer struct {
 	ix      *Index
 	b       *bleve.Batch
-	pending map[string]*doc // docs indexed in this batch
-	added   map[string]string
-	dropped map[string]bool
-	touched []string // manifests that lost entries in the event being applied
+	pending map[docKey]*doc // docs indexed in this batch
+	added   map[docKey]textKey
+	dropped map[docKey]bool
+	touched []*manifest // manifests that lost entries in the event being applied
 }
 
 func (ix *Index) newWriter() *writer {
-	return &writer{ix: ix, b: ix.bi.NewBatch(), pending: map[string]*doc{}, added: map[string]string{}, dropped: map[string]bool{}}
+	return &writer{ix: ix, b: ix.bi.NewBatch(), pending: map[docKey]*doc{}, added: map[docKey]textKey{}, dropped: map[docKey]bool{}}
 }
 
 // size is how many operations the batch holds.
@@ -60,7 +60,7 @@ func (w *writer) apply(e feed.Event) error {
 	key := manifestKey(e.Registry, e.Repository, e.Digest)
 	if e.Kind == feed.Deleted {
 		if mf := st.manifests[key]; mf != nil {
-			for _, id := range sortedKeys(mf.docs) {
+			for _, id := range mf.sorted() {
 				w.remove(id)
 			}
 		}
@@ -70,19 +70,19 @@ func (w *writer) apply(e feed.Event) error {
 		return nil
 	}
 	mf := st.manifest(key)
-	tags := mergeTags(mf.tags, e.Tags)
+	tags := st.mergeTags(mf.tags, e.Tags)
 	now := time.Now().UTC()
 	if e.Replaces != "" && e.Replaces != e.Digest {
 		rkey := manifestKey(e.Registry, e.Repository, e.Replaces)
 		if old := st.manifests[rkey]; old != nil {
 			// The tags moved to the re-pushed manifest with the annotations.
-			tags = mergeTags(tags, old.tags)
+			tags = st.mergeTags(tags, old.tags)
 			moved := len(old.tags) > 0
 			old.tags = nil
-			for _, id := range sortedKeys(old.docs) {
-				m := st.docs[id]
+			for _, id := range old.sorted() {
+				m, ok := st.docs[id]
 				switch {
-				case m == nil || m.digest != rkey:
+				case !ok || m.digest != old:
 				case m.annotation:
 					w.remove(id)
 				case moved:
@@ -91,13 +91,13 @@ func (w *writer) apply(e feed.Event) error {
 					}
 				}
 			}
-			w.touched = append(w.touched, rkey)
+			w.touched = append(w.touched, old)
 		}
 	}
 	tagsChanged := !slices.Equal(tags, mf.tags)
 	mf.tags = tags
 
-	keep := map[string]bool{}
+	keep := map[docKey]bool{}
 	for _, p := range e.Photos {
 		if p.Layer == "" {
 			w.ix.log.Warn("description event names a photo without a layer digest; that photo is left out", "ref", e.Ref(), "by", e.By)
@@ -121,14 +121,14 @@ func (w *writer) apply(e feed.Event) error {
 		d.seal()
 		id := docID(e.Registry, e.Repository, e.Digest, d.Manifest, d.Layer, e.By)
 		keep[id] = true
-		if m := st.docs[id]; m != nil && m.hash == d.Hash {
+		if m, ok := st.docs[id]; ok && m.hash == d.hashKey() {
 			continue
 		}
 		w.put(id, d)
 	}
-	for _, id := range sortedKeys(mf.docs) {
-		m := st.docs[id]
-		if m == nil || keep[id] || m.digest != key {
+	for _, id := range mf.sorted() {
+		m, ok := st.docs[id]
+		if !ok || keep[id] || m.digest != mf {
 			continue
 		}
 		if m.by == e.By {
@@ -141,13 +141,13 @@ func (w *writer) apply(e feed.Event) error {
 			}
 		}
 	}
-	st.tidy(append(w.touched, key)...)
+	st.tidy(append(w.touched, mf)...)
 	w.touched = w.touched[:0]
 	return nil
 }
 
 // retag writes entry id again with tags.
-func (w *writer) retag(id string, tags []string, now time.Time) error {
+func (w *writer) retag(id docKey, tags []string, now time.Time) error {
 	d, err := w.load(id)
 	if err != nil || d == nil {
 		return err
@@ -158,44 +158,35 @@ func (w *writer) retag(id string, tags []string, now time.Time) error {
 	return nil
 }
 
-func sortedKeys(m map[string]struct{}) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
-}
-
-func (w *writer) put(id string, d *doc) {
-	_ = w.b.Index(id, d) // only fails for an empty id
+func (w *writer) put(id docKey, d *doc) {
+	_ = w.b.Index(id.String(), d.indexed()) // only fails for an empty id
 	w.pending[id] = d
-	w.added[id] = d.VKey
+	w.added[id], _ = parseTextKey(d.VKey)
 	delete(w.dropped, id)
 	w.ix.state.put(id, d)
 }
 
-func (w *writer) remove(id string) {
-	w.b.Delete(id)
+func (w *writer) remove(id docKey) {
+	w.b.Delete(id.String())
 	delete(w.pending, id)
 	delete(w.added, id)
 	w.dropped[id] = true
-	if m := w.ix.state.remove(id); m != nil {
+	if m, ok := w.ix.state.remove(id); ok {
 		w.touched = append(w.touched, m.digest, m.child)
 	}
 }
 
 // load reads entry id as it stands: from this batch, else from the index.
-func (w *writer) load(id string) (*doc, error) {
+func (w *writer) load(id docKey) (*doc, error) {
 	if d, ok := w.pending[id]; ok {
 		c := *d
 		return &c, nil
 	}
-	docs, err := w.ix.docs([]string{id})
+	docs, err := w.ix.docs([]string{id.String()})
 	if err != nil {
 		return nil, err
 	}
-	return docs[id], nil
+	return docs[id.String()], nil
 }
 
 // docs reads entries by id.
@@ -204,7 +195,7 @@ func (ix *Index) docs(ids []string) (map[string]*doc, error) {
 		return map[string]*doc{}, nil
 	}
 	req := bleve.NewSearchRequestOptions(bleve.NewDocIDQuery(ids), len(ids), 0, false)
-	req.Fields = []string{"*"}
+	req.Fields = []string{fSource}
 	res, err := ix.bi.Search(req)
 	if err != nil {
 		return nil, fmt.Errorf("index: read entries: %w", err)

@@ -14,7 +14,7 @@ import (
 // Following the stream: events are fetched and applied followBatch at a
 // time, committed as one bleve batch, then acknowledged.
 const (
-	followBatch = 1000
+	followBatch = 2500
 	followWait  = time.Second
 	// followAckWait is how long the server waits for a batch's ack before
 	// sending its events again.

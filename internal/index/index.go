@@ -202,7 +202,8 @@ func (ix *Index) ID() string { return ix.id }
 // Consumer is the name of the index's durable consumer of the stream.
 func (ix *Index) Consumer() string { return "regscribe-index-" + ix.id }
 
-// Close stops embedding and closes the index.
+// Close stops embedding, closes the index and lets go of what it holds in
+// memory.
 func (ix *Index) Close() error {
 	select {
 	case <-ix.stop:
@@ -211,7 +212,15 @@ func (ix *Index) Close() error {
 	}
 	close(ix.stop)
 	ix.wg.Wait()
-	return ix.bi.Close()
+	err := ix.bi.Close()
+	// What the writers and the vectors hold is let go.
+	ix.mu.Lock()
+	ix.state = newState()
+	ix.mu.Unlock()
+	if ix.vec != nil {
+		ix.vec.release()
+	}
+	return err
 }
 
 // Count is how many entries the index holds.
@@ -248,14 +257,9 @@ func Analyzer(language string) string {
 	return "standard"
 }
 
-// Field names of the documents.
+// Field names of the documents ([indexed]).
 const (
-	fRegistry    = "registry"
 	fRepository  = "repository"
-	fDigest      = "digest"
-	fManifest    = "manifest"
-	fLayer       = "layer"
-	fMediaType   = "mediaType"
 	fTags        = "tags"
 	fTitle       = "title"
 	fDescription = "description"
@@ -263,12 +267,8 @@ const (
 	fKeywords    = "keywords"
 	fText        = "text"
 	fModel       = "model"
-	fBy          = "by"
 	fCreated     = "created"
-	fIndexed     = "indexed"
-	fStored      = "stored"
-	fHash        = "hash"
-	fVKey        = "vkey"
+	fSource      = "src"
 )
 
 // textFields are analysed with the language's analyzer, with the boost
@@ -279,8 +279,10 @@ var textFields = []struct {
 	boost float64
 }{{fDescription, 3}, {fText, 2.5}, {fKeywords, 1.5}, {fAlt, 1}, {fTitle, 1}}
 
-// newMapping is the index's field mapping: analysed text, keyword fields
-// for filters, datetimes, and stored-only fields.
+// newMapping is the index's field mapping: analysed text (with term
+// vectors, for phrases), keyword fields for filters, the description time
+// (with doc values, for sorting), none of them stored; and the whole doc
+// stored, not indexed, in one field.
 func newMapping(analyzer string) *mapping.IndexMappingImpl {
 	im := bleve.NewIndexMapping()
 	im.DefaultAnalyzer = analyzer
@@ -289,24 +291,20 @@ func newMapping(analyzer string) *mapping.IndexMappingImpl {
 	dm := bleve.NewDocumentStaticMapping()
 	for _, f := range textFields {
 		fm := bleve.NewTextFieldMapping()
-		fm.Analyzer, fm.IncludeInAll, fm.DocValues = analyzer, false, false
+		fm.Analyzer, fm.Store, fm.IncludeInAll, fm.DocValues = analyzer, false, false, false
 		dm.AddFieldMappingsAt(f.name, fm)
 	}
-	for _, name := range []string{fRegistry, fRepository, fDigest, fManifest, fLayer, fTags, fModel, fBy} {
+	for _, name := range []string{fRepository, fTags, fModel} {
 		fm := bleve.NewKeywordFieldMapping()
-		fm.IncludeInAll, fm.IncludeTermVectors, fm.DocValues = false, false, false
+		fm.Store, fm.IncludeInAll, fm.IncludeTermVectors, fm.DocValues = false, false, false, false
 		dm.AddFieldMappingsAt(name, fm)
 	}
-	for _, name := range []string{fCreated, fIndexed} {
-		fm := bleve.NewDateTimeFieldMapping()
-		fm.IncludeInAll = false
-		dm.AddFieldMappingsAt(name, fm)
-	}
-	for _, name := range []string{fMediaType, fStored, fHash, fVKey} {
-		fm := bleve.NewKeywordFieldMapping()
-		fm.Index, fm.IncludeInAll, fm.IncludeTermVectors, fm.DocValues = false, false, false, false
-		dm.AddFieldMappingsAt(name, fm)
-	}
+	created := bleve.NewDateTimeFieldMapping()
+	created.Store, created.IncludeInAll = false, false
+	dm.AddFieldMappingsAt(fCreated, created)
+	src := bleve.NewKeywordFieldMapping()
+	src.Index, src.IncludeInAll, src.IncludeTermVectors, src.DocValues = false, false, false, false
+	dm.AddFieldMappingsAt(fSource, src)
 	im.DefaultMapping = dm
 	return im
 }

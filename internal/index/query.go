@@ -160,19 +160,26 @@ func (ix *Index) textQuery(q Query) (query.Query, bool) {
 	return bleve.NewConjunctionQuery(must...), true
 }
 
-// filters are the bleve queries of the query's filters (none: nil).
-func filters(q Query) []query.Query {
+// filters are the bleve queries of the query's filters (none: nil). The
+// repository and model filters are matched here against the names the
+// index holds ([state.names]) and become plain term queries: cheaper than
+// bleve's regular expressions, which build an automaton per query.
+func (ix *Index) filters(q Query) []query.Query {
 	var out []query.Query
-	if q.Repository != "" {
-		r := bleve.NewRegexpQuery(globRegexp(q.Repository))
-		r.SetField(fRepository)
-		out = append(out, r)
-	}
-	if q.Model != "" {
-		m := regexp.QuoteMeta(q.Model)
-		r := bleve.NewRegexpQuery(m + "|[^/]*/" + m + "|" + m + ":.*")
-		r.SetField(fModel)
-		out = append(out, r)
+	if q.Repository != "" || q.Model != "" {
+		ix.mu.Lock()
+		repos, models := ix.state.names()
+		ix.mu.Unlock()
+		if q.Repository != "" {
+			re := regexp.MustCompile("^(?:" + globRegexp(q.Repository) + ")$")
+			out = append(out, anyTerm(fRepository, repos, re.MatchString))
+		}
+		if q.Model != "" {
+			out = append(out, anyTerm(fModel, models, func(m string) bool {
+				_, rest, _ := strings.Cut(m, "/")
+				return m == q.Model || rest == q.Model || strings.HasPrefix(m, q.Model+":")
+			}))
+		}
 	}
 	if q.Tag != "" {
 		t := bleve.NewTermQuery(q.Tag)
@@ -191,6 +198,22 @@ func filters(q Query) []query.Query {
 		}
 	}
 	return out
+}
+
+// anyTerm matches the entries whose field is one of the names that match.
+func anyTerm(field string, names []string, match func(string) bool) query.Query {
+	var terms []query.Query
+	for _, n := range names {
+		if match(n) {
+			t := bleve.NewTermQuery(n)
+			t.SetField(field)
+			terms = append(terms, t)
+		}
+	}
+	if len(terms) == 0 {
+		return bleve.NewMatchNoneQuery()
+	}
+	return bleve.NewDisjunctionQuery(terms...)
 }
 
 // globRegexp turns a repository glob into a regular expression over the

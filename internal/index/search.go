@@ -1,6 +1,7 @@
 package index
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"fmt"
@@ -31,21 +32,22 @@ func (ix *Index) Search(ctx context.Context, q Query) ([]Hit, int, error) {
 	}
 	q.Offset = max(q.Offset, 0)
 	text, hasText := ix.textQuery(q)
-	filter := filters(q)
-	var qvec []float32
+	filter := ix.filters(q)
 	if ix.vec != nil && strings.TrimSpace(q.Text) != "" && ix.vec.has() {
-		qvec = ix.embedQuery(ctx, q.Text)
-	}
-	if qvec == nil {
-		if !hasText {
-			if strings.TrimSpace(q.Text) != "" {
-				return []Hit{}, 0, nil // only words the analyzer drops
-			}
-			return ix.newest(ctx, q, filter)
+		// The text is ranked while the query is embedded.
+		ranked := ix.rankText(ctx, text, hasText, filter, max(candidates, q.Offset+q.Limit))
+		if qvec := ix.embedQuery(ctx, q.Text); qvec != nil {
+			return ix.hybrid(ctx, q, ranked, filter, qvec)
 		}
-		return ix.textOnly(ctx, q, text, filter)
+		_, _ = ranked()
 	}
-	return ix.hybrid(ctx, q, text, hasText, filter, qvec)
+	if !hasText {
+		if strings.TrimSpace(q.Text) != "" {
+			return []Hit{}, 0, nil // only words the analyzer drops
+		}
+		return ix.newest(ctx, q, filter)
+	}
+	return ix.textOnly(ctx, q, text, filter)
 }
 
 func conjunction(qs ...query.Query) query.Query {
@@ -59,7 +61,7 @@ func conjunction(qs ...query.Query) query.Query {
 // newest lists the entries that pass the filters, newest first.
 func (ix *Index) newest(ctx context.Context, q Query, filter []query.Query) ([]Hit, int, error) {
 	req := bleve.NewSearchRequestOptions(conjunction(filter...), q.Limit, q.Offset, false)
-	req.Fields = []string{"*"}
+	req.Fields = []string{fSource}
 	req.SortBy([]string{"-" + fCreated, "_id"})
 	res, err := ix.bi.SearchInContext(ctx, req)
 	if err != nil {
@@ -67,7 +69,9 @@ func (ix *Index) newest(ctx context.Context, q Query, filter []query.Query) ([]H
 	}
 	hits := make([]Hit, 0, len(res.Hits))
 	for _, h := range res.Hits {
-		hits = append(hits, Hit{Entry: docFromFields(h.Fields).entry()})
+		if d := docFromFields(h.Fields); d != nil {
+			hits = append(hits, Hit{Entry: d.entry()})
+		}
 	}
 	return hits, int(res.Total), nil
 }
@@ -75,14 +79,16 @@ func (ix *Index) newest(ctx context.Context, q Query, filter []query.Query) ([]H
 // textOnly ranks by BM25.
 func (ix *Index) textOnly(ctx context.Context, q Query, text query.Query, filter []query.Query) ([]Hit, int, error) {
 	req := bleve.NewSearchRequestOptions(conjunction(append([]query.Query{text}, filter...)...), q.Limit, q.Offset, false)
-	req.Fields = []string{"*"}
+	req.Fields = []string{fSource}
 	res, err := ix.bi.SearchInContext(ctx, req)
 	if err != nil {
 		return nil, 0, fmt.Errorf("index: search: %w", err)
 	}
 	hits := make([]Hit, 0, len(res.Hits))
 	for _, h := range res.Hits {
-		hits = append(hits, Hit{Entry: docFromFields(h.Fields).entry(), Score: h.Score})
+		if d := docFromFields(h.Fields); d != nil {
+			hits = append(hits, Hit{Entry: d.entry(), Score: h.Score})
+		}
 	}
 	return hits, int(res.Total), nil
 }
@@ -102,28 +108,49 @@ func (ix *Index) embedQuery(ctx context.Context, text string) []float32 {
 	return normalise(vs[0])
 }
 
-// hybrid fuses the text ranking and the vector ranking.
-func (ix *Index) hybrid(ctx context.Context, q Query, text query.Query, hasText bool, filter []query.Query, qvec []float32) ([]Hit, int, error) {
-	want := max(candidates, q.Offset+q.Limit)
-	fused := map[string]float64{}
-	total := 0
-	if hasText {
-		req := bleve.NewSearchRequestOptions(conjunction(append([]query.Query{text}, filter...)...), want, 0, false)
-		res, err := ix.bi.SearchInContext(ctx, req)
-		if err != nil {
-			return nil, 0, fmt.Errorf("index: search: %w", err)
-		}
-		for i, h := range res.Hits {
-			fused[h.ID] += 1 / float64(rrfK+i+1)
-		}
-		total = int(res.Total)
+// rankText starts ranking the best want entries by text (none without
+// text) and returns a function that waits for the ranking.
+func (ix *Index) rankText(ctx context.Context, text query.Query, hasText bool, filter []query.Query, want int) func() (*bleve.SearchResult, error) {
+	if !hasText {
+		return func() (*bleve.SearchResult, error) { return &bleve.SearchResult{}, nil }
 	}
+	var (
+		res  *bleve.SearchResult
+		err  error
+		done = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		req := bleve.NewSearchRequestOptions(conjunction(append([]query.Query{text}, filter...)...), want, 0, false)
+		res, err = ix.bi.SearchInContext(ctx, req)
+	}()
+	return func() (*bleve.SearchResult, error) {
+		<-done
+		if err != nil {
+			return nil, fmt.Errorf("index: search: %w", err)
+		}
+		return res, nil
+	}
+}
+
+// hybrid fuses the text ranking and the vector ranking.
+func (ix *Index) hybrid(ctx context.Context, q Query, ranked func() (*bleve.SearchResult, error), filter []query.Query, qvec []float32) ([]Hit, int, error) {
+	want := max(candidates, q.Offset+q.Limit)
 	near := ix.vec.nearest(qvec, want, ix.opts.MinSimilarity)
+	res, err := ranked()
+	if err != nil {
+		return nil, 0, err
+	}
+	fused := make(map[string]float64, len(res.Hits)+len(near))
+	for i, h := range res.Hits {
+		fused[h.ID] += 1 / float64(rrfK+i+1)
+	}
+	total := int(res.Total)
 	if len(filter) > 0 && len(near) > 0 {
 		// The filters decide which vector matches count.
 		ids := make([]string, len(near))
 		for i, n := range near {
-			ids[i] = n.id
+			ids[i] = n.id.String()
 		}
 		req := bleve.NewSearchRequestOptions(conjunction(append([]query.Query{bleve.NewDocIDQuery(ids)}, filter...)...), len(ids), 0, false)
 		res, err := ix.bi.SearchInContext(ctx, req)
@@ -134,13 +161,14 @@ func (ix *Index) hybrid(ctx context.Context, q Query, text query.Query, hasText 
 		for _, h := range res.Hits {
 			pass[h.ID] = true
 		}
-		near = slices.DeleteFunc(near, func(n neighbour) bool { return !pass[n.id] })
+		near = slices.DeleteFunc(near, func(n neighbour) bool { return !pass[n.id.String()] })
 	}
 	for i, n := range near {
-		if _, ok := fused[n.id]; !ok {
+		id := n.id.String()
+		if _, ok := fused[id]; !ok {
 			total++
 		}
-		fused[n.id] += 1 / float64(rrfK+i+1)
+		fused[id] += 1 / float64(rrfK+i+1)
 	}
 	ids := make([]string, 0, len(fused))
 	for id := range fused {
@@ -170,7 +198,7 @@ func (ix *Index) hybrid(ctx context.Context, q Query, text query.Query, hasText 
 // activity first.
 func (ix *Index) Repositories(ctx context.Context) ([]Repository, error) {
 	type agg struct {
-		layers map[string]struct{}
+		layers map[[16]byte]struct{}
 		latest int64
 	}
 	ix.mu.Lock()
@@ -178,7 +206,7 @@ func (ix *Index) Repositories(ctx context.Context) ([]Repository, error) {
 	for _, m := range ix.state.docs {
 		a := byRepo[m.repo]
 		if a == nil {
-			a = &agg{layers: map[string]struct{}{}}
+			a = &agg{layers: map[[16]byte]struct{}{}}
 			byRepo[m.repo] = a
 		}
 		a.layers[m.layer] = struct{}{}
@@ -204,20 +232,20 @@ func (ix *Index) Photos(ctx context.Context, registry, repository string, offset
 		limit = DefaultLimit
 	}
 	type shown struct {
-		id      string
+		id      docKey
 		person  bool
 		created int64
 	}
 	repo := registry + "/" + repository
 	ix.mu.Lock()
-	best := map[string]shown{}
+	best := map[[16]byte]shown{}
 	for id, m := range ix.state.docs {
 		if m.repo != repo {
 			continue
 		}
 		s, ok := best[m.layer]
 		c := shown{id: id, person: m.person, created: m.created}
-		if !ok || (c.person && !s.person) || (c.person == s.person && (c.created > s.created || c.created == s.created && c.id < s.id)) {
+		if !ok || (c.person && !s.person) || (c.person == s.person && (c.created > s.created || c.created == s.created && bytes.Compare(c.id[:], s.id[:]) < 0)) {
 			best[m.layer] = c
 		}
 	}
@@ -226,7 +254,9 @@ func (ix *Index) Photos(ctx context.Context, registry, repository string, offset
 	for _, s := range best {
 		list = append(list, s)
 	}
-	slices.SortFunc(list, func(a, b shown) int { return cmp.Or(cmp.Compare(b.created, a.created), strings.Compare(a.id, b.id)) })
+	slices.SortFunc(list, func(a, b shown) int {
+		return cmp.Or(cmp.Compare(b.created, a.created), bytes.Compare(a.id[:], b.id[:]))
+	})
 	total := len(list)
 	if offset >= total {
 		return []Entry{}, total, ctx.Err()
@@ -234,7 +264,7 @@ func (ix *Index) Photos(ctx context.Context, registry, repository string, offset
 	list = list[max(offset, 0):min(total, max(offset, 0)+limit)]
 	ids := make([]string, len(list))
 	for i, s := range list {
-		ids[i] = s.id
+		ids[i] = s.id.String()
 	}
 	docs, err := ix.docs(ids)
 	if err != nil {
@@ -253,25 +283,38 @@ func (ix *Index) Photos(ctx context.Context, registry, repository string, offset
 // manifest digest (or of the manifest whose layer is that digest), newest
 // first.
 func (ix *Index) Photo(ctx context.Context, registry, repository, digest string) ([]Entry, error) {
-	var any []query.Query
-	for _, f := range []string{fDigest, fManifest, fLayer} {
-		t := bleve.NewTermQuery(digest)
-		t.SetField(f)
-		any = append(any, t)
+	repo, layer := registry+"/"+repository, layerKey(digest)
+	var ids []string
+	ix.mu.Lock()
+	if mf := ix.state.manifests[manifestKey(registry, repository, digest)]; mf != nil {
+		for _, id := range mf.docs {
+			ids = append(ids, id.String())
+		}
 	}
-	reg, rep := bleve.NewTermQuery(registry), bleve.NewTermQuery(repository)
-	reg.SetField(fRegistry)
-	rep.SetField(fRepository)
-	req := bleve.NewSearchRequestOptions(bleve.NewConjunctionQuery(reg, rep, bleve.NewDisjunctionQuery(any...)), 1000, 0, false)
-	req.Fields = []string{"*"}
-	req.SortBy([]string{"-" + fCreated, "_id"})
-	res, err := ix.bi.SearchInContext(ctx, req)
+	for id, m := range ix.state.docs {
+		if m.layer == layer && m.repo == repo && m.digest.key != manifestKey(registry, repository, digest) &&
+			(m.child == nil || m.child.key != manifestKey(registry, repository, digest)) {
+			ids = append(ids, id.String())
+		}
+	}
+	ix.mu.Unlock()
+	docs, err := ix.docs(ids)
 	if err != nil {
 		return nil, fmt.Errorf("index: photo %s: %w", manifestKey(registry, repository, digest), err)
 	}
-	out := make([]Entry, 0, len(res.Hits))
-	for _, h := range res.Hits {
-		out = append(out, docFromFields(h.Fields).entry())
+	slices.Sort(ids)
+	slices.SortStableFunc(ids, func(a, b string) int {
+		da, db := docs[a], docs[b]
+		if da == nil || db == nil {
+			return 0
+		}
+		return db.Created.Compare(da.Created)
+	})
+	out := make([]Entry, 0, len(ids))
+	for _, id := range ids {
+		if d := docs[id]; d != nil {
+			out = append(out, d.entry())
+		}
 	}
-	return out, nil
+	return out, ctx.Err()
 }

@@ -1,10 +1,12 @@
 package index
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -39,6 +41,32 @@ type doc struct {
 	VKey string `json:"vkey"`
 }
 
+// indexed is what bleve indexes of a doc ([newMapping]): what text search
+// and its filters need. The doc itself is stored whole, as JSON, in
+// Source, the one stored field; entries are found by digest in the
+// writers' state, not in bleve.
+type indexed struct {
+	Repository  string    `json:"repository"`
+	Tags        []string  `json:"tags"`
+	Title       string    `json:"title"`
+	Description string    `json:"description"`
+	Alt         string    `json:"alt"`
+	Keywords    []string  `json:"keywords"`
+	Text        string    `json:"text"`
+	Model       string    `json:"model"`
+	Created     time.Time `json:"created"`
+	Source      string    `json:"src"`
+}
+
+// indexed is d as bleve indexes it.
+func (d *doc) indexed() *indexed {
+	src, _ := json.Marshal(d)
+	return &indexed{
+		Repository: d.Repository, Tags: d.Tags, Title: d.Title, Description: d.Description, Alt: d.Alt,
+		Keywords: d.Keywords, Text: d.Text, Model: d.Model, Created: d.Created, Source: string(src),
+	}
+}
+
 // seal sets Hash and VKey from the content.
 func (d *doc) seal() {
 	c := *d
@@ -48,6 +76,13 @@ func (d *doc) seal() {
 	d.Hash = hex.EncodeToString(sum[:8])
 	sum = sha256.Sum256([]byte(d.embedText()))
 	d.VKey = hex.EncodeToString(sum[:16])
+}
+
+// hashKey is Hash as bytes.
+func (d *doc) hashKey() [8]byte {
+	var h [8]byte
+	_, _ = hex.Decode(h[:], []byte(d.Hash))
+	return h
 }
 
 // embedText is what is embedded for semantic search: what the photo shows,
@@ -73,67 +108,121 @@ func nonNil(s []string) []string {
 	return s
 }
 
-// docFromFields reads a doc back from a hit's stored fields.
+// docFromFields reads a doc back from a hit's stored fields: the doc is
+// stored whole, as JSON, in one field.
 func docFromFields(f map[string]any) *doc {
-	str := func(k string) string { s, _ := f[k].(string); return s }
-	list := func(k string) []string {
-		switch v := f[k].(type) {
-		case string:
-			return []string{v}
-		case []any:
-			out := make([]string, 0, len(v))
-			for _, x := range v {
-				if s, ok := x.(string); ok {
-					out = append(out, s)
-				}
-			}
-			return out
-		}
+	src, _ := f[fSource].(string)
+	var d doc
+	if err := json.Unmarshal([]byte(src), &d); err != nil {
 		return nil
 	}
-	when := func(k string) time.Time {
-		t, _ := time.Parse(time.RFC3339Nano, str(k))
-		return t
-	}
-	return &doc{
-		Registry: str(fRegistry), Repository: str(fRepository), Digest: str(fDigest), Manifest: str(fManifest),
-		Layer: str(fLayer), MediaType: str(fMediaType), Tags: list(fTags), Title: str(fTitle),
-		Description: str(fDescription), Alt: str(fAlt), Keywords: list(fKeywords), Text: str(fText),
-		Model: str(fModel), By: str(fBy), Created: when(fCreated), Indexed: when(fIndexed), Stored: str(fStored),
-		Hash: str(fHash), VKey: str(fVKey),
-	}
+	return &d
 }
 
-// meta is what writers know about one entry without reading it back.
-type meta struct {
-	repo       string // registry/repository (shared with the other entries)
-	digest     string // manifestKey of the doc's Digest
-	child      string // manifestKey of its Manifest when that differs
-	layer      string
-	by         string
-	annotation bool // stored as annotations (superseded by a re-pushed manifest)
-	person     bool // a person's description
-	created    int64
-	hash       string
-	vkey       string
+// docKey is an entry's id: 16 bytes, hex in bleve.
+type docKey [16]byte
+
+func (k docKey) String() string { return hex.EncodeToString(k[:]) }
+
+func parseDocKey(s string) (docKey, bool) {
+	var k docKey
+	n, err := hex.Decode(k[:], []byte(s))
+	return k, err == nil && n == len(k) && len(s) == 2*len(k)
 }
+
+// textKey identifies an embedded text ([doc.VKey], hex).
+type textKey [16]byte
+
+func (k textKey) String() string { return hex.EncodeToString(k[:]) }
+
+func parseTextKey(s string) (textKey, bool) {
+	k, ok := parseDocKey(s)
+	return textKey(k), ok
+}
+
+// meta is what writers know about one entry without reading it back,
+// packed: the strings it shares with other entries are interned, the
+// digests it only compares are hashes.
+type meta struct {
+	repo    string    // registry/repository, interned
+	by      string    // interned
+	model   string    // interned
+	digest  *manifest // the manifest carrying it
+	child   *manifest // the image manifest holding its photo when that differs, else nil
+	layer   [16]byte  // sha256 of the layer digest: tells photos apart
+	hash    [8]byte   // doc.Hash
+	vkey    textKey
+	created int64
+	// annotation: stored as annotations (superseded by a re-pushed
+	// manifest); person: a person's description.
+	annotation, person bool
+}
+
+// repository is the entry's repository, without its registry.
+func (m *meta) repository() string { return m.repo[strings.Index(m.repo, "/")+1:] }
 
 // manifest is what writers know about one manifest: the entries of it
 // (carried by it, or of photos it holds) and its tags.
 type manifest struct {
-	docs map[string]struct{}
+	key  string
+	docs []docKey
 	tags []string
+}
+
+func (m *manifest) add(id docKey) {
+	if !slices.Contains(m.docs, id) {
+		m.docs = append(m.docs, id)
+	}
+}
+
+func (m *manifest) drop(id docKey) {
+	if i := slices.Index(m.docs, id); i >= 0 {
+		m.docs = slices.Delete(m.docs, i, i+1)
+	}
+}
+
+// sorted is the manifest's entries in a fixed order.
+func (m *manifest) sorted() []docKey {
+	out := slices.Clone(m.docs)
+	slices.SortFunc(out, func(a, b docKey) int { return bytes.Compare(a[:], b[:]) })
+	return out
 }
 
 // state is what writers know about every entry.
 type state struct {
-	docs      map[string]*meta
+	docs      map[docKey]meta
 	manifests map[string]*manifest
-	repos     map[string]string // interned registry/repository
+	strs      map[string]string // interned strings
+	// repositories and models count the entries of each repository
+	// (without its registry) and model.
+	repositories, models map[string]int
 }
 
 func newState() *state {
-	return &state{docs: map[string]*meta{}, manifests: map[string]*manifest{}, repos: map[string]string{}}
+	return &state{docs: map[docKey]meta{}, manifests: map[string]*manifest{}, strs: map[string]string{},
+		repositories: map[string]int{}, models: map[string]int{}}
+}
+
+// names are the repositories (without registry) and the models of the
+// entries, sorted.
+func (s *state) names() (repositories, models []string) {
+	return slices.Sorted(maps.Keys(s.repositories)), slices.Sorted(maps.Keys(s.models))
+}
+
+func count(m map[string]int, k string, by int) {
+	if m[k] += by; m[k] <= 0 {
+		delete(m, k)
+	}
+}
+
+// intern is s, shared with every equal string interned before.
+func (s *state) intern(v string) string {
+	if i, ok := s.strs[v]; ok {
+		return i
+	}
+	v = strings.Clone(v)
+	s.strs[v] = v
+	return v
 }
 
 // manifestKey names a manifest of a repository.
@@ -142,63 +231,67 @@ func manifestKey(registry, repository, digest string) string {
 }
 
 // docID is the id of the entry of one photo by one describer.
-func docID(registry, repository, digest, manifest, layer, by string) string {
+func docID(registry, repository, digest, manifest, layer, by string) docKey {
 	sum := sha256.Sum256([]byte(strings.Join([]string{registry, repository, digest, manifest, layer, by}, "\x00")))
-	return hex.EncodeToString(sum[:16])
+	return docKey(sum[:16])
 }
 
 func (s *state) manifest(key string) *manifest {
 	m := s.manifests[key]
 	if m == nil {
-		m = &manifest{docs: map[string]struct{}{}}
+		m = &manifest{key: key}
 		s.manifests[key] = m
 	}
 	return m
 }
 
 // put records the entry id of d.
-func (s *state) put(id string, d *doc) {
+func (s *state) put(id docKey, d *doc) {
 	s.remove(id)
-	repo := d.Registry + "/" + d.Repository
-	if r, ok := s.repos[repo]; ok {
-		repo = r
-	} else {
-		s.repos[repo] = repo
-	}
-	m := &meta{
-		repo: repo, digest: manifestKey(d.Registry, d.Repository, d.Digest), layer: d.Layer, by: d.By,
+	vkey, _ := parseTextKey(d.VKey)
+	m := meta{
+		repo: s.intern(d.Registry + "/" + d.Repository), by: s.intern(d.By), model: s.intern(d.Model),
+		digest: s.manifest(manifestKey(d.Registry, d.Repository, d.Digest)), layer: layerKey(d.Layer),
 		annotation: d.Stored == "annotation", person: isPerson(d.Model), created: d.Created.Unix(),
-		hash: d.Hash, vkey: d.VKey,
+		hash: d.hashKey(), vkey: vkey,
 	}
-	s.manifest(m.digest).docs[id] = struct{}{}
+	m.digest.add(id)
 	if d.Manifest != "" && d.Manifest != d.Digest {
-		m.child = manifestKey(d.Registry, d.Repository, d.Manifest)
-		s.manifest(m.child).docs[id] = struct{}{}
+		m.child = s.manifest(manifestKey(d.Registry, d.Repository, d.Manifest))
+		m.child.add(id)
 	}
 	s.docs[id] = m
+	count(s.repositories, m.repository(), 1)
+	count(s.models, m.model, 1)
 }
 
-// remove forgets entry id and returns what was known of it (nil if
+func layerKey(layer string) [16]byte {
+	sum := sha256.Sum256([]byte(layer))
+	return [16]byte(sum[:16])
+}
+
+// remove forgets entry id and returns what was known of it (ok false if
 // nothing). Manifests left without entries stay: see [state.tidy].
-func (s *state) remove(id string) *meta {
-	m := s.docs[id]
-	if m == nil {
-		return nil
+func (s *state) remove(id docKey) (meta, bool) {
+	m, ok := s.docs[id]
+	if !ok {
+		return meta{}, false
 	}
 	delete(s.docs, id)
-	for _, key := range []string{m.digest, m.child} {
-		if mf := s.manifests[key]; mf != nil {
-			delete(mf.docs, id)
-		}
+	count(s.repositories, m.repository(), -1)
+	count(s.models, m.model, -1)
+	m.digest.drop(id)
+	if m.child != nil {
+		m.child.drop(id)
 	}
-	return m
+	return m, true
 }
 
-// tidy forgets the manifests of keys that have neither entries nor tags.
-func (s *state) tidy(keys ...string) {
-	for _, key := range keys {
-		if mf := s.manifests[key]; mf != nil && len(mf.docs) == 0 && len(mf.tags) == 0 {
-			delete(s.manifests, key)
+// tidy forgets the manifests that have neither entries nor tags.
+func (s *state) tidy(mfs ...*manifest) {
+	for _, mf := range mfs {
+		if mf != nil && len(mf.docs) == 0 && len(mf.tags) == 0 && s.manifests[mf.key] == mf {
+			delete(s.manifests, mf.key)
 		}
 	}
 }
@@ -212,7 +305,7 @@ func loadState(bi bleve.Index) (*state, error) {
 	var after []string
 	for {
 		req := bleve.NewSearchRequestOptions(bleve.NewMatchAllQuery(), page, 0, false)
-		req.Fields = []string{fRegistry, fRepository, fDigest, fManifest, fLayer, fBy, fModel, fStored, fCreated, fHash, fVKey, fTags}
+		req.Fields = []string{fSource}
 		req.SortBy([]string{"_id"})
 		if after != nil {
 			req.SetSearchAfter(after)
@@ -223,10 +316,13 @@ func loadState(bi bleve.Index) (*state, error) {
 		}
 		for _, h := range res.Hits {
 			d := docFromFields(h.Fields)
-			s.put(h.ID, d)
-			if mf := s.manifests[manifestKey(d.Registry, d.Repository, d.Digest)]; mf != nil {
-				mf.tags = mergeTags(mf.tags, d.Tags)
+			id, ok := parseDocKey(h.ID)
+			if d == nil || !ok {
+				return nil, fmt.Errorf("index: entry %q is unreadable; delete the index directory to rebuild it from the stream", h.ID)
 			}
+			s.put(id, d)
+			mf := s.manifests[manifestKey(d.Registry, d.Repository, d.Digest)]
+			mf.tags = s.mergeTags(mf.tags, d.Tags)
 		}
 		if len(res.Hits) < page {
 			return s, nil
@@ -235,23 +331,25 @@ func loadState(bi bleve.Index) (*state, error) {
 	}
 }
 
-// mergeTags is the sorted union of a and b.
-func mergeTags(a, b []string) []string {
+// mergeTags is the sorted union of a and b, interned.
+func (s *state) mergeTags(a, b []string) []string {
 	out := slices.Clone(a)
 	for _, t := range b {
 		if t != "" && !slices.Contains(out, t) {
-			out = append(out, t)
+			out = append(out, s.intern(t))
 		}
 	}
 	slices.Sort(out)
-	return out
+	return slices.Clip(out)
 }
 
-// hitFields reads the stored fields of hits into docs.
+// hitDocs reads the stored docs of hits.
 func hitDocs(hits search.DocumentMatchCollection) map[string]*doc {
 	out := make(map[string]*doc, len(hits))
 	for _, h := range hits {
-		out[h.ID] = docFromFields(h.Fields)
+		if d := docFromFields(h.Fields); d != nil {
+			out[h.ID] = d
+		}
 	}
 	return out
 }
