@@ -111,6 +111,7 @@ func up(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		"notifier", "http://"+ln.Addr().String()+"/v1/events",
 		"metrics", "http://"+ln.Addr().String()+"/metrics",
 		"gallery", galleryURL,
+		"semantic_search", embedLine(cfg),
 		"nats", natsLine(cfg, ns),
 		"model", cfg.Provider+"/"+cfg.ModelName(),
 		"mode", cfg.Mode)

@@ -38,7 +38,7 @@ func runWeb(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	defer g.stop()
 	log.Info("regscribe web is up", "gallery", g.url, "search", g.url+"/v1/search?q=", "index", indexDir(cfg), "nats", cfg.NATSURL,
-		"semantic search", embedLine(cfg))
+		"semantic_search", embedLine(cfg))
 	<-ctx.Done()
 	return nil
 }
