@@ -126,6 +126,32 @@ func TestSearchQuickStart(t *testing.T) {
 	require.NotEmpty(t, api.Results)
 	require.Equal(t, "food/fruit", api.Results[0]["repository"])
 
+	// A photo described before search existed (here by a person, which no
+	// job replaces) is not in the index until reprocess finds it.
+	require.NoError(t, os.WriteFile(filepath.Join(work, "lighthouse.jpg"), stacktest.JPEG(t, 320, 240, 503), 0o644))
+	oras(t, work, "push", "--annotation", "io.regscribe.description=A white lighthouse on black rocks at dusk.",
+		"--annotation", "io.regscribe.model=person:ann", "localhost:"+regPort+"/coast/old:v1", "lighthouse.jpg:image/jpeg")
+	time.Sleep(time.Second) // its job runs and keeps the person's description
+	code, _, _ = searchCLI(t, client, "lighthouse")
+	require.Equal(t, 1, code, "a description no stream event announced is not indexed")
+	reprocess := exec.Command(binary, "reprocess", "--wait", regAddr+"/coast/old")
+	reprocess.Env = append(os.Environ(), "REGSCRIBE_NATS_URL=nats://"+natsListen(env))
+	rout, err := reprocess.CombinedOutput()
+	require.NoError(t, err, "%s", rout)
+	require.Regexp(t, `indexed\s+1`, string(rout))
+	require.Eventually(t, func() bool {
+		code, out, _ = searchCLI(t, client, "lighthouse")
+		return code == 0
+	}, 20*time.Second, 200*time.Millisecond)
+	require.Contains(t, out, "by person:ann")
+
+	// A manifest deleted in the registry leaves search.
+	oras(t, work, "manifest", "delete", "--force", "localhost:"+regPort+"/coast/old:v1")
+	require.Eventually(t, func() bool {
+		code, _, _ = searchCLI(t, client, "lighthouse")
+		return code == 1
+	}, 20*time.Second, 200*time.Millisecond, "the deleted manifest is still found")
+
 	// A restart keeps the index and adds no duplicate.
 	p.stop(t)
 	p = startUp(t, env...)
@@ -146,14 +172,19 @@ func TestSearchQuickStart(t *testing.T) {
 // queueStatus is `regscribe status --format json` of the `up` started with
 // env, for a failure message.
 func queueStatus(env []string) string {
-	var nats string
-	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, "REGSCRIBE_NATS_LISTEN="); ok {
-			nats = v
-		}
-	}
 	cmd := exec.Command(binary, "status", "--format", "json")
-	cmd.Env = append(os.Environ(), "REGSCRIBE_NATS_URL=nats://"+nats)
+	cmd.Env = append(os.Environ(), "REGSCRIBE_NATS_URL=nats://"+natsListen(env))
 	out, err := cmd.CombinedOutput()
 	return string(out) + fmt.Sprint(err)
+}
+
+// natsListen is the NATS address of the `up` started with env.
+func natsListen(env []string) string {
+	var addr string
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "REGSCRIBE_NATS_LISTEN="); ok {
+			addr = v
+		}
+	}
+	return addr
 }
