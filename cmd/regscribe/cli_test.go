@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"debug/buildinfo"
 	"encoding/json"
 	"errors"
@@ -18,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/regscribe/regscribe/internal/config"
+	"github.com/regscribe/regscribe/internal/feed"
 	"github.com/regscribe/regscribe/internal/modeltest"
 	"github.com/regscribe/regscribe/internal/stacktest"
 )
@@ -45,7 +47,7 @@ func TestFlagsBeforeAndAfterArguments(t *testing.T) {
 	pushPhoto(t, openRepo(t, host, "photos/cli"), "other", stacktest.JPEG(t, 96, 64, 62))
 	model := modeltest.NewOllama(stacktest.Model)
 	t.Cleanup(model.Close)
-	ns, _ := startQueue(t)
+	ns, js := startQueue(t)
 	cfg := reprocessConfig(t, ns.ClientURL(), model.URL)
 	ref := host + "/photos/cli:latest"
 
@@ -53,6 +55,17 @@ func TestFlagsBeforeAndAfterArguments(t *testing.T) {
 	code, out, errOut := runCLI(t, cfg, "describe", ref, "--mode", "annotation")
 	require.Equal(t, 0, code, "%s\n%s", out, errOut)
 	require.Contains(t, out, "described "+ref+" as annotation")
+	require.Empty(t, errOut)
+	// What it wrote is on the description stream, so search finds it.
+	s, err := js.Stream(context.Background(), feed.Stream)
+	require.NoError(t, err)
+	m, err := s.GetLastMsgForSubject(context.Background(), feed.SubjectPrefix+">")
+	require.NoError(t, err)
+	e, err := feed.Parse(m.Data)
+	require.NoError(t, err)
+	require.Equal(t, feed.Written, e.Kind)
+	require.Equal(t, "photos/cli", e.Repository)
+	require.Equal(t, []string{"latest"}, e.Tags)
 
 	cases := []struct {
 		name          string

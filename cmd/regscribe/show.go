@@ -8,12 +8,14 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"oras.land/oras-go/v2/registry"
 
 	"github.com/regscribe/regscribe/internal/config"
 	"github.com/regscribe/regscribe/internal/fault"
+	"github.com/regscribe/regscribe/internal/feed"
 	"github.com/regscribe/regscribe/internal/memo"
 	"github.com/regscribe/regscribe/internal/photo"
 	"github.com/regscribe/regscribe/internal/queue"
@@ -350,5 +352,33 @@ func describe(ctx context.Context, cfg config.Config, raw, mode string, force, p
 	for _, d := range res.Descriptions {
 		fmt.Fprintf(stdout, "  %s\n", d.Text)
 	}
+	if err := announce(ctx, cfg, res.Events); err != nil {
+		fmt.Fprintf(stderr, "regscribe describe: written, but search does not know yet (%v); `regscribe reprocess %s/%s` tells it\n", err, job.Registry, job.Repository)
+	}
 	return 0
+}
+
+// announce puts what describe wrote on the description stream of the NATS
+// at REGSCRIBE_NATS_URL, as a worker would, so search finds it at once.
+func announce(ctx context.Context, cfg config.Config, events []feed.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	js, closeNATS, err := connectJetStream(cfg, "regscribe describe")
+	if err != nil {
+		return err
+	}
+	defer closeNATS()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := feed.EnsureStream(ctx, js, cfg.Replicas); err != nil {
+		return err
+	}
+	pub := feed.NewPublisher(js)
+	for _, e := range events {
+		if _, err := pub.Publish(ctx, e, ""); err != nil {
+			return err
+		}
+	}
+	return nil
 }
