@@ -251,7 +251,7 @@ func (w *Worker) writeAnnotation(ctx context.Context, repo *remote.Repository, c
 	edit := annotationEdit(c.im, s, !w.opts.NoImageDescription)
 	if w.opts.Select.OptIn {
 		k, _ := w.opts.Select.optIn()
-		edit.Remove = []string{k}
+		edit.Remove = append(edit.Remove, k)
 	}
 	started := time.Now()
 	written, err := w.registry.WriteAnnotation(ctx, repo, c.m, edit, tag)
@@ -514,17 +514,36 @@ func annotationEdit(im ocispec.Manifest, s said, imageDescription bool) registry
 	if imageDescription && ownsImageDescription(im.Annotations) {
 		e.Manifest[ocispec.AnnotationDescription] = e.Manifest[registry.AnnotationDescription]
 	}
+	e.Remove = stale(im.Annotations, e.Manifest)
 	if all, _ := photo.Layers(im); len(all) <= 1 {
 		return e
 	}
 	e.Layers = map[int]map[string]string{}
+	e.LayerRemove = map[int][]string{}
 	for n, i := range s.photos {
 		e.Layers[i] = fields(s.ds[n])
 		if s.ds[n].Model != s.by {
 			e.Layers[i][registry.AnnotationModel] = s.ds[n].Model
 		}
+		e.LayerRemove[i] = stale(im.Layers[i].Annotations, e.Layers[i])
 	}
 	return e
+}
+
+// optional are the annotations a description may leave out: a new
+// description without them must not keep the old description's.
+var optional = []string{registry.AnnotationAlt, registry.AnnotationKeywords, registry.AnnotationText, registry.AnnotationModel}
+
+// stale returns the optional annotations old has that set does not: what
+// an earlier description left that the new one does not say.
+func stale(old, set map[string]string) []string {
+	var out []string
+	for _, k := range optional {
+		if _, keep := set[k]; !keep && old[k] != "" {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // ownsImageDescription reports whether a write-back may set the manifest's

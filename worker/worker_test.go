@@ -165,6 +165,29 @@ func TestProcessWritesBack(t *testing.T) {
 		require.Equal(t, 1, forced.ModelCalls)
 		require.Equal(t, 2, len(s.Model.Calls()))
 	})
+	t.Run("a new description keeps nothing of the old one it does not say", func(t *testing.T) {
+		s.Push(t, "photos/sign", "latest", stacktest.File{Name: "sign.jpg", MediaType: "image/jpeg", Data: stacktest.JPEG(t, 120, 90, 7)})
+		wk := newWorker(t, s)
+		job := queue.Job{Version: 1, Registry: s.RegistryHost, Repository: "photos/sign", Tag: "latest", Source: "test"}
+		corrected := job
+		corrected.Correction = &queue.Correction{Description: "An exit sign.", Alt: "Exit sign", Keywords: []string{"sign"}, Text: "EXIT", By: "ann", At: time.Now()}
+		_, err := wk.Process(ctx, corrected)
+		require.NoError(t, err)
+		_, m := s.Manifest(t, "photos/sign", "latest")
+		require.Equal(t, "EXIT", m.Annotations[registry.AnnotationText])
+
+		s.Model.Answer = func(modeltest.Call) modeltest.Reply { return modeltest.JSON("A green sign on a wall.", "") }
+		t.Cleanup(func() { s.Model.Answer = nil })
+		forced := job
+		forced.Force = true
+		_, err = wk.Process(ctx, forced)
+		require.NoError(t, err)
+		_, m = s.Manifest(t, "photos/sign", "latest")
+		require.Equal(t, "A green sign on a wall.", m.Annotations[registry.AnnotationDescription])
+		require.NotContains(t, m.Annotations, registry.AnnotationText, "the old visible text is not the new description's")
+		require.NotContains(t, m.Annotations, registry.AnnotationKeywords)
+		require.NotEqual(t, "Exit sign", m.Annotations[registry.AnnotationAlt])
+	})
 	t.Run("a tag that moved on is left alone", func(t *testing.T) {
 		old := s.Push(t, "photos/moved", "latest", file)
 		newer := s.Push(t, "photos/moved", "latest", stacktest.File{Name: "other.jpg", MediaType: "image/jpeg", Data: stacktest.JPEG(t, 64, 64, 6)})

@@ -28,6 +28,9 @@ type Edit struct {
 	Manifest map[string]string
 	// Layers maps a layer index to the annotations to set on that layer.
 	Layers map[int]map[string]string
+	// LayerRemove maps a layer index of Layers to the annotations to
+	// delete from that layer.
+	LayerRemove map[int][]string
 	// Remove lists manifest annotations to delete.
 	Remove []string
 	// Manifests (for an index) maps an entry of "manifests" to the
@@ -66,7 +69,7 @@ func Annotate(raw []byte, e Edit) ([]byte, error) {
 			if err != nil {
 				return nil, fmt.Errorf("layer %d: %w", i, err)
 			}
-			ann, err := mergeAnnotations(layer.get("annotations"), set, nil)
+			ann, err := mergeAnnotations(layer.get("annotations"), set, e.LayerRemove[i])
 			if err != nil {
 				return nil, fmt.Errorf("layer %d annotations: %w", i, err)
 			}
