@@ -11,22 +11,13 @@ import (
 // *image.RGBA64 above 8 bits per channel, with premultiplied alpha, in Go
 // memory.
 func AVIF(data []byte, limit uint64) (image.Image, error) {
-	in, err := instantiate(avifModule, limit)
+	// decode(in, size, config_only, decode_all, *width, *height, *depth,
+	// *count, delay, out): 1 on success.
+	in, src, res, err := start(avifModule, limit, data, 4)
 	if err != nil {
 		return nil, err
 	}
 	defer in.close()
-
-	src, err := in.write(data)
-	if err != nil {
-		return nil, err
-	}
-	// decode(in, size, config_only, decode_all, *width, *height, *depth,
-	// *count, delay, out): 1 on success.
-	res, err := in.malloc(4 * 4)
-	if err != nil {
-		return nil, err
-	}
 	args := func(configOnly, delay, out uint32) []uint64 {
 		return []uint64{uint64(src), uint64(len(data)), uint64(configOnly), 0,
 			uint64(res), uint64(res + 4), uint64(res + 8), uint64(res + 12), uint64(delay), uint64(out)}

@@ -27,22 +27,13 @@ func align16(n uint64) uint64 { return (n + 15) &^ 15 }
 // imir properties and crops it to its clean aperture (clap). The image is
 // a *image.YCbCr, *image.Gray, *image.RGBA or *image.NRGBA in Go memory.
 func HEIC(data []byte, limit uint64) (image.Image, error) {
-	in, err := instantiate(heicModule, limit)
+	// decode(in, size, config_only, *width, *height, *colorspace,
+	// *chroma, *premultiplied, out): 1 on success.
+	in, src, res, err := start(heicModule, limit, data, 5)
 	if err != nil {
 		return nil, err
 	}
 	defer in.close()
-
-	src, err := in.write(data)
-	if err != nil {
-		return nil, err
-	}
-	// decode(in, size, config_only, *width, *height, *colorspace,
-	// *chroma, *premultiplied, out): 1 on success.
-	res, err := in.malloc(4 * 5)
-	if err != nil {
-		return nil, err
-	}
 	args := func(configOnly, out uint32) []uint64 {
 		return []uint64{uint64(src), uint64(len(data)), uint64(configOnly),
 			uint64(res), uint64(res + 4), uint64(res + 8), uint64(res + 12), uint64(res + 16), uint64(out)}

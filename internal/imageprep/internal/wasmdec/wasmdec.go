@@ -141,6 +141,24 @@ func instantiate(module func() (compiled, error), limit uint64) (*instance, erro
 	return &instance{ctx, mod, mem}, nil
 }
 
+// start makes an instance of the module for one decode (see instantiate),
+// copies data into its memory at src and allocates words 32-bit words for
+// the decode's results at res. Close the instance.
+func start(module func() (compiled, error), limit uint64, data []byte, words int) (in *instance, src, res uint32, err error) {
+	in, err = instantiate(module, limit)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	if src, err = in.write(data); err == nil {
+		res, err = in.malloc(4 * uint64(words))
+	}
+	if err != nil {
+		in.close()
+		return nil, 0, 0, err
+	}
+	return in, src, res, nil
+}
+
 // close releases the instance and its memory.
 func (in *instance) close() {
 	_ = in.mod.Close(in.ctx)
