@@ -39,18 +39,16 @@ func decodeJPEG(data []byte, shift uint) (img image.Image, err error) {
 	return img, err
 }
 
-// HEIF and AVIF are decoded by C libraries compiled to WebAssembly: their
-// memory is the module's linear memory, which holds the input, the
-// decoder's frames and the output (the HEIC decoder's image points into it;
-// the AVIF decoder's is copied out to Go). It grows by reallocation, so at
-// its peak the old and the new copy are both live: a 12 MP HEIC ends with
-// 79 MiB of linear memory (6.6 B/px) and allocates 386 MiB in all; a 12 MP
-// AVIF allocates 2.2 times that. These are the bytes per pixel charged,
-// twice the final memory and the copy out, rounded up; more than 8 bits per
-// channel counts twice. The charge is reckoned from the header: neither
-// decoder package caps its module's memory, so a file whose coded stream is
-// larger than its header says can grow one decode's linear memory up to the
-// 4 GiB of 32-bit WebAssembly (libheif's and libavif's own limits apply).
+// HEIF and AVIF are decoded by C libraries compiled to WebAssembly (package
+// wasmdec): their memory is the module's linear memory, which holds the
+// input, the decoder's frames and the output, copied out to Go at the end.
+// A 12 MP HEIC ends with 79 MiB of linear memory (6.9 B/px), a 12 MP AVIF
+// with 258 MiB (22.5 B/px). The bytes per pixel charged, more than twice
+// and about 1.4 times that, are also what the linear memory of each decode
+// may grow to, plus wasmdec.Overhead (16 MiB and twice the file). A file
+// whose coded stream is larger than its header says is refused
+// (ErrTooLarge) when its decoder asks for more, with nothing beyond the
+// limit allocated. More than 8 bits per channel counts twice.
 const (
 	heicBytesPerPixel = 16
 	avifBytesPerPixel = 32

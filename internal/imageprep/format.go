@@ -17,6 +17,7 @@ import (
 	"golang.org/x/image/webp"
 
 	"github.com/regscribe/regscribe/internal/imageprep/internal/jpegscale"
+	"github.com/regscribe/regscribe/internal/imageprep/internal/wasmdec"
 )
 
 // format is an image format Prepare can read.
@@ -26,8 +27,10 @@ type format struct {
 	mediaType string
 	// configFn and decodeFn are the format's decoder; call them through
 	// config and decode, which turn a decoder's panic into an error.
+	// decodeFn is given the bytes the image is charged (decodeCost): a
+	// decoder that can be held to it is.
 	configFn func(io.Reader) (image.Config, error)
-	decodeFn func(io.Reader) (image.Image, error)
+	decodeFn func(data []byte, charge int64) (image.Image, error)
 	// orientation returns the EXIF orientation (1-8) of the image, 1 when
 	// it has none; nil for formats that carry none.
 	orientation func([]byte) int
@@ -43,13 +46,19 @@ type format struct {
 // image.Decode, so the format is the one sniffed here and not whatever
 // another package happens to have registered.
 var (
-	formatJPEG = format{"JPEG", "jpeg", "image/jpeg", jpeg.DecodeConfig, jpeg.Decode, jpegOrientation, jpegCheck}
-	formatPNG  = format{"PNG", "png", "image/png", png.DecodeConfig, png.Decode, pngOrientation, pngCheck}
-	formatGIF  = format{"GIF", "gif", "image/gif", gif.DecodeConfig, gif.Decode, nil, gifCheck}
-	formatWebP = format{"WebP", "webp", "image/webp", webp.DecodeConfig, webp.Decode, webpOrientation, webpCheck}
-	formatBMP  = format{"BMP", "bmp", "image/bmp", bmp.DecodeConfig, bmp.Decode, nil, nil}
-	formatTIFF = format{"TIFF", "tiff", "image/tiff", tiff.DecodeConfig, tiff.Decode, exifOrientation, nil}
+	formatJPEG = format{"JPEG", "jpeg", "image/jpeg", jpeg.DecodeConfig, reading(jpeg.Decode), jpegOrientation, jpegCheck}
+	formatPNG  = format{"PNG", "png", "image/png", png.DecodeConfig, reading(png.Decode), pngOrientation, pngCheck}
+	formatGIF  = format{"GIF", "gif", "image/gif", gif.DecodeConfig, reading(gif.Decode), nil, gifCheck}
+	formatWebP = format{"WebP", "webp", "image/webp", webp.DecodeConfig, reading(webp.Decode), webpOrientation, webpCheck}
+	formatBMP  = format{"BMP", "bmp", "image/bmp", bmp.DecodeConfig, reading(bmp.Decode), nil, nil}
+	formatTIFF = format{"TIFF", "tiff", "image/tiff", tiff.DecodeConfig, reading(tiff.Decode), exifOrientation, nil}
 )
+
+// reading makes a decodeFn of a decoder that reads, and that allocates what
+// it decodes to (which the charge reckons) but cannot be held to a limit.
+func reading(decode func(io.Reader) (image.Image, error)) func([]byte, int64) (image.Image, error) {
+	return func(data []byte, _ int64) (image.Image, error) { return decode(bytes.NewReader(data)) }
+}
 
 // config reads the header of data.
 func (f *format) config(data []byte) (cfg image.Config, err error) {
@@ -57,10 +66,11 @@ func (f *format) config(data []byte) (cfg image.Config, err error) {
 	return f.configFn(bytes.NewReader(data))
 }
 
-// decode decodes the pixels of data (for GIF, of its first frame).
-func (f *format) decode(data []byte) (img image.Image, err error) {
+// decode decodes the pixels of data (for GIF, of its first frame), charged
+// charge bytes.
+func (f *format) decode(data []byte, charge int64) (img image.Image, err error) {
 	defer recoverDecoder(&err)
-	img, err = f.decodeFn(bytes.NewReader(data))
+	img, err = f.decodeFn(data, charge)
 	if err == nil && img == nil {
 		err = fmt.Errorf("decoder returned no image")
 	}
@@ -75,8 +85,9 @@ func recoverDecoder(err *error) {
 	}
 }
 
-// classify returns the sentinel for a decoder's error: ErrUnsupported when
-// the decoder says the file is valid but uses a feature it lacks, else
+// classify returns the sentinel for a decoder's error: ErrTooLarge when a
+// WebAssembly decoder outgrew its memory limit, ErrUnsupported when the
+// decoder says the file is valid but uses a feature it lacks, else
 // ErrCorrupt. JPEG's "unknown marker" is left corrupt: it is what garbage in
 // a damaged file usually looks like (unsupported JPEG kinds are named by
 // jpegUnsupported instead).
@@ -86,7 +97,10 @@ func classify(err error) error {
 	var pe png.UnsupportedError
 	var te tiff.UnsupportedError
 	var ue unsupportedError
+	var le *wasmdec.LimitError
 	switch {
+	case errors.As(err, &le):
+		return ErrTooLarge
 	case errors.As(err, &je) && je != "unknown marker", errors.As(err, &se) && se != "unknown marker",
 		errors.As(err, &pe), errors.As(err, &te), errors.Is(err, bmp.ErrUnsupported),
 		errors.As(err, &ue):

@@ -51,6 +51,8 @@ func FuzzPrepare(f *testing.F) {
 		testdata(f, "quadrants-irot3.avif")[:300],
 		withISPE(testdata(f, "quadrants.heic"), 300, 200),
 		withISPE(testdata(f, "quadrants.avif"), 16, 8),
+		withISPE(testdata(f, "photo12.heic"), 400, 300), // coded 4000x3000: refused by the memory limit
+		withISPE(testdata(f, "photo12.avif"), 400, 300),
 		testdata(f, "quadrants-progressive.jpg"),
 		testdata(f, "quadrants-progressive.jpg")[:300],
 		manyScans(f, 3),

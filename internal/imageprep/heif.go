@@ -9,14 +9,13 @@ import (
 	"image/color"
 	"io"
 
-	"github.com/gen2brain/avif"
-	"github.com/gen2brain/heic"
+	"github.com/regscribe/regscribe/internal/imageprep/internal/wasmdec"
 )
 
 // HEIF (HEIC) and AVIF are ISO base media files: boxes of a 32-bit size and a
 // four-letter type, some nested. The pixels are decoded by libheif/libde265
-// and libavif/dav1d compiled to WebAssembly and run by wazero (the gen2brain
-// packages); what Prepare needs before deciding to decode — the size, the
+// and libavif/libaom compiled to WebAssembly and run by wazero (package
+// wasmdec); what Prepare needs before deciding to decode — the size, the
 // bit depth, the rotation and mirroring of the primary image and its EXIF
 // orientation — is read here from the boxes, so that a bomb is refused
 // before the decoder is started and no WebAssembly module is even compiled
@@ -403,19 +402,15 @@ func heifConfig(r io.Reader, displayed bool) (image.Config, error) {
 func heicConfig(r io.Reader) (image.Config, error) { return heifConfig(r, true) }
 func avifConfig(r io.Reader) (image.Config, error) { return heifConfig(r, false) }
 
-// minHEICWidth is the narrowest HEIC (as displayed) decoded. The decoder
-// (github.com/gen2brain/heic v0.4.5, libheif in WebAssembly) reads every
-// plane as if its rows were the width rounded up to 16 bytes, but libheif
-// makes rows of at least 64 bytes: a plane of 48 bytes or less comes out
-// sheared. The chroma planes of a 4:2:0 or 4:2:2 image are half as wide, so
-// the bug starts at 96 px and below (see TestHEICStrideBug).
+// minHEICWidth is the narrowest HEIC (as displayed) decoded. The HEIC
+// decoder's C glue (lib/heic/heif.c of package wasmdec, from
+// github.com/gen2brain/heic v0.4.5) copies each plane with libheif's row
+// stride into a buffer laid out with rows of the width rounded up to 16
+// bytes, but libheif makes rows of at least 64 bytes: a plane of 48 bytes
+// or less comes out sheared. The chroma planes of a 4:2:0 or 4:2:2 image are
+// half as wide, so the bug starts at 96 px and below (see
+// TestHEICStrideBug).
 const minHEICWidth = 97
-
-// heicFreedBytes is how many bytes at the start of a decoded HEIC's first
-// plane the decoder spoils: it frees the WebAssembly buffer its image still
-// points into, and the allocator writes its bookkeeping (six 32-bit words of
-// a large free chunk) over the first pixels of the top row.
-const heicFreedBytes = 24
 
 // unsupportedError is a file a decoder would misread: it is refused with
 // ErrUnsupported.
@@ -424,18 +419,9 @@ type unsupportedError string
 func (e unsupportedError) Error() string { return string(e) }
 
 // heicDecode decodes the primary image of a HEIC file with libheif in
-// WebAssembly, refusing what that decoder gets wrong.
-func heicDecode(r io.Reader) (image.Image, error) {
-	if heic.Dynamic() == nil {
-		// The package found libheif.so and would call it natively:
-		// unbounded memory, a crash instead of an error, another
-		// libheif's behaviour.
-		return nil, unsupportedError("HEIC decoder would use the system libheif: build with -tags nodynamic")
-	}
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return nil, err
-	}
+// WebAssembly, within the memory it is charged, refusing what that decoder
+// gets wrong.
+func heicDecode(data []byte, charge int64) (image.Image, error) {
 	cfg, err := heicConfig(bytes.NewReader(data))
 	if err != nil {
 		return nil, err
@@ -443,7 +429,7 @@ func heicDecode(r io.Reader) (image.Image, error) {
 	if cfg.Width < minHEICWidth {
 		return nil, unsupportedError(fmt.Sprintf("HEIC narrower than %d px is not supported", minHEICWidth))
 	}
-	img, err := heic.Decode(bytes.NewReader(data))
+	img, err := bounded(wasmdec.HEIC, data, cfg, charge)
 	if err != nil {
 		return nil, err
 	}
@@ -451,31 +437,33 @@ func heicDecode(r io.Reader) (image.Image, error) {
 	if img.Bounds().Dx() < minHEICWidth {
 		return nil, unsupportedError(fmt.Sprintf("HEIC cropped narrower than %d px is not supported", minHEICWidth))
 	}
-	repairHead(img)
 	return img, nil
 }
 
-// repairHead overwrites the first heicFreedBytes of img's first plane with
-// those of the row below: an edge of the image, made plausible.
-func repairHead(img image.Image) {
-	var pix []byte
-	var stride int
-	switch m := img.(type) {
-	case *image.YCbCr:
-		pix, stride = m.Y, m.YStride
-	case *image.Gray:
-		pix, stride = m.Pix, m.Stride
-	case *image.RGBA:
-		pix, stride = m.Pix, m.Stride
-	case *image.NRGBA:
-		pix, stride = m.Pix, m.Stride
+// avifDecode decodes the first image of an AVIF file with libavif in
+// WebAssembly, within the memory it is charged.
+func avifDecode(data []byte, charge int64) (image.Image, error) {
+	cfg, err := avifConfig(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
 	}
-	if img.Bounds().Dy() < 2 || stride < heicFreedBytes || len(pix) < stride+heicFreedBytes {
-		return
-	}
-	copy(pix[:heicFreedBytes], pix[stride:stride+heicFreedBytes])
+	return bounded(wasmdec.AVIF, data, cfg, charge)
 }
-func avifDecode(r io.Reader) (image.Image, error) { return avif.Decode(r) }
+
+// bounded runs a WebAssembly decoder on data, whose header says cfg, with
+// its memory limited to what the image is charged plus the decoder's own
+// overhead: a file whose coded image is larger than its header says is
+// refused with the limit, whatever it would have grown to.
+func bounded(decode func([]byte, uint64) (image.Image, error), data []byte, cfg image.Config, charge int64) (image.Image, error) {
+	overhead := wasmdec.Overhead(len(data))
+	img, err := decode(data, uint64(max(charge, 0))+overhead)
+	var le *wasmdec.LimitError
+	if errors.As(err, &le) {
+		return nil, fmt.Errorf("%w (%d MiB for the %dx%d its header declares, %d MiB for the decoder and the file)",
+			err, charge>>20, cfg.Width, cfg.Height, overhead>>20)
+	}
+	return img, err
+}
 
 func heicOrientation(data []byte) int {
 	info, err := parseHEIF(data)

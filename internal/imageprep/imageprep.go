@@ -78,7 +78,9 @@ type Limits struct {
 	// decoder's output (1 for grey, 3 for a YCbCr JPEG, 8 for 16-bit RGBA
 	// PNG, …), plus what the decoder keeps besides (a progressive JPEG's
 	// coefficients, 4 bytes per sample; the WebAssembly memory of the HEIF
-	// and AVIF decoders). An image over it is refused with [ErrTooLarge].
+	// and AVIF decoders, which may not grow past its charge and a fixed
+	// overhead, whatever the coded stream needs). An image over it is
+	// refused with [ErrTooLarge].
 	// A preparation's peak memory is this plus the working images at twice
 	// MaxSide at most (4 × (2·MaxSide)² bytes, 36 MiB by default) and the
 	// output. 0 means [DefaultMaxDecodeBytes] (512 MiB).
@@ -222,7 +224,8 @@ func Prepare(data []byte, limits Limits) (Photo, error) {
 	if f == &formatJPEG {
 		shift = jpegShift(cfg.Width, cfg.Height, l.MaxSide)
 	}
-	if cost, what := decodeCost(f, cfg, data, shift); cost > l.MaxDecodeBytes {
+	cost, what := decodeCost(f, cfg, data, shift)
+	if cost > l.MaxDecodeBytes {
 		return Photo{}, fail(ErrTooLarge, "%s of %dx%d would decode to %d MiB (%s), limit %d MiB",
 			f.name, cfg.Width, cfg.Height, cost>>20, what, l.MaxDecodeBytes>>20)
 	}
@@ -230,7 +233,7 @@ func Prepare(data []byte, limits Limits) (Photo, error) {
 	if f == &formatJPEG {
 		img, err = decodeJPEG(data, shift)
 	} else {
-		img, err = f.decode(data)
+		img, err = f.decode(data, cost)
 	}
 	if err != nil {
 		return Photo{}, fail(classify(err), "decode %s: %w", f.name, err)

@@ -8,7 +8,6 @@ import (
 	"image/color/palette"
 	"image/gif"
 	"image/jpeg"
-	"io"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -235,7 +234,7 @@ func TestRenderExtremes(t *testing.T) {
 func TestDecoderPanic(t *testing.T) {
 	saved := formatHEIC.decodeFn
 	defer func() { formatHEIC.decodeFn = saved }()
-	formatHEIC.decodeFn = func(io.Reader) (image.Image, error) { panic("wasm host binding bug") }
+	formatHEIC.decodeFn = func([]byte, int64) (image.Image, error) { panic("wasm host binding bug") }
 	data, err := os.ReadFile("testdata/quadrants.heic")
 	require.NoError(t, err)
 	_, err = Prepare(data, Limits{})
