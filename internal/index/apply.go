@@ -1,6 +1,7 @@
 package index
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -18,10 +19,15 @@ import (
 //   - written and found replace the describer's entries of the manifest:
 //     one per photo listed, and the entries of photos no longer listed
 //     are removed; with Replaces (a manifest re-pushed with annotations),
-//     the superseded manifest's annotation entries are removed and its
-//     tags carried over;
+//     the superseded manifest's annotation entries leave search for the
+//     history (marked superseded at the event's time by its digest; see
+//     [Index.Photo]) and its tags are carried over; the annotation
+//     entries of an event made before its manifest was superseded (applied
+//     again, or found later) go to the history at once;
 //   - deleted removes every entry of the manifest, by every describer, and
-//     the entries of photos it held (an album's children);
+//     the entries of photos it held (an album's children); its superseded
+//     entries; and when it was the current manifest, the history of every
+//     manifest it superseded;
 //   - tags are merged per manifest: every entry of a manifest carries every
 //     tag an event reported for it.
 func (ix *Index) Apply(ctx context.Context, e feed.Event) error {
@@ -46,10 +52,15 @@ type writer struct {
 	added   map[docKey]textKey
 	dropped map[docKey]bool
 	touched []*manifest // manifests that lost entries in the event being applied
+	// hist and links are the history's changes: superseded entries to
+	// store (nil: to delete) and links.
+	hist  map[docKey]*doc
+	links map[[2]string]linkOp
 }
 
 func (ix *Index) newWriter() *writer {
-	return &writer{ix: ix, b: ix.bi.NewBatch(), pending: map[docKey]*doc{}, added: map[docKey]textKey{}, dropped: map[docKey]bool{}}
+	return &writer{ix: ix, b: ix.bi.NewBatch(), pending: map[docKey]*doc{}, added: map[docKey]textKey{}, dropped: map[docKey]bool{},
+		hist: map[docKey]*doc{}, links: map[[2]string]linkOp{}}
 }
 
 // size is how many operations the batch holds.
@@ -65,15 +76,31 @@ func (w *writer) apply(e feed.Event) error {
 			}
 		}
 		delete(st.manifests, key)
+		w.forget(key)
 		st.tidy(w.touched...)
 		w.touched = w.touched[:0]
 		return nil
 	}
+	// An event older than a supersession of its manifest (applied again,
+	// or found by reprocess later) brings history, not current entries,
+	// and no tags: they moved on.
+	var late link
+	made := madeAt(e).UnixNano()
+	for _, l := range st.hist.next[key] {
+		if l.at > made && l.at > late.at {
+			late = l
+		}
+	}
 	mf := st.manifest(key)
-	tags := st.mergeTags(mf.tags, e.Tags)
+	tags := mf.tags
+	if late.to == "" {
+		tags = st.mergeTags(mf.tags, e.Tags)
+	}
 	now := time.Now().UTC()
 	if e.Replaces != "" && e.Replaces != e.Digest {
 		rkey := manifestKey(e.Registry, e.Repository, e.Replaces)
+		at := cmp.Or(e.At, now)
+		w.link(rkey, key, at)
 		if old := st.manifests[rkey]; old != nil {
 			// The tags moved to the re-pushed manifest with the annotations.
 			tags = st.mergeTags(tags, old.tags)
@@ -84,7 +111,9 @@ func (w *writer) apply(e feed.Event) error {
 				switch {
 				case !ok || m.digest != old:
 				case m.annotation:
-					w.remove(id)
+					if err := w.supersede(id, e.Digest, at); err != nil {
+						return err
+					}
 				case moved:
 					if err := w.retag(id, nil, now); err != nil {
 						return err
@@ -120,6 +149,13 @@ func (w *writer) apply(e feed.Event) error {
 		}
 		d.seal()
 		id := docID(e.Registry, e.Repository, e.Digest, d.Manifest, d.Layer, e.By)
+		if late.to != "" && d.Stored == "annotation" {
+			// Not kept: an entry of it in search is removed below.
+			d.Superseded, d.SupersededBy = time.Unix(0, late.at).UTC(), digestOf(late.to)
+			d.seal()
+			w.keep(id, d)
+			continue
+		}
 		keep[id] = true
 		if m, ok := st.docs[id]; ok && m.hash == d.hashKey() {
 			continue
@@ -146,6 +182,22 @@ func (w *writer) apply(e feed.Event) error {
 	return nil
 }
 
+// madeAt is when an event's descriptions were made, to compare with when
+// its manifest was superseded: a write's time; for found descriptions (read
+// from the registry later), the newest description's, else the event's.
+func madeAt(e feed.Event) time.Time {
+	if e.Kind == feed.Written && !e.At.IsZero() {
+		return e.At
+	}
+	var t time.Time
+	for _, p := range e.Photos {
+		if p.Created.After(t) {
+			t = p.Created
+		}
+	}
+	return cmp.Or(t, e.At)
+}
+
 // retag writes entry id again with tags.
 func (w *writer) retag(id docKey, tags []string, now time.Time) error {
 	d, err := w.load(id)
@@ -164,6 +216,7 @@ func (w *writer) put(id docKey, d *doc) {
 	w.added[id], _ = parseTextKey(d.VKey)
 	delete(w.dropped, id)
 	w.ix.state.put(id, d)
+	w.unkeep(id) // current again: no longer history
 }
 
 func (w *writer) remove(id docKey) {
@@ -205,7 +258,16 @@ func (ix *Index) docs(ids []string) (map[string]*doc, error) {
 
 // commit writes the batch. On failure the writers' state is read again
 // from the index, which holds none of the batch.
+//
+// The history is written first: when bleve then fails, the events are
+// applied again and find their superseded entries there already.
 func (w *writer) commit() error {
+	if len(w.hist) > 0 || len(w.links) > 0 {
+		if err := w.ix.saveHistory(w.hist, w.links); err != nil {
+			w.abandon()
+			return fmt.Errorf("index: write history: %w", err)
+		}
+	}
 	if w.b.Size() == 0 {
 		return nil
 	}
@@ -226,7 +288,7 @@ func (w *writer) commit() error {
 
 // abandon forgets the batch: the state is read again from the index.
 func (w *writer) abandon() {
-	st, err := loadState(w.ix.bi)
+	st, err := loadState(w.ix.bi, w.ix.hdb)
 	if err != nil {
 		w.ix.log.Error("index: reading the entries again after a failed write: " + err.Error())
 		return

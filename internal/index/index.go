@@ -17,6 +17,7 @@ import (
 	"github.com/blevesearch/bleve/v2/mapping"
 	bindex "github.com/blevesearch/bleve_index_api"
 	"github.com/nats-io/nats.go/jetstream"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/regscribe/regscribe/internal/feed"
 )
@@ -45,6 +46,12 @@ type Entry struct {
 	Created time.Time `json:"created"`
 	// Stored is "annotation" or "referrer sha256:…".
 	Stored string `json:"stored"`
+	// Superseded is when a newer description replaced this one in the
+	// registry (annotation mode: a re-pushed manifest, SupersededBy its
+	// digest); zero for a current description. Only [Index.Photo] lists
+	// superseded descriptions, as the photo's history.
+	Superseded   time.Time `json:"superseded,omitzero"`
+	SupersededBy string    `json:"supersededBy,omitempty"`
 }
 
 // Ref is registry/repository@digest.
@@ -106,6 +113,7 @@ type Options struct {
 type Index struct {
 	opts Options
 	bi   bleve.Index
+	hdb  *bolt.DB // the history ([historyFile])
 	id   string
 	log  *slog.Logger
 
@@ -160,9 +168,15 @@ func Open(opts Options) (*Index, error) {
 	if err != nil {
 		return nil, fmt.Errorf("index: open %s: %w", path, err)
 	}
-	ix := &Index{opts: opts, bi: bi, id: id, log: opts.Log, progress: make(chan struct{}), stop: make(chan struct{})}
-	if ix.state, err = loadState(bi); err != nil {
+	hdb, err := openHistory(opts.Dir)
+	if err != nil {
 		_ = bi.Close()
+		return nil, err
+	}
+	ix := &Index{opts: opts, bi: bi, hdb: hdb, id: id, log: opts.Log, progress: make(chan struct{}), stop: make(chan struct{})}
+	if ix.state, err = loadState(bi, hdb); err != nil {
+		_ = bi.Close()
+		_ = hdb.Close()
 		return nil, err
 	}
 	if opts.Embedder != nil {
@@ -212,7 +226,7 @@ func (ix *Index) Close() error {
 	}
 	close(ix.stop)
 	ix.wg.Wait()
-	err := ix.bi.Close()
+	err := errors.Join(ix.bi.Close(), ix.hdb.Close())
 	// What the writers and the vectors hold is let go.
 	ix.mu.Lock()
 	ix.state = newState()
@@ -223,7 +237,8 @@ func (ix *Index) Close() error {
 	return err
 }
 
-// Count is how many entries the index holds.
+// Count is how many current entries the index holds (superseded ones,
+// the photos' history, are not counted).
 func (ix *Index) Count() (uint64, error) { return ix.bi.DocCount() }
 
 // Embedded is how many entries have a vector, and how many wait for one

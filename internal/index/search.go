@@ -280,27 +280,50 @@ func (ix *Index) Photos(ctx context.Context, registry, repository string, offset
 }
 
 // Photo returns every description (every describer) of the photos of one
-// manifest digest (or of the manifest whose layer is that digest), newest
-// first.
+// manifest digest (or of the manifests that hold a photo layer of that
+// digest): the current ones first, newest first; then the photo's history,
+// most recently replaced first: the descriptions superseded by a re-pushed
+// manifest (annotation mode: a person's correction, another model's
+// description), of this manifest and of every manifest it replaced,
+// through the whole chain, each with Superseded and SupersededBy set.
 func (ix *Index) Photo(ctx context.Context, registry, repository, digest string) ([]Entry, error) {
-	repo, layer := registry+"/"+repository, layerKey(digest)
-	var ids []string
+	repo, layer, asked := registry+"/"+repository, layerKey(digest), manifestKey(registry, repository, digest)
+	var (
+		ids      []string
+		carriers = []string{asked}
+		current  = map[docKey]bool{}
+	)
 	ix.mu.Lock()
-	if mf := ix.state.manifests[manifestKey(registry, repository, digest)]; mf != nil {
+	add := func(id docKey, m meta) {
+		ids = append(ids, id.String())
+		current[id] = true
+		carriers = append(carriers, m.digest.key)
+	}
+	mf := ix.state.manifests[asked]
+	if mf != nil {
 		for _, id := range mf.docs {
-			ids = append(ids, id.String())
+			add(id, ix.state.docs[id])
 		}
 	}
 	for id, m := range ix.state.docs {
-		if m.layer == layer && m.repo == repo && m.digest.key != manifestKey(registry, repository, digest) &&
-			(m.child == nil || m.child.key != manifestKey(registry, repository, digest)) {
-			ids = append(ids, id.String())
+		if m.layer == layer && m.repo == repo && m.digest.key != asked && (m.child == nil || m.child.key != asked) {
+			add(id, m)
 		}
 	}
+	// A layer digest: the history of that photo only.
+	var only *[16]byte
+	if mf == nil && !ix.state.hist.knows(asked) {
+		only = &layer
+	}
+	hids := ix.historyIDs(carriers, only, current)
 	ix.mu.Unlock()
 	docs, err := ix.docs(ids)
 	if err != nil {
-		return nil, fmt.Errorf("index: photo %s: %w", manifestKey(registry, repository, digest), err)
+		return nil, fmt.Errorf("index: photo %s: %w", asked, err)
+	}
+	past, err := ix.historyDocs(hids)
+	if err != nil {
+		return nil, fmt.Errorf("index: photo %s: %w", asked, err)
 	}
 	slices.Sort(ids)
 	slices.SortStableFunc(ids, func(a, b string) int {
@@ -310,11 +333,14 @@ func (ix *Index) Photo(ctx context.Context, registry, repository, digest string)
 		}
 		return db.Created.Compare(da.Created)
 	})
-	out := make([]Entry, 0, len(ids))
+	out := make([]Entry, 0, len(ids)+len(past))
 	for _, id := range ids {
 		if d := docs[id]; d != nil {
 			out = append(out, d.entry())
 		}
+	}
+	for _, d := range past {
+		out = append(out, d.entry())
 	}
 	return out, ctx.Err()
 }

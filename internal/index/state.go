@@ -13,6 +13,7 @@ import (
 
 	"github.com/blevesearch/bleve/v2"
 	"github.com/blevesearch/bleve/v2/search"
+	bolt "go.etcd.io/bbolt"
 )
 
 // doc is what the index stores for one entry.
@@ -34,6 +35,10 @@ type doc struct {
 	Created     time.Time `json:"created"`
 	Indexed     time.Time `json:"indexed"`
 	Stored      string    `json:"stored"`
+	// Superseded and SupersededBy are set on a history entry: when a
+	// re-pushed manifest (SupersededBy, its digest) replaced it.
+	Superseded   time.Time `json:"superseded,omitzero"`
+	SupersededBy string    `json:"supersededBy,omitempty"`
 	// Hash identifies the content (all but Indexed): an event applied
 	// again finds it unchanged and writes nothing.
 	Hash string `json:"hash"`
@@ -98,6 +103,7 @@ func (d *doc) entry() Entry {
 		Registry: d.Registry, Repository: d.Repository, Digest: d.Digest, Manifest: d.Manifest, Layer: d.Layer,
 		MediaType: d.MediaType, Tags: nonNil(d.Tags), Title: d.Title, Description: d.Description, Alt: d.Alt,
 		Keywords: nonNil(d.Keywords), Text: d.Text, Model: d.Model, Created: d.Created, Stored: d.Stored,
+		Superseded: d.Superseded, SupersededBy: d.SupersededBy,
 	}
 }
 
@@ -196,11 +202,13 @@ type state struct {
 	// repositories and models count the entries of each repository
 	// (without its registry) and model.
 	repositories, models map[string]int
+	// hist is the superseded entries and the links between manifests.
+	hist history
 }
 
 func newState() *state {
 	return &state{docs: map[docKey]meta{}, manifests: map[string]*manifest{}, strs: map[string]string{},
-		repositories: map[string]int{}, models: map[string]int{}}
+		repositories: map[string]int{}, models: map[string]int{}, hist: newHistory()}
 }
 
 // names are the repositories (without registry) and the models of the
@@ -298,8 +306,9 @@ func (s *state) tidy(mfs ...*manifest) {
 
 func isPerson(model string) bool { return model == "person" || strings.HasPrefix(model, "person:") }
 
-// loadState reads what writers need from every entry of bi.
-func loadState(bi bleve.Index) (*state, error) {
+// loadState reads what writers need from every entry of bi and from the
+// history in db.
+func loadState(bi bleve.Index, db *bolt.DB) (*state, error) {
 	s := newState()
 	const page = 5000
 	var after []string
@@ -325,7 +334,7 @@ func loadState(bi bleve.Index) (*state, error) {
 			mf.tags = s.mergeTags(mf.tags, d.Tags)
 		}
 		if len(res.Hits) < page {
-			return s, nil
+			return s, loadHistory(db, s)
 		}
 		after = []string{res.Hits[len(res.Hits)-1].ID}
 	}

@@ -159,7 +159,7 @@ func (s *Server) awaitCorrection(ctx context.Context, e Entry, c queue.Correctio
 		// The worker may tidy the text (spaces, quotes): the person's
 		// entry at or after this correction's time is it.
 		if err == nil && slices.ContainsFunc(entries, func(x Entry) bool {
-			return x.Layer == e.Layer && x.Model == model && !x.Created.Before(c.At.Add(-time.Second))
+			return x.Layer == e.Layer && x.Model == model && !replaced(x) && !x.Created.Before(c.At.Add(-time.Second))
 		}) {
 			return true
 		}

@@ -18,7 +18,9 @@ type Catalog interface {
 	// photo), and the total.
 	Photos(ctx context.Context, registry, repository string, offset, limit int) ([]Entry, int, error)
 	// Photo returns every description of the photos of a manifest digest
-	// (or of the manifest a layer digest belongs to), newest first.
+	// (or of the manifest a layer digest belongs to): the current ones,
+	// newest first, then those a re-pushed manifest replaced (Superseded
+	// set), most recently replaced first.
 	Photo(ctx context.Context, registry, repository, digest string) ([]Entry, error)
 	// Wait returns once every event stored in the description stream
 	// before the call is applied.

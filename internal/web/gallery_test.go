@@ -110,11 +110,18 @@ func TestBrowseSearchAndCorrect(t *testing.T) {
 	require.Equal(t, "Red forklift with paint tins", m.Annotations[registry.AnnotationAlt])
 
 	// In annotation mode the person's description replaced the model's in
-	// the manifest: it is the one description the photo has now.
+	// the manifest: it is the current one, on top; the model's words stay
+	// in the photo's history, marked replaced.
 	history := b.texts(".timeline .who")
-	require.Len(t, history, 1)
+	require.Len(t, history, 2)
 	require.Contains(t, history[0], "a person")
+	require.NotContains(t, history[0], "replaced")
+	require.Contains(t, history[1], g.Describer.Model())
+	require.Contains(t, history[1], "replaced")
+	require.Equal(t, []string{scenes[1].description}, b.texts(".timeline li.replaced > p:not(.who)"))
+	require.Len(t, b.texts(".timeline li.replaced"), 1)
 	b.shot("corrected")
+	require.Empty(t, g.searchAPI(t, "yellow").Results, "the replaced words are not searched")
 	hits := g.searchAPI(t, "paint").Results
 	require.NotEmpty(t, hits)
 	require.Equal(t, corrected, hits[0].Description)

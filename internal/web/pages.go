@@ -211,7 +211,10 @@ func (s *Server) repository(w http.ResponseWriter, r *http.Request) {
 type photoData struct {
 	// Shown is the description shown first (a person's, else the newest).
 	Shown Entry
-	// History is every description of this photo, newest first.
+	// History is every description of this photo: the current ones,
+	// newest first, then those replaced (Superseded set: a correction or
+	// another model's description re-pushed in annotation mode), most
+	// recently replaced first.
 	History []Entry
 	// Others are the other photos of the same manifest (an album, or a
 	// manifest with several image layers).
@@ -244,20 +247,22 @@ func (s *Server) photo(w http.ResponseWriter, r *http.Request) {
 }
 
 // photoView arranges a manifest's entries for the page of the photo
-// addressed by digest (a layer, or the manifest: its first photo).
+// addressed by digest (a layer, or the manifest: its first photo). The
+// photo needs a current description; replaced ones are its history only.
 func photoView(entries []Entry, digest string) (photoData, bool) {
-	if len(entries) == 0 {
+	current := slices.DeleteFunc(slices.Clone(entries), replaced)
+	if len(current) == 0 {
 		return photoData{}, false
 	}
-	layer := entries[0].Layer
-	for _, e := range entries {
+	layer := current[0].Layer
+	for _, e := range current {
 		if e.Layer == digest {
 			layer = digest
 		}
 	}
 	var d photoData
 	seen := map[string]bool{layer: true}
-	for _, e := range entries {
+	for _, e := range current {
 		if e.Layer == layer {
 			d.History = append(d.History, e)
 			continue
@@ -268,6 +273,15 @@ func photoView(entries []Entry, digest string) (photoData, bool) {
 		}
 	}
 	slices.SortStableFunc(d.History, func(a, b Entry) int { return b.Created.Compare(a.Created) })
+	var past []Entry
+	for _, e := range entries {
+		if replaced(e) && e.Layer == layer {
+			past = append(past, e)
+		}
+	}
+	slices.SortStableFunc(past, func(a, b Entry) int {
+		return cmp.Or(b.Superseded.Compare(a.Superseded), b.Created.Compare(a.Created))
+	})
 	d.Shown = d.History[0]
 	for _, e := range d.History {
 		if photo.IsPerson(e.Model) {
@@ -283,6 +297,7 @@ func photoView(entries []Entry, digest string) (photoData, bool) {
 		}
 	}
 	slices.Sort(d.Tags)
+	d.History = append(d.History, past...)
 	d.Manifest = cmp.Or(d.Shown.Manifest, d.Shown.Digest)
 	d.Ref = d.Shown.Registry + "/" + d.Shown.Repository + "@" + d.Shown.Digest
 	d.FetchCommand = "oras manifest fetch --pretty " + d.Ref
@@ -290,6 +305,9 @@ func photoView(entries []Entry, digest string) (photoData, bool) {
 	d.Keywords = strings.Join(d.Shown.Keywords, ", ")
 	return d, true
 }
+
+// replaced reports whether e is a description a newer one replaced.
+func replaced(e Entry) bool { return !e.Superseded.IsZero() }
 
 type searchData struct {
 	Query string

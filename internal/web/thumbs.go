@@ -32,7 +32,7 @@ func (s *Server) thumbnail(w http.ResponseWriter, r *http.Request) {
 	}
 	var p *thumb.Photo
 	for _, e := range entries {
-		if e.Layer == layer && e.Repository == repo {
+		if e.Layer == layer && e.Repository == repo && !replaced(e) {
 			p = &thumb.Photo{Registry: reg, Repository: repo, Manifest: cmp.Or(e.Manifest, e.Digest), Layer: layer}
 			break
 		}
