@@ -16,6 +16,32 @@ import (
 
 const album = "albums/trip"
 
+// publishAll publishes events in order.
+func (e *env) publishAll(events ...feed.Event) {
+	e.t.Helper()
+	for _, ev := range events {
+		e.publish(ev)
+	}
+}
+
+// publishFoundLate publishes a correction, then the description it
+// replaced as reprocess finds it in the registry later: without Replaces,
+// a month on.
+func (e *env) publishFoundLate(correction, replaced feed.Event) {
+	e.t.Helper()
+	e.publish(correction)
+	replaced.Kind, replaced.Replaces, replaced.At = feed.Found, "", day("2026-02-01")
+	e.publish(replaced)
+}
+
+// count is how many current entries ix holds.
+func (e *env) count(ix *index.Index) uint64 {
+	e.t.Helper()
+	n, err := ix.Count()
+	require.NoError(e.t, err)
+	return n
+}
+
 // inAlbum is p as a photo of the album's child manifest child.
 func inAlbum(child string, p feed.Photo) feed.Photo {
 	p.Manifest = child
@@ -99,9 +125,7 @@ func checkAlbumCorrected(t *testing.T, e *env, ix *index.Index) {
 	require.Empty(t, e.search(ix, "red"), "the corrected description leaves search")
 	require.ElementsMatch(t, []string{"sha256:la", "sha256:lb"}, layers(e.search(ix, "tag:2026")), "the tag carried over to both")
 	require.Empty(t, e.search(ix, "model:ollama/a kite"))
-	n, err := ix.Count()
-	require.NoError(t, err)
-	require.EqualValues(t, 2, n)
+	require.EqualValues(t, 2, e.count(ix))
 	_, total, err := ix.Photos(e.ctx, reg, album, 0, 10)
 	require.NoError(t, err)
 	require.Equal(t, 2, total)
@@ -109,9 +133,7 @@ func checkAlbumCorrected(t *testing.T, e *env, ix *index.Index) {
 
 func TestCorrectionOfOneChildKeepsTheOthers(t *testing.T) {
 	e := newEnv(t)
-	for _, ev := range albumCorrected() {
-		e.publish(ev)
-	}
+	e.publishAll(albumCorrected()...)
 	dir := t.TempDir()
 	ix, stop := e.open(dir, index.Options{})
 	e.wait(ix)
@@ -147,10 +169,7 @@ func TestCorrectionFoundBeforeTheAlbumItCorrected(t *testing.T) {
 	// the album it replaced (reprocess found it in the registry later).
 	e := newEnv(t)
 	events := albumCorrected()
-	e.publish(events[1])
-	found := events[0]
-	found.Kind, found.Replaces, found.At = feed.Found, "", day("2026-02-01")
-	e.publish(found)
+	e.publishFoundLate(events[1], events[0])
 	ix, _ := e.open(t.TempDir(), index.Options{})
 	e.wait(ix)
 	checkAlbumCorrected(t, e, ix)
@@ -168,9 +187,7 @@ func TestNewChildDescribedBesideDescribedOnes(t *testing.T) {
 		inAlbum("sha256:c3a", photo("sha256:la", "A red kite over a beach.", "kite")))
 	added.Replaces = "sha256:i2"
 	events := []feed.Event{found, added}
-	for _, ev := range events {
-		e.publish(ev)
-	}
+	e.publishAll(events...)
 	dir := t.TempDir()
 	ix, stop := e.open(dir, index.Options{})
 	e.wait(ix)
@@ -183,9 +200,7 @@ func TestNewChildDescribedBesideDescribedOnes(t *testing.T) {
 		require.ElementsMatch(t, want, page(t, ix, album, "sha256:i3"), "the same describer's description of the other child is carried over, not removed")
 		require.Equal(t, want[1:], page(t, ix, album, "sha256:lb"))
 		require.Equal(t, []string{"sha256:lb"}, layers(e.search(ix, "lighthouse")))
-		n, err := ix.Count()
-		require.NoError(t, err)
-		require.EqualValues(t, 2, n)
+		require.EqualValues(t, 2, e.count(ix))
 	}
 	check(ix)
 	for _, ev := range append(events, events...) {
@@ -217,9 +232,7 @@ func TestCorrectionOfOnePhotoOfAManifest(t *testing.T) {
 	partial := written("photos/dogs", "sha256:m3", "person:bob", []string{"latest"}, day("2026-01-03"),
 		photo("sha256:l2", "Rex, wet, on Brighton beach.", "rex"))
 	partial.Replaces = "sha256:m2"
-	for _, ev := range []feed.Event{described, corrected, partial} {
-		e.publish(ev)
-	}
+	e.publishAll(described, corrected, partial)
 	ix, _ := e.open(t.TempDir(), index.Options{})
 	e.wait(ix)
 
@@ -238,16 +251,12 @@ func TestCorrectionOfOnePhotoOfAManifest(t *testing.T) {
 		require.Equal(t, "sha256:m3", h.Digest)
 		require.Equal(t, "sha256:m3", h.Manifest, "an image manifest's photo is the re-pushed manifest's")
 	}
-	n, err := ix.Count()
-	require.NoError(t, err)
-	require.EqualValues(t, 2, n)
+	require.EqualValues(t, 2, e.count(ix))
 }
 
 func TestDeletionOfACorrectedAlbum(t *testing.T) {
 	e := newEnv(t)
-	for _, ev := range albumCorrected() {
-		e.publish(ev)
-	}
+	e.publishAll(albumCorrected()...)
 	ix, _ := e.open(t.TempDir(), index.Options{})
 	e.wait(ix)
 
@@ -267,7 +276,5 @@ func TestDeletionOfACorrectedAlbum(t *testing.T) {
 	e.publish(feed.Event{Kind: feed.Deleted, Registry: reg, Repository: album, Digest: "sha256:i2"})
 	e.wait(ix)
 	require.Empty(t, page(t, ix, album, "sha256:la"))
-	n, err := ix.Count()
-	require.NoError(t, err)
-	require.Zero(t, n)
+	require.Zero(t, e.count(ix))
 }
