@@ -55,11 +55,17 @@ const (
 //	  "repository": "photos/pineapple",
 //	  "digest": "sha256:…",             // the manifest that carries the description (annotation mode: the re-pushed one)
 //	  "tags": ["latest"],                // tags known to point at it (may be empty)
-//	  "replaces": "sha256:…",           // annotation mode: the manifest it was made from, whose entries it supersedes
+//	  "replaces": "sha256:…",           // annotation mode: the manifest it was made from (see below)
 //	  "by": "ollama/qwen2.5vl:3b",       // io.regscribe.model of the descriptions ("person:NAME" for a correction)
 //	  "photos": [{…Photo…}],
 //	  "at": "2026-11-30T01:00:00Z"
 //	}
+//
+// With replaces, the manifest is a copy of the replaced one with the
+// descriptions of the photos listed changed: those photos' entries of the
+// replaced manifest are superseded (history); the photos it does not list
+// (an album's children not pushed again) are unchanged, and their entries
+// move to the new manifest.
 type Event struct {
 	Version    int       `json:"v"`
 	Kind       Kind      `json:"kind"`

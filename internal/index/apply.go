@@ -18,12 +18,18 @@ import (
 //
 //   - written and found replace the describer's entries of the manifest:
 //     one per photo listed, and the entries of photos no longer listed
-//     are removed; with Replaces (a manifest re-pushed with annotations),
-//     the superseded manifest's annotation entries leave search for the
-//     history (marked superseded at the event's time by its digest; see
-//     [Index.Photo]) and its tags are carried over; the annotation
-//     entries of an event made before its manifest was superseded (applied
-//     again, or found later) go to the history at once;
+//     are removed (not those carried over to it, below); with Replaces (a
+//     manifest re-pushed with annotations, a copy of the replaced one with
+//     some descriptions changed), the superseded manifest's annotation
+//     entries of the photos the event lists (by layer digest) leave search
+//     for the history (marked superseded at the event's time by its
+//     digest; see [Index.Photo]), those of the photos it does not list
+//     (unchanged; an album's child not pushed again keeps its child
+//     manifest) are carried over to the new manifest and stay current, and
+//     its tags are carried over; the annotation entries of an event made
+//     before its manifest was superseded (applied again, or found later)
+//     go to the history at once, or are carried over at once when the
+//     manifest that superseded it did not list their photos;
 //   - deleted removes every entry of the manifest, by every describer, and
 //     the entries of photos it held (an album's children); its superseded
 //     entries; and when it was the current manifest, the history of every
@@ -84,23 +90,20 @@ func (w *writer) apply(e feed.Event) error {
 	// An event older than a supersession of its manifest (applied again,
 	// or found by reprocess later) brings history, not current entries,
 	// and no tags: they moved on.
-	var late link
 	made := madeAt(e).UnixNano()
-	for _, l := range st.hist.next[key] {
-		if l.at > made && l.at > late.at {
-			late = l
-		}
-	}
+	late, _ := st.successor(key, made)
 	mf := st.manifest(key)
 	tags := mf.tags
 	if late.to == "" {
 		tags = st.mergeTags(mf.tags, e.Tags)
 	}
 	now := time.Now().UTC()
+	var carry []*doc // the replaced manifest's descriptions of photos the event does not list
+	at := cmp.Or(e.At, now)
 	if e.Replaces != "" && e.Replaces != e.Digest {
 		rkey := manifestKey(e.Registry, e.Repository, e.Replaces)
-		at := cmp.Or(e.At, now)
-		w.link(rkey, key, at)
+		l := link{to: key, at: at.UnixNano(), listed: listedLayers(e)}
+		w.link(rkey, key, at, l.listed)
 		if old := st.manifests[rkey]; old != nil {
 			// The tags moved to the re-pushed manifest with the annotations.
 			tags = st.mergeTags(tags, old.tags)
@@ -110,9 +113,20 @@ func (w *writer) apply(e feed.Event) error {
 				m, ok := st.docs[id]
 				switch {
 				case !ok || m.digest != old:
-				case m.annotation:
+				case m.annotation && l.lists(m.layer):
 					if err := w.supersede(id, e.Digest, at); err != nil {
 						return err
+					}
+				case m.annotation:
+					// A photo the write-back left as it was: its description
+					// is the re-pushed manifest's now.
+					d, err := w.load(id)
+					if err != nil {
+						return err
+					}
+					w.remove(id)
+					if d != nil {
+						carry = append(carry, st.carried(d, e.Digest))
 					}
 				case moved:
 					if err := w.retag(id, nil, now); err != nil {
@@ -125,6 +139,10 @@ func (w *writer) apply(e feed.Event) error {
 	}
 	tagsChanged := !slices.Equal(tags, mf.tags)
 	mf.tags = tags
+	for _, d := range carry {
+		d.Tags = tags
+		w.settle(d, at.UnixNano())
+	}
 
 	keep := map[docKey]bool{}
 	for _, p := range e.Photos {
@@ -148,12 +166,12 @@ func (w *writer) apply(e feed.Event) error {
 			d.Created = e.At.UTC()
 		}
 		d.seal()
-		id := docID(e.Registry, e.Repository, e.Digest, d.Manifest, d.Layer, e.By)
+		id := d.id()
 		if late.to != "" && d.Stored == "annotation" {
-			// Not kept: an entry of it in search is removed below.
-			d.Superseded, d.SupersededBy = time.Unix(0, late.at).UTC(), digestOf(late.to)
-			d.seal()
-			w.keep(id, d)
+			// Not kept: an entry of it in search is removed below. It is
+			// history, or carried over when the manifest that superseded
+			// this one left its photo as it was.
+			w.settle(d, made)
 			continue
 		}
 		keep[id] = true
@@ -167,7 +185,7 @@ func (w *writer) apply(e feed.Event) error {
 		if !ok || keep[id] || m.digest != mf {
 			continue
 		}
-		if m.by == e.By {
+		if m.by == e.By && !m.carried {
 			w.remove(id)
 			continue
 		}
@@ -201,7 +219,7 @@ func madeAt(e feed.Event) time.Time {
 // retag writes entry id again with tags.
 func (w *writer) retag(id docKey, tags []string, now time.Time) error {
 	d, err := w.load(id)
-	if err != nil || d == nil {
+	if err != nil || d == nil || slices.Equal(d.Tags, tags) {
 		return err
 	}
 	d.Tags, d.Indexed = tags, now

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/regscribe/regscribe/internal/feed"
 )
 
 // The history: annotation entries superseded by a re-pushed manifest (a
@@ -72,6 +74,26 @@ type hentry struct {
 type link struct {
 	to string
 	at int64
+	// listed are the photos (layer keys, [layerKey]) the superseding event
+	// listed: their descriptions were replaced; the manifest's other photos
+	// were carried over to to unchanged. nil: every photo (a link stored
+	// before the listings were kept).
+	listed [][16]byte
+}
+
+// lists reports whether the superseding event listed the photo layer.
+func (l link) lists(layer [16]byte) bool { return l.listed == nil || slices.Contains(l.listed, layer) }
+
+// listedLayers is the photo layers (layer keys) e lists, without repeats;
+// never nil.
+func listedLayers(e feed.Event) [][16]byte {
+	out := [][16]byte{}
+	for _, p := range e.Photos {
+		if k := layerKey(p.Layer); p.Layer != "" && !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 func newHistory() history {
@@ -101,13 +123,14 @@ func (s *state) unkeep(id docKey) bool {
 	return true
 }
 
-// link records that manifest from was superseded by to; false if known.
-func (s *state) link(from, to string, at int64) bool {
+// link records that manifest from was superseded by to, listing the
+// photos listed; false if known.
+func (s *state) link(from, to string, at int64, listed [][16]byte) bool {
 	if slices.ContainsFunc(s.hist.next[from], func(l link) bool { return l.to == to }) {
 		return false
 	}
 	from, to = s.intern(from), s.intern(to)
-	s.hist.next[from] = append(s.hist.next[from], link{to: to, at: at})
+	s.hist.next[from] = append(s.hist.next[from], link{to: to, at: at, listed: listed})
 	s.hist.prev[to] = append(s.hist.prev[to], from)
 	return true
 }
@@ -150,6 +173,17 @@ func (s *state) chain(keys ...string) []string {
 	return out
 }
 
+// successor is the manifest that superseded key last, and after made
+// (Unix nanoseconds); ok is false when none did.
+func (s *state) successor(key string, made int64) (l link, ok bool) {
+	for _, n := range s.hist.next[key] {
+		if n.at > made && n.at > l.at {
+			l = n
+		}
+	}
+	return l, l.to != ""
+}
+
 // knows reports whether key is a manifest the history has heard of.
 func (h *history) knows(key string) bool {
 	return len(h.of[key]) > 0 || len(h.next[key]) > 0 || len(h.prev[key]) > 0
@@ -161,7 +195,43 @@ func digestOf(key string) string { return key[strings.LastIndex(key, "@")+1:] }
 // linkOp is a change of a link for the history file.
 type linkOp struct {
 	at      int64
+	listed  [][16]byte
 	removed bool
+}
+
+// A link's value in the history file: its time (8 bytes, big endian), then
+// linkListed and the listed layer keys (16 bytes each); a value of 8 bytes
+// (written before the listings were kept) lists every photo.
+const linkListed = 'L'
+
+func encodeLink(op linkOp) []byte {
+	v := binary.BigEndian.AppendUint64(nil, uint64(op.at))
+	if op.listed == nil {
+		return v
+	}
+	v = append(v, linkListed)
+	for _, k := range op.listed {
+		v = append(v, k[:]...)
+	}
+	return v
+}
+
+func decodeLink(v []byte) (at int64, listed [][16]byte, ok bool) {
+	if len(v) < 8 {
+		return 0, nil, false
+	}
+	at, rest := int64(binary.BigEndian.Uint64(v)), v[8:]
+	if len(rest) == 0 {
+		return at, nil, true
+	}
+	if rest[0] != linkListed || (len(rest)-1)%16 != 0 {
+		return 0, nil, false
+	}
+	listed = make([][16]byte, 0, (len(rest)-1)/16)
+	for k := rest[1:]; len(k) > 0; k = k[16:] {
+		listed = append(listed, [16]byte(k[:16]))
+	}
+	return at, listed, true
 }
 
 // supersede moves entry id to the history: replaced at at by the manifest
@@ -181,6 +251,55 @@ func (w *writer) supersede(id docKey, by string, at time.Time) error {
 	return nil
 }
 
+// maxCarry bounds how many manifests one description is carried through
+// (the links' times grow along a chain, so it ends anyway).
+const maxCarry = 64
+
+// settle writes d, a current annotation description of manifest d.Digest
+// as of made (Unix nanoseconds), where it belongs now: current there; or,
+// when a manifest superseded d.Digest after made, in the history when that
+// manifest's event listed the photo, else carried over to that manifest
+// unchanged, and settled there in turn.
+func (w *writer) settle(d *doc, made int64) {
+	st := w.ix.state
+	for range maxCarry {
+		l, ok := st.successor(manifestKey(d.Registry, d.Repository, d.Digest), made)
+		if !ok {
+			break
+		}
+		if l.lists(layerKey(d.Layer)) {
+			d.Superseded, d.SupersededBy = time.Unix(0, l.at).UTC(), digestOf(l.to)
+			d.seal()
+			w.keep(d.id(), d)
+			return
+		}
+		d, made = st.carried(d, digestOf(l.to)), l.at
+	}
+	d.seal()
+	id := d.id()
+	if m, ok := st.docs[id]; ok && m.hash == d.hashKey() {
+		return
+	}
+	w.put(id, d)
+}
+
+// carried is d carried over unchanged to the manifest to, which replaced
+// its own: it takes to's tags, and keeps its child manifest (an album's
+// child not pushed again); the photo of an image manifest is now to's.
+func (s *state) carried(d *doc, to string) *doc {
+	c := *d
+	if c.Manifest == "" || c.Manifest == c.Digest {
+		c.Manifest = to
+	}
+	c.From = cmp.Or(c.From, c.Digest)
+	c.Digest, c.Indexed = to, time.Now().UTC()
+	c.Tags = nil
+	if mf := s.manifests[manifestKey(c.Registry, c.Repository, to)]; mf != nil {
+		c.Tags = mf.tags
+	}
+	return &c
+}
+
 // keep stores d as superseded entry id (nothing when it is there already).
 func (w *writer) keep(id docKey, d *doc) {
 	if h, ok := w.ix.state.hist.entries[id]; ok && h.hash == d.hashKey() {
@@ -197,9 +316,9 @@ func (w *writer) unkeep(id docKey) {
 	}
 }
 
-func (w *writer) link(from, to string, at time.Time) {
-	if w.ix.state.link(from, to, at.UnixNano()) {
-		w.links[[2]string{from, to}] = linkOp{at: at.UnixNano()}
+func (w *writer) link(from, to string, at time.Time, listed [][16]byte) {
+	if w.ix.state.link(from, to, at.UnixNano(), listed) {
+		w.links[[2]string{from, to}] = linkOp{at: at.UnixNano(), listed: listed}
 	}
 }
 
@@ -266,7 +385,7 @@ func (ix *Index) saveHistory(entries map[docKey]*doc, links map[[2]string]linkOp
 				}
 				continue
 			}
-			if err := lb.Put(key, binary.BigEndian.AppendUint64(nil, uint64(op.at))); err != nil {
+			if err := lb.Put(key, encodeLink(op)); err != nil {
 				return err
 			}
 		}
@@ -290,10 +409,11 @@ func loadHistory(db *bolt.DB, s *state) error {
 		}
 		return tx.Bucket(bucketLinks).ForEach(func(k, v []byte) error {
 			from, to, ok := strings.Cut(string(k), "\x00")
-			if !ok || len(v) != 8 {
+			at, listed, valid := decodeLink(v)
+			if !ok || !valid {
 				return fmt.Errorf("history link %q is unreadable; delete the index directory to rebuild it from the stream", k)
 			}
-			s.link(from, to, int64(binary.BigEndian.Uint64(v)))
+			s.link(from, to, at, listed)
 			return nil
 		})
 	})

@@ -137,10 +137,7 @@ func TestEventOfSupersededManifestIsHistory(t *testing.T) {
 	events := corrections()
 	// The correction is applied before the model's description it
 	// replaced is found (reprocess reads it from the registry later).
-	e.publish(events[1])
-	found := events[0]
-	found.Kind, found.Replaces, found.At = feed.Found, "", day("2026-02-01")
-	e.publish(found)
+	e.publishFoundLate(events[1], events[0])
 	ix, _ := e.open(t.TempDir(), index.Options{})
 	e.wait(ix)
 	require.Equal(t, []string{

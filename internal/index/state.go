@@ -39,6 +39,11 @@ type doc struct {
 	// re-pushed manifest (SupersededBy, its digest) replaced it.
 	Superseded   time.Time `json:"superseded,omitzero"`
 	SupersededBy string    `json:"supersededBy,omitempty"`
+	// From is set on an entry carried over unchanged to a re-pushed
+	// manifest that did not change its photo (an annotation-mode write-back
+	// that changed other photos of the manifest or album): the digest of
+	// the manifest the description was written into.
+	From string `json:"from,omitempty"`
 	// Hash identifies the content (all but Indexed): an event applied
 	// again finds it unchanged and writes nothing.
 	Hash string `json:"hash"`
@@ -125,6 +130,11 @@ func docFromFields(f map[string]any) *doc {
 	return &d
 }
 
+// id is the entry's id ([docID]).
+func (d *doc) id() docKey {
+	return docID(d.Registry, d.Repository, d.Digest, d.Manifest, d.Layer, d.By)
+}
+
 // docKey is an entry's id: 16 bytes, hex in bleve.
 type docKey [16]byte
 
@@ -160,8 +170,9 @@ type meta struct {
 	vkey    textKey
 	created int64
 	// annotation: stored as annotations (superseded by a re-pushed
-	// manifest); person: a person's description.
-	annotation, person bool
+	// manifest); person: a person's description; carried: carried over to
+	// its manifest from one it replaced ([doc.From]).
+	annotation, person, carried bool
 }
 
 // repository is the entry's repository, without its registry.
@@ -260,7 +271,7 @@ func (s *state) put(id docKey, d *doc) {
 	m := meta{
 		repo: s.intern(d.Registry + "/" + d.Repository), by: s.intern(d.By), model: s.intern(d.Model),
 		digest: s.manifest(manifestKey(d.Registry, d.Repository, d.Digest)), layer: layerKey(d.Layer),
-		annotation: d.Stored == "annotation", person: isPerson(d.Model), created: d.Created.Unix(),
+		annotation: d.Stored == "annotation", person: isPerson(d.Model), carried: d.From != "", created: d.Created.Unix(),
 		hash: d.hashKey(), vkey: vkey,
 	}
 	m.digest.add(id)
