@@ -3,6 +3,8 @@ package worker_test
 import (
 	"context"
 	"encoding/json"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"oras.land/oras-go/v2"
 
+	"github.com/regscribe/regscribe/internal/feed"
 	"github.com/regscribe/regscribe/internal/index"
 	"github.com/regscribe/regscribe/internal/modeltest"
 	"github.com/regscribe/regscribe/internal/photo"
@@ -114,4 +117,137 @@ func TestAlbumCorrectionKeepsTheOtherChildrenInSearch(t *testing.T) {
 	n, err := ix.Count()
 	require.NoError(t, err)
 	require.EqualValues(t, 2, n)
+}
+
+// In referrer mode an album's event is for the album, by one describer:
+// a person correcting one child and then another leaves both corrections
+// in search. The second correction's event lists the first one too (read
+// from the other child's referrers), since the stream keeps one event per
+// manifest and describer and the index takes the newest as all the
+// describer says of the album.
+func TestAlbumCorrectionsOfTwoChildrenByOnePersonStayInSearch(t *testing.T) {
+	t.Parallel()
+	s := stacktest.Start(t, stacktest.Options{ReferrersAPI: true, Worker: worker.Options{Mode: worker.ModeReferrer}})
+	kite, lighthouse := stacktest.JPEG(t, 60, 40, 832), stacktest.JPEG(t, 60, 40, 833)
+	said := map[string]modeltest.Reply{
+		modeltest.Digest(kite):       modeltest.JSON("A red kite over a beach.", "A kite.", "kite"),
+		modeltest.Digest(lighthouse): modeltest.JSON("A lighthouse at dusk.", "A lighthouse.", "lighthouse"),
+	}
+	s.Model.Answer = func(c modeltest.Call) modeltest.Reply { return said[modeltest.Digest(c.Images[0])] }
+	ix := followingIndex(t, s)
+	ctx := context.Background()
+	search := func(q string) []index.Hit {
+		t.Helper()
+		require.NoError(t, ix.Wait(ctx, s.JS))
+		hits, _, err := ix.Search(ctx, index.ParseQuery(q))
+		require.NoError(t, err)
+		return hits
+	}
+
+	a := s.Push(t, "albums/coast", "", stacktest.File{Name: "kite.jpg", MediaType: "image/jpeg", Data: kite})
+	b := s.Push(t, "albums/coast", "", stacktest.File{Name: "lighthouse.jpg", MediaType: "image/jpeg", Data: lighthouse})
+	album := pushAlbum(t, s, "albums/coast", "2026", a, b)
+	queueJob(t, s, queue.Job{Repository: "albums/coast", Digest: album.Digest.String(), Tag: "2026"})
+	res := resultOf(t, s, "the album's job", func(r queue.Result) bool { return r.Job.Correction == nil })
+	require.Equal(t, queue.Described, res.Outcome, res.Reason)
+
+	correct := func(layer, text string, at time.Time) {
+		t.Helper()
+		queueJob(t, s, queue.Job{Repository: "albums/coast", Digest: album.Digest.String(), Tag: "2026",
+			Correction: &queue.Correction{Layer: layer, Description: text, By: "ann", At: at}})
+		res := resultOf(t, s, "the correction of "+layer, func(r queue.Result) bool {
+			return r.Job.Correction != nil && r.Job.Correction.Layer == layer
+		})
+		require.Equal(t, queue.Described, res.Outcome, res.Reason)
+	}
+	correct(modeltest.Digest(kite), "Our green kite above Brighton beach.", time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC))
+	require.Len(t, search("green"), 1)
+	correct(modeltest.Digest(lighthouse), "The foggy lighthouse at Beachy Head.", time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC))
+
+	for _, q := range []string{"green", "foggy", "red", "dusk"} {
+		require.Len(t, search(q), 1, "search %q", q)
+	}
+	for layer, want := range map[string][]string{
+		modeltest.Digest(kite):       {"A red kite over a beach.", "Our green kite above Brighton beach."},
+		modeltest.Digest(lighthouse): {"A lighthouse at dusk.", "The foggy lighthouse at Beachy Head."},
+	} {
+		entries, err := ix.Photo(ctx, s.RegistryHost, "albums/coast", layer)
+		require.NoError(t, err)
+		var current []string
+		for _, e := range entries {
+			require.True(t, e.Superseded.IsZero(), "in referrer mode nothing is superseded: %+v", e)
+			require.Equal(t, album.Digest.String(), e.Digest)
+			current = append(current, e.Description)
+		}
+		slices.Sort(current)
+		require.Equal(t, want, current, "the model's description and ann's correction of %s", layer)
+	}
+	n, err := ix.Count()
+	require.NoError(t, err)
+	require.EqualValues(t, 4, n)
+
+	var last []stored
+	for _, e := range streamEvents(t, s) {
+		if e.Digest == album.Digest.String() && e.By == photo.PersonModel("ann") {
+			last = append(last, e)
+		}
+	}
+	require.Len(t, last, 1, "the stream keeps one event of the album by ann")
+	got := last[0].Photos
+	require.Len(t, got, 2, "it lists both of ann's corrections")
+	require.Equal(t, []string{a.Digest.String(), b.Digest.String()}, []string{got[0].Manifest, got[1].Manifest}, "in album order")
+	require.Equal(t, "Our green kite above Brighton beach.", got[0].Description)
+	require.Equal(t, "The foggy lighthouse at Beachy Head.", got[1].Description)
+	for _, p := range got {
+		require.True(t, strings.HasPrefix(p.Stored, "referrer sha256:"), p.Stored)
+		require.Equal(t, photo.PersonModel("ann"), p.Model)
+	}
+}
+
+// A child with several photos holds them all in one referrer record: the
+// album's next event by the same person reads it, and each photo keeps its
+// own describer (a correction keeps the other photo's model description).
+func TestAlbumEventReadsTheOtherChildsRecord(t *testing.T) {
+	t.Parallel()
+	s := stacktest.Start(t, stacktest.Options{ReferrersAPI: true, Worker: worker.Options{Mode: worker.ModeReferrer}})
+	kite, pier, boat := stacktest.JPEG(t, 60, 40, 834), stacktest.JPEG(t, 60, 40, 835), stacktest.JPEG(t, 60, 40, 836)
+	said := map[string]modeltest.Reply{
+		modeltest.Digest(kite): modeltest.JSON("A red kite.", "A kite.", "kite"),
+		modeltest.Digest(pier): modeltest.JSON("A wooden pier.", "A pier.", "pier"),
+		modeltest.Digest(boat): modeltest.JSON("A fishing boat.", "A boat.", "boat"),
+	}
+	s.Model.Answer = func(c modeltest.Call) modeltest.Reply { return said[modeltest.Digest(c.Images[0])] }
+	a := s.Push(t, "albums/harbour", "", stacktest.File{Name: "kite.jpg", MediaType: "image/jpeg", Data: kite})
+	b := s.Push(t, "albums/harbour", "", stacktest.File{Name: "pier.jpg", MediaType: "image/jpeg", Data: pier},
+		stacktest.File{Name: "boat.jpg", MediaType: "image/jpeg", Data: boat})
+	album := pushAlbum(t, s, "albums/harbour", "2026", a, b)
+	queueJob(t, s, queue.Job{Repository: "albums/harbour", Digest: album.Digest.String(), Tag: "2026"})
+	res := resultOf(t, s, "the album's job", func(r queue.Result) bool { return r.Job.Correction == nil })
+	require.Equal(t, queue.Described, res.Outcome, res.Reason)
+
+	for _, c := range []queue.Correction{
+		{Layer: modeltest.Digest(boat), Description: "Our blue boat.", By: "ann", At: time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)},
+		{Layer: modeltest.Digest(kite), Description: "Our green kite.", By: "ann", At: time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)},
+	} {
+		queueJob(t, s, queue.Job{Repository: "albums/harbour", Digest: album.Digest.String(), Tag: "2026", Correction: &c})
+		res := resultOf(t, s, "the correction of "+c.Layer, func(r queue.Result) bool {
+			return r.Job.Correction != nil && r.Job.Correction.Layer == c.Layer
+		})
+		require.Equal(t, queue.Described, res.Outcome, res.Reason)
+	}
+
+	e := waitEvent(t, s, "the album's event by ann", func(e feed.Event) bool {
+		return e.Digest == album.Digest.String() && e.By == photo.PersonModel("ann")
+	})
+	type listed struct{ manifest, layer, model, description string }
+	var got []listed
+	for _, p := range e.Photos {
+		got = append(got, listed{p.Manifest, p.Layer, p.Model, p.Description})
+	}
+	model := "ollama/" + stacktest.Model
+	require.Equal(t, []listed{
+		{a.Digest.String(), modeltest.Digest(kite), photo.PersonModel("ann"), "Our green kite."},
+		{b.Digest.String(), modeltest.Digest(pier), model, "A wooden pier."},
+		{b.Digest.String(), modeltest.Digest(boat), photo.PersonModel("ann"), "Our blue boat."},
+	}, got)
 }
