@@ -49,35 +49,56 @@ func albumIndex(t *testing.T, s *stacktest.Stack, repo, tag string) (ocispec.Des
 	return d, idx
 }
 
-// A person's correction of one photo of an album, from the gallery, keeps
-// the album's other photos in search: the worker re-pushes the corrected
-// child and the album only, and the index following the stream carries the
-// other child's description over to the new album.
-func TestAlbumCorrectionKeepsTheOtherChildrenInSearch(t *testing.T) {
-	t.Parallel()
-	s := stacktest.Start(t, stacktest.Options{ReferrersAPI: true, Worker: worker.Options{Mode: worker.ModeAnnotation}})
+// describedAlbum is an album of a kite and a lighthouse, described by the
+// model in mode, on a stack with a search index following its stream.
+type describedAlbum struct {
+	s                *stacktest.Stack
+	ix               *index.Index
+	kite, lighthouse []byte
+	children         [2]ocispec.Descriptor
+	album            ocispec.Descriptor
+}
+
+func describeAlbum(t *testing.T, mode worker.Mode, repo string) describedAlbum {
+	t.Helper()
+	s := stacktest.Start(t, stacktest.Options{ReferrersAPI: true, Worker: worker.Options{Mode: mode}})
 	kite, lighthouse := stacktest.JPEG(t, 60, 40, 830), stacktest.JPEG(t, 60, 40, 831)
 	said := map[string]modeltest.Reply{
 		modeltest.Digest(kite):       modeltest.JSON("A red kite over a beach.", "A kite.", "kite"),
 		modeltest.Digest(lighthouse): modeltest.JSON("A lighthouse at dusk.", "A lighthouse.", "lighthouse"),
 	}
 	s.Model.Answer = func(c modeltest.Call) modeltest.Reply { return said[modeltest.Digest(c.Images[0])] }
-	ix := followingIndex(t, s)
-	ctx := context.Background()
-	search := func(q string) []index.Hit {
+	al := describedAlbum{s: s, ix: followingIndex(t, s), kite: kite, lighthouse: lighthouse}
+	al.children[0] = s.Push(t, repo, "", stacktest.File{Name: "kite.jpg", MediaType: "image/jpeg", Data: kite})
+	al.children[1] = s.Push(t, repo, "", stacktest.File{Name: "lighthouse.jpg", MediaType: "image/jpeg", Data: lighthouse})
+	al.album = pushAlbum(t, s, repo, "2026", al.children[0], al.children[1])
+	queueJob(t, s, queue.Job{Repository: repo, Digest: al.album.Digest.String(), Tag: "2026"})
+	res := resultOf(t, s, "the album's job", func(r queue.Result) bool { return r.Job.Correction == nil })
+	require.Equal(t, queue.Described, res.Outcome, res.Reason)
+	return al
+}
+
+// searcher searches al's index once it has followed the stream.
+func (al describedAlbum) searcher(t *testing.T) func(q string) []index.Hit {
+	return func(q string) []index.Hit {
 		t.Helper()
-		require.NoError(t, ix.Wait(ctx, s.JS))
-		hits, _, err := ix.Search(ctx, index.ParseQuery(q))
+		ctx := context.Background()
+		require.NoError(t, al.ix.Wait(ctx, al.s.JS))
+		hits, _, err := al.ix.Search(ctx, index.ParseQuery(q))
 		require.NoError(t, err)
 		return hits
 	}
+}
 
-	a := s.Push(t, "albums/trip", "", stacktest.File{Name: "kite.jpg", MediaType: "image/jpeg", Data: kite})
-	b := s.Push(t, "albums/trip", "", stacktest.File{Name: "lighthouse.jpg", MediaType: "image/jpeg", Data: lighthouse})
-	pushed := pushAlbum(t, s, "albums/trip", "2026", a, b)
-	queueJob(t, s, queue.Job{Repository: "albums/trip", Digest: pushed.Digest.String(), Tag: "2026"})
-	res := resultOf(t, s, "the album's job", func(r queue.Result) bool { return r.Job.Correction == nil })
-	require.Equal(t, queue.Described, res.Outcome, res.Reason)
+// A person's correction of one photo of an album, from the gallery, keeps
+// the album's other photos in search: the worker re-pushes the corrected
+// child and the album only, and the index following the stream carries the
+// other child's description over to the new album.
+func TestAlbumCorrectionKeepsTheOtherChildrenInSearch(t *testing.T) {
+	t.Parallel()
+	al := describeAlbum(t, worker.ModeAnnotation, "albums/trip")
+	s, ix, kite, lighthouse, search := al.s, al.ix, al.kite, al.lighthouse, al.searcher(t)
+	ctx := context.Background()
 	described, before := albumIndex(t, s, "albums/trip", "2026")
 	require.Len(t, search("lighthouse"), 1)
 	require.Len(t, search("kite"), 1)
@@ -85,7 +106,7 @@ func TestAlbumCorrectionKeepsTheOtherChildrenInSearch(t *testing.T) {
 	queueJob(t, s, queue.Job{Repository: "albums/trip", Digest: described.Digest.String(), Tag: "2026",
 		Correction: &queue.Correction{Layer: modeltest.Digest(kite), Description: "Our green kite above Brighton beach.", By: "ann",
 			At: time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)}})
-	res = resultOf(t, s, "the correction", func(r queue.Result) bool { return r.Job.Correction != nil })
+	res := resultOf(t, s, "the correction", func(r queue.Result) bool { return r.Job.Correction != nil })
 	require.Equal(t, queue.Described, res.Outcome, res.Reason)
 	corrected, after := albumIndex(t, s, "albums/trip", "2026")
 	require.NotEqual(t, described.Digest, corrected.Digest)
@@ -127,29 +148,10 @@ func TestAlbumCorrectionKeepsTheOtherChildrenInSearch(t *testing.T) {
 // describer says of the album.
 func TestAlbumCorrectionsOfTwoChildrenByOnePersonStayInSearch(t *testing.T) {
 	t.Parallel()
-	s := stacktest.Start(t, stacktest.Options{ReferrersAPI: true, Worker: worker.Options{Mode: worker.ModeReferrer}})
-	kite, lighthouse := stacktest.JPEG(t, 60, 40, 832), stacktest.JPEG(t, 60, 40, 833)
-	said := map[string]modeltest.Reply{
-		modeltest.Digest(kite):       modeltest.JSON("A red kite over a beach.", "A kite.", "kite"),
-		modeltest.Digest(lighthouse): modeltest.JSON("A lighthouse at dusk.", "A lighthouse.", "lighthouse"),
-	}
-	s.Model.Answer = func(c modeltest.Call) modeltest.Reply { return said[modeltest.Digest(c.Images[0])] }
-	ix := followingIndex(t, s)
+	al := describeAlbum(t, worker.ModeReferrer, "albums/coast")
+	s, ix, kite, lighthouse, search, album := al.s, al.ix, al.kite, al.lighthouse, al.searcher(t), al.album
+	a, b := al.children[0], al.children[1]
 	ctx := context.Background()
-	search := func(q string) []index.Hit {
-		t.Helper()
-		require.NoError(t, ix.Wait(ctx, s.JS))
-		hits, _, err := ix.Search(ctx, index.ParseQuery(q))
-		require.NoError(t, err)
-		return hits
-	}
-
-	a := s.Push(t, "albums/coast", "", stacktest.File{Name: "kite.jpg", MediaType: "image/jpeg", Data: kite})
-	b := s.Push(t, "albums/coast", "", stacktest.File{Name: "lighthouse.jpg", MediaType: "image/jpeg", Data: lighthouse})
-	album := pushAlbum(t, s, "albums/coast", "2026", a, b)
-	queueJob(t, s, queue.Job{Repository: "albums/coast", Digest: album.Digest.String(), Tag: "2026"})
-	res := resultOf(t, s, "the album's job", func(r queue.Result) bool { return r.Job.Correction == nil })
-	require.Equal(t, queue.Described, res.Outcome, res.Reason)
 
 	correct := func(layer, text string, at time.Time) {
 		t.Helper()
