@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2/registry/remote"
 
@@ -309,7 +310,9 @@ func (w *Worker) writeReferrer(ctx context.Context, repo *remote.Repository, c c
 // at the new children, and the tag moves to it; in auto mode, when the
 // registry refuses to move the index's tag, the original children get
 // referrers instead and the annotated children already pushed are left
-// behind, untagged (logged).
+// behind, untagged (logged). A referrer-mode event is the album's, and
+// lists besides the photos written what the same describer says now of
+// the other children (a person correcting one child after another).
 func (w *Worker) processIndex(ctx context.Context, repo *remote.Repository, m registry.Manifest, t task) (Result, error) {
 	res := Result{Manifest: m.Descriptor}
 	var idx ocispec.Index
@@ -333,7 +336,9 @@ func (w *Worker) processIndex(ctx context.Context, repo *remote.Repository, m re
 		c  candidate
 		s  said
 	}
-	var todo []child
+	// todo are the children the job writes; others those it leaves as they
+	// are, whose descriptions a referrer-mode event lists too.
+	var todo, others []child
 	var skips []string
 	for _, i := range photo.Children(idx) {
 		d := idx.Manifests[i]
@@ -344,10 +349,12 @@ func (w *Worker) processIndex(ctx context.Context, repo *remote.Repository, m re
 		c, err := w.inspect(ctx, repo, cm, t.policy)
 		signed = signed || len(c.refs) > 0
 		if err == nil && t.correction != nil && !holds(c, t.correction.Layer) {
+			others = append(others, child{at: i, c: c})
 			continue // a correction changes the child with its photo only
 		}
 		if fault.Is(err, fault.KindSkip) {
 			skips = append(skips, err.Error())
+			others = append(others, child{at: i, c: c})
 			continue
 		}
 		if err != nil {
@@ -404,17 +411,73 @@ func (w *Worker) processIndex(ctx context.Context, repo *remote.Repository, m re
 		res.Written = registry.Written{}
 	}
 	res.Mode = ModeReferrer
-	var photos []feed.Photo
+	// The stream keeps one event of the album per describer, and search
+	// takes it as all the describer says of the album: the event lists,
+	// in album order, the photos written and what the same describer says
+	// now of the other children (read first: a referrer that cannot be
+	// read fails the job before it writes anything).
+	photos := map[int][]feed.Photo{}
+	for _, ch := range others {
+		said, err := w.saysNow(ctx, repo, ch.c, by)
+		if err != nil {
+			return res, fmt.Errorf("child %s of index %s: %w", ch.c.m.Descriptor.Digest, m.Descriptor.Digest, err)
+		}
+		photos[ch.at] = said
+	}
 	for _, ch := range todo {
 		written, pruned, err := w.writeReferrer(ctx, repo, ch.c, ch.s, t)
 		res.Pruned = append(res.Pruned, pruned...)
 		if err != nil {
 			return res, fmt.Errorf("child %s of index %s: %w", ch.c.m.Descriptor.Digest, m.Descriptor.Digest, err)
 		}
-		photos = append(photos, photosOf(ch.c, ch.s, ch.c.m.Descriptor, "referrer "+written.Descriptor.Digest.String())...)
+		photos[ch.at] = photosOf(ch.c, ch.s, ch.c.m.Descriptor, "referrer "+written.Descriptor.Digest.String())
 	}
-	res.Events = []feed.Event{referrerEvent(m.Descriptor, t.tag, by, photos)}
+	var listed []feed.Photo
+	for _, i := range photo.Children(idx) {
+		listed = append(listed, photos[i]...)
+	}
+	res.Events = []feed.Event{referrerEvent(m.Descriptor, t.tag, by, listed)}
 	return res, nil
+}
+
+// saysNow returns the descriptions describer by has of the photos of c,
+// an album's child a job does not write, as the registry holds them: read
+// by package photo from c's annotations and description referrers (those
+// inspect listed; listed here when the selection left c out before
+// inspect listed any), fetching only the records that may be by's and
+// whose listed annotations do not say enough.
+func (w *Worker) saysNow(ctx context.Context, repo *remote.Repository, c candidate, by string) ([]feed.Photo, error) {
+	if layers, _ := photo.Layers(c.im); layers == nil {
+		return nil, nil
+	}
+	refs := c.refs
+	if c.photos == nil {
+		var err error
+		if refs, err = w.registry.Referrers(ctx, repo, c.m.Descriptor, registry.ArtifactTypeDescription); err != nil {
+			return nil, err
+		}
+	}
+	records := map[digest.Digest]registry.Record{}
+	for _, r := range refs {
+		// A referrer naming no model may be anyone's: its record says.
+		if who := r.Annotations[registry.AnnotationModel]; !photo.RecordNeeded(c.im, r) || who != "" && who != by {
+			continue
+		}
+		rec, err := w.registry.FetchRecord(ctx, repo, r)
+		switch {
+		case fault.Is(err, fault.KindSkip):
+			continue // gone since it was listed: no longer a description of c
+		case err != nil:
+			return nil, fmt.Errorf("read description referrer %s: %w", r.Digest, err)
+		}
+		records[r.Digest] = rec
+	}
+	for _, f := range photo.Descriptions(c.m.Descriptor.Digest.String(), c.im, refs, records) {
+		if f.By == by {
+			return f.Photos, nil
+		}
+	}
+	return nil, nil
 }
 
 // isOwnWrite reports whether the manifest's description is exactly what

@@ -1,6 +1,7 @@
 package photo
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 	"time"
@@ -61,6 +62,13 @@ func RecordNeeded(m ocispec.Manifest, r ocispec.Descriptor) bool {
 // in records is left out. Otherwise the referrer's listed annotations
 // describe m's one photo.
 //
+// A photo belongs to the describer whose write holds it (the manifest's or
+// referrer's io.regscribe.model): a person's correction of one photo of a
+// manifest keeps the others' descriptions beside it. Its Model is its own
+// when the write names one for it (a layer's io.regscribe.model, a
+// record photo's model: the describer of a description kept), else the
+// describer.
+//
 // When one describer has described a photo twice (an annotation and a
 // referrer, or two referrers), the newer description (io.regscribe.created)
 // is kept, the first seen when they are as new. Title is the layer's
@@ -81,7 +89,7 @@ func Descriptions(manifest string, m ocispec.Manifest, referrers []ocispec.Descr
 			i = len(out) - 1
 		}
 		for _, p := range ps {
-			p.Manifest, p.Model = manifest, by
+			p.Manifest, p.Model = manifest, cmp.Or(p.Model, by)
 			j := slices.IndexFunc(out[i].Photos, func(q feed.Photo) bool { return q.Layer == p.Layer })
 			switch {
 			case j < 0:
@@ -156,7 +164,7 @@ func fromReferrer(m ocispec.Manifest, photos []int, r ocispec.Descriptor, record
 		out = append(out, feed.Photo{
 			Layer: p.Layer, MediaType: m.Layers[i].MediaType, Title: m.Layers[i].Annotations[ocispec.AnnotationTitle],
 			Description: p.Description, Alt: p.Alt, Keywords: p.Keywords, Text: p.Text,
-			Created: rec.Created, Stored: stored,
+			Model: p.Model, Created: rec.Created, Stored: stored,
 		})
 	}
 	return describedBy(by), out
@@ -173,6 +181,7 @@ func fields(layer ocispec.Descriptor, ann map[string]string, created time.Time, 
 		Alt:         ann[registry.AnnotationAlt],
 		Keywords:    keywords(ann[registry.AnnotationKeywords]),
 		Text:        ann[registry.AnnotationText],
+		Model:       ann[registry.AnnotationModel],
 		Created:     created,
 		Stored:      stored,
 	}

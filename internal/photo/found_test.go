@@ -21,7 +21,7 @@ func layer(name string) ocispec.Descriptor {
 func TestDescriptions(t *testing.T) {
 	t.Parallel()
 	const manifest = "sha256:1111111111111111111111111111111111111111111111111111111111111111"
-	cat, dog := layer("cat.jpg"), layer("dog.jpg")
+	cat, dog, bird := layer("cat.jpg"), layer("dog.jpg"), layer("bird.jpg")
 	t1 := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
 	t2 := t1.Add(time.Hour)
 	one := ocispec.Manifest{Layers: []ocispec.Descriptor{cat}, Annotations: map[string]string{
@@ -88,6 +88,25 @@ func TestDescriptions(t *testing.T) {
 						Text: "BEWARE", Model: "openai/b", Created: t2, Stored: "referrer " + joined.Digest.String()},
 				}},
 			},
+		},
+		"a person's correction keeps another photo's description, with its own model": {
+			m: ocispec.Manifest{Layers: []ocispec.Descriptor{cat, {MediaType: "image/jpeg", Digest: dog.Digest, Annotations: map[string]string{
+				ocispec.AnnotationTitle: "dog.jpg", registry.AnnotationDescription: "A dog.", registry.AnnotationModel: "ollama/a",
+			}}, bird}, Annotations: map[string]string{registry.AnnotationModel: "person:ann", registry.AnnotationCreated: t2.Format(time.RFC3339)}},
+			referrers: []ocispec.Descriptor{joined},
+			records: map[digest.Digest]registry.Record{joined.Digest: {Model: "person:ann", Created: t1, Photos: []registry.PhotoRecord{
+				{Layer: cat.Digest.String(), Description: "Our cat Tom."},
+				{Layer: dog.Digest.String(), Description: "A brown dog.", Model: "openai/b"},
+				{Layer: bird.Digest.String(), Description: "A robin.", Model: "openai/b"},
+			}}},
+			want: []photo.Found{{By: "person:ann", Photos: []feed.Photo{
+				{Manifest: manifest, Layer: cat.Digest.String(), MediaType: "image/jpeg", Title: "cat.jpg", Description: "Our cat Tom.",
+					Model: "person:ann", Created: t1, Stored: "referrer " + joined.Digest.String()},
+				{Manifest: manifest, Layer: dog.Digest.String(), MediaType: "image/jpeg", Title: "dog.jpg", Description: "A dog.",
+					Model: "ollama/a", Created: t2, Stored: "annotation"},
+				{Manifest: manifest, Layer: bird.Digest.String(), MediaType: "image/jpeg", Title: "bird.jpg", Description: "A robin.",
+					Model: "openai/b", Created: t1, Stored: "referrer " + joined.Digest.String()},
+			}}},
 		},
 		"several photos, a record not fetched": {
 			m: two, referrers: []ocispec.Descriptor{joined},
