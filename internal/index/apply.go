@@ -150,12 +150,11 @@ func (w *writer) apply(e feed.Event) error {
 			w.ix.log.Warn("description event names a photo without a layer digest; that photo is left out", "ref", e.Ref(), "by", e.By)
 			continue
 		}
-		d := &doc{
+		d := &doc{Entry: Entry{
 			Registry: e.Registry, Repository: e.Repository, Digest: e.Digest, Manifest: p.Manifest, Layer: p.Layer,
 			MediaType: p.MediaType, Tags: tags, Title: p.Title, Description: p.Description, Alt: p.Alt,
-			Keywords: p.Keywords, Text: p.Text, Model: p.Model, By: e.By, Created: p.Created.UTC(),
-			Stored: p.Stored, Indexed: now,
-		}
+			Keywords: p.Keywords, Text: p.Text, Model: p.Model, Created: p.Created.UTC(), Stored: p.Stored,
+		}, By: e.By, Indexed: now}
 		if d.Manifest == "" {
 			d.Manifest = e.Digest
 		}

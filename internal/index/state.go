@@ -18,27 +18,12 @@ import (
 
 // doc is what the index stores for one entry.
 type doc struct {
-	Registry    string    `json:"registry"`
-	Repository  string    `json:"repository"`
-	Digest      string    `json:"digest"`
-	Manifest    string    `json:"manifest"`
-	Layer       string    `json:"layer"`
-	MediaType   string    `json:"mediaType"`
-	Tags        []string  `json:"tags"`
-	Title       string    `json:"title"`
-	Description string    `json:"description"`
-	Alt         string    `json:"alt"`
-	Keywords    []string  `json:"keywords"`
-	Text        string    `json:"text"`
-	Model       string    `json:"model"`
-	By          string    `json:"by"`
-	Created     time.Time `json:"created"`
-	Indexed     time.Time `json:"indexed"`
-	Stored      string    `json:"stored"`
-	// Superseded and SupersededBy are set on a history entry: when a
-	// re-pushed manifest (SupersededBy, its digest) replaced it.
-	Superseded   time.Time `json:"superseded,omitzero"`
-	SupersededBy string    `json:"supersededBy,omitempty"`
+	// Entry is what the API shows; its Superseded and SupersededBy are set
+	// on a history entry.
+	Entry
+	// By is the describer of the event the entry came from (its id).
+	By      string    `json:"by"`
+	Indexed time.Time `json:"indexed"`
 	// From is set on an entry carried over unchanged to a re-pushed
 	// manifest that did not change its photo (an annotation-mode write-back
 	// that changed other photos of the manifest or album): the digest of
@@ -104,12 +89,9 @@ func (d *doc) embedText() string {
 
 // entry is the doc as the API shows it.
 func (d *doc) entry() Entry {
-	return Entry{
-		Registry: d.Registry, Repository: d.Repository, Digest: d.Digest, Manifest: d.Manifest, Layer: d.Layer,
-		MediaType: d.MediaType, Tags: nonNil(d.Tags), Title: d.Title, Description: d.Description, Alt: d.Alt,
-		Keywords: nonNil(d.Keywords), Text: d.Text, Model: d.Model, Created: d.Created, Stored: d.Stored,
-		Superseded: d.Superseded, SupersededBy: d.SupersededBy,
-	}
+	e := d.Entry
+	e.Tags, e.Keywords = nonNil(e.Tags), nonNil(e.Keywords)
+	return e
 }
 
 func nonNil(s []string) []string {
