@@ -233,9 +233,11 @@ func newNotifier(ctx context.Context, cfg config.Config, js jetstream.JetStream,
 	return notifier.New(queue.NewPublisher(js), notifier.Options{Token: token, Registry: target, Sources: sources, Logger: log, Metrics: o.metrics})
 }
 
-// streamOptions and consumerOptions are the JetStream layout from the configuration.
+// streamOptions and consumerOptions are the JetStream layout from the
+// configuration. Every command that ensures the streams passes all of it:
+// the last to run sets the dead letters' retention.
 func streamOptions(cfg config.Config) queue.StreamOptions {
-	o := queue.StreamOptions{Replicas: cfg.Replicas}
+	o := queue.StreamOptions{Replicas: cfg.Replicas, DeadLetterMaxAge: cfg.DeadLetterMaxAge, DeadLetterMaxCount: cfg.DeadLetterMaxCount}
 	if cfg.ZotSubject != "" {
 		o.ExtraSubjects = []string{cfg.ZotSubject}
 	}
