@@ -189,14 +189,14 @@ func join(cfg config.Config, name string) (*nats.Conn, jetstream.JetStream, *ops
 
 // serve serves h on addr until stop is called, and returns the address
 // it listens on.
-func serve(addr string, h http.Handler) (string, func(), error) {
+func serve(addr string, h http.Handler) (string, func() error, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	srv := httpServer(h)
 	go func() { _ = srv.Serve(ln) }()
-	return ln.Addr().String(), func() { shutdownHTTP(srv) }, nil
+	return ln.Addr().String(), func() error { return shutdownHTTP(srv) }, nil
 }
 
 func newNotifier(ctx context.Context, cfg config.Config, js jetstream.JetStream, token string, o *ops, log *slog.Logger) (*notifier.Notifier, error) {
@@ -469,10 +469,12 @@ func httpServer(h http.Handler) *http.Server {
 	return &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 }
 
-func shutdownHTTP(srv *http.Server) {
+// shutdownHTTP stops srv, waiting up to 5 s for the requests being
+// served; an error says some were still open then.
+func shutdownHTTP(srv *http.Server) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = srv.Shutdown(ctx)
+	return srv.Shutdown(ctx)
 }
 
 func randomToken() string {
