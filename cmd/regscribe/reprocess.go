@@ -137,7 +137,9 @@ func reprocessRun(ctx context.Context, cfg config.Config, f reprocessFlags, raw 
 	if conn != nil {
 		defer conn.close()
 		js = conn.js
-		if _, err := queue.EnsureStream(ctx, js, queue.StreamOptions{Replicas: conn.replicas(cfg)}); err != nil {
+		so := streamOptions(cfg)
+		so.Replicas = conn.replicas(cfg)
+		if _, err := queue.EnsureStream(ctx, js, so); err != nil {
 			return fail(err)
 		}
 		// The descriptions found already are put on the description stream.

@@ -189,14 +189,14 @@ func join(cfg config.Config, name string) (*nats.Conn, jetstream.JetStream, *ops
 
 // serve serves h on addr until stop is called, and returns the address
 // it listens on.
-func serve(addr string, h http.Handler) (string, func(), error) {
+func serve(addr string, h http.Handler) (string, func() error, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	srv := httpServer(h)
 	go func() { _ = srv.Serve(ln) }()
-	return ln.Addr().String(), func() { shutdownHTTP(srv) }, nil
+	return ln.Addr().String(), func() error { return shutdownHTTP(srv) }, nil
 }
 
 func newNotifier(ctx context.Context, cfg config.Config, js jetstream.JetStream, token string, o *ops, log *slog.Logger) (*notifier.Notifier, error) {
@@ -233,9 +233,11 @@ func newNotifier(ctx context.Context, cfg config.Config, js jetstream.JetStream,
 	return notifier.New(queue.NewPublisher(js), notifier.Options{Token: token, Registry: target, Sources: sources, Logger: log, Metrics: o.metrics})
 }
 
-// streamOptions and consumerOptions are the JetStream layout from the configuration.
+// streamOptions and consumerOptions are the JetStream layout from the
+// configuration. Every command that ensures the streams passes all of it:
+// the last to run sets the dead letters' retention.
 func streamOptions(cfg config.Config) queue.StreamOptions {
-	o := queue.StreamOptions{Replicas: cfg.Replicas}
+	o := queue.StreamOptions{Replicas: cfg.Replicas, DeadLetterMaxAge: cfg.DeadLetterMaxAge, DeadLetterMaxCount: cfg.DeadLetterMaxCount}
 	if cfg.ZotSubject != "" {
 		o.ExtraSubjects = []string{cfg.ZotSubject}
 	}
@@ -467,10 +469,12 @@ func httpServer(h http.Handler) *http.Server {
 	return &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 }
 
-func shutdownHTTP(srv *http.Server) {
+// shutdownHTTP stops srv, waiting up to 5 s for the requests being
+// served; an error says some were still open then.
+func shutdownHTTP(srv *http.Server) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = srv.Shutdown(ctx)
+	return srv.Shutdown(ctx)
 }
 
 func randomToken() string {

@@ -125,8 +125,12 @@ func startGallery(ctx context.Context, cfg config.Config, js jetstream.JetStream
 		}
 	}()
 	return &gallery{url: "http://" + browsable(addr), stop: func() {
-		stopHTTP()
+		// The web server first: it ends the reprocess runs' event
+		// streams, which the HTTP server's shutdown would wait for.
 		srv.Close()
+		if err := stopHTTP(); err != nil {
+			log.Warn("web: requests still open when the gallery stopped", "err", err)
+		}
 		cancel()
 		wg.Wait()
 		_ = ix.Close()

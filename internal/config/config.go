@@ -54,6 +54,8 @@ type Config struct {
 	OCIDescription      bool          `envconfig:"OCI_DESCRIPTION" default:"true" desc:"also write the description as org.opencontainers.image.description (shown by GHCR and zot) when the manifest has none of its own, and on referrers"`
 	AckWait             time.Duration `split_words:"true" default:"60s" desc:"how long a job may go without a sign of life before JetStream redelivers it"`
 	MaxAttempts         int           `split_words:"true" default:"5" desc:"attempts of a failing job before it is given up (hand-backs are not attempts)"`
+	DeadLetterMaxAge    time.Duration `split_words:"true" default:"720h" desc:"how long a job given up (dead letter) is kept for 'failed list' and the jobs page (720h: 30 days)"`
+	DeadLetterMaxCount  int64         `split_words:"true" default:"10000" desc:"most dead letters kept; past it the oldest are dropped"`
 	ReconcileInterval   string        `split_words:"true" default:"1h" desc:"how often workers sweep each registry for photos whose notification was lost ('off' disables; 'up' sweeps its own registry once at start)"`
 	ReconcileRPS        float64       `envconfig:"RECONCILE_RPS" default:"20" desc:"registry requests a second a reconcile sweep may make (0: no limit)"`
 	// ReconcileOnce are registries (host[:port]) swept once when the
@@ -132,6 +134,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxAttempts < 1 {
 		errs = append(errs, errors.New("REGSCRIBE_MAX_ATTEMPTS must be at least 1"))
+	}
+	if c.DeadLetterMaxAge < time.Hour {
+		errs = append(errs, errors.New("REGSCRIBE_DEAD_LETTER_MAX_AGE must be at least 1h"))
+	}
+	if c.DeadLetterMaxCount < 1 {
+		errs = append(errs, errors.New("REGSCRIBE_DEAD_LETTER_MAX_COUNT must be at least 1"))
 	}
 	switch c.Mode {
 	case "annotation", "referrer", "auto":

@@ -19,7 +19,8 @@ func TestValidate(t *testing.T) {
 	t.Parallel()
 	good := func() config.Config {
 		return config.Config{Concurrency: 4, MaxBlobBytes: 1, MaxAttempts: 5, Mode: "auto", Select: "all",
-			OptInAnnotation: "io.regscribe.describe=true", Provider: "ollama", OpenAIDetail: "auto", LogFormat: "auto", Replicas: 1}
+			OptInAnnotation: "io.regscribe.describe=true", Provider: "ollama", OpenAIDetail: "auto", LogFormat: "auto", Replicas: 1,
+			DeadLetterMaxAge: 720 * time.Hour, DeadLetterMaxCount: 10_000}
 	}
 	require.NoError(t, good().Validate())
 	cases := []struct {
@@ -40,6 +41,8 @@ func TestValidate(t *testing.T) {
 		{"reconcile interval", func(c *config.Config) { c.ReconcileInterval = "hourly" }, "REGSCRIBE_RECONCILE_INTERVAL"},
 		{"reconcile interval too short", func(c *config.Config) { c.ReconcileInterval = "10ms" }, "REGSCRIBE_RECONCILE_INTERVAL"},
 		{"reconcile rate", func(c *config.Config) { c.ReconcileRPS = -1 }, "REGSCRIBE_RECONCILE_RPS"},
+		{"dead letters kept too briefly", func(c *config.Config) { c.DeadLetterMaxAge = time.Minute }, "REGSCRIBE_DEAD_LETTER_MAX_AGE"},
+		{"no dead letters kept", func(c *config.Config) { c.DeadLetterMaxCount = 0 }, "REGSCRIBE_DEAD_LETTER_MAX_COUNT"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

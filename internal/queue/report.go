@@ -3,12 +3,9 @@ package queue
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"strconv"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -141,69 +138,4 @@ func Excerpt(s string) string {
 		return s[:512] + "…"
 	}
 	return s
-}
-
-// DeadLetters lists the dead letters, oldest first.
-func DeadLetters(ctx context.Context, js jetstream.JetStream) ([]DeadLetter, error) {
-	s, err := js.Stream(ctx, DeadStream)
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", DeadStream, err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var out []DeadLetter
-	if info.State.Msgs == 0 {
-		return out, nil
-	}
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
-		m, err := s.GetMsg(ctx, seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		var d DeadLetter
-		if err := json.Unmarshal(m.Data, &d); err != nil {
-			d = DeadLetter{Error: "unreadable dead letter: " + err.Error()}
-		}
-		d.Seq = seq
-		out = append(out, d)
-	}
-	return out, nil
-}
-
-// RetryDead queues the job of dead letter seq again (with a fresh message
-// id, so the duplicate window does not drop it) and removes the dead letter.
-func RetryDead(ctx context.Context, js jetstream.JetStream, seq uint64) (Job, error) {
-	s, err := js.Stream(ctx, DeadStream)
-	if err != nil {
-		return Job{}, fmt.Errorf("open %s: %w", DeadStream, err)
-	}
-	m, err := s.GetMsg(ctx, seq)
-	if err != nil {
-		return Job{}, fmt.Errorf("dead letter %d: %w", seq, err)
-	}
-	var d DeadLetter
-	if err := json.Unmarshal(m.Data, &d); err != nil {
-		return Job{}, fmt.Errorf("dead letter %d: %w", seq, err)
-	}
-	if err := d.Job.Validate(); err != nil {
-		return Job{}, fmt.Errorf("dead letter %d: %w", seq, err)
-	}
-	data, err := d.Job.Marshal()
-	if err != nil {
-		return Job{}, err
-	}
-	msg := &nats.Msg{Subject: Subject(d.Job.Source), Data: data, Header: nats.Header{}}
-	msg.Header.Set(jetstream.MsgIDHeader, d.Job.ID()+"-retry-"+strconv.FormatUint(seq, 10))
-	if _, err := js.PublishMsg(ctx, msg); err != nil {
-		return Job{}, fmt.Errorf("queue dead letter %d again: %w", seq, err)
-	}
-	if err := s.DeleteMsg(ctx, seq); err != nil {
-		return d.Job, fmt.Errorf("job queued again, but dead letter %d stays: %w", seq, err)
-	}
-	return d.Job, nil
 }

@@ -33,16 +33,39 @@ type StreamOptions struct {
 	// ExtraSubjects are captured in the job stream besides regscribe's own
 	// (the subject zot's nats sink publishes raw events to).
 	ExtraSubjects []string
+	// DeadLetterMaxAge is how long a dead letter is kept. If zero,
+	// [DefaultDeadLetterMaxAge]. It must outlast the dead letters'
+	// duplicate window (10 minutes).
+	DeadLetterMaxAge time.Duration
+	// DeadLetterMaxCount is how many dead letters are kept; past it the
+	// oldest are dropped. If zero, [DefaultDeadLetterMaxCount].
+	DeadLetterMaxCount int64
 }
 
+// The dead letters' retention when [StreamOptions] sets none: a month of
+// failures is enough to notice and fix their cause, and ten thousand bound
+// what listing them costs after a mass failure.
+const (
+	DefaultDeadLetterMaxAge   = 30 * 24 * time.Hour
+	DefaultDeadLetterMaxCount = 10_000
+)
+
 // EnsureStream creates or updates the job stream (file storage, work queue),
-// and the result and dead-letter streams beside it.
+// and the result and dead-letter streams beside it. An existing dead-letter
+// stream takes the retention of opts at once: the oldest dead letters past
+// it are dropped.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, opts StreamOptions) (jetstream.Stream, error) {
 	if opts.Replicas == 0 {
 		opts.Replicas = 1
 	}
 	if opts.Duplicates == 0 {
 		opts.Duplicates = 2 * time.Minute
+	}
+	if opts.DeadLetterMaxAge == 0 {
+		opts.DeadLetterMaxAge = DefaultDeadLetterMaxAge
+	}
+	if opts.DeadLetterMaxCount == 0 {
+		opts.DeadLetterMaxCount = DefaultDeadLetterMaxCount
 	}
 	subjects := append([]string{SubjectPrefix + ">"}, opts.ExtraSubjects...)
 	// Processes configured with fewer extra subjects never take one away.
@@ -75,6 +98,9 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, opts StreamOption
 		Subjects:    []string{DeadSubjectPrefix + ">"},
 		Storage:     jetstream.FileStorage,
 		Replicas:    opts.Replicas,
+		MaxAge:      opts.DeadLetterMaxAge,
+		MaxMsgs:     opts.DeadLetterMaxCount,
+		Discard:     jetstream.DiscardOld,
 		Duplicates:  reportWindow,
 	}} {
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {

@@ -80,20 +80,16 @@ func strandedBelowFloor(ctx context.Context, js jetstream.JetStream) (map[uint64
 	if si.State.Msgs <= ci.NumPending+uint64(ci.NumAckPending) {
 		return nil, nil
 	}
-	out := map[uint64]*jetstream.RawStreamMsg{}
-	for seq := si.State.FirstSeq; seq <= ci.AckFloor.Stream; {
-		m, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(">"))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read job message %d: %w", seq, err)
-		}
-		if m.Sequence > ci.AckFloor.Stream {
-			break
-		}
+	if ci.AckFloor.Stream == 0 {
+		return nil, nil
+	}
+	msgs, err := ReadMessages(ctx, st, si.State.FirstSeq, ci.AckFloor.Stream, 0)
+	if err != nil {
+		return nil, fmt.Errorf("read job messages: %w", err)
+	}
+	out := make(map[uint64]*jetstream.RawStreamMsg, len(msgs))
+	for _, m := range msgs {
 		out[m.Sequence] = m
-		seq = m.Sequence + 1
 	}
 	return out, nil
 }

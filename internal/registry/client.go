@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -53,15 +54,20 @@ type Options struct {
 
 // Client reaches the configured registries. It keeps one
 // *remote.Repository per repository so that oras-go's per-repository state
-// (referrers capability, fallback index merging) is shared within the process.
+// (referrers capability, fallback index merging) is shared within the
+// process: the maxRepos used last, so that names a web form or an event
+// makes up cannot grow it without bound.
 type Client struct {
 	// endpoints are keyed by canonicalHost of their configured name.
 	endpoints map[string]Endpoint
 	client    *auth.Client
 	log       *slog.Logger
 
-	mu    sync.Mutex
-	repos map[string]*remote.Repository
+	mu sync.Mutex
+	// repos are the handles by host/name; used orders them, the one used
+	// last at the front.
+	repos map[string]*list.Element
+	used  *list.List
 	// dropsReplaced are the registries (canonicalHost) seen to drop the
 	// manifest a tag move left, already logged.
 	dropsReplaced map[string]bool
@@ -101,7 +107,8 @@ func New(endpoints []Endpoint, opts Options) (*Client, error) {
 			Credential: loopbackCredential(credentials.Credential(store)),
 			Header:     http.Header{"User-Agent": []string{ua}},
 		},
-		repos:         map[string]*remote.Repository{},
+		repos:         map[string]*list.Element{},
+		used:          list.New(),
 		dropsReplaced: map[string]bool{},
 		log:           opts.Logger,
 	}
@@ -135,8 +142,9 @@ func (c *Client) Repository(host, name string) (*remote.Repository, error) {
 	key := e.Host + "/" + name
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if r, ok := c.repos[key]; ok {
-		return r, nil
+	if el, ok := c.repos[key]; ok {
+		c.used.MoveToFront(el)
+		return el.Value.(cachedRepo).repo, nil
 	}
 	r, err := remote.NewRepository(key)
 	if err != nil {
@@ -144,9 +152,22 @@ func (c *Client) Repository(host, name string) (*remote.Repository, error) {
 	}
 	r.PlainHTTP = e.PlainHTTP
 	r.Client = c.client
-	c.repos[key] = r
+	c.repos[key] = c.used.PushFront(cachedRepo{key, r})
+	if c.used.Len() > maxRepos {
+		delete(c.repos, c.used.Remove(c.used.Back()).(cachedRepo).key)
+	}
 	return r, nil
 }
+
+// cachedRepo is a handle a Client keeps, by its key in Client.repos.
+type cachedRepo struct {
+	key  string
+	repo *remote.Repository
+}
+
+// maxRepos bounds the repository handles a Client keeps: far more than the
+// repositories a worker has jobs of at once.
+const maxRepos = 1024
 
 // Manifest is a fetched manifest: its descriptor and its bytes as stored.
 type Manifest struct {

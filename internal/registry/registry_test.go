@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/errdef"
+	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/auth"
 	"oras.land/oras-go/v2/registry/remote/credentials"
 	"oras.land/oras-go/v2/registry/remote/errcode"
@@ -111,4 +112,27 @@ func TestLoopbackNamesAreOneRegistry(t *testing.T) {
 		_, err := c.Repository(h, "photos/x")
 		require.True(t, fault.Is(err, fault.KindPermanent), h)
 	}
+}
+
+// The handles a Client keeps are bounded: names a web form or an event
+// makes up are forgotten, least recently used first, and a repository in
+// use keeps its handle (and oras-go's state in it).
+func TestRepositoryHandlesAreBounded(t *testing.T) {
+	t.Parallel()
+	c, err := registry.New([]registry.Endpoint{{Host: "127.0.0.1:5000", PlainHTTP: true}}, registry.Options{Credentials: credentials.NewMemoryStore()})
+	require.NoError(t, err)
+	handle := func(name string) *remote.Repository {
+		r, err := c.Repository("127.0.0.1:5000", name)
+		require.NoError(t, err)
+		return r
+	}
+	first, kept := handle("photos/first"), handle("photos/kept")
+	for i := range 5000 {
+		handle(fmt.Sprintf("made/up-%d", i))
+		if i%500 == 0 {
+			require.Same(t, kept, handle("photos/kept"))
+		}
+	}
+	require.Same(t, kept, handle("photos/kept"), "in use: the same handle")
+	require.NotSame(t, first, handle("photos/first"), "unused since thousands of others: forgotten")
 }

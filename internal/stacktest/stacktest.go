@@ -356,6 +356,26 @@ func Logger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
+// LogBuffer collects a log written from several goroutines, for a test
+// to read (slog.NewTextHandler(&buf, nil)).
+type LogBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *LogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// String returns what was written so far.
+func (l *LogBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
 // Repository returns a fresh oras-go handle on a repository of the stack's
 // registry, as a user's client would have.
 func (s *Stack) Repository(t testing.TB, name string) *remote.Repository {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
 	"time"
 
@@ -21,6 +20,15 @@ import (
 const (
 	scanForList   = 200
 	scanForCounts = 2000
+)
+
+// How many dead letters a page reads (one request each, about): the jobs
+// page lists a window of deadPage at a time, and "retry" queues as many
+// again per request; the front page counts the newest deadForCounts per
+// repository.
+const (
+	deadPage      = 100
+	deadForCounts = 500
 )
 
 // Job states on the jobs page.
@@ -53,7 +61,9 @@ type queueView struct {
 
 // readQueue reads the queue's status and its oldest limit messages, each
 // with its state: not delivered yet (queued), delivered and put back with a
-// delay not yet over (waiting for retry), or else in flight.
+// delay not yet over (waiting for retry), or else in flight. It reads the
+// messages that exist (about limit requests), however many jobs were
+// acknowledged out of the stream between them.
 func (s *Server) readQueue(ctx context.Context, limit int) (queueView, error) {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
@@ -84,18 +94,13 @@ func (s *Server) readQueue(ctx context.Context, limit int) (queueView, error) {
 	if info.State.Msgs == 0 {
 		return v, nil
 	}
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
-		if len(v.Jobs) >= limit {
-			v.More = true
-			break
-		}
-		m, err := st.GetMsg(ctx, seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue
-		}
-		if err != nil {
-			return v, err
-		}
+	msgs, err := queue.ReadMessages(ctx, st, info.State.FirstSeq, 0, limit)
+	if err != nil {
+		return v, err
+	}
+	v.More = info.State.Msgs > uint64(len(msgs))
+	for _, m := range msgs {
+		seq := m.Sequence
 		qj := queuedJob{Seq: seq, Stored: m.Time, Subject: m.Subject, State: stateQueued}
 		if j, err := queue.ParseJob(m.Data); err == nil {
 			qj.Job = &j
@@ -119,27 +124,31 @@ func (s *Server) readQueue(ctx context.Context, limit int) (queueView, error) {
 	return v, nil
 }
 
-// deadLetters lists the dead letters, newest first.
-func (s *Server) deadLetters(ctx context.Context) ([]queue.DeadLetter, error) {
+// deadLetters reads a window of the dead letters (none when there is no
+// dead-letter stream yet).
+func (s *Server) deadLetters(ctx context.Context, w queue.DeadLetterWindow) (queue.DeadLetterPage, error) {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	dead, err := queue.DeadLetters(ctx, s.opts.JetStream)
+	p, err := queue.ReadDeadLetters(ctx, s.opts.JetStream, w)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil, nil
+		return queue.DeadLetterPage{}, nil
 	}
-	slices.Reverse(dead)
-	return dead, err
+	return p, err
 }
 
 type jobsData struct {
-	Queue        queueView
-	Queued       []queuedJob
-	InFlight     []queuedJob
-	Waiting      []queuedJob
-	Dead         []queue.DeadLetter
-	Runs         []runSnapshot
-	Repositories []string
-	Error        string
+	Queue    queueView
+	Queued   []queuedJob
+	InFlight []queuedJob
+	Waiting  []queuedJob
+	Dead     queue.DeadLetterPage
+	// DeadAll is true when Dead shows every dead letter; DeadFrom and
+	// DeadTo are the oldest and newest shown.
+	DeadAll          bool
+	DeadFrom, DeadTo uint64
+	Runs             []runSnapshot
+	Repositories     []string
+	Error            string
 }
 
 func (s *Server) jobs(w http.ResponseWriter, r *http.Request) {
@@ -160,8 +169,20 @@ func (s *Server) jobs(w http.ResponseWriter, r *http.Request) {
 			data.InFlight = append(data.InFlight, j)
 		}
 	}
-	if data.Dead, err = s.deadLetters(ctx); err != nil {
+	window := queue.DeadLetterWindow{Limit: deadPage}
+	if window.Before, err = sequence(r.URL.Query().Get("before")); err == nil {
+		window.After, err = sequence(r.URL.Query().Get("after"))
+	}
+	if err != nil {
+		s.fail(w, r, http.StatusBadRequest, "Which failed jobs?", err)
+		return
+	}
+	if data.Dead, err = s.deadLetters(ctx, window); err != nil {
 		data.Error = "The dead letters cannot be read: " + err.Error()
+	}
+	data.DeadAll = data.Dead.Older == 0 && data.Dead.Newer == 0
+	if l := data.Dead.Letters; len(l) > 0 {
+		data.DeadFrom, data.DeadTo = l[len(l)-1].Seq, l[0].Seq
 	}
 	data.Runs = s.runs.list()
 	if repos, err := s.opts.Catalog.Repositories(ctx); err == nil {
@@ -172,44 +193,67 @@ func (s *Server) jobs(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "jobs", page{Title: "Jobs", Nav: "jobs", Data: data})
 }
 
-// retry is POST /jobs/retry: seq=N queues one dead letter's job again,
-// all=1 every one.
+// sequence parses a dead letter's sequence from a form or query ("": 0).
+func sequence(v string) (uint64, error) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a dead letter's number", v)
+	}
+	return n, nil
+}
+
+// retry is POST /jobs/retry: seq=N queues one dead letter's job again;
+// from=A&to=B the ones stored from A to B (a window of the jobs page);
+// all=1 every one. It queues at most deadPage per request, the oldest
+// first, and says when more remain.
 func (s *Server) retry(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := withTimeout(r.Context())
 	defer cancel()
-	var seqs []uint64
-	if r.PostFormValue("all") != "" {
-		dead, err := queue.DeadLetters(ctx, s.opts.JetStream)
-		if err != nil {
-			s.fail(w, r, http.StatusInternalServerError, "The dead letters cannot be read", err)
-			return
-		}
-		for _, d := range dead {
-			seqs = append(seqs, d.Seq)
-		}
-	} else {
-		seq, err := strconv.ParseUint(r.PostFormValue("seq"), 10, 64)
-		if err != nil {
+	if r.PostFormValue("all") == "" && r.PostFormValue("from") == "" {
+		seq, err := sequence(r.PostFormValue("seq"))
+		if err != nil || seq == 0 {
 			s.fail(w, r, http.StatusBadRequest, "Which failed job?", fmt.Errorf("seq %q is not a dead letter's number", r.PostFormValue("seq")))
 			return
 		}
-		seqs = append(seqs, seq)
+		if _, err := queue.RetryDead(ctx, s.opts.JetStream, seq); err != nil {
+			s.fail(w, r, http.StatusConflict, "The job could not be queued again", err)
+			return
+		}
+		http.Redirect(w, r, "/jobs?flash=retried", http.StatusSeeOther)
+		return
+	}
+	from, err := sequence(r.PostFormValue("from"))
+	var to uint64
+	if err == nil {
+		to, err = sequence(r.PostFormValue("to"))
+	}
+	if err != nil {
+		s.fail(w, r, http.StatusBadRequest, "Which failed jobs?", err)
+		return
+	}
+	done, next, err := queue.RetryDeadLetters(ctx, s.opts.JetStream, from, to, deadPage)
+	if err != nil {
+		s.fail(w, r, http.StatusInternalServerError, "The dead letters cannot be read", err)
+		return
 	}
 	var errs []error
-	for _, seq := range seqs {
-		if _, err := queue.RetryDead(ctx, s.opts.JetStream, seq); err != nil {
-			errs = append(errs, err)
+	for _, d := range done {
+		if d.Err != nil {
+			errs = append(errs, d.Err)
 		}
 	}
 	switch {
-	case len(errs) > 0 && len(errs) == len(seqs) && len(seqs) == 1:
-		s.fail(w, r, http.StatusConflict, "The job could not be queued again", errs[0])
 	case len(errs) > 0:
 		s.opts.Log.Warn("retry failed jobs", "err", errors.Join(errs...))
 		http.Redirect(w, r, "/jobs?flash=retry-partial", http.StatusSeeOther)
-	case len(seqs) > 1:
+	case next != 0:
+		http.Redirect(w, r, "/jobs?flash=retried-batch", http.StatusSeeOther)
+	case r.PostFormValue("all") != "":
 		http.Redirect(w, r, "/jobs?flash=retried-all", http.StatusSeeOther)
 	default:
-		http.Redirect(w, r, "/jobs?flash=retried", http.StatusSeeOther)
+		http.Redirect(w, r, "/jobs?flash=retried-shown", http.StatusSeeOther)
 	}
 }

@@ -23,6 +23,9 @@ const maxCovers = 60
 type homeData struct {
 	Registries []registryView
 	Photos     int
+	// FailedCounted is set when the failed counts are of only the newest
+	// FailedCounted dead letters (there are more).
+	FailedCounted int
 }
 
 type registryView struct {
@@ -76,9 +79,13 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 		count(v)
 		v.Latest = maxTime(v.Latest, at)
 	}
-	if dead, err := s.deadLetters(ctx); err == nil {
-		for _, d := range dead {
+	var data homeData
+	if dead, err := s.deadLetters(ctx, queue.DeadLetterWindow{Limit: deadForCounts}); err == nil {
+		for _, d := range dead.Letters {
 			once("failed", d.Job, d.FailedAt, func(v *repoView) { v.Failed++ })
+		}
+		if dead.Older != 0 {
+			data.FailedCounted = len(dead.Letters)
 		}
 	} else {
 		s.opts.Log.Warn("front page: dead letters unreadable", "err", err)
@@ -93,7 +100,6 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 		s.opts.Log.Warn("front page: job queue unreadable", "err", err)
 	}
 	byRegistry := map[string]*registryView{}
-	var data homeData
 	var order []string
 	for _, host := range s.opts.Registries {
 		h := strings.ToLower(host)

@@ -14,8 +14,13 @@ import (
 	"github.com/regscribe/regscribe/internal/reprocess"
 )
 
-// keepRuns is how many reprocess runs the jobs page remembers.
-const keepRuns = 20
+// keepRuns is how many finished reprocess runs the jobs page remembers;
+// maxActiveRuns how many may run at once (each plans a repository and
+// waits for its jobs).
+const (
+	keepRuns      = 20
+	maxActiveRuns = 4
+)
 
 // Phases of a reprocess run.
 const (
@@ -78,19 +83,29 @@ type runs struct {
 
 func newRuns() *runs { return &runs{byID: map[string]*run{}} }
 
-func (rs *runs) add(r *run) {
+// add remembers r, unless maxActiveRuns are still running (false). It
+// forgets the oldest finished runs past keepRuns, however old a run still
+// going is, so fewer than keepRuns + maxActiveRuns are remembered.
+func (rs *runs) add(r *run) bool {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
+	var finished []string
+	for _, id := range rs.order {
+		if s, _ := rs.byID[id].state(); s.Finished() {
+			finished = append(finished, id)
+		}
+	}
+	if len(rs.order)-len(finished) >= maxActiveRuns {
+		return false
+	}
+	// Room for r among the finished once it finishes.
+	for _, id := range finished[:max(0, len(finished)+1-keepRuns)] {
+		delete(rs.byID, id)
+	}
+	rs.order = slices.DeleteFunc(rs.order, func(id string) bool { return rs.byID[id] == nil })
 	rs.byID[r.snap.ID] = r
 	rs.order = append(rs.order, r.snap.ID)
-	for len(rs.order) > keepRuns {
-		old := rs.byID[rs.order[0]]
-		if s, _ := old.state(); !s.Finished() {
-			break
-		}
-		delete(rs.byID, rs.order[0])
-		rs.order = rs.order[1:]
-	}
+	return true
 }
 
 func (rs *runs) get(id string) *run {
@@ -136,7 +151,15 @@ func (s *Server) startReprocess(w http.ResponseWriter, r *http.Request) {
 	rn := &run{changed: make(chan struct{}), snap: runSnapshot{
 		ID: batch, Target: target, Force: force, Started: time.Now(), Phase: phasePlanning, Failures: []failureView{},
 	}}
-	s.runs.add(rn)
+	if s.ctx.Err() != nil {
+		s.fail(w, r, http.StatusServiceUnavailable, "The gallery is stopping", errors.New("no run starts while it stops"))
+		return
+	}
+	if !s.runs.add(rn) {
+		s.fail(w, r, http.StatusTooManyRequests, "Too many reprocess runs at once",
+			fmt.Errorf("%d runs are still going; start this one when one of them has ended", maxActiveRuns))
+		return
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

@@ -1,7 +1,6 @@
 package web_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"image/jpeg"
@@ -11,7 +10,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -53,24 +51,6 @@ func TestCheckExposure(t *testing.T) {
 			require.NotContains(t, err.Error(), token)
 		}
 	}
-}
-
-// logBuffer collects a server's log.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
 
 func request(t *testing.T, method, u string, body url.Values, header http.Header) (*http.Response, string) {
@@ -115,7 +95,7 @@ func TestSecurity(t *testing.T) {
 
 	t.Run("token", func(t *testing.T) {
 		token := "s3cret-token-for-the-gallery-only"
-		var logs logBuffer
+		var logs stacktest.LogBuffer
 		_, base := g.serve(t, token, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 		for _, c := range []struct {
 			name   string

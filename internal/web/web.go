@@ -211,6 +211,8 @@ var flashes = map[string]string{
 	"describing":    "Queued to be described again; the new description shows here once a worker has written it.",
 	"retried":       "The failed job is queued again.",
 	"retried-all":   "Every failed job is queued again.",
+	"retried-shown": "The failed jobs that were listed are queued again.",
+	"retried-batch": "A batch of failed jobs is queued again; the rest are still listed.",
 	"retry-partial": "Some failed jobs could not be queued again; they are still listed.",
 }
 
