@@ -22,8 +22,8 @@ type Sniffed struct {
 	// are no such image.
 	MediaType string
 	// Looks says in words what the bytes look like: "JPEG image",
-	// "text (text/plain; charset=utf-8)", "PDF document", "JPEG XL is not
-	// supported: convert to JPEG", "binary data (first bytes …)".
+	// "text (text/plain; charset=utf-8)", "PDF document", "JPEG XL",
+	// "binary data (first bytes …)": a noun.
 	Looks string
 	// Image is true when the bytes are an image, one Prepare decodes or
 	// not (JPEG XL, an icon): converted to a format it decodes, it is a
@@ -48,7 +48,8 @@ func Sniff(head []byte) Sniffed {
 		// media file of another brand): the reason names it. Only the ISO
 		// media file (a video, say) is no image.
 		video := len(head) >= 8 && string(head[4:8]) == "ftyp"
-		return Sniffed{Looks: unwrapReason(err), Image: !video}
+		name, _, _ := strings.Cut(unwrapReason(err), " is not")
+		return Sniffed{Looks: name, Image: !video}
 	}
 	if len(head) == 0 {
 		return Sniffed{Looks: "empty"}
