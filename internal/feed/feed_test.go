@@ -36,13 +36,20 @@ func subjects(t *testing.T, s jetstream.Stream) []string {
 	return out
 }
 
-func TestStreamKeepsNewestPerDescriberAndTombstonesPurge(t *testing.T) {
+// newStream is the description stream on a NATS server of the test's
+// own, a publisher and a context that ends with the test.
+func newStream(t *testing.T) (context.Context, jetstream.JetStream, jetstream.Stream, *feed.Publisher) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
 	js := stacktest.JetStream(t)
 	s, err := feed.EnsureStream(ctx, js, 1)
 	require.NoError(t, err)
-	p := feed.NewPublisher(js)
+	return ctx, js, s, feed.NewPublisher(js)
+}
+
+func TestStreamKeepsNewestPerDescriberAndTombstonesPurge(t *testing.T) {
+	ctx, _, s, p := newStream(t)
+	var err error
 
 	_, err = p.Publish(ctx, event(feed.Written, "ollama/a", "a red bus"), feed.JobID(1, 0))
 	require.NoError(t, err)
@@ -81,12 +88,8 @@ func TestValidate(t *testing.T) {
 // TestRefusal: a refusal is kept per manifest, found by its digest,
 // counted, and purged with the manifest's other events by a deletion.
 func TestRefusal(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	js := stacktest.JetStream(t)
-	_, err := feed.EnsureStream(ctx, js, 1)
-	require.NoError(t, err)
-	p := feed.NewPublisher(js)
+	ctx, js, _, p := newStream(t)
+	var err error
 	refused := func(repo, digest, reason string) feed.Event {
 		return feed.Event{Kind: feed.Refused, Registry: "127.0.0.1:5000", Repository: repo, Digest: digest, Reason: reason}
 	}
@@ -119,12 +122,8 @@ func TestRefusal(t *testing.T) {
 }
 
 func TestFillNeverBuriesANewerDescription(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	js := stacktest.JetStream(t)
-	s, err := feed.EnsureStream(ctx, js, 1)
-	require.NoError(t, err)
-	p := feed.NewPublisher(js)
+	ctx, _, s, p := newStream(t)
+	var err error
 	at := func(e feed.Event, created time.Time) feed.Event {
 		e.Photos[0].Created = created
 		return e
