@@ -132,11 +132,15 @@ func (s *Server) deadLetters(ctx context.Context) ([]queue.DeadLetter, error) {
 }
 
 type jobsData struct {
-	Queue        queueView
-	Queued       []queuedJob
-	InFlight     []queuedJob
-	Waiting      []queuedJob
-	Dead         []queue.DeadLetter
+	Queue    queueView
+	Queued   []queuedJob
+	InFlight []queuedJob
+	Waiting  []queuedJob
+	Dead     []queue.DeadLetter
+	// Refused are the newest manifests that hold no photo, of
+	// RefusedTotal.
+	Refused      []Refusal
+	RefusedTotal int
 	Runs         []runSnapshot
 	Repositories []string
 	Error        string
@@ -162,6 +166,9 @@ func (s *Server) jobs(w http.ResponseWriter, r *http.Request) {
 	}
 	if data.Dead, err = s.deadLetters(ctx); err != nil {
 		data.Error = "The dead letters cannot be read: " + err.Error()
+	}
+	if data.Refused, data.RefusedTotal, err = s.opts.Catalog.Refusals(ctx, scanForList); err != nil {
+		data.Error = "The search index cannot be read: " + err.Error()
 	}
 	data.Runs = s.runs.list()
 	if repos, err := s.opts.Catalog.Repositories(ctx); err == nil {
