@@ -23,6 +23,7 @@ import (
 // described, the model gets it byte for byte; a text file is refused
 // visibly: `regscribe show` says it is not an image and why, `regscribe
 // status` and the gallery's front page count it, and the log says it once.
+// A photo whose job failed is shown with the dead letter's error.
 func TestOrasDefaultMediaType(t *testing.T) {
 	t.Parallel()
 	model := modeltest.NewOllama(stacktest.Model)
@@ -88,6 +89,18 @@ func TestOrasDefaultMediaType(t *testing.T) {
 	require.NoError(t, json.Unmarshal(out, &shown))
 	require.Equal(t, pushed.Digest, shown.Digest)
 	require.Equal(t, reason, shown.Refused)
+	// A photo whose job failed: show says with what.
+	require.NoError(t, os.WriteFile(filepath.Join(work, "x.png"), []byte("<!doctype html><p>not a PNG"), 0o644))
+	brokenRef := "localhost:" + regPort + "/photos/misc:broken"
+	oras(t, work, "push", brokenRef, "x.png:image/png")
+	require.Eventually(t, func() bool {
+		cmd := exec.Command(binary, "show", brokenRef)
+		cmd.Env = client
+		out, _ = cmd.CombinedOutput()
+		return strings.Contains(string(out), "its job failed")
+	}, 30*time.Second, 100*time.Millisecond, "regscribe show never said the job failed")
+	require.Contains(t, string(out), "unrecognised format")
+
 	cmd = exec.Command(binary, "show", photoRef)
 	cmd.Env = client
 	out, err = cmd.CombinedOutput()
