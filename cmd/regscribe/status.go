@@ -20,21 +20,21 @@ func (c *cli) statusCmd() *cobra.Command {
 	var format outputFormat
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show the queue (queued, in flight, waiting, dead, stranded), the manifests that are not images and the last sweeps",
+		Short: "Show the queue (jobs queued, in flight, waiting, dead, stranded), what is not an image and the last sweeps",
 		Long: `Shows what the queue holds (joins REGSCRIBE_NATS_URL): jobs queued, in flight,
-waiting for a retry, dead letters and stranded, the manifests read and found to
-hold no photo (not images: regscribe show REF says why), and the consumer's own facts
-(redelivered, idle worker slots, ack wait, delivery limit); then the last
-reconcile sweep of each registry: when, how long it took, what it found and
-caught, or that it failed and why.
+waiting for a retry, dead letters and stranded, the manifests read and found
+to hold no photo (not images: regscribe show REF says why), and the
+consumer's own facts (redelivered, idle worker slots, ack wait, delivery
+limit); then the last reconcile sweep of each registry: when, how long it
+took, what it found and caught, or that it failed and why.
 
 With --format json (or --json) it prints one object: the queue's numbers
 (messages, queued, inFlight, waitingRetry, stranded, deadLetters, consumers),
-refused (the manifests that are not images),
-and "sweeps", one object per registry: registry, started and ended (RFC 3339),
-tookSeconds, counts (tags, unchanged, manifests, queued, alreadyQueued,
-failedBefore, errors, ...), and when the sweep failed, error and failures (how
-many sweeps of the registry failed in a row).`,
+"refused" (the manifests that are not images), and "sweeps", one object per
+registry: registry, started and ended (RFC 3339), tookSeconds, counts (tags,
+unchanged, manifests, queued, alreadyQueued, failedBefore, errors, ...), and
+when the sweep failed, error and failures (how many sweeps of the registry
+failed in a row).`,
 		Example: `  regscribe status
   regscribe status --format json | jq .deadLetters
   regscribe status --json | jq '.sweeps[] | select(.error)'`,
