@@ -43,7 +43,7 @@ func (w *Worker) corrected(ctx context.Context, repo *remote.Repository, c candi
 			return said{}, err
 		}
 	}
-	s := said{by: d.Model}
+	s := said{by: d.Model, several: len(c.photos) > 1}
 	for n, i := range c.photos {
 		old, ok := kept[c.im.Layers[i].Digest.String()]
 		switch {

@@ -63,6 +63,20 @@ func referrerEvent(subject ocispec.Descriptor, tag, by string, photos []feed.Pho
 	return e
 }
 
+// refusedEvents is the event of a job that err ends with a [Refusal]: the
+// manifest holds no photo, and why; none for any other error.
+func refusedEvents(err error, tag string) []feed.Event {
+	var r *Refusal
+	if !errors.As(err, &r) {
+		return nil
+	}
+	e := feed.Event{Kind: feed.Refused, Digest: r.Manifest.Digest.String(), Reason: r.Reason}
+	if tag != "" {
+		e.Tags = []string{tag}
+	}
+	return []feed.Event{e}
+}
+
 // processDeletion handles a job that says the registry deleted a manifest:
 // when the registry answers 404 for its digest, the manifest is gone and
 // the job ends with a deletion event (search forgets it); when the manifest

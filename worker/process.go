@@ -15,6 +15,7 @@ import (
 
 	"github.com/regscribe/regscribe/internal/fault"
 	"github.com/regscribe/regscribe/internal/feed"
+	"github.com/regscribe/regscribe/internal/imageprep"
 	"github.com/regscribe/regscribe/internal/lease"
 	"github.com/regscribe/regscribe/internal/memo"
 	"github.com/regscribe/regscribe/internal/metrics"
@@ -154,11 +155,17 @@ func (w *Worker) inspect(ctx context.Context, repo *remote.Repository, m registr
 	}
 	c.im = im
 	photos, why := photo.Layers(im)
-	if photos == nil {
+	unsure := photo.ToSniff(im)
+	if photos == nil && unsure == nil {
 		return c, fault.Skip("%s: %s", m.Descriptor.Digest, why)
 	}
 	if ok, why := w.opts.Select.manifest(im); !ok {
 		return c, fault.Skip("%s: %s", m.Descriptor.Digest, why)
+	}
+	if photos == nil {
+		if photos, err = w.sniff(ctx, repo, m, im, unsure); err != nil {
+			return c, err
+		}
 	}
 	c.photos = photos
 	if c.refs, err = w.registry.Referrers(ctx, repo, m.Descriptor, ""); err != nil {
@@ -177,6 +184,40 @@ func (w *Worker) inspect(ctx context.Context, repo *remote.Repository, m registr
 	return c, nil
 }
 
+// sniff reads the first bytes of im's layers unsure, whose media types say
+// nothing of what they hold, and returns those that are photos (package
+// photo decides). When none is, the error is a skip that carries the
+// refusal, why m is not an image.
+func (w *Worker) sniff(ctx context.Context, repo *remote.Repository, m registry.Manifest, im ocispec.Manifest, unsure []int) ([]int, error) {
+	looks := map[int]imageprep.Sniffed{}
+	for _, i := range unsure {
+		head, err := w.registry.FetchHead(ctx, repo, im.Layers[i], imageprep.SniffLen)
+		if err != nil {
+			return nil, fmt.Errorf("read the first bytes of layer %s of %s: %w", im.Layers[i].Digest, m.Descriptor.Digest, err)
+		}
+		looks[i] = imageprep.Sniff(head)
+	}
+	photos, why := photo.Sniffed(im, looks)
+	if photos == nil {
+		return nil, fault.Skip("%s: %w", m.Descriptor.Digest, &Refusal{Manifest: m.Descriptor, Reason: why})
+	}
+	return photos, nil
+}
+
+// Refusal is why a manifest whose layers say nothing of their content
+// holds no photo, found by reading them: a job that ends with it is
+// refused, visibly (a refused event on the description stream, a result
+// of outcome refused, one log line), never silently skipped.
+type Refusal struct {
+	// Manifest is the manifest refused (an index, for an album none of
+	// whose children holds a photo).
+	Manifest ocispec.Descriptor
+	// Reason says why, for the person who pushed it ("not an image: …").
+	Reason string
+}
+
+func (r *Refusal) Error() string { return r.Reason }
+
 // said is what is written for a candidate: descriptions of photo layers
 // (indexes into im.Layers, in layer order) and who wrote them, the
 // io.regscribe.model of the write.
@@ -184,6 +225,9 @@ type said struct {
 	photos []int
 	ds     []vision.Description
 	by     string
+	// several: the manifest holds more than one photo (each layer then
+	// gets its own description).
+	several bool
 }
 
 // descriptions returns what to write for c: the person's correction (with
@@ -195,7 +239,7 @@ func (w *Worker) descriptions(ctx context.Context, repo *remote.Repository, c ca
 		s, err := w.corrected(ctx, repo, c, *t.correction)
 		return s, 0, err
 	}
-	s := said{photos: c.photos, by: w.model.Model()}
+	s := said{photos: c.photos, by: w.model.Model(), several: len(c.photos) > 1}
 	calls := 0
 	for _, i := range c.photos {
 		d, fromModel, err := w.describeLayer(ctx, repo, c.im.Layers[i], c.verdict.Fresh)
@@ -217,6 +261,7 @@ func (w *Worker) processManifest(ctx context.Context, repo *remote.Repository, m
 	res := Result{Manifest: m.Descriptor}
 	c, err := w.inspect(ctx, repo, m, t.policy)
 	if err != nil {
+		res.Events = refusedEvents(err, t.tag)
 		return res, err
 	}
 	if mode == ModeAuto && len(c.refs) > 0 {
@@ -339,7 +384,8 @@ func (w *Worker) processIndex(ctx context.Context, repo *remote.Repository, m re
 	// todo are the children the job writes; others those it leaves as they
 	// are, whose descriptions a referrer-mode event lists too.
 	var todo, others []child
-	var skips []string
+	var skips, refused []string
+	holding := 0 // children that hold a photo
 	for _, i := range photo.Children(idx) {
 		d := idx.Manifests[i]
 		cm, err := w.registry.FetchManifest(ctx, repo, d.Digest.String())
@@ -348,6 +394,12 @@ func (w *Worker) processIndex(ctx context.Context, repo *remote.Repository, m re
 		}
 		c, err := w.inspect(ctx, repo, cm, t.policy)
 		signed = signed || len(c.refs) > 0
+		if c.photos != nil {
+			holding++
+		}
+		if r := (*Refusal)(nil); errors.As(err, &r) {
+			refused = append(refused, fmt.Sprintf("child %s: %s", d.Digest, r.Reason))
+		}
 		if err == nil && t.correction != nil && !holds(c, t.correction.Layer) {
 			others = append(others, child{at: i, c: c})
 			continue // a correction changes the child with its photo only
@@ -364,6 +416,11 @@ func (w *Worker) processIndex(ctx context.Context, repo *remote.Repository, m re
 	}
 	if len(todo) == 0 && t.correction != nil {
 		return res, fault.Permanent(fmt.Errorf("correction names layer %s, which is no photo of album %s", t.correction.Layer, m.Descriptor.Digest))
+	}
+	if len(todo) == 0 && holding == 0 && len(refused) > 0 {
+		err := fault.Skip("index %s: %w", m.Descriptor.Digest, &Refusal{Manifest: m.Descriptor, Reason: "no child holds a photo: " + strings.Join(refused, "; ")})
+		res.Events = refusedEvents(err, t.tag)
+		return res, err
 	}
 	if len(todo) == 0 {
 		return res, fault.Skip("index %s: no child to describe (%s)", m.Descriptor.Digest, strings.Join(skips, "; "))
@@ -494,7 +551,7 @@ func (w *Worker) isOwnWrite(ctx context.Context, im ocispec.Manifest, photos []i
 		}
 		ds = append(ds, d)
 	}
-	want := annotationEdit(im, said{photos: photos, ds: ds, by: ds[0].Model}, false).Manifest
+	want := annotationEdit(im, said{photos: photos, ds: ds, by: ds[0].Model, several: len(photos) > 1}, false).Manifest
 	return want[registry.AnnotationDescription] == im.Annotations[registry.AnnotationDescription] &&
 		want[registry.AnnotationCreated] == im.Annotations[registry.AnnotationCreated]
 }
@@ -578,7 +635,7 @@ func annotationEdit(im ocispec.Manifest, s said, imageDescription bool) registry
 		e.Manifest[ocispec.AnnotationDescription] = e.Manifest[registry.AnnotationDescription]
 	}
 	e.Remove = stale(im.Annotations, e.Manifest)
-	if all, _ := photo.Layers(im); len(all) <= 1 {
+	if !s.several {
 		return e
 	}
 	e.Layers = map[int]map[string]string{}
@@ -629,7 +686,7 @@ func manifestAnnotations(im ocispec.Manifest, s said) map[string]string {
 		}
 	}
 	a := map[string]string{}
-	if all, _ := photo.Layers(im); len(all) <= 1 {
+	if !s.several {
 		a = fields(s.ds[0])
 	} else {
 		var joined []string

@@ -207,6 +207,38 @@ type Worker struct {
 	feed      Feed
 	ledger    Ledger
 	metrics   *metrics.Metrics
+	// refusals are the manifests whose refusal this worker logged at info.
+	refusals logged
+}
+
+// logged remembers the last manifests a worker logged something of, so
+// that the several jobs of one push (by digest, then by tag) log it once.
+type logged struct {
+	mu    sync.Mutex
+	seen  map[string]bool
+	order []string
+}
+
+// loggedCap bounds what a [logged] remembers.
+const loggedCap = 1024
+
+// first reports whether key was not logged before, and remembers it.
+func (l *logged) first(key string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.seen[key] {
+		return false
+	}
+	if l.seen == nil {
+		l.seen = map[string]bool{}
+	}
+	if len(l.order) >= loggedCap {
+		delete(l.seen, l.order[0])
+		l.order = l.order[1:]
+	}
+	l.seen[key] = true
+	l.order = append(l.order, key)
+	return true
 }
 
 // New returns a Worker.
@@ -347,8 +379,8 @@ func (w *Worker) handle(stop, work context.Context, msg jetstream.Msg) {
 				break
 			}
 		}
-		if err == nil {
-			events = append(events, res.Events...)
+		if err == nil || fault.Is(err, fault.KindSkip) {
+			events = append(events, res.Events...) // a refusal's too
 		}
 		if err != nil && !fault.Is(err, fault.KindSkip) && len(jobs) > 1 {
 			break // the message is retried whole; jobs done are skipped then
@@ -474,9 +506,20 @@ func (w *Worker) settle(msg jetstream.Msg, job queue.Job, d delivery, res Result
 		}
 		return
 	case kind == fault.KindSkip:
-		log.Debug("nothing to describe", "reason", err.Error())
 		// Other jobs of the message may have written descriptions.
 		report.Outcome, report.Reason, events = queue.Skipped, err.Error(), res.Events
+		if r := (*Refusal)(nil); errors.As(err, &r) {
+			// A person pushed something to be described: say it, once per
+			// manifest (a push makes a job by digest and one by tag).
+			level := slog.LevelDebug
+			if w.refusals.first(job.Registry + "/" + job.Repository + "@" + r.Manifest.Digest.String()) {
+				level = slog.LevelInfo
+			}
+			log.Log(context.Background(), level, "not an image; nothing described", "manifest", r.Manifest.Digest, "reason", r.Reason)
+			report.Outcome, report.Reason = queue.Refused, r.Reason
+		} else {
+			log.Debug("nothing to describe", "reason", err.Error())
+		}
 		end = func() error { return w.ack(msg, log, d) }
 	case kind == fault.KindPermanent || d.attempt >= uint64(w.opts.MaxAttempts):
 		reason := err.Error()

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 	"oras.land/oras-go/v2/registry"
 
@@ -102,8 +103,12 @@ With --format json, each photo is one JSON object on a line of its own:
 {"reference", "digest", "tags", "descriptions": [{"storedAs": "annotation" or
 "referrer", "referrer" (its descriptor), "record": {"subject", "model",
 "promptDigest", "created", "photos": [{"layer", "title", "description",
-"alt", "keywords", "text"}]}}], "error"} ("text" is the text visible in the
-photo, when there is some; "error" only when the photo could not be read).
+"alt", "keywords", "text"}]}}], "error", "refused", "failed"} ("text" is the
+text visible in the photo, when there is some; "error" only when the photo
+could not be read). A photo without a description says why when the workers
+know (it joins REGSCRIBE_NATS_URL): "refused" is why a manifest holds no photo
+regscribe describes (a text file pushed with oras's default media type: "not
+an image: …"), "failed" the error its job was given up with.
 Exit status: 0 when every photo has a description, 1 otherwise.`,
 		Example: `  regscribe show localhost:5000/photos/pineapple:latest
   regscribe show localhost:5000/photos/pineapple:latest --format json
@@ -135,6 +140,11 @@ type shown struct {
 	Descriptions []regclient.Found `json:"descriptions"`
 	// Error says why the photo could not be read.
 	Error string `json:"error,omitempty"`
+	// Refused, for a manifest without descriptions, is why a worker found
+	// no photo in it ("not an image: …"); Failed is the error its job was
+	// given up with (regscribe failed list).
+	Refused string `json:"refused,omitempty"`
+	Failed  string `json:"failed,omitempty"`
 }
 
 // show prints the descriptions of each reference or repository in refs.
@@ -149,6 +159,8 @@ func show(ctx context.Context, cfg config.Config, refs []string, plain bool, for
 		targets[i] = t
 	}
 	code, first := 0, true
+	why := &reasons{cfg: cfg}
+	defer why.Close()
 	for i, t := range targets {
 		photos, err := photosOf(ctx, t, refs[i])
 		if err != nil {
@@ -163,6 +175,9 @@ func show(ctx context.Context, cfg config.Config, refs []string, plain bool, for
 		for _, p := range photos {
 			if p.Error == "" {
 				p.Descriptions, p.Error = describedAs(ctx, t, p.Digest)
+			}
+			if p.Error == "" && len(p.Descriptions) == 0 {
+				p.Refused, p.Failed = why.of(ctx, t, p.Digest)
 			}
 			if p.Error != "" || len(p.Descriptions) == 0 {
 				code = 1
@@ -184,7 +199,7 @@ func show(ctx context.Context, cfg config.Config, refs []string, plain bool, for
 				if t.ref.Reference == "" && len(p.Tags) > 0 {
 					label += " (" + strings.Join(p.Tags, ", ") + ")"
 				}
-				printFound(stdout, label, p.Digest, p.Descriptions)
+				printFound(stdout, label, p)
 			}
 		}
 	}
@@ -246,9 +261,18 @@ func describedAs(ctx context.Context, t target, digest string) ([]regclient.Foun
 	return found, ""
 }
 
-func printFound(w io.Writer, ref, digest string, found []regclient.Found) {
-	if len(found) == 0 {
-		fmt.Fprintf(w, "%s (%s) has no description yet\n", ref, digest)
+func printFound(w io.Writer, ref string, p shown) {
+	found := p.Descriptions
+	switch {
+	case len(found) > 0:
+	case p.Refused != "":
+		fmt.Fprintf(w, "%s (%s): %s\n", ref, p.Digest, p.Refused)
+		return
+	case p.Failed != "":
+		fmt.Fprintf(w, "%s (%s) has no description: its job failed: %s (regscribe failed list)\n", ref, p.Digest, p.Failed)
+		return
+	default:
+		fmt.Fprintf(w, "%s (%s) has no description yet\n", ref, p.Digest)
 		return
 	}
 	for i, f := range found {
@@ -275,6 +299,61 @@ func printFound(w io.Writer, ref, digest string, found []regclient.Found) {
 				fmt.Fprintf(w, "    text: %s\n", p.Text)
 			}
 		}
+	}
+}
+
+// reasons says why a photo has no description, from what the workers
+// keep beside the queue (REGSCRIBE_NATS_URL): the refusal of a manifest
+// that holds no photo (the description stream), or the dead letter of a
+// job given up. It connects on first use; without NATS it knows nothing,
+// and show says only that there is no description yet.
+type reasons struct {
+	cfg   config.Config
+	js    jetstream.JetStream
+	close func()
+	tried bool
+	// dead are the dead letters, read once.
+	dead []queue.DeadLetter
+}
+
+// of returns the refusal of the manifest digest of t's repository, else
+// the error of the newest dead letter of a job for it.
+func (r *reasons) of(ctx context.Context, t target, digest string) (refused, failed string) {
+	if !r.tried {
+		r.tried = true
+		if js, closeNATS, err := connectJetStream(r.cfg, "regscribe show"); err == nil {
+			r.js, r.close = js, closeNATS
+		}
+	}
+	if r.js == nil {
+		return "", ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	// The workers name the registry as configured; the command line may
+	// spell a loopback registry another way.
+	hosts := regclient.Spellings(strings.ToLower(t.ref.Registry))
+	for _, h := range hosts {
+		if e, ok, err := feed.Refusal(ctx, r.js, h, t.ref.Repository, digest); err == nil && ok {
+			return e.Reason, ""
+		}
+	}
+	if r.dead == nil {
+		r.dead, _ = queue.DeadLetters(ctx, r.js)
+	}
+	for i := len(r.dead) - 1; i >= 0; i-- {
+		j := r.dead[i].Job
+		if j.Digest == digest && j.Repository == t.ref.Repository && slices.Contains(hosts, strings.ToLower(j.Registry)) {
+			return "", r.dead[i].Error
+		}
+	}
+	return "", ""
+}
+
+// Close lets go of the NATS connection, if one was made.
+func (r *reasons) Close() {
+	if r.close != nil {
+		r.close()
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/regscribe/regscribe/internal/config"
+	"github.com/regscribe/regscribe/internal/feed"
 	"github.com/regscribe/regscribe/internal/queue"
 	"github.com/regscribe/regscribe/internal/reconcile"
 )
@@ -18,19 +20,21 @@ func (c *cli) statusCmd() *cobra.Command {
 	var format outputFormat
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show the queue (jobs queued, in flight, waiting, dead, stranded) and the last reconcile sweeps",
+		Short: "Show the queue (jobs queued, in flight, waiting, dead, stranded), what is not an image and the last sweeps",
 		Long: `Shows what the queue holds (joins REGSCRIBE_NATS_URL): jobs queued, in flight,
-waiting for a retry, dead letters and stranded, and the consumer's own facts
-(redelivered, idle worker slots, ack wait, delivery limit); then the last
-reconcile sweep of each registry: when, how long it took, what it found and
-caught, or that it failed and why.
+waiting for a retry, dead letters and stranded, the manifests read and found
+to hold no photo (not images: regscribe show REF says why), and the
+consumer's own facts (redelivered, idle worker slots, ack wait, delivery
+limit); then the last reconcile sweep of each registry: when, how long it
+took, what it found and caught, or that it failed and why.
 
 With --format json (or --json) it prints one object: the queue's numbers
-(messages, queued, inFlight, waitingRetry, stranded, deadLetters, consumers)
-and "sweeps", one object per registry: registry, started and ended (RFC 3339),
-tookSeconds, counts (tags, unchanged, manifests, queued, alreadyQueued,
-failedBefore, errors, ...), and when the sweep failed, error and failures (how
-many sweeps of the registry failed in a row).`,
+(messages, queued, inFlight, waitingRetry, stranded, deadLetters, consumers),
+"refused" (the manifests that are not images), and "sweeps", one object per
+registry: registry, started and ended (RFC 3339), tookSeconds, counts (tags,
+unchanged, manifests, queued, alreadyQueued, failedBefore, errors, ...), and
+when the sweep failed, error and failures (how many sweeps of the registry
+failed in a row).`,
 		Example: `  regscribe status
   regscribe status --format json | jq .deadLetters
   regscribe status --json | jq '.sweeps[] | select(.error)'`,
@@ -59,13 +63,18 @@ func status(ctx context.Context, cfg config.Config, format outputFormat, stdout,
 		fmt.Fprintf(stderr, "regscribe status: %v (is regscribe up, or NATS at %s?)\n", err, cfg.NATSURL)
 		return 1
 	}
+	refused, err := feed.Refusals(ctx, js)
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		fmt.Fprintln(stderr, "regscribe status:", err)
+		return 1
+	}
 	sweeps, err := reconcile.Sweeps(ctx, js)
 	if err != nil {
 		fmt.Fprintln(stderr, "regscribe status: reconcile sweeps:", err)
 		return 1
 	}
 	if format == formatJSON {
-		rec := statusRecord{Status: st, Sweeps: []sweepRecord{}}
+		rec := statusRecord{Status: st, Refused: refused, Sweeps: []sweepRecord{}}
 		for _, s := range sweeps {
 			rec.Sweeps = append(rec.Sweeps, sweepRecord{Sweep: s, TookSeconds: s.Took().Seconds()})
 		}
@@ -83,6 +92,7 @@ func status(ctx context.Context, cfg config.Config, format outputFormat, stdout,
 		{"waiting for a retry", st.WaitingRetry, "failed, retried after a delay"},
 		{"dead letters", st.Dead, "given up: regscribe failed list"},
 		{"stranded", st.Stranded, "never delivered again; the workers make them dead letters"},
+		{"not images", refused, "manifests that hold no photo: regscribe show REF says why"},
 	} {
 		fmt.Fprintf(tw, "%s\t%d\t%s\n", row.name, row.n, row.note)
 	}
@@ -103,7 +113,9 @@ func status(ctx context.Context, cfg config.Config, format outputFormat, stdout,
 // and the last reconcile sweep of each registry.
 type statusRecord struct {
 	queue.Status
-	Sweeps []sweepRecord `json:"sweeps"`
+	// Refused counts the manifests the workers found no photo in.
+	Refused uint64        `json:"refused"`
+	Sweeps  []sweepRecord `json:"sweeps"`
 }
 
 // sweepRecord is a registry's last sweep with how long it took.

@@ -1,6 +1,7 @@
 // Package feed is the description stream: every description regscribe
 // writes into a registry (by a model or by a person), every description
-// found already there by reprocess, and every manifest deleted, as one
+// found already there by reprocess, every manifest a worker read and found
+// no photo in (a refusal, with the reason), and every manifest deleted, as one
 // JetStream stream that search indexes follow with their own durable
 // consumers.
 //
@@ -10,5 +11,7 @@
 // so it stays about as large as the set of described photos and an index
 // can always be rebuilt by reading it from the start. A deletion is a
 // tombstone on regscribe.descriptions.<manifest>.deleted; the events it
-// supersedes are purged once it is stored.
+// supersedes are purged once it is stored. A refusal is kept on
+// regscribe.descriptions.<manifest>.refused, where `regscribe show` finds
+// it by digest.
 package feed

@@ -41,6 +41,10 @@ const (
 	// Deleted: the manifest is gone from the registry; every entry of it,
 	// by any describer, is to be removed.
 	Deleted Kind = "deleted"
+	// Refused: a worker read the manifest's layers and found no photo to
+	// describe (a text file pushed with oras's default media type); Reason
+	// says why. It is kept per manifest, never searched, and counted.
+	Refused Kind = "refused"
 )
 
 // Event is one message of the stream: what one describer said about the
@@ -50,7 +54,7 @@ const (
 //
 //	{
 //	  "v": 1,
-//	  "kind": "written",                // written | found | deleted
+//	  "kind": "written",                // written | found | deleted | refused
 //	  "registry": "127.0.0.1:5000",      // a configured registry
 //	  "repository": "photos/pineapple",
 //	  "digest": "sha256:…",             // the manifest that carries the description (annotation mode: the re-pushed one)
@@ -58,6 +62,7 @@ const (
 //	  "replaces": "sha256:…",           // annotation mode: the manifest it was made from (see below)
 //	  "by": "ollama/qwen2.5vl:3b",       // io.regscribe.model of the descriptions ("person:NAME" for a correction)
 //	  "photos": [{…Photo…}],
+//	  "reason": "not an image: …",       // refused only: why no photo was described
 //	  "at": "2026-11-30T01:00:00Z"
 //	}
 //
@@ -67,16 +72,18 @@ const (
 // (an album's children not pushed again) are unchanged, and their entries
 // move to the new manifest.
 type Event struct {
-	Version    int       `json:"v"`
-	Kind       Kind      `json:"kind"`
-	Registry   string    `json:"registry"`
-	Repository string    `json:"repository"`
-	Digest     string    `json:"digest"`
-	Tags       []string  `json:"tags,omitempty"`
-	Replaces   string    `json:"replaces,omitempty"`
-	By         string    `json:"by,omitempty"`
-	Photos     []Photo   `json:"photos,omitempty"`
-	At         time.Time `json:"at"`
+	Version    int      `json:"v"`
+	Kind       Kind     `json:"kind"`
+	Registry   string   `json:"registry"`
+	Repository string   `json:"repository"`
+	Digest     string   `json:"digest"`
+	Tags       []string `json:"tags,omitempty"`
+	Replaces   string   `json:"replaces,omitempty"`
+	By         string   `json:"by,omitempty"`
+	Photos     []Photo  `json:"photos,omitempty"`
+	// Reason is why a refused manifest holds no photo regscribe describes.
+	Reason string    `json:"reason,omitempty"`
+	At     time.Time `json:"at"`
 }
 
 // Photo is the description of one image layer.
@@ -113,9 +120,11 @@ func (e Event) Validate() error {
 		return fmt.Errorf("description event version %d, want %d", e.Version, Version)
 	case e.Registry == "" || e.Repository == "" || e.Digest == "":
 		return errors.New("description event without registry, repository or digest")
-	case e.Kind != Written && e.Kind != Found && e.Kind != Deleted:
+	case e.Kind != Written && e.Kind != Found && e.Kind != Deleted && e.Kind != Refused:
 		return fmt.Errorf("description event of unknown kind %q", e.Kind)
-	case e.Kind != Deleted && e.By == "":
+	case e.Kind == Refused && e.Reason == "":
+		return errors.New("refused description event without a reason")
+	case e.Kind != Deleted && e.Kind != Refused && e.By == "":
 		return errors.New("description event without describer")
 	}
 	return nil
@@ -137,11 +146,14 @@ func ManifestKey(registry, repository, digest string) string {
 }
 
 // Subject is the subject of e: one per manifest and describer, so the
-// stream keeps the newest event of each.
+// stream keeps the newest event of each (and one deletion, one refusal).
 func Subject(e Event) string {
 	m := SubjectPrefix + ManifestKey(e.Registry, e.Repository, e.Digest) + "."
-	if e.Kind == Deleted {
+	switch e.Kind {
+	case Deleted:
 		return m + "deleted"
+	case Refused:
+		return m + refusedToken
 	}
 	sum := sha256.Sum256([]byte(e.By))
 	return m + hex.EncodeToString(sum[:8])
@@ -206,6 +218,48 @@ func (p *Publisher) Publish(ctx context.Context, e Event, id string) (uint64, er
 // part n of its events (an album's children are one event each).
 func JobID(seq uint64, n int) string {
 	return "desc-" + strconv.FormatUint(seq, 10) + "-" + strconv.Itoa(n)
+}
+
+// refusedToken ends the subject of a refusal.
+const refusedToken = "refused"
+
+// Refusal returns the refusal of the manifest digest of
+// registry/repository, when a worker stored one: why it holds no photo.
+func Refusal(ctx context.Context, js jetstream.JetStream, registry, repository, digest string) (Event, bool, error) {
+	s, err := js.Stream(ctx, Stream)
+	if err != nil {
+		return Event{}, false, fmt.Errorf("open %s: %w", Stream, err)
+	}
+	m, err := s.GetLastMsgForSubject(ctx, Subject(Event{Kind: Refused, Registry: registry, Repository: repository, Digest: digest}))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return Event{}, false, nil
+	}
+	if err != nil {
+		return Event{}, false, fmt.Errorf("read the refusal of %s/%s@%s: %w", registry, repository, digest, err)
+	}
+	e, err := Parse(m.Data)
+	if err != nil {
+		return Event{}, false, err
+	}
+	return e, true, nil
+}
+
+// Refusals counts the manifests refused (one refusal each, until the
+// manifest is deleted).
+func Refusals(ctx context.Context, js jetstream.JetStream) (uint64, error) {
+	s, err := js.Stream(ctx, Stream)
+	if err != nil {
+		return 0, fmt.Errorf("open %s: %w", Stream, err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(SubjectPrefix+"*."+refusedToken))
+	if err != nil {
+		return 0, fmt.Errorf("count the refusals in %s: %w", Stream, err)
+	}
+	var n uint64
+	for _, c := range info.State.Subjects {
+		n += c
+	}
+	return n, nil
 }
 
 // IsDeletedSubject reports whether subject is a deletion's.

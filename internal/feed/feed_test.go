@@ -36,13 +36,20 @@ func subjects(t *testing.T, s jetstream.Stream) []string {
 	return out
 }
 
-func TestStreamKeepsNewestPerDescriberAndTombstonesPurge(t *testing.T) {
+// newStream is the description stream on a NATS server of the test's
+// own, a publisher and a context that ends with the test.
+func newStream(t *testing.T) (context.Context, jetstream.JetStream, jetstream.Stream, *feed.Publisher) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
 	js := stacktest.JetStream(t)
 	s, err := feed.EnsureStream(ctx, js, 1)
 	require.NoError(t, err)
-	p := feed.NewPublisher(js)
+	return ctx, js, s, feed.NewPublisher(js)
+}
+
+func TestStreamKeepsNewestPerDescriberAndTombstonesPurge(t *testing.T) {
+	ctx, _, s, p := newStream(t)
+	var err error
 
 	_, err = p.Publish(ctx, event(feed.Written, "ollama/a", "a red bus"), feed.JobID(1, 0))
 	require.NoError(t, err)
@@ -66,23 +73,57 @@ func TestStreamKeepsNewestPerDescriberAndTombstonesPurge(t *testing.T) {
 
 func TestValidate(t *testing.T) {
 	for name, e := range map[string]feed.Event{
-		"no digest":    {Version: 1, Kind: feed.Written, Registry: "r", Repository: "p", By: "m"},
-		"unknown kind": {Version: 1, Kind: "moved", Registry: "r", Repository: "p", Digest: "d", By: "m"},
-		"no describer": {Version: 1, Kind: feed.Found, Registry: "r", Repository: "p", Digest: "d"},
-		"old version":  {Version: 0, Kind: feed.Deleted, Registry: "r", Repository: "p", Digest: "d"},
+		"no digest":               {Version: 1, Kind: feed.Written, Registry: "r", Repository: "p", By: "m"},
+		"unknown kind":            {Version: 1, Kind: "moved", Registry: "r", Repository: "p", Digest: "d", By: "m"},
+		"no describer":            {Version: 1, Kind: feed.Found, Registry: "r", Repository: "p", Digest: "d"},
+		"old version":             {Version: 0, Kind: feed.Deleted, Registry: "r", Repository: "p", Digest: "d"},
+		"refused, not saying why": {Version: 1, Kind: feed.Refused, Registry: "r", Repository: "p", Digest: "d"},
 	} {
 		t.Run(name, func(t *testing.T) { require.Error(t, e.Validate()) })
 	}
 	require.NoError(t, feed.Event{Version: 1, Kind: feed.Deleted, Registry: "r", Repository: "p", Digest: "d"}.Validate())
+	require.NoError(t, feed.Event{Version: 1, Kind: feed.Refused, Registry: "r", Repository: "p", Digest: "d", Reason: "not an image"}.Validate())
+}
+
+// TestRefusal: a refusal is kept per manifest, found by its digest,
+// counted, and purged with the manifest's other events by a deletion.
+func TestRefusal(t *testing.T) {
+	ctx, js, _, p := newStream(t)
+	var err error
+	refused := func(repo, digest, reason string) feed.Event {
+		return feed.Event{Kind: feed.Refused, Registry: "127.0.0.1:5000", Repository: repo, Digest: digest, Reason: reason}
+	}
+	_, err = p.Publish(ctx, event(feed.Written, "ollama/a", "a red bus"), "")
+	require.NoError(t, err)
+	for _, e := range []feed.Event{refused("photos/a", "sha256:cc", "not an image: first"), refused("photos/a", "sha256:cc", "not an image: again"),
+		refused("photos/b", "sha256:cc", "not an image: elsewhere")} {
+		_, err = p.Publish(ctx, e, "")
+		require.NoError(t, err)
+	}
+	got, ok, err := feed.Refusal(ctx, js, "127.0.0.1:5000", "photos/a", "sha256:cc")
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, "not an image: again", got.Reason, "the newest refusal")
+	_, ok, err = feed.Refusal(ctx, js, "127.0.0.1:5000", "photos/a", "sha256:aa")
+	require.NoError(t, err)
+	require.False(t, ok, "a described manifest has none")
+	n, err := feed.Refusals(ctx, js)
+	require.NoError(t, err)
+	require.Equal(t, uint64(2), n, "one per manifest")
+
+	_, err = p.Publish(ctx, feed.Event{Kind: feed.Deleted, Registry: "127.0.0.1:5000", Repository: "photos/a", Digest: "sha256:cc"}, "")
+	require.NoError(t, err)
+	_, ok, err = feed.Refusal(ctx, js, "127.0.0.1:5000", "photos/a", "sha256:cc")
+	require.NoError(t, err)
+	require.False(t, ok, "gone with the manifest")
+	n, err = feed.Refusals(ctx, js)
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), n)
 }
 
 func TestFillNeverBuriesANewerDescription(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	js := stacktest.JetStream(t)
-	s, err := feed.EnsureStream(ctx, js, 1)
-	require.NoError(t, err)
-	p := feed.NewPublisher(js)
+	ctx, _, s, p := newStream(t)
+	var err error
 	at := func(e feed.Event, created time.Time) feed.Event {
 		e.Photos[0].Created = created
 		return e

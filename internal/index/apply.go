@@ -34,6 +34,10 @@ import (
 //     the entries of photos it held (an album's children); its superseded
 //     entries; and when it was the current manifest, the history of every
 //     manifest it superseded;
+//   - refused keeps the manifest's refusal (why it holds no photo) out of
+//     search, counted per repository ([Repository.Refused]) and listed
+//     ([Index.Refusals]); a deletion or a description of the manifest
+//     removes it;
 //   - tags are merged per manifest: every entry of a manifest carries every
 //     tag an event reported for it.
 func (ix *Index) Apply(ctx context.Context, e feed.Event) error {
@@ -62,11 +66,13 @@ type writer struct {
 	// store (nil: to delete) and links.
 	hist  map[docKey]*doc
 	links map[[2]string]linkOp
+	// refusals are the refusal changes (nil: removed), by manifest key.
+	refusals map[string]*Refusal
 }
 
 func (ix *Index) newWriter() *writer {
 	return &writer{ix: ix, b: ix.bi.NewBatch(), pending: map[docKey]*doc{}, added: map[docKey]textKey{}, dropped: map[docKey]bool{},
-		hist: map[docKey]*doc{}, links: map[[2]string]linkOp{}}
+		hist: map[docKey]*doc{}, links: map[[2]string]linkOp{}, refusals: map[string]*Refusal{}}
 }
 
 // size is how many operations the batch holds.
@@ -75,6 +81,16 @@ func (w *writer) size() int { return w.b.Size() }
 func (w *writer) apply(e feed.Event) error {
 	st := w.ix.state
 	key := manifestKey(e.Registry, e.Repository, e.Digest)
+	switch e.Kind {
+	case feed.Refused:
+		// Out of search: counted and listed only, with the tags known.
+		w.refuse(key, refusalOf(e, st.mergeTags(st.refused[key].Tags, e.Tags)))
+		return nil
+	case feed.Deleted:
+		w.refuse(key, nil)
+	default:
+		w.refuse(key, nil) // described after all
+	}
 	if e.Kind == feed.Deleted {
 		if mf := st.manifests[key]; mf != nil {
 			for _, id := range mf.sorted() {
@@ -279,8 +295,8 @@ func (ix *Index) docs(ids []string) (map[string]*doc, error) {
 // The history is written first: when bleve then fails, the events are
 // applied again and find their superseded entries there already.
 func (w *writer) commit() error {
-	if len(w.hist) > 0 || len(w.links) > 0 {
-		if err := w.ix.saveHistory(w.hist, w.links); err != nil {
+	if len(w.hist) > 0 || len(w.links) > 0 || len(w.refusals) > 0 {
+		if err := w.ix.saveHistory(w.hist, w.links, w.refusals); err != nil {
 			w.abandon()
 			return fmt.Errorf("index: write history: %w", err)
 		}

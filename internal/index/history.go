@@ -39,7 +39,7 @@ func openHistory(dir string) (*bolt.DB, error) {
 		return nil, fmt.Errorf("index: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketEntries, bucketLinks} {
+		for _, b := range [][]byte{bucketEntries, bucketLinks, bucketRefused} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -358,9 +358,13 @@ func (w *writer) forget(key string) {
 	}
 }
 
-// saveHistory writes the writer's history changes in one transaction.
-func (ix *Index) saveHistory(entries map[docKey]*doc, links map[[2]string]linkOp) error {
+// saveHistory writes the writer's history changes, and its refusals, in
+// one transaction.
+func (ix *Index) saveHistory(entries map[docKey]*doc, links map[[2]string]linkOp, refusals map[string]*Refusal) error {
 	return ix.hdb.Update(func(tx *bolt.Tx) error {
+		if err := saveRefusals(tx, refusals); err != nil {
+			return err
+		}
 		eb, lb := tx.Bucket(bucketEntries), tx.Bucket(bucketLinks)
 		for id, d := range entries {
 			if d == nil {
@@ -405,6 +409,9 @@ func loadHistory(db *bolt.DB, s *state) error {
 			return nil
 		})
 		if err != nil {
+			return err
+		}
+		if err := loadRefusals(tx, s); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketLinks).ForEach(func(k, v []byte) error {

@@ -70,6 +70,9 @@ type Repository struct {
 	Registry, Repository string
 	// Photos is how many distinct photos (layers) have a description.
 	Photos int
+	// Refused is how many manifests hold no photo regscribe describes
+	// (read and refused: [Index.Refusals]).
+	Refused int
 	// Latest is the newest description's time.
 	Latest time.Time
 }

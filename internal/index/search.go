@@ -194,29 +194,40 @@ func (ix *Index) hybrid(ctx context.Context, q Query, ranked func() (*bleve.Sear
 	return hits, total, nil
 }
 
-// Repositories lists every repository with indexed photos, newest
-// activity first.
+// Repositories lists every repository with indexed photos or refusals,
+// newest activity first.
 func (ix *Index) Repositories(ctx context.Context) ([]Repository, error) {
 	type agg struct {
-		layers map[[16]byte]struct{}
-		latest int64
+		layers  map[[16]byte]struct{}
+		refused int
+		latest  int64
 	}
 	ix.mu.Lock()
 	byRepo := map[string]*agg{}
-	for _, m := range ix.state.docs {
-		a := byRepo[m.repo]
+	get := func(repo string) *agg {
+		a := byRepo[repo]
 		if a == nil {
 			a = &agg{layers: map[[16]byte]struct{}{}}
-			byRepo[m.repo] = a
+			byRepo[repo] = a
 		}
+		return a
+	}
+	for _, m := range ix.state.docs {
+		a := get(m.repo)
 		a.layers[m.layer] = struct{}{}
 		a.latest = max(a.latest, m.created)
+	}
+	for _, r := range ix.state.refused {
+		a := get(r.Registry + "/" + r.Repository)
+		a.refused++
+		a.latest = max(a.latest, r.At.Unix())
 	}
 	ix.mu.Unlock()
 	out := make([]Repository, 0, len(byRepo))
 	for repo, a := range byRepo {
 		i := strings.Index(repo, "/")
-		out = append(out, Repository{Registry: repo[:i], Repository: repo[i+1:], Photos: len(a.layers), Latest: time.Unix(a.latest, 0).UTC()})
+		out = append(out, Repository{Registry: repo[:i], Repository: repo[i+1:], Photos: len(a.layers), Refused: a.refused,
+			Latest: time.Unix(a.latest, 0).UTC()})
 	}
 	slices.SortFunc(out, func(a, b Repository) int {
 		return cmp.Or(b.Latest.Compare(a.Latest), strings.Compare(a.Registry, b.Registry), strings.Compare(a.Repository, b.Repository))

@@ -197,11 +197,13 @@ type state struct {
 	repositories, models map[string]int
 	// hist is the superseded entries and the links between manifests.
 	hist history
+	// refused are the refusals, by manifest key.
+	refused map[string]Refusal
 }
 
 func newState() *state {
 	return &state{docs: map[docKey]meta{}, manifests: map[string]*manifest{}, strs: map[string]string{},
-		repositories: map[string]int{}, models: map[string]int{}, hist: newHistory()}
+		repositories: map[string]int{}, models: map[string]int{}, hist: newHistory(), refused: map[string]Refusal{}}
 }
 
 // names are the repositories (without registry) and the models of the

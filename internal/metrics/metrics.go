@@ -39,7 +39,7 @@ type reconcileMetrics struct {
 func New(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "regscribe_jobs_total", Help: "Jobs by outcome: described, skipped, removed (a deleted manifest), failed (dead letter), retried, handed_back.",
+			Name: "regscribe_jobs_total", Help: "Jobs by outcome: described, skipped, refused (not an image), removed (a deleted manifest), failed (dead letter), retried, handed_back.",
 		}, []string{"outcome"}),
 		stage: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "regscribe_stage_seconds", Help: "Latency of each stage of a job: fetch, prepare, model, write.",

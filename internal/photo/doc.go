@@ -6,7 +6,12 @@
 // What a photo is: an OCI image manifest with at least one layer of an image
 // media type ([MediaTypes]), that is not a regscribe description artifact;
 // an index is a photo album when one of its children is a photo ([Children],
-// [Album]).
+// [Album]). A manifest whose layers say nothing of their content (oras's
+// default media type, application/octet-stream, none; [GenericMediaTypes])
+// and that is no container image is a photo when their first bytes are one:
+// [ToSniff] names the layers to read, [Sniffed] decides from what
+// imageprep.Sniff said of them, and says why a manifest with none is not an
+// image.
 //
 // Who described it: the manifest's io.regscribe.* annotations and its
 // regscribe description referrers each name a describer in
@@ -22,6 +27,6 @@
 // records a caller must fetch for it.
 //
 // The package holds pure functions only: it never reads or writes a
-// registry, the description memory or the queue, and never logs. Callers
+// registry (the caller reads the layers' first bytes), the description memory or the queue, and never logs. Callers
 // fetch manifests and referrers and act on the verdict.
 package photo

@@ -31,7 +31,11 @@ type Outcome string
 const (
 	Described Outcome = "described"
 	Skipped   Outcome = "skipped"
-	Failed    Outcome = "failed"
+	// Refused ends a job whose manifest holds no photo once its layers'
+	// bytes were read (a text file pushed with oras's default media
+	// type): the reason is on the description stream too.
+	Refused Outcome = "refused"
+	Failed  Outcome = "failed"
 	// Removed ends a deletion job (Job.Deleted) whose manifest the
 	// registry no longer has: its descriptions were removed from search.
 	Removed Outcome = "removed"

@@ -291,6 +291,20 @@ func loopbackCredential(get auth.CredentialFunc) auth.CredentialFunc {
 	}
 }
 
+// Spellings returns the names host[:port] goes by, itself first: for a
+// loopback registry also its other loopback names (what a job or an event
+// of `oras push localhost:5000/…` to a registry configured as
+// 127.0.0.1:5000 names it by).
+func Spellings(hostport string) []string {
+	out := []string{hostport}
+	for _, alt := range loopbackSpellings(hostport) {
+		if alt != hostport {
+			out = append(out, alt)
+		}
+	}
+	return out
+}
+
 // loopbackSpellings returns the names a loopback host[:port] goes by
 // (localhost, 127.0.0.1, ::1), or nil for any other host.
 func loopbackSpellings(hostport string) []string {

@@ -22,6 +22,9 @@ type Catalog interface {
 	// newest first, then those a re-pushed manifest replaced (Superseded
 	// set), most recently replaced first.
 	Photo(ctx context.Context, registry, repository, digest string) ([]Entry, error)
+	// Refusals lists the manifests read and found to hold no photo,
+	// newest first, at most limit, and how many there are.
+	Refusals(ctx context.Context, limit int) ([]Refusal, int, error)
 	// Wait returns once every event stored in the description stream
 	// before the call is applied.
 	Wait(ctx context.Context, js jetstream.JetStream) error
@@ -39,6 +42,8 @@ type (
 	Repository = index.Repository
 	// Query is a parsed search.
 	Query = index.Query
+	// Refusal is a manifest that holds no photo regscribe describes, and why.
+	Refusal = index.Refusal
 )
 
 // parseQuery reads what a person typed: words, "phrases", repo:, tag:,

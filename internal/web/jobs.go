@@ -146,9 +146,13 @@ type jobsData struct {
 	// DeadTo are the oldest and newest shown.
 	DeadAll          bool
 	DeadFrom, DeadTo uint64
-	Runs             []runSnapshot
-	Repositories     []string
-	Error            string
+	// Refused are the newest manifests that hold no photo, of
+	// RefusedTotal.
+	Refused      []Refusal
+	RefusedTotal int
+	Runs         []runSnapshot
+	Repositories []string
+	Error        string
 }
 
 func (s *Server) jobs(w http.ResponseWriter, r *http.Request) {
@@ -183,6 +187,9 @@ func (s *Server) jobs(w http.ResponseWriter, r *http.Request) {
 	data.DeadAll = data.Dead.Older == 0 && data.Dead.Newer == 0
 	if l := data.Dead.Letters; len(l) > 0 {
 		data.DeadFrom, data.DeadTo = l[len(l)-1].Seq, l[0].Seq
+	}
+	if data.Refused, data.RefusedTotal, err = s.opts.Catalog.Refusals(ctx, scanForList); err != nil {
+		data.Error = "The search index cannot be read: " + err.Error()
 	}
 	data.Runs = s.runs.list()
 	if repos, err := s.opts.Catalog.Repositories(ctx); err == nil {

@@ -35,11 +35,12 @@ type registryView struct {
 
 // repoView is one repository of the front page. Photos counts the ones
 // regscribe knows of: described (in the index), failed (dead letters) and
-// queued (job messages); a photo is in one of them at a time.
+// queued (job messages); a photo is in one of them at a time. Refused
+// counts the manifests pushed there that hold no photo (not images).
 type repoView struct {
 	Registry, Repository      string
 	Photos, Described, Failed int
-	Queued                    int
+	Queued, Refused           int
 	Latest                    time.Time
 	Cover                     *Entry
 }
@@ -65,7 +66,7 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, ir := range indexed {
 		v := get(ir.Registry, ir.Repository)
-		v.Described = ir.Photos
+		v.Described, v.Refused = ir.Photos, ir.Refused
 		v.Latest = maxTime(v.Latest, ir.Latest)
 	}
 	// A photo counts once however many jobs its push made (by digest, by tag).

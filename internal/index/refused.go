@@ -1,0 +1,106 @@
+package index
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/regscribe/regscribe/internal/feed"
+)
+
+// Refusals: a manifest a worker read and found no photo in (a refused
+// event) is kept, with the reason, in the bucket [bucketRefused] of the
+// history file, never in bleve: it is counted per repository and listed
+// ([Index.Refusals]), never searched. A description or a deletion of the
+// manifest removes it.
+var bucketRefused = []byte("refused")
+
+// Refusal is a manifest that holds no photo regscribe describes, and why.
+type Refusal struct {
+	Registry   string    `json:"registry"`
+	Repository string    `json:"repository"`
+	Digest     string    `json:"digest"`
+	Tags       []string  `json:"tags,omitempty"`
+	Reason     string    `json:"reason"`
+	At         time.Time `json:"at"`
+}
+
+// Ref is registry/repository@digest.
+func (r Refusal) Ref() string { return r.Registry + "/" + r.Repository + "@" + r.Digest }
+
+// refuse records (r not nil) or forgets (nil) the refusal of the manifest
+// key, in the state and in the batch's history changes.
+func (w *writer) refuse(key string, r *Refusal) {
+	st := w.ix.state
+	if r == nil {
+		if _, ok := st.refused[key]; !ok {
+			return
+		}
+		delete(st.refused, key)
+	} else {
+		st.refused[key] = *r
+	}
+	w.refusals[key] = r
+}
+
+// refusalOf is the refusal event e says.
+func refusalOf(e feed.Event, tags []string) *Refusal {
+	return &Refusal{Registry: e.Registry, Repository: e.Repository, Digest: e.Digest, Tags: tags, Reason: e.Reason, At: e.At.UTC()}
+}
+
+// saveRefusals writes the refusal changes (nil: removed) in tx.
+func saveRefusals(tx *bolt.Tx, refusals map[string]*Refusal) error {
+	b := tx.Bucket(bucketRefused)
+	for key, r := range refusals {
+		if r == nil {
+			if err := b.Delete([]byte(key)); err != nil {
+				return err
+			}
+			continue
+		}
+		v, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		if err := b.Put([]byte(key), v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loadRefusals reads the refusals of tx into s.
+func loadRefusals(tx *bolt.Tx, s *state) error {
+	return tx.Bucket(bucketRefused).ForEach(func(k, v []byte) error {
+		var r Refusal
+		if err := json.Unmarshal(v, &r); err != nil {
+			return fmt.Errorf("refusal %q is unreadable; delete the index directory to rebuild it from the stream", k)
+		}
+		s.refused[string(k)] = r
+		return nil
+	})
+}
+
+// Refusals lists the refused manifests, newest first, at most limit
+// (DefaultLimit when not positive), and how many there are.
+func (ix *Index) Refusals(ctx context.Context, limit int) ([]Refusal, int, error) {
+	if limit <= 0 {
+		limit = DefaultLimit
+	}
+	ix.mu.Lock()
+	out := make([]Refusal, 0, len(ix.state.refused))
+	for _, r := range ix.state.refused {
+		out = append(out, r)
+	}
+	ix.mu.Unlock()
+	slices.SortFunc(out, func(a, b Refusal) int {
+		return cmp.Or(b.At.Compare(a.At), strings.Compare(a.Ref(), b.Ref()))
+	})
+	return out[:min(len(out), limit)], len(out), ctx.Err()
+}

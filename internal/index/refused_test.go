@@ -1,0 +1,65 @@
+package index_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/regscribe/regscribe/internal/feed"
+	"github.com/regscribe/regscribe/internal/index"
+)
+
+// TestRefusalsAreCountedNotSearched: a refused manifest is counted in its
+// repository and listed with its reason, never found by search (its reason
+// names words a search would match), kept across a restart and in an index
+// rebuilt from the stream, and removed by a deletion of the manifest.
+func TestRefusalsAreCountedNotSearched(t *testing.T) {
+	e := newEnv(t)
+	refused := func(repo, digest, tag string) feed.Event {
+		return feed.Event{Kind: feed.Refused, Registry: reg, Repository: repo, Digest: digest, Tags: []string{tag}, At: day("2026-04-01"),
+			Reason: `not an image: "dune.jpg" (application/vnd.oci.image.layer.v1.tar) holds text (text/plain; charset=utf-8), not a photo regscribe can describe`}
+	}
+	e.publish(written("photos/misc", "sha256:m-dune", "ollama/qwen2.5vl:3b", []string{"dune"}, day("2026-03-01"),
+		photo("sha256:l-dune", "Sand dunes under a pale sky.", "dunes")))
+	e.publish(refused("photos/misc", "sha256:m-notes", "notes"))
+	e.publish(refused("texts/only", "sha256:m-readme", "v1"))
+	dir := t.TempDir()
+	ix, stop := e.open(dir, index.Options{})
+	e.wait(ix)
+
+	check := func(ix *index.Index, want map[string][2]int) {
+		t.Helper()
+		repos, err := ix.Repositories(e.ctx)
+		require.NoError(t, err)
+		got := map[string][2]int{}
+		for _, r := range repos {
+			got[r.Repository] = [2]int{r.Photos, r.Refused}
+		}
+		require.Equal(t, want, got, "photos and refusals per repository")
+		require.Equal(t, []string{"sha256:l-dune"}, layers(e.search(ix, "dune")), "a refusal is never a hit")
+		require.Empty(t, e.search(ix, "text"))
+	}
+	check(ix, map[string][2]int{"photos/misc": {1, 1}, "texts/only": {0, 1}})
+	list, total, err := ix.Refusals(e.ctx, 10)
+	require.NoError(t, err)
+	require.Equal(t, 2, total)
+	require.Equal(t, "sha256:m-notes", list[0].Digest)
+	require.Equal(t, []string{"notes"}, list[0].Tags)
+	require.Contains(t, list[0].Reason, `"dune.jpg"`)
+
+	// A restart reads them back; an index built from the stream has them too.
+	stop()
+	ix, _ = e.open(dir, index.Options{})
+	e.wait(ix)
+	check(ix, map[string][2]int{"photos/misc": {1, 1}, "texts/only": {0, 1}})
+	rebuilt, _ := e.open(t.TempDir(), index.Options{})
+	e.wait(rebuilt)
+	check(rebuilt, map[string][2]int{"photos/misc": {1, 1}, "texts/only": {0, 1}})
+
+	e.publish(feed.Event{Kind: feed.Deleted, Registry: reg, Repository: "texts/only", Digest: "sha256:m-readme"})
+	e.wait(ix)
+	check(ix, map[string][2]int{"photos/misc": {1, 1}})
+	_, total, err = ix.Refusals(e.ctx, 10)
+	require.NoError(t, err)
+	require.Equal(t, 1, total)
+}
