@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // MediaTypeDistributionEvents is the content type of Distribution's envelopes.
@@ -16,7 +17,10 @@ const MediaTypeDistributionEvents = "application/vnd.docker.distribution.events.
 type distributionEvent struct {
 	ID     string `json:"id"`
 	Action string `json:"action"`
-	Target struct {
+	// Timestamp is when the registry made the event: for a push, when it
+	// stored the manifest, before it linked the tag.
+	Timestamp time.Time `json:"timestamp"`
+	Target    struct {
 		MediaType string `json:"mediaType"`
 		// ArtifactType is part of the OCI descriptor the target embeds;
 		// Distribution v3.1 leaves it empty, other implementations may not.
@@ -119,6 +123,7 @@ func (d distributionEvent) event() event {
 		// Distribution gives every event its own id, kept when it delivers
 		// the event again; ACR does the same.
 		id: idOf(eventID, d.ID),
+		at: d.Timestamp,
 		// Blob pushes are pushes too (media type application/octet-stream).
 		manifestOnly: true,
 	}
@@ -156,6 +161,7 @@ func (d distributionEvent) deletion() event {
 		tag:        d.Target.Tag,
 		mediaType:  d.Target.MediaType,
 		id:         idOf(eventID, d.ID),
+		at:         d.Timestamp,
 		deleted:    true,
 	}
 }

@@ -70,6 +70,9 @@ type event struct {
 	// Event): the same announcement delivered again has the same id. ""
 	// when the format gives none; the job then gets a unique one.
 	id string
+	// at is when the event happened, where the format says (Distribution's
+	// timestamp); zero otherwise.
+	at time.Time
 }
 
 // meta is what decoders may read of a request besides its body.
@@ -314,6 +317,33 @@ func makeJobs(events []event, src *Source, format string, now time.Time) (jobs [
 		jobs = append(jobs, j)
 	}
 	return jobs, ignored, nil
+}
+
+// tagAnnouncements are the tag changes events announce, in order: every
+// push of a manifest (a Docker image too: it takes the tag all the same)
+// naming both tag and digest, and every deletion naming a tag. Call it on
+// events makeJobs accepted. A change without a time of its own happened at
+// now.
+func tagAnnouncements(events []event, src *Source, now time.Time) []queue.TagAnnouncement {
+	var out []queue.TagAnnouncement
+	for _, e := range events {
+		if e.skip != "" || e.tag == "" || fallbackTag.MatchString(e.tag) {
+			continue
+		}
+		notManifest := (e.manifestOnly || e.mediaType != "") && !manifestMediaTypes[e.mediaType] && !dockerMediaTypes[e.mediaType]
+		if !e.deleted && (e.digest == "" || notManifest) {
+			continue
+		}
+		a := queue.TagAnnouncement{Registry: src.Registry, Repository: e.repository, Tag: e.tag, Event: e.id, At: e.at, Deleted: e.deleted}
+		if !e.deleted {
+			a.Digest = e.digest
+		}
+		if a.At.IsZero() {
+			a.At = now
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 func containsJob(jobs []queue.Job, j queue.Job) bool {

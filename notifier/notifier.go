@@ -20,7 +20,15 @@ type Publisher interface {
 	Publish(ctx context.Context, jobs ...queue.Job) error
 }
 
-var _ Publisher = (*queue.Publisher)(nil)
+// TagRecorder records what was announced per tag (see [queue.TagBucket]).
+type TagRecorder interface {
+	Announce(ctx context.Context, a queue.TagAnnouncement) error
+}
+
+var (
+	_ Publisher   = (*queue.Publisher)(nil)
+	_ TagRecorder = (*queue.Tags)(nil)
+)
 
 // DefaultMaxBody is the largest request body accepted.
 const DefaultMaxBody = 1 << 20
@@ -39,6 +47,11 @@ type Options struct {
 	Sources []Source
 	// MaxBody caps request bodies. If zero, DefaultMaxBody.
 	MaxBody int64
+	// Tags records, before the jobs are queued, each push and deletion of a
+	// tag the events announce, so a worker that finds its tag on another
+	// manifest knows whether a later push was announced. If nil, nothing
+	// is recorded (workers then cannot tell, and act as without a record).
+	Tags TagRecorder
 	// Metrics counts requests and events. If nil, none are counted.
 	Metrics *metrics.Metrics
 	// ReadTimeout bounds reading one request's body. If zero, 10 s. (The
@@ -174,9 +187,18 @@ func (n *Notifier) events(w http.ResponseWriter, r *http.Request, src *Source) {
 		n.refuse(w, log, badRequest("%v", err))
 		return
 	}
-	jobs, ignored, err := makeJobs(events, src, format, n.opts.Now().UTC())
+	now := n.opts.Now().UTC()
+	jobs, ignored, err := makeJobs(events, src, format, now)
 	if err != nil {
 		n.refuse(w, log, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), n.opts.PublishTimeout)
+	defer cancel()
+	// Recorded before the jobs are queued: a worker always finds its push.
+	if err := n.recordTags(ctx, tagAnnouncements(events, src, now)); err != nil {
+		log.Error("could not record the tags announced; the registry will retry", "err", err)
+		n.reply(w, http.StatusServiceUnavailable, Reply{Error: "queue unavailable, retry later"})
 		return
 	}
 	for _, why := range ignored {
@@ -184,8 +206,6 @@ func (n *Notifier) events(w http.ResponseWriter, r *http.Request, src *Source) {
 	}
 	rep := Reply{Queued: len(jobs), Ignored: len(ignored)}
 	if len(jobs) > 0 {
-		ctx, cancel := context.WithTimeout(r.Context(), n.opts.PublishTimeout)
-		defer cancel()
 		if err := n.pub.Publish(ctx, jobs...); err != nil {
 			log.Error("could not queue jobs; the registry will retry", "err", err, "jobs", len(jobs))
 			n.reply(w, http.StatusServiceUnavailable, Reply{Error: "queue unavailable, retry later"})
@@ -200,6 +220,19 @@ func (n *Notifier) events(w http.ResponseWriter, r *http.Request, src *Source) {
 		}
 	}
 	n.reply(w, http.StatusOK, rep)
+}
+
+// recordTags records the tag changes announced, in order.
+func (n *Notifier) recordTags(ctx context.Context, changes []queue.TagAnnouncement) error {
+	if n.opts.Tags == nil {
+		return nil
+	}
+	for _, a := range changes {
+		if err := n.opts.Tags.Announce(ctx, a); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (n *Notifier) unauthorized(w http.ResponseWriter, log *slog.Logger, src *Source, err error) {

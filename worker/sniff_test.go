@@ -5,7 +5,6 @@ import (
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -20,24 +19,6 @@ import (
 	"github.com/regscribe/regscribe/worker"
 )
 
-// syncBuffer is a log sink tests read while workers write.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestLayersThatSayNothingAreReadForPhotos: files pushed with oras's
 // default media type are photos when their bytes are: a JPEG is described
 // (its layer keeps its media type), a text file named like a photo is
@@ -45,7 +26,7 @@ func (b *syncBuffer) String() string {
 // a container image's tar layers are not read at all.
 func TestLayersThatSayNothingAreReadForPhotos(t *testing.T) {
 	t.Parallel()
-	var log syncBuffer
+	var log stacktest.LogBuffer
 	s := stacktest.Start(t, stacktest.Options{Worker: worker.Options{
 		Logger: slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	}})

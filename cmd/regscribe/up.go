@@ -230,7 +230,11 @@ func newNotifier(ctx context.Context, cfg config.Config, js jetstream.JetStream,
 	if target == "" {
 		token = "" // no default source: only the configured ones
 	}
-	return notifier.New(queue.NewPublisher(js), notifier.Options{Token: token, Registry: target, Sources: sources, Logger: log, Metrics: o.metrics})
+	tags, err := queue.OpenTags(ctx, js, cfg.Replicas)
+	if err != nil {
+		return nil, err
+	}
+	return notifier.New(queue.NewPublisher(js), notifier.Options{Token: token, Registry: target, Sources: sources, Tags: tags, Logger: log, Metrics: o.metrics})
 }
 
 // streamOptions and consumerOptions are the JetStream layout from the
@@ -267,7 +271,11 @@ func workerPool(ctx context.Context, cfg config.Config, js jetstream.JetStream, 
 	if len(endpoints) == 0 {
 		return errors.New("REGSCRIBE_REGISTRIES is empty: workers may contact no registry")
 	}
-	reg, err := registry.New(endpoints, registry.Options{UserAgent: "regscribe/" + buildVersion(), Logger: log})
+	tags, err := queue.OpenTags(ctx, js, cfg.Replicas)
+	if err != nil {
+		return err
+	}
+	reg, err := registry.New(endpoints, registry.Options{UserAgent: "regscribe/" + buildVersion(), Logger: log, Tags: tags})
 	if err != nil {
 		return err
 	}

@@ -7,10 +7,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/handlers"
+	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
+	storagemiddleware "github.com/distribution/distribution/v3/registry/storage/driver/middleware"
 	"github.com/sirupsen/logrus"
 
 	// Storage drivers register themselves; NewApp panics without one.
@@ -28,6 +31,9 @@ type RegistryOptions struct {
 	NotifyURL string
 	// NotifyToken is sent as "Authorization: Bearer <token>" to NotifyURL.
 	NotifyToken string
+	// Storage, if set, wraps the registry's storage driver (tests: storage
+	// that is slow to write some paths).
+	Storage func(storagedriver.StorageDriver) storagedriver.StorageDriver
 	// Debug logs the registry's own lines (requests at info level, after
 	// start-up, whose info lines would print the token). By default the
 	// registry logs nothing.
@@ -54,6 +60,12 @@ func StartRegistry(ctx context.Context, opts RegistryOptions) (*Registry, error)
 		cfg.Storage = configuration.Storage{"inmemory": configuration.Parameters{}}
 	}
 	cfg.Storage["delete"] = configuration.Parameters{"enabled": true}
+	if opts.Storage != nil {
+		if err := registerStorage(); err != nil {
+			return nil, err
+		}
+		cfg.Middleware = map[string][]configuration.Middleware{"storage": {{Name: storageWrap, Options: configuration.Parameters{"wrap": opts.Storage}}}}
+	}
 	cfg.HTTP.Addr = opts.Listen
 	// The catalog API lists repositories (`regscribe reprocess --all`); its
 	// page size is 0, so empty, unless set.
@@ -103,6 +115,20 @@ func StartRegistry(ctx context.Context, opts RegistryOptions) (*Registry, error)
 	go func() { r.done <- r.server.Serve(ln) }()
 	return r, nil
 }
+
+// storageWrap is the storage middleware that applies RegistryOptions.Storage.
+const storageWrap = "regscribe-storage"
+
+// registerStorage registers the storage middleware, once per process.
+var registerStorage = sync.OnceValue(func() error {
+	return storagemiddleware.Register(storageWrap, func(_ context.Context, d storagedriver.StorageDriver, options map[string]any) (storagedriver.StorageDriver, error) {
+		wrap, ok := options["wrap"].(func(storagedriver.StorageDriver) storagedriver.StorageDriver)
+		if !ok {
+			return nil, fmt.Errorf("storage middleware %s: no wrap function", storageWrap)
+		}
+		return wrap(d), nil
+	})
+})
 
 // newApp turns the registry's configuration panics into errors.
 func newApp(ctx context.Context, cfg *configuration.Configuration) (app *handlers.App, err error) {

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"cmp"
 	"container/list"
 	"context"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2"
@@ -50,6 +52,13 @@ type Options struct {
 	// Logger receives warnings about tags (see [Client.WriteAnnotation]).
 	// If nil, slog.Default().
 	Logger *slog.Logger
+	// Tags are the records of announced pushes per tag that decide a tag
+	// found on another manifest (see [Client.WriteAnnotation]). If nil,
+	// there are none.
+	Tags TagRecords
+	// TagWait bounds how long a write-back waits for the registry to link
+	// a tag to a push it announced. If zero, DefaultTagWait.
+	TagWait time.Duration
 }
 
 // Client reaches the configured registries. It keeps one
@@ -62,6 +71,8 @@ type Client struct {
 	endpoints map[string]Endpoint
 	client    *auth.Client
 	log       *slog.Logger
+	tags      TagRecords
+	tagWait   time.Duration
 
 	mu sync.Mutex
 	// repos are the handles by host/name; used orders them, the one used
@@ -111,6 +122,8 @@ func New(endpoints []Endpoint, opts Options) (*Client, error) {
 		used:          list.New(),
 		dropsReplaced: map[string]bool{},
 		log:           opts.Logger,
+		tags:          opts.Tags,
+		tagWait:       cmp.Or(opts.TagWait, DefaultTagWait),
 	}
 	if c.log == nil {
 		c.log = slog.Default()

@@ -10,4 +10,10 @@
 // classified with package fault: 5xx, 429, network and unknown errors are
 // retryable (within the job's attempts), auth failures, size and digest
 // violations permanent, a manifest that is gone a skip.
+//
+// An annotation-mode write-back that finds its tag on another manifest
+// decides by the tag's record (package queue's regscribe-tags: the pushes
+// the notifier recorded as announced, and regscribe's own tag moves)
+// whether to wait for the registry to link the push, restore the tag, or
+// leave it to a later push; see [Client.WriteAnnotation].
 package registry

@@ -45,6 +45,21 @@ func (b *logBuffer) lines(level string) []string {
 	return out
 }
 
+// user is a person's client of the registry at backend (http://host:port),
+// past any proxy, on photos/dunes, and how it pushes a manifest (untagged)
+// named name.
+func user(t *testing.T, backend string) (*remote.Repository, func(ctx context.Context, name string) ocispec.Descriptor) {
+	direct, err := remote.NewRepository(strings.TrimPrefix(backend, "http://") + "/photos/dunes")
+	require.NoError(t, err)
+	direct.PlainHTTP = true
+	return direct, func(ctx context.Context, name string) ocispec.Descriptor {
+		d, err := oras.PackManifest(ctx, direct, oras.PackManifestVersion1_1, "application/vnd.example.photo",
+			oras.PackManifestOptions{ManifestAnnotations: map[string]string{ocispec.AnnotationTitle: name}})
+		require.NoError(t, err)
+		return d
+	}
+}
+
 // A user's push to a tag can race regscribe's move of the same tag. The
 // race is driven through a proxy that lets the user's push land right
 // before, or right after, regscribe's PUT of the tag.
@@ -57,17 +72,13 @@ func TestTagMoveRace(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				defer cancel()
 				backend := reg.start(t)
-				direct, err := remote.NewRepository(strings.TrimPrefix(backend, "http://") + "/photos/dunes")
-				require.NoError(t, err)
-				direct.PlainHTTP = true
+				direct, pack := user(t, backend)
 				push := func(name string) ocispec.Descriptor {
-					d, err := oras.PackManifest(ctx, direct, oras.PackManifestVersion1_1, "application/vnd.example.photo",
-						oras.PackManifestOptions{ManifestAnnotations: map[string]string{ocispec.AnnotationTitle: name}})
-					require.NoError(t, err)
+					d := pack(ctx, name)
 					require.NoError(t, direct.Tag(ctx, d, "latest"))
 					return d
 				}
-				var user ocispec.Descriptor
+				var pushed ocispec.Descriptor
 				var raced atomic.Bool
 				host := proxy(t, backend, func(w http.ResponseWriter, r *http.Request, next http.Handler) {
 					if r.Method != http.MethodPut || !strings.HasSuffix(r.URL.Path, "/manifests/latest") || raced.Swap(true) {
@@ -75,11 +86,11 @@ func TestTagMoveRace(t *testing.T) {
 						return
 					}
 					if userPushes == "before" {
-						user = push("user")
+						pushed = push("user")
 					}
 					next.ServeHTTP(w, r)
 					if userPushes == "after" {
-						user = push("user")
+						pushed = push("user")
 					}
 				})
 				var logs logBuffer
@@ -103,7 +114,7 @@ func TestTagMoveRace(t *testing.T) {
 				if userPushes == "after" {
 					// The newer push owns the tag: regscribe saw it and says
 					// so rather than claim the tag.
-					require.Equal(t, user.Digest, now.Digest)
+					require.Equal(t, pushed.Digest, now.Digest)
 					require.False(t, w.TagMoved)
 					require.True(t, w.TagMovedOn)
 					return
@@ -114,14 +125,14 @@ func TestTagMoveRace(t *testing.T) {
 				require.Empty(t, logs.lines("WARN"))
 				// ...but the user push's own job finds its tag on a manifest
 				// regscribe annotated from another one, and warns.
-				um, err := c.FetchManifest(ctx, repo, user.Digest.String())
+				um, err := c.FetchManifest(ctx, repo, pushed.Digest.String())
 				require.NoError(t, err)
 				uw, err := c.WriteAnnotation(ctx, repo, um, edit, "latest")
 				require.NoError(t, err)
 				require.True(t, uw.TagMovedOn)
 				warns := logs.lines("WARN")
 				require.Len(t, warns, 1)
-				for _, want := range []string{"tag=latest", "manifest=" + user.Digest.String(), "tag_now=" + w.Descriptor.Digest.String(), "overwritten"} {
+				for _, want := range []string{"tag=latest", "manifest=" + pushed.Digest.String(), "tag_now=" + w.Descriptor.Digest.String(), "overwritten"} {
 					require.Contains(t, warns[0], want)
 				}
 			})

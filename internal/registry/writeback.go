@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"oras.land/oras-go/v2/registry/remote/errcode"
 
 	"github.com/regscribe/regscribe/internal/fault"
+	"github.com/regscribe/regscribe/internal/queue"
 )
 
 // ErrTagRefused is returned when the registry refuses to move a tag (an
@@ -29,83 +31,245 @@ type Written struct {
 	// AlreadyThere is true when the annotated manifest existed already (a
 	// redelivered or concurrent job wrote it), so nothing was pushed.
 	AlreadyThere bool
-	// TagMovedOn is true when the tag pointed elsewhere by the time of the
-	// write, or right after it (a newer push owns it), and was left alone.
+	// TagMovedOn is true when the tag belongs to a later push (or was
+	// deleted) by the time of the write, or right after it, and was left
+	// alone.
 	TagMovedOn bool
+	// TagNeverLinked is true when the registry announced the push of the
+	// tag but had not linked the tag to it when the wait for it ended: the
+	// description was written by digest and the tag left where it was.
+	TagNeverLinked bool
 	// OriginalGone is true when the tag moved and the registry no longer
 	// has the original manifest (zot drops a manifest its last tag left):
 	// whatever pinned the original digest now gets 404.
 	OriginalGone bool
 }
 
-// WriteAnnotation pushes m with edit applied. When tag still points at m
-// (re-resolved right before the write) the new manifest is pushed by that
-// tag, which stores it and moves the tag in one request; otherwise (no tag,
-// or a tag a newer push has taken) it is pushed by digest and no tag moves.
-// The same edit of the same manifest gives the same bytes, so a repeated
-// write changes nothing.
+// TagRecords is what the notifier recorded of the pushes announced per
+// tag, and where a worker records its own tag moves ([queue.Tags]).
+type TagRecords interface {
+	Get(ctx context.Context, registry, repository, tag string) (queue.TagRecord, bool, error)
+	Move(ctx context.Context, registry, repository, tag, pushed, described string) (queue.TagRecord, error)
+}
+
+var _ TagRecords = (*queue.Tags)(nil)
+
+// DefaultTagWait bounds how long a write-back waits for a registry to link
+// a tag it announced (see [Options.TagWait]).
+const DefaultTagWait = 30 * time.Second
+
+// WriteAnnotation pushes m with edit applied. When tag points at m
+// (resolved right before the write) the new manifest is pushed by that
+// tag, which stores it and moves the tag in one request; otherwise it is
+// pushed by digest and no tag moves. The same edit of the same manifest
+// gives the same bytes, so a repeated write changes nothing.
 //
-// The distribution API has no compare-and-swap, so a push of another
-// manifest to tag that lands between the re-resolve and the write is
-// overwritten. The window is narrowed, not closed: the tag is resolved again
-// right after the write, and when it points elsewhere by then a newer push
-// owns it and is left alone (TagMovedOn). A job that finds its tag on a
-// manifest regscribe annotated from another one logs a warning naming the
-// tag and both digests: its push may have been overwritten that way.
+// A tag found elsewhere is decided by the tag's record (Options.Tags: what
+// the notifier recorded of the pushes announced, and regscribe's own tag
+// moves), not by a guess:
+//
+//   - a later push (or the tag's deletion) was announced: the tag is left
+//     to that push's own job (TagMovedOn), logged at info with its digest;
+//   - m's push is still the last announced: the registry has not linked the
+//     tag to it yet (CNCF Distribution announces a push before it links the
+//     tag), so the write waits for the link, re-resolving with a growing
+//     delay up to Options.TagWait, then moves the tag. A tag still on a
+//     manifest regscribe moved it to for an older push at the end of the
+//     wait was taken from this push by that move (the API has no
+//     compare-and-swap): the tag is moved to this push's description,
+//     restoring the newest push. A tag still elsewhere was never linked by
+//     the registry: the description is written by digest and a warning
+//     says so (TagNeverLinked).
+//
+// Without a record (no notifier recorded the tag: reprocess jobs after the
+// record expired, zot's NATS events, Options.Tags unset) a missing tag is
+// retried (KindRetry) and a tag elsewhere is left alone (TagMovedOn), with
+// a warning when it points at a manifest regscribe annotated from another
+// push.
+//
+// Each move is recorded right before it is made, so its own announcement
+// is not taken for a push. A push landing between the last resolve and
+// the move is overwritten; that push's job then finds the tag on
+// regscribe's move and restores it. The tag is resolved again right after
+// the move, and a later push found there is left alone (TagMovedOn).
 func (c *Client) WriteAnnotation(ctx context.Context, repo *remote.Repository, m Manifest, edit Edit, tag string) (Written, error) {
 	raw, err := Annotate(m.Raw, edit)
 	if err != nil {
 		return Written{}, fmt.Errorf("annotate %s@%s: %w", repo.Reference, m.Descriptor.Digest, err)
 	}
 	desc := content.NewDescriptorFromBytes(m.Descriptor.MediaType, raw)
-	w := Written{Descriptor: desc}
-	if tag != "" {
-		now, err := c.Resolve(ctx, repo, tag)
-		if fault.Is(err, fault.KindSkip) {
-			// CNCF Distribution announces a push before it links the tag:
-			// the tag a job names can be missing for a moment. The next
-			// attempt finds it (or, deleted meanwhile, ends as a dead
-			// letter that names it); a skip would lose the photo.
-			return w, fault.RetryAfter(fmt.Errorf("tag %s:%s is not there (yet) although the registry announced it: %v", repo.Reference, tag, err), time.Second)
+	if tag == "" {
+		return c.pushByDigest(ctx, repo, Written{Descriptor: desc}, raw)
+	}
+	t := tagWrite{c: c, repo: repo, tag: tag, pushed: m.Descriptor, raw: raw, w: Written{Descriptor: desc}}
+	return t.run(ctx)
+}
+
+// tagWrite is one write-back of a photo pushed by a tag.
+type tagWrite struct {
+	c      *Client
+	repo   *remote.Repository
+	tag    string
+	pushed ocispec.Descriptor // the manifest described
+	raw    []byte             // its annotated bytes
+	w      Written
+	log    *slog.Logger
+}
+
+func (t *tagWrite) run(ctx context.Context) (Written, error) {
+	t.log = t.c.log.With("repository", t.repo.Reference.Repository, "tag", t.tag, "manifest", t.pushed.Digest)
+	desc := t.w.Descriptor.Digest
+	started := time.Now()
+	deadline := started.Add(t.c.tagWait)
+	delay := 100 * time.Millisecond
+	for waited := false; ; waited = true {
+		now, resolveErr := t.c.Resolve(ctx, t.repo, t.tag)
+		found := resolveErr == nil
+		if !found && !fault.Is(resolveErr, fault.KindSkip) {
+			return t.w, resolveErr
 		}
+		if found && now.Digest == t.pushed.Digest {
+			if waited {
+				t.log.Info("the registry linked the tag to this push", "waited", time.Since(started).Round(time.Millisecond).String())
+			}
+			return t.move(ctx)
+		}
+		rec, known, err := t.record(ctx)
 		if err != nil {
-			return w, err
+			return t.w, err
 		}
-		switch now.Digest {
-		case desc.Digest:
-			w.TagMoved, w.AlreadyThere = true, true
-			return w, nil
-		case m.Descriptor.Digest:
-			if err := repo.Manifests().PushReference(ctx, desc, bytes.NewReader(raw), tag); err != nil {
-				return w, classifyTagMove(fmt.Errorf("push annotated manifest as %s:%s: %w", repo.Reference, tag, err))
+		switch {
+		case !known:
+			return t.unrecorded(ctx, now, found, resolveErr)
+		case found && now.Digest == desc && (rec.Digest != t.pushed.Digest.String() || rec.Described != ""):
+			t.w.TagMoved, t.w.AlreadyThere = true, true
+			return t.w, nil
+		case rec.Digest == "":
+			t.log.Info("the tag was deleted after this push; the description is written by digest", "deleted_at", rec.At)
+			t.w.TagMovedOn = true
+			return t.c.pushByDigest(ctx, t.repo, t.w, t.raw)
+		case rec.Digest != t.pushed.Digest.String():
+			t.log.Info("a later push of the tag was announced: its own job describes it; this description is written by digest",
+				"later", rec.Digest, "later_event", rec.Event)
+			t.w.TagMovedOn = true
+			return t.c.pushByDigest(ctx, t.repo, t.w, t.raw)
+		}
+		// This push is the last announced and the tag is elsewhere: the
+		// registry has not linked it yet, or a move of regscribe's took it.
+		left := time.Until(deadline)
+		if left > 0 {
+			if !waited {
+				t.log.Info("the registry announced this push but has not linked the tag to it yet; waiting for the link",
+					"tag_now", now.Digest, "wait_up_to", t.c.tagWait.String())
 			}
-			after, err := c.Resolve(ctx, repo, tag)
-			if err != nil {
-				return w, err
+			if err := sleep(ctx, min(delay, left)); err != nil {
+				return t.w, err
 			}
-			if after.Digest == desc.Digest {
-				w.TagMoved = true
-				w.OriginalGone = c.originalGone(ctx, repo, m.Descriptor)
-				return w, nil
-			}
-			c.log.Info("tag moved on right after the description was written: a newer push owns it and is left alone",
-				"repository", repo.Reference.Repository, "tag", tag, "written", desc.Digest, "tag_now", after.Digest)
-			w.TagMovedOn = true
-			return w, nil
-		default:
-			w.TagMovedOn = true
-			c.warnIfOverwritten(ctx, repo, tag, m.Descriptor, now)
+			delay = min(2*delay, 5*time.Second)
+			continue
+		}
+		switch {
+		case found && now.Digest == desc:
+			// The registry linked this push and another job of it moved
+			// the tag to the same description meanwhile.
+			t.w.TagMoved, t.w.AlreadyThere = true, true
+			return t.w, nil
+		case found && rec.Moved(now.Digest.String()):
+			t.log.Info("regscribe's move of the tag for an older push took the tag from this push (the registry API cannot move a tag only if it is unchanged); "+
+				"moving it to this push's description", "tag_was", now.Digest)
+			return t.move(ctx)
+		}
+		t.log.Warn("the registry announced this push of the tag but has not linked the tag to it: the description is written by digest and the tag left where it is; push it again",
+			"tag_now", now.Digest, "waited", time.Since(started).Round(time.Millisecond).String())
+		t.w.TagNeverLinked = true
+		return t.c.pushByDigest(ctx, t.repo, t.w, t.raw)
+	}
+}
+
+// record reads the tag's record; known is false without one (or without
+// a record store).
+func (t *tagWrite) record(ctx context.Context) (queue.TagRecord, bool, error) {
+	if t.c.tags == nil {
+		return queue.TagRecord{}, false, nil
+	}
+	rec, known, err := t.c.tags.Get(ctx, t.repo.Reference.Registry, t.repo.Reference.Repository, t.tag)
+	if err != nil {
+		return rec, false, fault.Retry(err)
+	}
+	return rec, known, nil
+}
+
+// unrecorded decides a tag found elsewhere (or missing, resolveErr) when
+// nothing was recorded of it.
+func (t *tagWrite) unrecorded(ctx context.Context, now ocispec.Descriptor, found bool, resolveErr error) (Written, error) {
+	switch {
+	case !found:
+		// CNCF Distribution announces a push before it links the tag: the
+		// tag a job names can be missing for a moment. The next attempt
+		// finds it (or, deleted meanwhile, ends as a dead letter that
+		// names it); a skip would lose the photo.
+		return t.w, fault.RetryAfter(fmt.Errorf("tag %s:%s is not there (yet) although the registry announced it: %v", t.repo.Reference, t.tag, resolveErr), time.Second)
+	case now.Digest == t.w.Descriptor.Digest:
+		t.w.TagMoved, t.w.AlreadyThere = true, true
+		return t.w, nil
+	}
+	t.w.TagMovedOn = true
+	t.c.warnIfOverwritten(ctx, t.repo, t.tag, t.pushed, now)
+	return t.c.pushByDigest(ctx, t.repo, t.w, t.raw)
+}
+
+// move records the tag move, then pushes the description by the tag and
+// resolves the tag again.
+func (t *tagWrite) move(ctx context.Context) (Written, error) {
+	desc := t.w.Descriptor
+	if t.c.tags != nil {
+		if _, err := t.c.tags.Move(ctx, t.repo.Reference.Registry, t.repo.Reference.Repository, t.tag, t.pushed.Digest.String(), desc.Digest.String()); err != nil {
+			return t.w, fault.Retry(err)
 		}
 	}
-	if w.AlreadyThere, err = repo.Manifests().Exists(ctx, desc); err != nil {
-		return Written{}, Classify(fmt.Errorf("check %s@%s: %w", repo.Reference, desc.Digest, err))
+	if err := t.repo.Manifests().PushReference(ctx, desc, bytes.NewReader(t.raw), t.tag); err != nil {
+		return t.w, classifyTagMove(fmt.Errorf("push annotated manifest as %s:%s: %w", t.repo.Reference, t.tag, err))
+	}
+	after, err := t.c.Resolve(ctx, t.repo, t.tag)
+	if err != nil {
+		return t.w, err
+	}
+	if after.Digest == desc.Digest {
+		t.w.TagMoved = true
+		t.w.OriginalGone = t.c.originalGone(ctx, t.repo, t.pushed)
+		return t.w, nil
+	}
+	t.log.Info("tag moved on right after the description was written: a newer push owns it and is left alone",
+		"written", desc.Digest, "tag_now", after.Digest)
+	t.w.TagMovedOn = true
+	return t.w, nil
+}
+
+// pushByDigest pushes the annotated manifest by its digest unless the
+// registry has it.
+func (c *Client) pushByDigest(ctx context.Context, repo *remote.Repository, w Written, raw []byte) (Written, error) {
+	var err error
+	if w.AlreadyThere, err = repo.Manifests().Exists(ctx, w.Descriptor); err != nil {
+		return Written{}, Classify(fmt.Errorf("check %s@%s: %w", repo.Reference, w.Descriptor.Digest, err))
 	}
 	if !w.AlreadyThere {
-		if err := repo.Manifests().Push(ctx, desc, bytes.NewReader(raw)); err != nil {
-			return Written{}, Classify(fmt.Errorf("push annotated manifest %s@%s: %w", repo.Reference, desc.Digest, err))
+		if err := repo.Manifests().Push(ctx, w.Descriptor, bytes.NewReader(raw)); err != nil {
+			return Written{}, Classify(fmt.Errorf("push annotated manifest %s@%s: %w", repo.Reference, w.Descriptor.Digest, err))
 		}
 	}
 	return w, nil
+}
+
+// sleep waits d, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // originalGone reports whether the registry dropped the manifest a tag

@@ -30,6 +30,7 @@ import (
 	"testing"
 	"time"
 
+	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	ggcr "github.com/google/go-containerregistry/pkg/registry"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -75,6 +76,12 @@ type Options struct {
 	// RegistryProxy, if set, wraps the registry as the workers see it (to
 	// inject failures); pushes and notifications bypass it.
 	RegistryProxy func(backend http.Handler) http.Handler
+	// RegistryOnDisk keeps the Distribution registry's content on disk
+	// (as `regscribe up` does) instead of in memory.
+	RegistryOnDisk bool
+	// RegistryStorage, if set, wraps the Distribution registry's storage
+	// driver (slow storage).
+	RegistryStorage func(storagedriver.StorageDriver) storagedriver.StorageDriver
 	// ReferrersAPI runs go-containerregistry's registry with the OCI
 	// referrers API instead of Distribution (which has none). It sends no
 	// notifications: wrap it with RegistryHook to send them.
@@ -108,6 +115,8 @@ type Stack struct {
 	Describer    *vision.Ollama
 	Leases       *lease.Leases
 	Ledger       *queue.Ledger
+	// Tags are the tag records the notifier writes and the workers read.
+	Tags *queue.Tags
 }
 
 // Start starts a stack and stops it when the test ends.
@@ -137,6 +146,8 @@ func Start(t testing.TB, opts Options) *Stack {
 	require.NoError(t, err)
 	_, err = feed.EnsureStream(ctx, s.JS, replicas)
 	require.NoError(t, err)
+	s.Tags, err = queue.OpenTags(ctx, s.JS, replicas)
+	require.NoError(t, err)
 
 	// The notifier's address must exist before the registry that notifies it.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -151,13 +162,15 @@ func Start(t testing.TB, opts Options) *Stack {
 		t.Cleanup(reg.Close)
 		s.RegistryHost = strings.TrimPrefix(reg.URL, "http://")
 	} else {
-		s.Registry, err = embedded.StartRegistry(ctx, embedded.RegistryOptions{
-			Listen: "127.0.0.1:0", NotifyURL: s.NotifierURL, NotifyToken: s.Token,
-		})
+		ro := embedded.RegistryOptions{Listen: "127.0.0.1:0", NotifyURL: s.NotifierURL, NotifyToken: s.Token, Storage: opts.RegistryStorage}
+		if opts.RegistryOnDisk {
+			ro.RootDir = t.TempDir()
+		}
+		s.Registry, err = embedded.StartRegistry(ctx, ro)
 		require.NoError(t, err)
 		s.RegistryHost = s.Registry.Addr()
 	}
-	n, err := notifier.New(queue.NewPublisher(s.JS), notifier.Options{Token: s.Token, Registry: s.RegistryHost, Logger: Logger(t)})
+	n, err := notifier.New(queue.NewPublisher(s.JS), notifier.Options{Token: s.Token, Registry: s.RegistryHost, Tags: s.Tags, Logger: Logger(t)})
 	require.NoError(t, err)
 	var notify http.Handler = n
 	if opts.NotifierProxy != nil {
@@ -181,17 +194,17 @@ func Start(t testing.TB, opts Options) *Stack {
 		t.Cleanup(proxy.Close)
 		workerHost = strings.TrimPrefix(proxy.URL, "http://")
 	}
+	if opts.Worker.Logger == nil {
+		opts.Worker.Logger = Logger(t)
+	}
 	s.Client, err = registry.New([]registry.Endpoint{{Host: s.RegistryHost, PlainHTTP: true}, {Host: workerHost, PlainHTTP: true}},
-		registry.Options{Credentials: credentials.NewMemoryStore(), HTTPClient: &http.Client{Transport: redirectHost(s.RegistryHost, workerHost)}})
+		registry.Options{Credentials: credentials.NewMemoryStore(), HTTPClient: &http.Client{Transport: redirectHost(s.RegistryHost, workerHost)}, Tags: s.Tags, Logger: opts.Worker.Logger})
 	require.NoError(t, err)
 
 	if opts.Workers == 0 {
 		opts.Workers = 1
 	}
 	wopts := opts.Worker
-	if wopts.Logger == nil {
-		wopts.Logger = Logger(t)
-	}
 	if wopts.AckWait == 0 {
 		wopts.AckWait = 5 * time.Second
 	}

@@ -1,0 +1,228 @@
+package queue
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// TagBucket is the key-value bucket of what was announced per tag. The
+// notifier records every announced push (and deletion) of a tag there
+// before it queues the push's job, and a worker records each tag move it
+// makes right before it makes it, so a job that finds its tag on another
+// manifest can tell "the registry has not linked my push yet" from "a
+// later push owns the tag" by what was announced, not by a guess.
+//
+// Key: "tag." and the first 32 hex digits of the SHA-256 of registry
+// (lower-cased), repository and tag; the value ([TagRecord], JSON) names
+// them. Writes are compare-and-swap on the key's revision.
+const TagBucket = "regscribe-tags"
+
+// TagTTL is how long a tag's record lives after its last write. A job that
+// runs later than that after its push finds no record and decides as
+// without one.
+const TagTTL = 3 * 24 * time.Hour
+
+// maxMoves bounds [TagRecord.Moves].
+const maxMoves = 8
+
+// maxConflicts bounds the compare-and-swap tries of one write of a record.
+const maxConflicts = 16
+
+// TagRecord is what is known of one tag.
+type TagRecord struct {
+	Registry   string `json:"registry"`
+	Repository string `json:"repository"`
+	Tag        string `json:"tag"`
+	// Digest is the manifest last announced as pushed to the tag (regscribe's
+	// own tag moves do not count); "" when the last announcement was the
+	// tag's deletion.
+	Digest string `json:"digest,omitempty"`
+	// Event identifies that announcement (the job's Event).
+	Event string `json:"event,omitempty"`
+	// At is when it happened: the event's own time where the format gives
+	// one (Distribution's timestamp), otherwise when the notifier received
+	// it. An announcement from before At changes nothing: a registry
+	// delivering an older event again does not undo a newer one.
+	At time.Time `json:"at"`
+	// Described is the annotated manifest of Digest a worker moved the tag
+	// to after that announcement; "" until one did.
+	Described string `json:"described,omitempty"`
+	// Moves are regscribe's latest tag moves (annotated manifests pushed by
+	// the tag), oldest first, at most 8: the announcement of one of them is
+	// regscribe's own write-back, not a push.
+	Moves []TagMove `json:"moves,omitempty"`
+}
+
+// TagMove is one tag move of regscribe's.
+type TagMove struct {
+	// Digest is the annotated manifest the tag was moved to.
+	Digest string `json:"digest"`
+	// Event is the announcement of the move once it came: the same
+	// manifest announced again under another event is a person pushing it.
+	Event string `json:"event,omitempty"`
+}
+
+// Moved reports whether regscribe moved the tag to digest (one of Moves).
+func (r TagRecord) Moved(digest string) bool {
+	return slices.ContainsFunc(r.Moves, func(m TagMove) bool { return m.Digest == digest })
+}
+
+// TagAnnouncement is one announced change of a tag.
+type TagAnnouncement struct {
+	Registry, Repository, Tag string
+	// Digest is the manifest pushed to the tag; empty for a deletion.
+	Digest string
+	// Event identifies the announcement (the job's Event).
+	Event string
+	// At is when it happened (see [TagRecord.At]).
+	At time.Time
+	// Deleted: the tag was deleted.
+	Deleted bool
+}
+
+// Tags is the record store in [TagBucket].
+type Tags struct {
+	kv jetstream.KeyValue
+}
+
+// OpenTags creates (or opens) the tag bucket.
+func OpenTags(ctx context.Context, js jetstream.JetStream, replicas int) (*Tags, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      TagBucket,
+		Description: "regscribe: per tag, the push last announced and regscribe's own tag moves",
+		Storage:     jetstream.FileStorage,
+		Replicas:    max(replicas, 1),
+		TTL:         TagTTL,
+		History:     1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", TagBucket, err)
+	}
+	return &Tags{kv: kv}, nil
+}
+
+func tagKey(registry, repository, tag string) string {
+	sum := sha256.Sum256([]byte(strings.ToLower(registry) + "\x00" + repository + "\x00" + tag))
+	return "tag." + hex.EncodeToString(sum[:16])
+}
+
+// Get returns the record of registry/repository:tag; ok is false when there
+// is none.
+func (t *Tags) Get(ctx context.Context, registry, repository, tag string) (r TagRecord, ok bool, err error) {
+	r, _, ok, err = t.get(ctx, tagKey(registry, repository, tag))
+	if err != nil {
+		return r, false, fmt.Errorf("read the record of tag %s/%s:%s: %w", registry, repository, tag, err)
+	}
+	return r, ok, nil
+}
+
+func (t *Tags) get(ctx context.Context, key string) (TagRecord, uint64, bool, error) {
+	e, err := t.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return TagRecord{}, 0, false, nil
+	}
+	if err != nil {
+		return TagRecord{}, 0, false, err
+	}
+	var r TagRecord
+	if err := json.Unmarshal(e.Value(), &r); err != nil {
+		// A record this build cannot read is replaced, not trusted.
+		return TagRecord{}, e.Revision(), false, nil
+	}
+	return r, e.Revision(), true, nil
+}
+
+// Announce records an announced push or deletion of a tag. The
+// announcement of one of regscribe's own tag moves is marked on that move
+// and is no push; an announcement from before the record's time changes
+// nothing.
+func (t *Tags) Announce(ctx context.Context, a TagAnnouncement) error {
+	err := t.update(ctx, a.Registry, a.Repository, a.Tag, func(r *TagRecord) bool {
+		if !a.Deleted {
+			for i, m := range r.Moves {
+				if m.Digest == a.Digest && (m.Event == "" || m.Event == a.Event) {
+					changed := m.Event != a.Event
+					r.Moves[i].Event = a.Event
+					return changed
+				}
+			}
+		}
+		if a.At.Before(r.At) || a.Event != "" && a.Event == r.Event && a.Digest == r.Digest {
+			return false // older, or the same announcement again
+		}
+		r.Digest, r.Event, r.At, r.Described = a.Digest, a.Event, a.At, ""
+		if a.Deleted {
+			r.Digest = ""
+		}
+		return true
+	})
+	if err != nil {
+		return fmt.Errorf("record the announcement of %s/%s:%s: %w", a.Registry, a.Repository, a.Tag, err)
+	}
+	return nil
+}
+
+// Move records, before regscribe pushes described (the annotated manifest
+// of pushed) by the tag, that it moves the tag there; when pushed is the
+// push last announced, it is now described. It returns the record as
+// written.
+func (t *Tags) Move(ctx context.Context, registry, repository, tag, pushed, described string) (TagRecord, error) {
+	var out TagRecord
+	err := t.update(ctx, registry, repository, tag, func(r *TagRecord) bool {
+		if r.Digest == pushed {
+			r.Described = described
+		}
+		r.Moves = append(slices.DeleteFunc(r.Moves, func(m TagMove) bool { return m.Digest == described && m.Event == "" }),
+			TagMove{Digest: described})
+		if len(r.Moves) > maxMoves {
+			r.Moves = r.Moves[len(r.Moves)-maxMoves:]
+		}
+		out = *r
+		return true
+	})
+	if err != nil {
+		return out, fmt.Errorf("record the tag move of %s/%s:%s to %s: %w", registry, repository, tag, described, err)
+	}
+	return out, nil
+}
+
+// update applies change to the record of a tag (a fresh one if none) and
+// writes it if change says so, compare-and-swap on the key's revision,
+// trying again (a few times) while other writers get there first.
+func (t *Tags) update(ctx context.Context, registry, repository, tag string, change func(*TagRecord) bool) error {
+	key := tagKey(registry, repository, tag)
+	for try := 1; ; try++ {
+		r, rev, _, err := t.get(ctx, key)
+		if err != nil {
+			return err
+		}
+		r.Registry, r.Repository, r.Tag = registry, repository, tag
+		if !change(&r) {
+			return nil
+		}
+		data, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		if rev == 0 {
+			_, err = t.kv.Create(ctx, key, data)
+		} else {
+			_, err = t.kv.Update(ctx, key, data, rev)
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			return err
+		}
+		if try == maxConflicts {
+			return fmt.Errorf("%d writers got there first: %w", try, err)
+		}
+	}
+}

@@ -1,0 +1,84 @@
+package queue_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/regscribe/regscribe/internal/queue"
+	"github.com/regscribe/regscribe/internal/stacktest"
+)
+
+// The tag record keeps the push last announced, in the announcements' own
+// order, and tells regscribe's own tag moves from pushes.
+func TestTagRecord(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tags, err := queue.OpenTags(ctx, stacktest.JetStream(t), 1)
+	require.NoError(t, err)
+	const reg, repo, tag = "Registry.Example:5000", "photos/x", "latest"
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	announce := func(digest, event string, at time.Time) {
+		t.Helper()
+		require.NoError(t, tags.Announce(ctx, queue.TagAnnouncement{Registry: reg, Repository: repo, Tag: tag, Digest: digest, Event: event, At: at}))
+	}
+	get := func() queue.TagRecord {
+		t.Helper()
+		r, ok, err := tags.Get(ctx, "registry.example:5000", repo, tag)
+		require.NoError(t, err)
+		require.True(t, ok)
+		return r
+	}
+	_, ok, err := tags.Get(ctx, reg, repo, "other")
+	require.NoError(t, err)
+	require.False(t, ok)
+
+	announce("sha256:a", "id:1", t0)
+	require.Equal(t, "sha256:a", get().Digest)
+
+	// regscribe moves the tag to A's description: recorded before the move,
+	// and the move's own announcement is no push.
+	r, err := tags.Move(ctx, reg, repo, tag, "sha256:a", "sha256:a2")
+	require.NoError(t, err)
+	require.Equal(t, "sha256:a2", r.Described)
+	announce("sha256:b", "id:3", t0.Add(2*time.Second))
+	announce("sha256:a2", "id:2", t0.Add(time.Second)) // the move's announcement, late
+	r = get()
+	require.Equal(t, "sha256:b", r.Digest, "a late announcement of regscribe's own move is no push")
+	require.Empty(t, r.Described)
+	require.True(t, r.Moved("sha256:a2"))
+
+	// A redelivered older event changes nothing; a redelivery of the same
+	// one neither.
+	announce("sha256:a", "id:1", t0)
+	announce("sha256:b", "id:3", t0.Add(2*time.Second))
+	require.Equal(t, "sha256:b", get().Digest)
+
+	// A person pushing regscribe's manifest back is a push (another event).
+	announce("sha256:a2", "id:4", t0.Add(3*time.Second))
+	require.Equal(t, "sha256:a2", get().Digest)
+
+	// A deletion leaves a record naming no push, so nobody waits for one.
+	require.NoError(t, tags.Announce(ctx, queue.TagAnnouncement{Registry: reg, Repository: repo, Tag: tag, Event: "id:5", At: t0.Add(4 * time.Second), Deleted: true}))
+	require.Empty(t, get().Digest)
+
+	// Concurrent writers all land (compare-and-swap on the revision).
+	var wg sync.WaitGroup
+	for i := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := tags.Move(ctx, reg, repo, tag, "sha256:x", "sha256:m"+string(rune('0'+i)))
+			require.NoError(t, err)
+		}()
+	}
+	wg.Wait()
+	r = get()
+	for i := range 6 {
+		require.True(t, r.Moved("sha256:m"+string(rune('0'+i))), "move %d", i)
+	}
+	require.LessOrEqual(t, len(r.Moves), 8)
+}
