@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -98,10 +99,14 @@ type Photo struct {
 	// Model is io.regscribe.model: provider/model, or "person[:NAME]".
 	Model   string    `json:"model"`
 	Created time.Time `json:"created,omitzero"`
-	// Stored is where the description is: "annotation" or
+	// Stored is where the description is: [StoredAnnotation] or
 	// "referrer sha256:…".
 	Stored string `json:"stored"`
 }
+
+// StoredAnnotation is [Photo.Stored] of a description written into the
+// manifest's annotations; a referrer's is "referrer " + its digest.
+const StoredAnnotation = "annotation"
 
 // Ref is registry/repository@digest.
 func (e Event) Ref() string { return e.Registry + "/" + e.Repository + "@" + e.Digest }
@@ -180,7 +185,8 @@ var publishRetries = []jetstream.PublishOpt{jetstream.WithRetryAttempts(60), jet
 // Publish stores e and returns its stream sequence. id, when not empty,
 // is the message id (e.g. "desc-<job seq>"): publishing the same id again
 // within the duplicate window stores nothing new. A deletion also purges
-// the events it supersedes (those of the same manifest stored before it).
+// the events it supersedes (those of the same manifest stored before it)
+// when nothing can rely on them ([Publisher.purge]).
 func (p *Publisher) Publish(ctx context.Context, e Event, id string) (uint64, error) {
 	data, opts, err := encode(&e, id)
 	if err != nil {
@@ -191,15 +197,89 @@ func (p *Publisher) Publish(ctx context.Context, e Event, id string) (uint64, er
 		return 0, fmt.Errorf("publish description event for %s: %w", e.Ref(), err)
 	}
 	if e.Kind == Deleted {
-		// The tombstone is stored and supersedes the manifest's other
-		// events in every index; a failed purge only leaves them taking
-		// room, so it is not an error.
-		if s, err := p.js.Stream(ctx, Stream); err == nil {
-			prefix := SubjectPrefix + ManifestKey(e.Registry, e.Repository, e.Digest) + ".*"
-			_ = s.Purge(ctx, jetstream.WithPurgeSubject(prefix), jetstream.WithPurgeSequence(ack.Sequence))
-		}
+		p.purge(ctx, e, ack.Sequence)
 	}
 	return ack.Sequence, nil
+}
+
+// purge removes the events of the deleted manifest stored before its
+// tombstone (at seq), unless another manifest's events may rely on them
+// ([reliedOn]): an index rebuilt from the start of the stream needs them
+// then. The tombstone supersedes them in every index either way, so a
+// purge that fails, or is left out, only leaves them taking room.
+func (p *Publisher) purge(ctx context.Context, e Event, seq uint64) {
+	s, err := p.js.Stream(ctx, Stream)
+	if err != nil {
+		return
+	}
+	events, ok := storedEvents(ctx, s, e.Registry, e.Repository, e.Digest, seq)
+	if !ok || reliedOn(ctx, s, events) {
+		return
+	}
+	prefix := SubjectPrefix + ManifestKey(e.Registry, e.Repository, e.Digest) + ".*"
+	_ = s.Purge(ctx, jetstream.WithPurgeSubject(prefix), jetstream.WithPurgeSequence(seq))
+}
+
+// reliedOn reports whether the events of one manifest may be what other
+// events rely on:
+//   - they hold annotation descriptions of an album's children, or of two
+//     photos or more: a manifest that replaced it may list only some
+//     photos and carry the others over unchanged (an album's children not
+//     pushed again). An image manifest described in one photo is never
+//     carried from: an event that replaces it lists its photo;
+//   - they replace a manifest whose events are on the stream: they
+//     supersede its descriptions (history), which are current again
+//     without them.
+//
+// When the stream cannot be read, they are.
+func reliedOn(ctx context.Context, s jetstream.Stream, events []Event) bool {
+	annotated := map[string]bool{}
+	for _, e := range events {
+		for _, p := range e.Photos {
+			if p.Stored != StoredAnnotation {
+				continue
+			}
+			if p.Manifest != "" && p.Manifest != e.Digest {
+				return true // an album's child
+			}
+			annotated[p.Layer] = true
+		}
+		if e.Replaces != "" && e.Replaces != e.Digest {
+			older, ok := storedEvents(ctx, s, e.Registry, e.Repository, e.Replaces, math.MaxUint64)
+			if !ok || len(older) > 0 {
+				return true
+			}
+		}
+	}
+	return len(annotated) > 1
+}
+
+// storedEvents are the description events of one manifest the stream
+// holds before seq (its tombstone left out); ok is false when they cannot
+// be read.
+func storedEvents(ctx context.Context, s jetstream.Stream, registry, repository, digest string, seq uint64) ([]Event, bool) {
+	prefix := SubjectPrefix + ManifestKey(registry, repository, digest) + ".*"
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(prefix))
+	if err != nil {
+		return nil, false
+	}
+	var out []Event
+	for subject := range info.State.Subjects {
+		if IsDeletedSubject(subject) {
+			continue
+		}
+		m, err := s.GetLastMsgForSubject(ctx, subject)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, false
+		}
+		if e, err := Parse(m.Data); err == nil && m.Sequence < seq {
+			out = append(out, e)
+		}
+	}
+	return out, true
 }
 
 // JobID is the message id of the description event of job message seq,

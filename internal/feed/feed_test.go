@@ -12,6 +12,18 @@ import (
 	"github.com/regscribe/regscribe/internal/stacktest"
 )
 
+// newStream is a description stream on an in-process NATS server, its
+// publisher and a context for the test.
+func newStream(t *testing.T) (context.Context, jetstream.Stream, *feed.Publisher) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	js := stacktest.JetStream(t)
+	s, err := feed.EnsureStream(ctx, js, 1)
+	require.NoError(t, err)
+	return ctx, s, feed.NewPublisher(js)
+}
+
 func event(kind feed.Kind, by, text string) feed.Event {
 	return feed.Event{Kind: kind, Registry: "127.0.0.1:5000", Repository: "photos/a", Digest: "sha256:aa", By: by,
 		Photos: []feed.Photo{{Layer: "sha256:bb", Description: text, Model: by, Stored: "annotation"}}}
@@ -37,12 +49,8 @@ func subjects(t *testing.T, s jetstream.Stream) []string {
 }
 
 func TestStreamKeepsNewestPerDescriberAndTombstonesPurge(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	js := stacktest.JetStream(t)
-	s, err := feed.EnsureStream(ctx, js, 1)
-	require.NoError(t, err)
-	p := feed.NewPublisher(js)
+	ctx, s, p := newStream(t)
+	var err error
 
 	_, err = p.Publish(ctx, event(feed.Written, "ollama/a", "a red bus"), feed.JobID(1, 0))
 	require.NoError(t, err)
@@ -64,6 +72,64 @@ func TestStreamKeepsNewestPerDescriberAndTombstonesPurge(t *testing.T) {
 	require.NotZero(t, seq)
 }
 
+// TestTombstoneKeepsWhatACarriedPhotoNeeds: a manifest whose events hold
+// annotation descriptions of an album's children, or of two photos or
+// more, may have been replaced by one that lists only some of them and
+// carries the others over; its tombstone leaves its events, or an index
+// rebuilt from the stream loses the carried photos; so does a manifest
+// whose events replace a described one (they supersede its descriptions).
+// An image manifest described in one photo, or in referrers only, is
+// purged.
+func TestTombstoneKeepsWhatACarriedPhotoNeeds(t *testing.T) {
+	ctx, s, p := newStream(t)
+	of := func(digest, by string, photos ...feed.Photo) feed.Event {
+		return feed.Event{Kind: feed.Written, Registry: "127.0.0.1:5000", Repository: "albums/trip", Digest: digest, By: by, Photos: photos}
+	}
+	ph := func(layer, stored string) feed.Photo {
+		return feed.Photo{Layer: layer, Description: "a photo", Model: "m", Stored: stored}
+	}
+	child := func(p feed.Photo) feed.Photo {
+		p.Manifest = "sha256:child-" + p.Layer
+		return p
+	}
+	replacing := func(e feed.Event, replaced string) feed.Event {
+		e.Replaces = replaced
+		return e
+	}
+	for name, c := range map[string]struct {
+		before, events []feed.Event // before: other manifests'
+		kept           bool
+	}{
+		"two annotated photos":         {nil, []feed.Event{of("sha256:a1", "ollama/a", ph("sha256:la", "annotation"), ph("sha256:lb", "annotation"))}, true},
+		"two describers, a photo each": {nil, []feed.Event{of("sha256:a2", "ollama/a", ph("sha256:la", "annotation")), of("sha256:a2", "person:ann", ph("sha256:lb", "annotation"))}, true},
+		"one photo, two describers":    {nil, []feed.Event{of("sha256:a3", "ollama/a", ph("sha256:la", "annotation")), of("sha256:a3", "person:ann", ph("sha256:la", "annotation"))}, false},
+		"replaces a described manifest": {[]feed.Event{of("sha256:b1", "ollama/a", ph("sha256:la", "annotation"))},
+			[]feed.Event{replacing(of("sha256:b2", "person:ann", ph("sha256:la", "annotation")), "sha256:b1")}, true},
+		"replaces a manifest never described": {nil, []feed.Event{replacing(of("sha256:b3", "ollama/a", ph("sha256:la", "annotation")), "sha256:b0")}, false},
+		"album of one described child":        {nil, []feed.Event{of("sha256:a5", "ollama/a", child(ph("sha256:la", "annotation")))}, true},
+		"album described in referrers":        {nil, []feed.Event{of("sha256:a4", "ollama/a", child(ph("sha256:la", "referrer sha256:r1")), child(ph("sha256:lb", "referrer sha256:r2")))}, false},
+	} {
+		for _, e := range append(c.before, c.events...) {
+			_, err := p.Publish(ctx, e, "")
+			require.NoError(t, err, name)
+		}
+		digest := c.events[0].Digest
+		_, err := p.Publish(ctx, feed.Event{Kind: feed.Deleted, Registry: "127.0.0.1:5000", Repository: "albums/trip", Digest: digest}, "")
+		require.NoError(t, err, name)
+		info, err := s.Info(ctx, jetstream.WithSubjectFilter(feed.SubjectPrefix+feed.ManifestKey("127.0.0.1:5000", "albums/trip", digest)+".*"))
+		require.NoError(t, err, name)
+		want := uint64(1) // the tombstone
+		if c.kept {
+			want += uint64(len(c.events))
+		}
+		var held uint64
+		for _, n := range info.State.Subjects {
+			held += n
+		}
+		require.Equal(t, want, held, name)
+	}
+}
+
 func TestValidate(t *testing.T) {
 	for name, e := range map[string]feed.Event{
 		"no digest":    {Version: 1, Kind: feed.Written, Registry: "r", Repository: "p", By: "m"},
@@ -77,12 +143,8 @@ func TestValidate(t *testing.T) {
 }
 
 func TestFillNeverBuriesANewerDescription(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	js := stacktest.JetStream(t)
-	s, err := feed.EnsureStream(ctx, js, 1)
-	require.NoError(t, err)
-	p := feed.NewPublisher(js)
+	ctx, s, p := newStream(t)
+	var err error
 	at := func(e feed.Event, created time.Time) feed.Event {
 		e.Photos[0].Created = created
 		return e
