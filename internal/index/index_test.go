@@ -349,3 +349,17 @@ func TestAnalyzer(t *testing.T) {
 		require.Equal(t, want, index.Analyzer(in), in)
 	}
 }
+
+// TestRepositoryFilterWithNonASCIIText: a repo: glob is matched by
+// character, not by byte; OCI names are ASCII, but the filter takes any
+// text.
+func TestRepositoryFilterWithNonASCIIText(t *testing.T) {
+	e := newEnv(t)
+	e.publish(written("fotos/café", "sha256:m-cafe", "ollama/a", nil, day("2026-01-01"), photo("sha256:l-cafe", "A cup of coffee on a saucer.", "coffee")))
+	ix, _ := e.open(t.TempDir(), index.Options{})
+	e.wait(ix)
+	for _, q := range []string{"repo:fotos/café", "coffee repo:fotos/café", "repo:fotos/caf?", "repo:*/café", "repo:**é"} {
+		require.Equal(t, []string{"sha256:l-cafe"}, layers(e.search(ix, q)), q)
+	}
+	require.Empty(t, e.search(ix, "repo:fotos/cafe"), "é is not e")
+}
