@@ -102,6 +102,15 @@ func TestRebuiltIndexEqualsTheRunningOne(t *testing.T) {
 	step(corrections()...)
 	step(gone("photos/cats", "sha256:m2"))
 
+	// A model's description corrected by a person; the model's manifest
+	// is deleted, and its description leaves the history with it.
+	bird := written("photos/birds", "sha256:b1", "ollama/a", []string{"latest"}, day("2026-01-01"), photo("sha256:lbird", "A crow on a fence.", "crow"))
+	bird.Replaces = "sha256:b0"
+	fixed := written("photos/birds", "sha256:b2", "person", []string{"latest"}, day("2026-01-02"), photo("sha256:lbird", "A jackdaw on a fence.", "jackdaw"))
+	fixed.Replaces = "sha256:b1"
+	step(bird, fixed)
+	step(gone("photos/birds", "sha256:b1"))
+
 	// Two photos of one manifest: described, corrected (listing both), a
 	// partial write-back listing one; the manifests it replaced deleted.
 	step(dogsCorrected()...)
@@ -115,7 +124,7 @@ func TestRebuiltIndexEqualsTheRunningOne(t *testing.T) {
 	step(ref, stays)
 	step(gone("photos/ref", "sha256:r1"))
 
-	queries := []string{"lighthouse", "kite", "green", "red", "harbour", "gull", "cat", "dog", "rex", "tram", "bus",
+	queries := []string{"lighthouse", "kite", "green", "red", "harbour", "gull", "cat", "dog", "rex", "crow", "jackdaw", "tram", "bus",
 		"tag:2026", "tag:v1", "tag:latest", "repo:albums/*", "repo:photos/*", "model:ollama/a", "model:person:ann"}
 	var pages [][2]string
 	for _, d := range []string{"sha256:i1", "sha256:i2", "sha256:c1b", "sha256:la", "sha256:lb"} {
@@ -130,10 +139,13 @@ func TestRebuiltIndexEqualsTheRunningOne(t *testing.T) {
 	for _, d := range []string{"sha256:m1", "sha256:m2", "sha256:m3", "sha256:l1", "sha256:l2"} {
 		pages = append(pages, [2]string{"photos/dogs", d})
 	}
+	for _, d := range []string{"sha256:b1", "sha256:b2", "sha256:lbird"} {
+		pages = append(pages, [2]string{"photos/birds", d})
+	}
 	for _, d := range []string{"sha256:r1", "sha256:r2", "sha256:lr"} {
 		pages = append(pages, [2]string{"photos/ref", d})
 	}
-	repos := []string{album, "albums/coast", "photos/cats", "photos/dogs", "photos/ref"}
+	repos := []string{album, "albums/coast", "photos/cats", "photos/birds", "photos/dogs", "photos/ref"}
 	want := e.look(live, queries, pages, repos)
 
 	// The running index holds what the steps left: the test compares
@@ -143,6 +155,7 @@ func TestRebuiltIndexEqualsTheRunningOne(t *testing.T) {
 	require.Len(t, want.hits["dog"], 1, "the dog on the sofa, carried by the partial write-back")
 	require.Empty(t, want.hits["tram"], "the deleted referrer-mode photo")
 	require.Len(t, want.pages["photos/cats@sha256:l1"], 2, "the deleted middle manifest's description left the history")
+	require.Len(t, want.pages["photos/birds@sha256:lbird"], 1, "the deleted model's manifest took its description out of the history")
 
 	rebuilt, _ := e.open(t.TempDir(), index.Options{})
 	e.wait(rebuilt)
