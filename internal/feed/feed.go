@@ -42,6 +42,10 @@ const (
 	// Deleted: the manifest is gone from the registry; every entry of it,
 	// by any describer, is to be removed.
 	Deleted Kind = "deleted"
+	// Untagged: the tag the event lists (one) is gone from the repository
+	// (deleted on its own: the manifest it pointed at stays); no manifest
+	// of the repository carries it any more. The event names no digest.
+	Untagged Kind = "untagged"
 )
 
 // Event is one message of the stream: what one describer said about the
@@ -51,11 +55,11 @@ const (
 //
 //	{
 //	  "v": 1,
-//	  "kind": "written",                // written | found | deleted
+//	  "kind": "written",                // written | found | deleted | untagged
 //	  "registry": "127.0.0.1:5000",      // a configured registry
 //	  "repository": "photos/pineapple",
-//	  "digest": "sha256:…",             // the manifest that carries the description (annotation mode: the re-pushed one)
-//	  "tags": ["latest"],                // tags known to point at it (may be empty)
+//	  "digest": "sha256:…",             // the manifest that carries the description (annotation mode: the re-pushed one); none for untagged
+//	  "tags": ["latest"],                // tags known to point at it (may be empty); untagged: the tags gone
 //	  "replaces": "sha256:…",           // annotation mode: the manifest it was made from (see below)
 //	  "by": "ollama/qwen2.5vl:3b",       // io.regscribe.model of the descriptions ("person:NAME" for a correction)
 //	  "photos": [{…Photo…}],
@@ -108,18 +112,27 @@ type Photo struct {
 // manifest's annotations; a referrer's is "referrer " + its digest.
 const StoredAnnotation = "annotation"
 
-// Ref is registry/repository@digest.
-func (e Event) Ref() string { return e.Registry + "/" + e.Repository + "@" + e.Digest }
+// Ref is registry/repository@digest (registry/repository:tag for untagged).
+func (e Event) Ref() string {
+	if e.Kind == Untagged {
+		return e.Registry + "/" + e.Repository + ":" + strings.Join(e.Tags, ",")
+	}
+	return e.Registry + "/" + e.Repository + "@" + e.Digest
+}
 
 // Validate checks the fields every event needs.
 func (e Event) Validate() error {
 	switch {
 	case e.Version != Version:
 		return fmt.Errorf("description event version %d, want %d", e.Version, Version)
+	case e.Kind != Written && e.Kind != Found && e.Kind != Deleted && e.Kind != Untagged:
+		return fmt.Errorf("description event of unknown kind %q", e.Kind)
+	case e.Kind == Untagged && (e.Registry == "" || e.Repository == "" || len(e.Tags) != 1 || e.Tags[0] == "" || e.Digest != ""):
+		return errors.New("untagged event without registry, repository or its one tag, or with a digest")
+	case e.Kind == Untagged:
+		return nil
 	case e.Registry == "" || e.Repository == "" || e.Digest == "":
 		return errors.New("description event without registry, repository or digest")
-	case e.Kind != Written && e.Kind != Found && e.Kind != Deleted:
-		return fmt.Errorf("description event of unknown kind %q", e.Kind)
 	case e.Kind != Deleted && e.By == "":
 		return errors.New("description event without describer")
 	}
@@ -142,8 +155,11 @@ func ManifestKey(registry, repository, digest string) string {
 }
 
 // Subject is the subject of e: one per manifest and describer, so the
-// stream keeps the newest event of each.
+// stream keeps the newest event of each (and one per tag untagged).
 func Subject(e Event) string {
+	if e.Kind == Untagged {
+		return SubjectPrefix + ManifestKey(e.Registry, e.Repository, "tag:"+e.Tags[0]) + ".untagged"
+	}
 	m := SubjectPrefix + ManifestKey(e.Registry, e.Repository, e.Digest) + "."
 	if e.Kind == Deleted {
 		return m + "deleted"

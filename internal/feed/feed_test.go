@@ -132,14 +132,19 @@ func TestTombstoneKeepsWhatACarriedPhotoNeeds(t *testing.T) {
 
 func TestValidate(t *testing.T) {
 	for name, e := range map[string]feed.Event{
-		"no digest":    {Version: 1, Kind: feed.Written, Registry: "r", Repository: "p", By: "m"},
-		"unknown kind": {Version: 1, Kind: "moved", Registry: "r", Repository: "p", Digest: "d", By: "m"},
-		"no describer": {Version: 1, Kind: feed.Found, Registry: "r", Repository: "p", Digest: "d"},
-		"old version":  {Version: 0, Kind: feed.Deleted, Registry: "r", Repository: "p", Digest: "d"},
+		"no digest":                   {Version: 1, Kind: feed.Written, Registry: "r", Repository: "p", By: "m"},
+		"unknown kind":                {Version: 1, Kind: "moved", Registry: "r", Repository: "p", Digest: "d", By: "m"},
+		"no describer":                {Version: 1, Kind: feed.Found, Registry: "r", Repository: "p", Digest: "d"},
+		"old version":                 {Version: 0, Kind: feed.Deleted, Registry: "r", Repository: "p", Digest: "d"},
+		"untagged without its tag":    {Version: 1, Kind: feed.Untagged, Registry: "r", Repository: "p"},
+		"untagged with a digest":      {Version: 1, Kind: feed.Untagged, Registry: "r", Repository: "p", Digest: "d", Tags: []string{"v1"}},
+		"untagged with two tags":      {Version: 1, Kind: feed.Untagged, Registry: "r", Repository: "p", Tags: []string{"v1", "v2"}},
+		"untagged without repository": {Version: 1, Kind: feed.Untagged, Registry: "r", Tags: []string{"v1"}},
 	} {
 		t.Run(name, func(t *testing.T) { require.Error(t, e.Validate()) })
 	}
 	require.NoError(t, feed.Event{Version: 1, Kind: feed.Deleted, Registry: "r", Repository: "p", Digest: "d"}.Validate())
+	require.NoError(t, feed.Event{Version: 1, Kind: feed.Untagged, Registry: "r", Repository: "p", Tags: []string{"v1"}}.Validate())
 }
 
 func TestFillNeverBuriesANewerDescription(t *testing.T) {
