@@ -30,9 +30,9 @@ type deleteEvent struct {
 
 // A real CNCF Distribution registry announces deletions: a manifest deleted
 // by digest makes one job with Deleted set for that digest; the tag-only
-// events it sends for the manifest's tags, a tag deleted on its own, and
-// regscribe's own deletions (pruned referrers, old fallback indexes) make
-// none.
+// events it sends for the manifest's tags, and a tag deleted on its own,
+// make one job with Deleted set naming the tag and no digest; regscribe's
+// own deletions (pruned referrers, old fallback indexes) make none.
 func TestDistributionDeletionMakesDeletedJob(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -111,12 +111,23 @@ func TestDistributionDeletionMakesDeletedJob(t *testing.T) {
 	last := manifest(3)
 	require.NoError(t, user.Delete(ctx, last))
 
-	var deleted []queue.Job
+	var all []queue.Job
 	require.Eventually(t, func() bool {
-		deleted = deletedJobs(ctx, js)
-		return slices.ContainsFunc(deleted, func(j queue.Job) bool { return j.Digest == last.Digest.String() })
-	}, 30*time.Second, 50*time.Millisecond, "no deletion job for the last deleted manifest")
+		all = deletedJobs(ctx, js)
+		return slices.ContainsFunc(all, func(j queue.Job) bool { return j.Tag == "p003" })
+	}, 30*time.Second, 50*time.Millisecond, "no deletion job for the tag of the last deleted manifest")
 
+	var deleted []queue.Job
+	var tags []string
+	for _, j := range all {
+		if j.Digest != "" {
+			deleted = append(deleted, j)
+			continue
+		}
+		tags = append(tags, j.Tag)
+		require.NoError(t, j.Validate())
+	}
+	require.Equal(t, []string{"p000", "p002", "p003"}, tags, "one job per tag deleted, on its own or with its manifest; none for regscribe's own")
 	require.Len(t, deleted, 2, "one job per manifest a person deleted by digest: %+v", deleted)
 	for i, want := range []ocispec.Descriptor{gone, last} {
 		j := deleted[i]

@@ -134,9 +134,11 @@ func (d distributionEvent) event() event {
 // (no media type, no tag) and then one per tag that pointed at it naming
 // only the tag; for DELETE of a tag (the manifest stays), one naming only
 // the tag; for a repository's deletion, one naming only the repository.
-// Only the first kind says a manifest is gone: it makes a deletion job (the
-// tag-only events are ignored by [event.ignore]). ACR's delete names the
-// digest and the manifest's media type.
+// The first kind says a manifest is gone: it makes a deletion job. A
+// tag-only event says the tag is gone: it makes a deletion job naming the
+// tag and no digest, whose worker takes the tag off search once the
+// registry no longer has it. ACR's delete names the digest and the
+// manifest's media type.
 //
 // A blob deleted through the API (rare: garbage collection announces
 // nothing) is announced exactly like a manifest: its job finds no such

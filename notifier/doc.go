@@ -1,7 +1,7 @@
 // Package notifier receives registries' push notifications over HTTP and
-// turns each manifest push into a job on the queue, and each manifest
-// deletion into a job that removes the manifest from search
-// ([queue.Job.Deleted]).
+// turns each manifest push into a job on the queue, and each manifest or
+// tag deletion into a job that removes the manifest, or the tag, from
+// search ([queue.Job.Deleted]).
 //
 // It reads the notification formats of CNCF Distribution and ACR, Harbor
 // (Default and CloudEvents payloads), zot (CloudEvents), GitHub Packages
@@ -17,10 +17,10 @@
 // [Options.Registry], which recognises the format of each request.
 //
 // It authenticates every request, keeps only manifest pushes and manifest
-// deletions (blob pushes, pulls, mounts, deletions of a tag or a
+// and tag deletions (blob pushes, pulls, mounts, deletions of a
 // repository, other event types, regscribe's own description artifacts and
 // deletions, and referrers fallback tags are dropped). Deletions are
-// announced by Distribution and ACR (delete by digest), Harbor
+// announced by Distribution (by digest, and by tag) and ACR (by digest), Harbor
 // (DELETE_ARTIFACT) and zot (zotregistry.image.deleted); GitHub, Quay and
 // Docker Hub announce none. It names in every job the
 // registry from configuration (an event body never chooses where a worker

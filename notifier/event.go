@@ -251,11 +251,6 @@ func (e event) ignore() string {
 	switch {
 	case e.skip != "":
 		return e.skip
-	case e.deleted && e.digest == "":
-		// The tag is gone, not necessarily the manifest: Distribution
-		// announces a manifest's deletion by digest (and each of its tags
-		// as well).
-		return "deletion of tag " + e.tag + ", not of a manifest digest"
 	case dockerMediaTypes[e.mediaType]:
 		return "a Docker image (" + e.mediaType + "), which holds no photo"
 	case (e.manifestOnly || e.mediaType != "") && !manifestMediaTypes[e.mediaType]:

@@ -150,7 +150,7 @@ func TestNotifications(t *testing.T) {
 		{"blob push", "Bearer " + token, notifier.MediaTypeDistributionEvents, envelope(event("push", "application/octet-stream", "photos/pineapple", digest, "")), 200, 0, ""},
 		{"pull", "Bearer " + token, notifier.MediaTypeDistributionEvents, envelope(event("pull", ociMT, "photos/pineapple", digest, "latest")), 200, 0, ""},
 		{"mount", "Bearer " + token, notifier.MediaTypeDistributionEvents, envelope(event("mount", ociMT, "photos/pineapple", digest, "")), 200, 0, ""},
-		{"tag delete", "Bearer " + token, notifier.MediaTypeDistributionEvents, envelope(event("delete", "", "photos/pineapple", "", "latest")), 200, 0, ""},
+		{"tag delete", "Bearer " + token, notifier.MediaTypeDistributionEvents, envelope(event("delete", "", "photos/pineapple", "", "latest")), 200, 1, ""},
 		{"fallback index tag", "Bearer " + token, notifier.MediaTypeDistributionEvents, envelope(event("push", "application/vnd.oci.image.index.v1+json", "photos/pineapple", digest, "sha256-"+strings.Repeat("a", 64))), 200, 0, ""},
 		{"no token", "", notifier.MediaTypeDistributionEvents, envelope(push), 401, 0, "token"},
 		{"wrong token", "Bearer nope", notifier.MediaTypeDistributionEvents, envelope(push), 401, 0, "token"},
@@ -175,7 +175,11 @@ func TestNotifications(t *testing.T) {
 				j := jobs[0]
 				require.Equal(t, registry, j.Registry, "the registry comes from configuration, not the event")
 				require.Equal(t, "photos/pineapple", j.Repository)
-				require.Equal(t, digest, j.Digest)
+				if j.Deleted {
+					require.Empty(t, j.Digest, "a tag deleted on its own: the job names the tag")
+				} else {
+					require.Equal(t, digest, j.Digest)
+				}
 				require.Equal(t, "latest", j.Tag)
 				require.Equal(t, notifier.SourceDistribution, j.Source)
 				require.Equal(t, queue.JobVersion, j.Version)

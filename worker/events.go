@@ -77,25 +77,28 @@ func refusedEvents(err error, tag string) []feed.Event {
 	return []feed.Event{e}
 }
 
-// processDeletion handles a job that says the registry deleted a manifest:
-// when the registry answers 404 for its digest, the manifest is gone and
-// the job ends with a deletion event (search forgets it); when the manifest
-// is there (pushed again since), the job is a skip and search keeps it.
-// Nothing is described.
+// processDeletion handles a job that says the registry deleted a manifest
+// (or, naming no digest, a tag): when the registry answers 404 for its
+// digest, the manifest is gone and the job ends with a deletion event
+// (search forgets it); for a tag, an untagged event (search takes the tag
+// off the repository's photos). When the manifest or tag is there (pushed
+// again since), the job is a skip and search keeps it. Nothing is
+// described.
 func (w *Worker) processDeletion(ctx context.Context, job queue.Job) (Result, error) {
+	ref, gone := job.Digest, feed.Event{Kind: feed.Deleted, Digest: job.Digest}
 	if job.Digest == "" {
-		return Result{}, fault.Skip("deletion of %s names no digest: nothing to remove from search", job.Ref())
+		ref, gone = job.Tag, feed.Event{Kind: feed.Untagged, Tags: []string{job.Tag}}
 	}
 	repo, err := w.registry.Repository(job.Registry, job.Repository)
 	if err != nil {
 		return Result{}, err
 	}
-	d, err := repo.Manifests().Resolve(ctx, job.Digest)
+	d, err := repo.Manifests().Resolve(ctx, ref)
 	switch {
 	case errors.Is(err, errdef.ErrNotFound):
-		return Result{Removed: true, Events: []feed.Event{{Kind: feed.Deleted, Digest: job.Digest}}}, nil
+		return Result{Removed: true, Events: []feed.Event{gone}}, nil
 	case err != nil:
 		return Result{}, registry.Classify(fmt.Errorf("check that %s is gone: %w", job.Ref(), err))
 	}
-	return Result{Manifest: d}, fault.Skip("%s was deleted but the registry has it again (pushed again): its descriptions stay in search", job.Ref())
+	return Result{Manifest: d}, fault.Skip("%s was deleted but the registry has it again (pushed again): search keeps it", job.Ref())
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -302,5 +303,36 @@ func TestDeletionJobs(t *testing.T) {
 	require.False(t, slices.ContainsFunc(streamEvents(t, s), func(e stored) bool {
 		return e.Kind == feed.Deleted && e.Digest == pushed.Digest.String()
 	}), "a manifest still there is not removed from search")
+	require.Equal(t, calls, len(s.Model.Calls()), "a deletion job never asks the model")
+
+	// A tag deleted on its own (the manifest stays): the notifier queues
+	// it, and search takes the tag off the repository.
+	s.Push(t, "photos/tagged", "old", stacktest.File{Name: "t.jpg", MediaType: "image/jpeg", Data: stacktest.JPEG(t, 64, 48, 814)})
+	s.WaitDescribed(t, "photos/tagged", "old")
+	s.WaitIdle(t)
+	calls = len(s.Model.Calls())
+	// A tag that is there (pushed again, as far as the job knows): search
+	// keeps it.
+	queueJob(t, s, queue.Job{Repository: "photos/tagged", Tag: "old", Deleted: true})
+	res = resultOf(t, s, "the stale tag deletion", func(r queue.Result) bool { return r.Job.Deleted && r.Job.Tag == "old" })
+	require.Equal(t, queue.Skipped, res.Outcome)
+	require.Contains(t, res.Reason, "has it again")
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, "http://"+s.RegistryHost+"/v2/photos/tagged/manifests/old", nil)
+	require.NoError(t, err)
+	resp, err := stacktest.UserClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	res = resultOf(t, s, "the tag's deletion", func(r queue.Result) bool {
+		return r.Job.Deleted && r.Job.Tag == "old" && r.Outcome != queue.Skipped
+	})
+	require.Equal(t, queue.Removed, res.Outcome, res.Reason)
+	require.Empty(t, res.Job.Digest)
+	untag := waitEvent(t, s, "the untagged event", func(e feed.Event) bool { return e.Kind == feed.Untagged && e.Repository == "photos/tagged" })
+	require.Equal(t, []string{"old"}, untag.Tags)
+	require.Equal(t, "photos/tagged", untag.Repository)
+	require.Equal(t, s.RegistryHost, untag.Registry)
+	require.Empty(t, untag.Digest)
+
 	require.Equal(t, calls, len(s.Model.Calls()), "a deletion job never asks the model")
 }

@@ -8,10 +8,20 @@
 // Data flows one way: workers, reprocess and the notifier publish; indexes
 // consume. The stream keeps the newest event per manifest and describer
 // (MaxMsgsPerSubject 1 on subjects regscribe.descriptions.<manifest>.<who>),
-// so it stays about as large as the set of described photos and an index
-// can always be rebuilt by reading it from the start. A deletion is a
-// tombstone on regscribe.descriptions.<manifest>.deleted; the events it
-// supersedes are purged once it is stored. A refusal is kept on
-// regscribe.descriptions.<manifest>.refused, where `regscribe show` finds
-// it by digest.
+// so it stays about as large as the set of described manifests, and an
+// index can always be rebuilt by reading it from the start: it then shows
+// what an index that followed every event shows.
+//
+// A deletion is a tombstone on regscribe.descriptions.<manifest>.deleted,
+// kept. Once it is stored, the events it supersedes are purged, unless
+// another manifest's events may rely on them, so that a rebuilt index
+// would differ without them: an annotation-mode write-back that replaced
+// the deleted manifest and listed only the photos it changed carries the
+// others over from the deleted manifest's events (an album's children not
+// pushed again), and the deleted manifest's events that replaced an
+// older, still described, manifest supersede its descriptions. Those
+// events stay; the tombstone removes them from every index all the same.
+//
+// A refusal is kept on regscribe.descriptions.<manifest>.refused, where
+// `regscribe show` finds it by digest.
 package feed

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -45,6 +46,10 @@ const (
 	// describe (a text file pushed with oras's default media type); Reason
 	// says why. It is kept per manifest, never searched, and counted.
 	Refused Kind = "refused"
+	// Untagged: the tag the event lists (one) is gone from the repository
+	// (deleted on its own: the manifest it pointed at stays); no manifest
+	// of the repository carries it any more. The event names no digest.
+	Untagged Kind = "untagged"
 )
 
 // Event is one message of the stream: what one describer said about the
@@ -54,11 +59,11 @@ const (
 //
 //	{
 //	  "v": 1,
-//	  "kind": "written",                // written | found | deleted | refused
+//	  "kind": "written",                // written | found | deleted | refused | untagged
 //	  "registry": "127.0.0.1:5000",      // a configured registry
 //	  "repository": "photos/pineapple",
-//	  "digest": "sha256:…",             // the manifest that carries the description (annotation mode: the re-pushed one)
-//	  "tags": ["latest"],                // tags known to point at it (may be empty)
+//	  "digest": "sha256:…",             // the manifest that carries the description (annotation mode: the re-pushed one); none for untagged
+//	  "tags": ["latest"],                // tags known to point at it (may be empty); untagged: the tags gone
 //	  "replaces": "sha256:…",           // annotation mode: the manifest it was made from (see below)
 //	  "by": "ollama/qwen2.5vl:3b",       // io.regscribe.model of the descriptions ("person:NAME" for a correction)
 //	  "photos": [{…Photo…}],
@@ -105,23 +110,36 @@ type Photo struct {
 	// Model is io.regscribe.model: provider/model, or "person[:NAME]".
 	Model   string    `json:"model"`
 	Created time.Time `json:"created,omitzero"`
-	// Stored is where the description is: "annotation" or
+	// Stored is where the description is: [StoredAnnotation] or
 	// "referrer sha256:…".
 	Stored string `json:"stored"`
 }
 
-// Ref is registry/repository@digest.
-func (e Event) Ref() string { return e.Registry + "/" + e.Repository + "@" + e.Digest }
+// StoredAnnotation is [Photo.Stored] of a description written into the
+// manifest's annotations; a referrer's is "referrer " + its digest.
+const StoredAnnotation = "annotation"
+
+// Ref is registry/repository@digest (registry/repository:tag for untagged).
+func (e Event) Ref() string {
+	if e.Kind == Untagged {
+		return e.Registry + "/" + e.Repository + ":" + strings.Join(e.Tags, ",")
+	}
+	return e.Registry + "/" + e.Repository + "@" + e.Digest
+}
 
 // Validate checks the fields every event needs.
 func (e Event) Validate() error {
 	switch {
 	case e.Version != Version:
 		return fmt.Errorf("description event version %d, want %d", e.Version, Version)
+	case e.Kind != Written && e.Kind != Found && e.Kind != Deleted && e.Kind != Refused && e.Kind != Untagged:
+		return fmt.Errorf("description event of unknown kind %q", e.Kind)
+	case e.Kind == Untagged && (e.Registry == "" || e.Repository == "" || len(e.Tags) != 1 || e.Tags[0] == "" || e.Digest != ""):
+		return errors.New("untagged event without registry, repository or its one tag, or with a digest")
+	case e.Kind == Untagged:
+		return nil
 	case e.Registry == "" || e.Repository == "" || e.Digest == "":
 		return errors.New("description event without registry, repository or digest")
-	case e.Kind != Written && e.Kind != Found && e.Kind != Deleted && e.Kind != Refused:
-		return fmt.Errorf("description event of unknown kind %q", e.Kind)
 	case e.Kind == Refused && e.Reason == "":
 		return errors.New("refused description event without a reason")
 	case e.Kind != Deleted && e.Kind != Refused && e.By == "":
@@ -146,8 +164,12 @@ func ManifestKey(registry, repository, digest string) string {
 }
 
 // Subject is the subject of e: one per manifest and describer, so the
-// stream keeps the newest event of each (and one deletion, one refusal).
+// stream keeps the newest event of each (and one deletion, one refusal,
+// one per tag untagged).
 func Subject(e Event) string {
+	if e.Kind == Untagged {
+		return SubjectPrefix + ManifestKey(e.Registry, e.Repository, "tag:"+e.Tags[0]) + ".untagged"
+	}
 	m := SubjectPrefix + ManifestKey(e.Registry, e.Repository, e.Digest) + "."
 	switch e.Kind {
 	case Deleted:
@@ -192,7 +214,8 @@ var publishRetries = []jetstream.PublishOpt{jetstream.WithRetryAttempts(60), jet
 // Publish stores e and returns its stream sequence. id, when not empty,
 // is the message id (e.g. "desc-<job seq>"): publishing the same id again
 // within the duplicate window stores nothing new. A deletion also purges
-// the events it supersedes (those of the same manifest stored before it).
+// the events it supersedes (those of the same manifest stored before it)
+// when nothing can rely on them ([Publisher.purge]).
 func (p *Publisher) Publish(ctx context.Context, e Event, id string) (uint64, error) {
 	data, opts, err := encode(&e, id)
 	if err != nil {
@@ -203,15 +226,89 @@ func (p *Publisher) Publish(ctx context.Context, e Event, id string) (uint64, er
 		return 0, fmt.Errorf("publish description event for %s: %w", e.Ref(), err)
 	}
 	if e.Kind == Deleted {
-		// The tombstone is stored and supersedes the manifest's other
-		// events in every index; a failed purge only leaves them taking
-		// room, so it is not an error.
-		if s, err := p.js.Stream(ctx, Stream); err == nil {
-			prefix := SubjectPrefix + ManifestKey(e.Registry, e.Repository, e.Digest) + ".*"
-			_ = s.Purge(ctx, jetstream.WithPurgeSubject(prefix), jetstream.WithPurgeSequence(ack.Sequence))
-		}
+		p.purge(ctx, e, ack.Sequence)
 	}
 	return ack.Sequence, nil
+}
+
+// purge removes the events of the deleted manifest stored before its
+// tombstone (at seq), unless another manifest's events may rely on them
+// ([reliedOn]): an index rebuilt from the start of the stream needs them
+// then. The tombstone supersedes them in every index either way, so a
+// purge that fails, or is left out, only leaves them taking room.
+func (p *Publisher) purge(ctx context.Context, e Event, seq uint64) {
+	s, err := p.js.Stream(ctx, Stream)
+	if err != nil {
+		return
+	}
+	events, ok := storedEvents(ctx, s, e.Registry, e.Repository, e.Digest, seq)
+	if !ok || reliedOn(ctx, s, events) {
+		return
+	}
+	prefix := SubjectPrefix + ManifestKey(e.Registry, e.Repository, e.Digest) + ".*"
+	_ = s.Purge(ctx, jetstream.WithPurgeSubject(prefix), jetstream.WithPurgeSequence(seq))
+}
+
+// reliedOn reports whether the events of one manifest may be what other
+// events rely on:
+//   - they hold annotation descriptions of an album's children, or of two
+//     photos or more: a manifest that replaced it may list only some
+//     photos and carry the others over unchanged (an album's children not
+//     pushed again). An image manifest described in one photo is never
+//     carried from: an event that replaces it lists its photo;
+//   - they replace a manifest whose events are on the stream: they
+//     supersede its descriptions (history), which are current again
+//     without them.
+//
+// When the stream cannot be read, they are.
+func reliedOn(ctx context.Context, s jetstream.Stream, events []Event) bool {
+	annotated := map[string]bool{}
+	for _, e := range events {
+		for _, p := range e.Photos {
+			if p.Stored != StoredAnnotation {
+				continue
+			}
+			if p.Manifest != "" && p.Manifest != e.Digest {
+				return true // an album's child
+			}
+			annotated[p.Layer] = true
+		}
+		if e.Replaces != "" && e.Replaces != e.Digest {
+			older, ok := storedEvents(ctx, s, e.Registry, e.Repository, e.Replaces, math.MaxUint64)
+			if !ok || len(older) > 0 {
+				return true
+			}
+		}
+	}
+	return len(annotated) > 1
+}
+
+// storedEvents are the description events of one manifest the stream
+// holds before seq (its tombstone left out); ok is false when they cannot
+// be read.
+func storedEvents(ctx context.Context, s jetstream.Stream, registry, repository, digest string, seq uint64) ([]Event, bool) {
+	prefix := SubjectPrefix + ManifestKey(registry, repository, digest) + ".*"
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(prefix))
+	if err != nil {
+		return nil, false
+	}
+	var out []Event
+	for subject := range info.State.Subjects {
+		if IsDeletedSubject(subject) {
+			continue
+		}
+		m, err := s.GetLastMsgForSubject(ctx, subject)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, false
+		}
+		if e, err := Parse(m.Data); err == nil && m.Sequence < seq {
+			out = append(out, e)
+		}
+	}
+	return out, true
 }
 
 // JobID is the message id of the description event of job message seq,

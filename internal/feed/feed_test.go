@@ -71,17 +71,80 @@ func TestStreamKeepsNewestPerDescriberAndTombstonesPurge(t *testing.T) {
 	require.NotZero(t, seq)
 }
 
+// TestTombstoneKeepsWhatACarriedPhotoNeeds: a manifest whose events hold
+// annotation descriptions of an album's children, or of two photos or
+// more, may have been replaced by one that lists only some of them and
+// carries the others over; its tombstone leaves its events, or an index
+// rebuilt from the stream loses the carried photos; so does a manifest
+// whose events replace a described one (they supersede its descriptions).
+// An image manifest described in one photo, or in referrers only, is
+// purged.
+func TestTombstoneKeepsWhatACarriedPhotoNeeds(t *testing.T) {
+	ctx, _, s, p := newStream(t)
+	of := func(digest, by string, photos ...feed.Photo) feed.Event {
+		return feed.Event{Kind: feed.Written, Registry: "127.0.0.1:5000", Repository: "albums/trip", Digest: digest, By: by, Photos: photos}
+	}
+	ph := func(layer, stored string) feed.Photo {
+		return feed.Photo{Layer: layer, Description: "a photo", Model: "m", Stored: stored}
+	}
+	child := func(p feed.Photo) feed.Photo {
+		p.Manifest = "sha256:child-" + p.Layer
+		return p
+	}
+	replacing := func(e feed.Event, replaced string) feed.Event {
+		e.Replaces = replaced
+		return e
+	}
+	for name, c := range map[string]struct {
+		before, events []feed.Event // before: other manifests'
+		kept           bool
+	}{
+		"two annotated photos":         {nil, []feed.Event{of("sha256:a1", "ollama/a", ph("sha256:la", "annotation"), ph("sha256:lb", "annotation"))}, true},
+		"two describers, a photo each": {nil, []feed.Event{of("sha256:a2", "ollama/a", ph("sha256:la", "annotation")), of("sha256:a2", "person:ann", ph("sha256:lb", "annotation"))}, true},
+		"one photo, two describers":    {nil, []feed.Event{of("sha256:a3", "ollama/a", ph("sha256:la", "annotation")), of("sha256:a3", "person:ann", ph("sha256:la", "annotation"))}, false},
+		"replaces a described manifest": {[]feed.Event{of("sha256:b1", "ollama/a", ph("sha256:la", "annotation"))},
+			[]feed.Event{replacing(of("sha256:b2", "person:ann", ph("sha256:la", "annotation")), "sha256:b1")}, true},
+		"replaces a manifest never described": {nil, []feed.Event{replacing(of("sha256:b3", "ollama/a", ph("sha256:la", "annotation")), "sha256:b0")}, false},
+		"album of one described child":        {nil, []feed.Event{of("sha256:a5", "ollama/a", child(ph("sha256:la", "annotation")))}, true},
+		"album described in referrers":        {nil, []feed.Event{of("sha256:a4", "ollama/a", child(ph("sha256:la", "referrer sha256:r1")), child(ph("sha256:lb", "referrer sha256:r2")))}, false},
+	} {
+		for _, e := range append(c.before, c.events...) {
+			_, err := p.Publish(ctx, e, "")
+			require.NoError(t, err, name)
+		}
+		digest := c.events[0].Digest
+		_, err := p.Publish(ctx, feed.Event{Kind: feed.Deleted, Registry: "127.0.0.1:5000", Repository: "albums/trip", Digest: digest}, "")
+		require.NoError(t, err, name)
+		info, err := s.Info(ctx, jetstream.WithSubjectFilter(feed.SubjectPrefix+feed.ManifestKey("127.0.0.1:5000", "albums/trip", digest)+".*"))
+		require.NoError(t, err, name)
+		want := uint64(1) // the tombstone
+		if c.kept {
+			want += uint64(len(c.events))
+		}
+		var held uint64
+		for _, n := range info.State.Subjects {
+			held += n
+		}
+		require.Equal(t, want, held, name)
+	}
+}
+
 func TestValidate(t *testing.T) {
 	for name, e := range map[string]feed.Event{
-		"no digest":               {Version: 1, Kind: feed.Written, Registry: "r", Repository: "p", By: "m"},
-		"unknown kind":            {Version: 1, Kind: "moved", Registry: "r", Repository: "p", Digest: "d", By: "m"},
-		"no describer":            {Version: 1, Kind: feed.Found, Registry: "r", Repository: "p", Digest: "d"},
-		"old version":             {Version: 0, Kind: feed.Deleted, Registry: "r", Repository: "p", Digest: "d"},
-		"refused, not saying why": {Version: 1, Kind: feed.Refused, Registry: "r", Repository: "p", Digest: "d"},
+		"no digest":                   {Version: 1, Kind: feed.Written, Registry: "r", Repository: "p", By: "m"},
+		"unknown kind":                {Version: 1, Kind: "moved", Registry: "r", Repository: "p", Digest: "d", By: "m"},
+		"no describer":                {Version: 1, Kind: feed.Found, Registry: "r", Repository: "p", Digest: "d"},
+		"old version":                 {Version: 0, Kind: feed.Deleted, Registry: "r", Repository: "p", Digest: "d"},
+		"refused, not saying why":     {Version: 1, Kind: feed.Refused, Registry: "r", Repository: "p", Digest: "d"},
+		"untagged without its tag":    {Version: 1, Kind: feed.Untagged, Registry: "r", Repository: "p"},
+		"untagged with a digest":      {Version: 1, Kind: feed.Untagged, Registry: "r", Repository: "p", Digest: "d", Tags: []string{"v1"}},
+		"untagged with two tags":      {Version: 1, Kind: feed.Untagged, Registry: "r", Repository: "p", Tags: []string{"v1", "v2"}},
+		"untagged without repository": {Version: 1, Kind: feed.Untagged, Registry: "r", Tags: []string{"v1"}},
 	} {
 		t.Run(name, func(t *testing.T) { require.Error(t, e.Validate()) })
 	}
 	require.NoError(t, feed.Event{Version: 1, Kind: feed.Deleted, Registry: "r", Repository: "p", Digest: "d"}.Validate())
+	require.NoError(t, feed.Event{Version: 1, Kind: feed.Untagged, Registry: "r", Repository: "p", Tags: []string{"v1"}}.Validate())
 	require.NoError(t, feed.Event{Version: 1, Kind: feed.Refused, Registry: "r", Repository: "p", Digest: "d", Reason: "not an image"}.Validate())
 }
 

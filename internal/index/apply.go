@@ -38,8 +38,9 @@ import (
 //     search, counted per repository ([Repository.Refused]) and listed
 //     ([Index.Refusals]); a deletion or a description of the manifest
 //     removes it;
+//   - untagged takes its tag off every manifest of the repository;
 //   - tags are merged per manifest: every entry of a manifest carries every
-//     tag an event reported for it.
+//     tag an event reported for it (until an untagged event takes it off).
 func (ix *Index) Apply(ctx context.Context, e feed.Event) error {
 	if err := e.Validate(); err != nil {
 		return err
@@ -82,14 +83,14 @@ func (w *writer) apply(e feed.Event) error {
 	st := w.ix.state
 	key := manifestKey(e.Registry, e.Repository, e.Digest)
 	switch e.Kind {
+	case feed.Untagged:
+		return w.untag(e.Registry, e.Repository, e.Tags[0])
 	case feed.Refused:
 		// Out of search: counted and listed only, with the tags known.
 		w.refuse(key, refusalOf(e, st.mergeTags(st.refused[key].Tags, e.Tags)))
 		return nil
-	case feed.Deleted:
-		w.refuse(key, nil)
 	default:
-		w.refuse(key, nil) // described after all
+		w.refuse(key, nil) // deleted, or described after all
 	}
 	if e.Kind == feed.Deleted {
 		if mf := st.manifests[key]; mf != nil {
@@ -212,6 +213,35 @@ func (w *writer) apply(e feed.Event) error {
 	}
 	st.tidy(append(w.touched, mf)...)
 	w.touched = w.touched[:0]
+	return nil
+}
+
+// untag takes tag off every manifest of the repository, and off their
+// entries.
+func (w *writer) untag(registry, repository, tag string) error {
+	st := w.ix.state
+	prefix := manifestKey(registry, repository, "")
+	now := time.Now().UTC()
+	var changed []*manifest
+	for key, mf := range st.manifests {
+		if strings.HasPrefix(key, prefix) && slices.Contains(mf.tags, tag) {
+			changed = append(changed, mf)
+		}
+	}
+	for _, mf := range changed {
+		mf.tags = slices.DeleteFunc(slices.Clone(mf.tags), func(t string) bool { return t == tag })
+		if len(mf.tags) == 0 {
+			mf.tags = nil
+		}
+		for _, id := range mf.sorted() {
+			if m, ok := st.docs[id]; ok && m.digest == mf {
+				if err := w.retag(id, mf.tags, now); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	st.tidy(changed...)
 	return nil
 }
 

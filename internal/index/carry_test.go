@@ -217,8 +217,10 @@ func TestNewChildDescribedBesideDescribedOnes(t *testing.T) {
 	check(rebuilt)
 }
 
-func TestCorrectionOfOnePhotoOfAManifest(t *testing.T) {
-	e := newEnv(t)
+// dogsCorrected is a manifest of two photos described by a model
+// (sha256:m1, re-pushed from sha256:m0), a person's correction of one
+// (m2), and a write-back listing one photo only (m3).
+func dogsCorrected() []feed.Event {
 	described := written("photos/dogs", "sha256:m1", "ollama/a", []string{"latest"}, day("2026-01-01"),
 		photo("sha256:l1", "A brown dog on a sofa.", "dog"), photo("sha256:l2", "A wet dog on a beach.", "dog"))
 	described.Replaces = "sha256:m0"
@@ -232,7 +234,12 @@ func TestCorrectionOfOnePhotoOfAManifest(t *testing.T) {
 	partial := written("photos/dogs", "sha256:m3", "person:bob", []string{"latest"}, day("2026-01-03"),
 		photo("sha256:l2", "Rex, wet, on Brighton beach.", "rex"))
 	partial.Replaces = "sha256:m2"
-	e.publishAll(described, corrected, partial)
+	return []feed.Event{described, corrected, partial}
+}
+
+func TestCorrectionOfOnePhotoOfAManifest(t *testing.T) {
+	e := newEnv(t)
+	e.publishAll(dogsCorrected()...)
 	ix, _ := e.open(t.TempDir(), index.Options{})
 	e.wait(ix)
 

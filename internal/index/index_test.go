@@ -349,3 +349,51 @@ func TestAnalyzer(t *testing.T) {
 		require.Equal(t, want, index.Analyzer(in), in)
 	}
 }
+
+// TestRepositoryFilterWithNonASCIIText: a repo: glob is matched by
+// character, not by byte; OCI names are ASCII, but the filter takes any
+// text.
+func TestRepositoryFilterWithNonASCIIText(t *testing.T) {
+	e := newEnv(t)
+	e.publish(written("fotos/café", "sha256:m-cafe", "ollama/a", nil, day("2026-01-01"), photo("sha256:l-cafe", "A cup of coffee on a saucer.", "coffee")))
+	ix, _ := e.open(t.TempDir(), index.Options{})
+	e.wait(ix)
+	for _, q := range []string{"repo:fotos/café", "coffee repo:fotos/café", "repo:fotos/caf?", "repo:*/café", "repo:**é"} {
+		require.Equal(t, []string{"sha256:l-cafe"}, layers(e.search(ix, q)), q)
+	}
+	require.Empty(t, e.search(ix, "repo:fotos/cafe"), "é is not e")
+}
+
+// TestUntaggedTakesTheTagOff: a tag deleted on its own leaves search:
+// tag:X no longer finds the repository's photos that had it, other tags
+// and repositories keep theirs, and a tag reported again is back.
+func TestUntaggedTakesTheTagOff(t *testing.T) {
+	e := newEnv(t)
+	e.publish(written("photos/a", "sha256:m1", "ollama/a", []string{"latest", "v1"}, day("2026-01-01"), photo("sha256:l1", "A red bus.", "bus")))
+	e.publish(written("photos/a", "sha256:m2", "ollama/a", []string{"latest"}, day("2026-01-02"), photo("sha256:l2", "A blue tram.", "tram")))
+	e.publish(written("photos/b", "sha256:m3", "ollama/a", []string{"latest"}, day("2026-01-03"), photo("sha256:l3", "A green taxi.", "taxi")))
+	ix, _ := e.open(t.TempDir(), index.Options{})
+	e.wait(ix)
+	require.ElementsMatch(t, []string{"sha256:l1", "sha256:l2", "sha256:l3"}, layers(e.search(ix, "tag:latest")))
+
+	e.publish(feed.Event{Kind: feed.Untagged, Registry: reg, Repository: "photos/a", Tags: []string{"latest"}})
+	e.wait(ix)
+	check := func(ix *index.Index) {
+		t.Helper()
+		require.Equal(t, []string{"sha256:l3"}, layers(e.search(ix, "tag:latest")), "only the other repository's photo")
+		require.Equal(t, []string{"sha256:l1"}, layers(e.search(ix, "tag:v1")), "the photo's other tag stays")
+		hits := e.search(ix, "bus")
+		require.Len(t, hits, 1)
+		require.Equal(t, []string{"v1"}, hits[0].Tags)
+		require.Equal(t, []string{"sha256:l2"}, layers(e.search(ix, "tram")), "an untagged photo stays in search")
+	}
+	check(ix)
+	rebuilt, _ := e.open(t.TempDir(), index.Options{})
+	e.wait(rebuilt)
+	check(rebuilt)
+
+	// The tag pushed again onto a photo: it is reported again.
+	e.publish(written("photos/a", "sha256:m2", "ollama/a", []string{"latest"}, day("2026-01-04"), photo("sha256:l2", "A blue tram.", "tram")))
+	e.wait(ix)
+	require.ElementsMatch(t, []string{"sha256:l2", "sha256:l3"}, layers(e.search(ix, "tag:latest")))
+}

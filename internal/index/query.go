@@ -217,12 +217,14 @@ func anyTerm(field string, names []string, match func(string) bool) query.Query 
 }
 
 // globRegexp turns a repository glob into a regular expression over the
-// whole name: * within a segment, ** across, ? one character.
+// whole name: * within a segment, ** across, ? one character; the rest,
+// any text, matches itself.
 func globRegexp(glob string) string {
 	var b strings.Builder
-	for i := 0; i < len(glob); i++ {
-		switch c := glob[i]; {
-		case c == '*' && i+1 < len(glob) && glob[i+1] == '*':
+	rs := []rune(glob)
+	for i := 0; i < len(rs); i++ {
+		switch c := rs[i]; {
+		case c == '*' && i+1 < len(rs) && rs[i+1] == '*':
 			b.WriteString(".*")
 			i++
 		case c == '*':

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -35,9 +36,10 @@ func (ix *Index) Search(ctx context.Context, q Query) ([]Hit, int, error) {
 	filter := ix.filters(q)
 	if ix.vec != nil && strings.TrimSpace(q.Text) != "" && ix.vec.has() {
 		// The text is ranked while the query is embedded.
-		ranked := ix.rankText(ctx, text, hasText, filter, max(candidates, q.Offset+q.Limit))
+		want := ix.depth(q)
+		ranked := ix.rankText(ctx, text, hasText, filter, want)
 		if qvec := ix.embedQuery(ctx, q.Text); qvec != nil {
-			return ix.hybrid(ctx, q, ranked, filter, qvec)
+			return ix.hybrid(ctx, q, ranked, filter, qvec, want)
 		}
 		_, _ = ranked()
 	}
@@ -48,6 +50,22 @@ func (ix *Index) Search(ctx context.Context, q Query) ([]Hit, int, error) {
 		return ix.newest(ctx, q, filter)
 	}
 	return ix.textOnly(ctx, q, text, filter)
+}
+
+// depth is how many of the best entries each ranking of a fused search
+// holds to show q's page: enough for the page and at least candidates,
+// but never more than the index holds, so a page far past the end costs
+// what the last page costs, not what its offset says.
+func (ix *Index) depth(q Query) int {
+	end := q.Offset + q.Limit
+	if end < q.Offset {
+		end = math.MaxInt // overflow: past any end
+	}
+	want := max(candidates, end)
+	if n, err := ix.bi.DocCount(); err == nil && uint64(want) > n {
+		want = int(n)
+	}
+	return want
 }
 
 func conjunction(qs ...query.Query) query.Query {
@@ -133,9 +151,9 @@ func (ix *Index) rankText(ctx context.Context, text query.Query, hasText bool, f
 	}
 }
 
-// hybrid fuses the text ranking and the vector ranking.
-func (ix *Index) hybrid(ctx context.Context, q Query, ranked func() (*bleve.SearchResult, error), filter []query.Query, qvec []float32) ([]Hit, int, error) {
-	want := max(candidates, q.Offset+q.Limit)
+// hybrid fuses the text ranking and the vector ranking of the best want
+// entries each.
+func (ix *Index) hybrid(ctx context.Context, q Query, ranked func() (*bleve.SearchResult, error), filter []query.Query, qvec []float32, want int) ([]Hit, int, error) {
 	near := ix.vec.nearest(qvec, want, ix.opts.MinSimilarity)
 	res, err := ranked()
 	if err != nil {

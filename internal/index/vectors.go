@@ -216,6 +216,7 @@ func (v *vectors) nearest(q []float32, k int, minSim float64) []neighbour {
 		qq[i] = int32(c)
 	}
 	n := len(v.ids)
+	k = min(k, n) // no more neighbours than vectors, whatever was asked
 	parts := min(runtime.GOMAXPROCS(0), max(n/scanChunk, 1))
 	if parts == 1 {
 		return v.scan(qq, qscale, 0, n, k, float32(minSim))
@@ -234,8 +235,10 @@ func (v *vectors) nearest(q []float32, k int, minSim float64) []neighbour {
 }
 
 // scan is the k best of slots [from, to), best first. The caller holds mu.
+// The list grows as neighbours are found: a large k costs memory only for
+// the vectors above the floor.
 func (v *vectors) scan(q []int32, qscale float32, from, to, k int, floor float32) []neighbour {
-	best := make([]neighbour, 0, k+1)
+	best := make([]neighbour, 0, min(k, to-from, candidates)+1)
 	d := v.dims
 	for s := from; s < to; s++ {
 		sim := float32(dotInt8(q, v.data[s*d:(s+1)*d])) * qscale * v.scales[s]

@@ -3,6 +3,7 @@ package index
 import (
 	"log/slog"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -79,6 +80,17 @@ func TestQuantisedScanMatchesExactRanking(t *testing.T) {
 	require.Equal(t, got, one, "the split scan finds what one scan finds")
 
 	require.Empty(t, v.nearest(q, k, 0.99), "no entry is 0.99 similar to the query: the floor holds")
+
+	// Asking for far more neighbours than there are vectors (a deep page)
+	// costs what asking for all of them costs.
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	deep := v.nearest(q, 1<<22, -1)
+	runtime.ReadMemStats(&after)
+	require.Len(t, deep, n)
+	require.Equal(t, got, deep[:k])
+	require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(16<<20), "memory for the vectors there are, not for k")
 }
 
 func widen(q []float32) []int32 {

@@ -27,7 +27,7 @@ type Found struct {
 
 // StoredAnnotation is [feed.Photo.Stored] of a description kept in the
 // manifest's annotations; a referrer's is "referrer " + its digest.
-const StoredAnnotation = "annotation"
+const StoredAnnotation = feed.StoredAnnotation
 
 // RecordNeeded reports whether the record of r, a referrer of manifest m,
 // must be fetched to know what it says of m's photos: r is a regscribe

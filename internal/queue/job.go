@@ -63,9 +63,10 @@ type Job struct {
 	// most one model call (reprocess --missing).
 	Replace bool `json:"replace,omitempty"`
 
-	// Deleted says the registry announced that the manifest was deleted:
-	// the worker checks that it is gone and removes it from search (a
-	// tombstone on the description stream); nothing is described.
+	// Deleted says the registry announced that the manifest was deleted
+	// (or, with a Tag and no Digest, the tag): the worker checks that it
+	// is gone and removes it from search (a tombstone, or an untagged
+	// event, on the description stream); nothing is described.
 	Deleted bool `json:"deleted,omitempty"`
 
 	// Correction is a description written by a person (the gallery's

@@ -12,6 +12,11 @@ import (
 // MaxLimit is the most results one /v1/search answer holds.
 const MaxLimit = 1000
 
+// MaxOffset is the deepest result a /v1/search answer or a page of the
+// gallery starts at: deeper pages are refused (the API) or show the
+// deepest one (the gallery).
+const MaxOffset = 100_000
+
 // Result is one match of GET /v1/search.
 type Result struct {
 	Registry    string    `json:"registry"`
@@ -50,7 +55,7 @@ func (s *Server) apiSearch(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, errors.New("limit: "+err.Error()))
 		return
 	}
-	offset, err := intParam(v.Get("offset"), 0, 0, 1_000_000)
+	offset, err := intParam(v.Get("offset"), 0, 0, MaxOffset)
 	if err != nil {
 		apiError(w, http.StatusBadRequest, errors.New("offset: "+err.Error()))
 		return

@@ -190,13 +190,14 @@ func newPager(base string, pageNum, total int) pager {
 	return p
 }
 
-// pageNumber reads ?page= (1 when absent or not a number).
+// pageNumber reads ?page= (1 when absent or not a number; at most the
+// page that starts at MaxOffset).
 func pageNumber(r *http.Request) int {
 	n, err := strconv.Atoi(r.URL.Query().Get("page"))
 	if err != nil || n < 1 {
 		return 1
 	}
-	return min(n, 1_000_000)
+	return min(n, MaxOffset/PageSize+1)
 }
 
 func (s *Server) repository(w http.ResponseWriter, r *http.Request) {

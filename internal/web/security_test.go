@@ -160,7 +160,7 @@ func TestSecurity(t *testing.T) {
 	})
 
 	t.Run("search API", func(t *testing.T) {
-		for _, q := range []string{"?q=lake&limit=0", "?q=lake&limit=x", "?q=lake&limit=1001", "?limit=5", "?q=lake&offset=-1"} {
+		for _, q := range []string{"?q=lake&limit=0", "?q=lake&limit=x", "?q=lake&limit=1001", "?limit=5", "?q=lake&offset=-1", "?q=lake&offset=100001"} {
 			resp, body := request(t, http.MethodGet, g.URL+"/v1/search"+q, nil, nil)
 			require.Equal(t, http.StatusBadRequest, resp.StatusCode, q)
 			require.Equal(t, "application/json", resp.Header.Get("Content-Type"))
