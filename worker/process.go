@@ -562,16 +562,11 @@ func (w *Worker) memoKey(layer ocispec.Descriptor) memo.Key {
 
 // describeLayer returns the description of one image layer: remembered
 // (unless fresh), or from the model (once per process for concurrent jobs
-// of the same blob).
+// of the same blob). The memory is read once, inside the flight: a job for
+// the same blob that finished just before is found there, and jobs that
+// come while a flight runs share its answer.
 func (w *Worker) describeLayer(ctx context.Context, repo *remote.Repository, layer ocispec.Descriptor, fresh bool) (vision.Description, bool, error) {
 	key := w.memoKey(layer)
-	if !fresh {
-		if d, ok, err := w.memory.Get(ctx, key); err != nil {
-			return d, false, fault.Retry(err)
-		} else if ok {
-			return d, false, nil
-		}
-	}
 	type answer struct {
 		d         vision.Description
 		fromModel bool
@@ -582,9 +577,10 @@ func (w *Worker) describeLayer(ctx context.Context, repo *remote.Repository, lay
 	ran := false
 	v, err, _ := w.flights.Do(key.String(), func() (any, error) {
 		ran = true
-		// A job for the same blob may have finished between Get and Do.
 		if !fresh {
-			if d, ok, err := w.memory.Get(ctx, key); err == nil && ok {
+			if d, ok, err := w.memory.Get(ctx, key); err != nil {
+				return nil, fault.Retry(err)
+			} else if ok {
 				return answer{d, false}, nil
 			}
 		}

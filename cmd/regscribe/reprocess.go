@@ -21,7 +21,6 @@ import (
 	"github.com/regscribe/regscribe/internal/config"
 	"github.com/regscribe/regscribe/internal/embedded"
 	"github.com/regscribe/regscribe/internal/feed"
-	"github.com/regscribe/regscribe/internal/memo"
 	"github.com/regscribe/regscribe/internal/queue"
 	regclient "github.com/regscribe/regscribe/internal/registry"
 	"github.com/regscribe/regscribe/internal/reprocess"
@@ -281,7 +280,7 @@ func startLocalWorkers(ctx context.Context, cfg config.Config, conn *natsConn, c
 	if err != nil {
 		return nil, err
 	}
-	mem, err := memo.Open(ctx, conn.js, queue.DescriptionBucket, replicas)
+	shared, err := worker.OpenShared(ctx, conn.js, replicas)
 	if err != nil {
 		return nil, err
 	}
@@ -292,14 +291,8 @@ func startLocalWorkers(ctx context.Context, cfg config.Config, conn *natsConn, c
 		level = "warn"
 	}
 	opts := workerOptions(cfg, newLogger(stderr, level, cfg.LogFormat))
-	opts.Reporter = queue.NewReporter(conn.js)
-	if opts.Feed, err = descriptionFeed(ctx, conn.js, replicas); err != nil {
-		return nil, err
-	}
-	if opts.Ledger, err = queue.OpenLedger(ctx, conn.js, replicas); err != nil {
-		return nil, err
-	}
-	w := worker.New(client, model, mem, opts)
+	shared.Use(&opts)
+	w := worker.New(client, model, shared.Memory, opts)
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() {

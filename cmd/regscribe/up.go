@@ -18,10 +18,7 @@ import (
 
 	"github.com/regscribe/regscribe/internal/config"
 	"github.com/regscribe/regscribe/internal/embedded"
-	"github.com/regscribe/regscribe/internal/feed"
 	"github.com/regscribe/regscribe/internal/imageprep"
-	"github.com/regscribe/regscribe/internal/lease"
-	"github.com/regscribe/regscribe/internal/memo"
 	"github.com/regscribe/regscribe/internal/metrics"
 	"github.com/regscribe/regscribe/internal/queue"
 	"github.com/regscribe/regscribe/internal/registry"
@@ -260,7 +257,7 @@ func workerPool(ctx context.Context, cfg config.Config, js jetstream.JetStream, 
 	if err != nil {
 		return err
 	}
-	mem, err := memo.Open(ctx, js, queue.DescriptionBucket, cfg.Replicas)
+	shared, err := worker.OpenShared(ctx, js, cfg.Replicas)
 	if err != nil {
 		return err
 	}
@@ -284,10 +281,6 @@ func workerPool(ctx context.Context, cfg config.Config, js jetstream.JetStream, 
 		return err
 	}
 	o.check("registry", reg.Ping)
-	ledger, err := queue.OpenLedger(ctx, js, cfg.Replicas)
-	if err != nil {
-		return err
-	}
 	metrics.Queue(o.registry, func() (metrics.QueueStatus, error) {
 		ictx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -303,33 +296,15 @@ func workerPool(ctx context.Context, cfg config.Config, js jetstream.JetStream, 
 		}
 		log.Info("taking zot events from NATS", "subject", cfg.ZotSubject, "registry", cfg.ZotRegistry)
 	}
-	reporter := queue.NewReporter(js)
-	opts.Reporter, opts.Ledger = reporter, ledger
-	if opts.Feed, err = descriptionFeed(ctx, js, cfg.Replicas); err != nil {
-		return err
-	}
-	leases, err := lease.Open(ctx, js, cfg.Replicas, 0)
-	if err != nil {
-		return err
-	}
-	opts.Locker = leases
+	shared.Use(&opts)
 	opts.Metrics = o.metrics
-	if err := startReconcile(ctx, cfg, js, leases, model.Model(), endpoints, opts.Select, o.metrics, log); err != nil {
+	if err := startReconcile(ctx, cfg, js, shared.Leases, model.Model(), endpoints, opts.Select, o.metrics, log); err != nil {
 		return err
 	}
-	go sweep(ctx, js, reporter, ledger, sweepEvery, log)
-	err = worker.New(reg, model, mem, opts).Run(ctx, cons)
+	go sweep(ctx, js, shared.Reporter, shared.Ledger, sweepEvery, log)
+	err = worker.New(reg, model, shared.Memory, opts).Run(ctx, cons)
 	log.Info("workers stopped")
 	return err
-}
-
-// descriptionFeed makes sure the description stream exists and returns
-// the publisher workers put their description events on.
-func descriptionFeed(ctx context.Context, js jetstream.JetStream, replicas int) (*feed.Publisher, error) {
-	if _, err := feed.EnsureStream(ctx, js, replicas); err != nil {
-		return nil, err
-	}
-	return feed.NewPublisher(js), nil
 }
 
 // sweepEvery is how often workers look for job messages no consumer will

@@ -39,8 +39,10 @@ func Main(ctx context.Context, self, args []string, stdout, stderr io.Writer) in
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: regscribe bench [flags]
 
-Starts regscribe's real parts in this process (NATS with JetStream on file
-storage, a CNCF Distribution registry, the notifier, workers) with a fake
+Starts regscribe's real parts in this process, wired as regscribe up wires
+them (NATS with JetStream on file storage, a CNCF Distribution registry, the
+notifier, workers with the description memory, the attempts ledger, the
+description stream, leases and results, and the search index) with a fake
 model that answers after -latency and takes -concurrency photos at once,
 pushes generated photos and prints throughput, added latency, CPU time per
 photo, peak memory, the notifier's ingest rate, and the same photos

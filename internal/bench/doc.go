@@ -1,7 +1,8 @@
 // Package bench measures what regscribe costs around the model: it starts
 // the real parts in process (embedded NATS with JetStream on file storage,
-// an embedded CNCF Distribution registry on the file system, the notifier,
-// a worker pool, all as `regscribe up` runs them) with a fake Ollama that
+// an embedded CNCF Distribution registry, the notifier, a worker pool with
+// the parts it settles jobs through and the search index, all as
+// `regscribe up` runs them) with a fake Ollama that
 // answers after a fixed latency L and serves at most C requests at once,
 // pushes generated photos the way `oras push` does, and reports throughput
 // against the model's ceiling C/L, the latency regscribe adds per photo,

@@ -21,7 +21,7 @@ import (
 
 	"github.com/regscribe/regscribe/internal/embedded"
 	"github.com/regscribe/regscribe/internal/imageprep"
-	"github.com/regscribe/regscribe/internal/memo"
+	"github.com/regscribe/regscribe/internal/index"
 	"github.com/regscribe/regscribe/internal/metrics"
 	"github.com/regscribe/regscribe/internal/queue"
 	"github.com/regscribe/regscribe/internal/registry"
@@ -32,10 +32,15 @@ import (
 
 // stack is regscribe as `regscribe up` runs it, in this process: NATS with
 // JetStream on file storage (an in-process connection), a CNCF Distribution
-// registry on the file system whose notifications reach the notifier over
-// HTTP, the notifier, and one worker pool, with `up`'s defaults (mode auto,
-// the description memory, results, metrics, JSON logs at info level, here
-// into io.Discard). Only the model is a fake.
+// registry whose notifications reach the notifier over HTTP, the notifier,
+// one worker pool with `up`'s defaults and the parts `up` gives it
+// ([worker.OpenShared]: the description memory, the attempts ledger, the
+// description feed, leases, results and dead letters; mode auto, metrics,
+// JSON logs at info level, here into io.Discard), and the gallery's search
+// index following the description stream. Not started: the gallery's web
+// server (idle here), the reconcile sweep `up` makes of its registry once
+// at start (empty here) and the minutely look for stranded jobs. Only the
+// model is a fake.
 type stack struct {
 	js       jetstream.JetStream
 	nc       *nats.Conn
@@ -44,6 +49,8 @@ type stack struct {
 	results  *results
 	worker   *worker.Worker
 	metrics  *prometheus.Registry
+	// index is the search index following the description stream.
+	index *index.Index
 
 	stopWorkers func()
 	closers     []func()
@@ -97,10 +104,22 @@ func startStack(ctx context.Context, o stackOptions) (s *stack, err error) {
 	if s.consumer, err = queue.EnsureConsumer(ctx, s.js, queue.ConsumerOptions{}); err != nil {
 		return s, err
 	}
-	mem, err := memo.Open(ctx, s.js, queue.DescriptionBucket, 1)
+	shared, err := worker.OpenShared(ctx, s.js, 1)
 	if err != nil {
 		return s, err
 	}
+	// `regscribe up` serves the gallery: its search index follows the
+	// description stream in the same process.
+	vectors, err := index.VectorBucket(ctx, s.js, 1)
+	if err != nil {
+		return s, err
+	}
+	var stopIndex func()
+	s.index, stopIndex, err = followIndex(ctx, s.js, index.Options{Dir: filepath.Join(dir, "index"), Vectors: vectors, Log: log})
+	if err != nil {
+		return s, err
+	}
+	s.closers = append(s.closers, stopIndex)
 	if s.results, err = watchResults(s.nc); err != nil {
 		return s, err
 	}
@@ -149,13 +168,14 @@ func startStack(ctx context.Context, o stackOptions) (s *stack, err error) {
 		return s, err
 	}
 	s.metrics = prometheus.NewRegistry()
-	s.worker = worker.New(client, describer, mem, worker.Options{
+	opts := worker.Options{
 		Concurrency: o.workers,
 		Image:       imageprep.Limits{},
-		Reporter:    queue.NewReporter(s.js),
 		Metrics:     metrics.New(s.metrics),
 		Logger:      log,
-	})
+	}
+	shared.Use(&opts)
+	s.worker = worker.New(client, describer, shared.Memory, opts)
 	return s, nil
 }
 

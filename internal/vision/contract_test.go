@@ -359,14 +359,14 @@ func testImage() image.Image {
 	return img
 }
 
-func testJPEG(t *testing.T) []byte {
+func testJPEG(t testing.TB) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	require.NoError(t, jpeg.Encode(&b, testImage(), nil))
 	return b.Bytes()
 }
 
-func testPNG(t *testing.T) []byte {
+func testPNG(t testing.TB) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	require.NoError(t, png.Encode(&b, testImage()))
