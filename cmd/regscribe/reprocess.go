@@ -118,7 +118,8 @@ func reprocessRun(ctx context.Context, cfg config.Config, f reprocessFlags, raw 
 	if err != nil {
 		return usageErr("%v", err)
 	}
-	host = strings.ToLower(t.ref.Registry)
+	// Jobs, leases and found descriptions name the registry as configured.
+	host = t.client.Canonical(t.ref.Registry)
 	model, err := newDescriber(cfg)
 	if err != nil {
 		return usageErr("%v", err)

@@ -91,7 +91,7 @@ func startGallery(ctx context.Context, cfg config.Config, js jetstream.JetStream
 	if err != nil {
 		return nil, err
 	}
-	ix, err := index.Open(index.Options{Dir: indexDir(cfg), Language: cfg.Language, Embedder: embedder, Vectors: vectors, Log: log})
+	ix, err := index.Open(index.Options{Dir: indexDir(cfg), Language: cfg.Language, Embedder: embedder, Vectors: vectors, Log: log, Registry: reg.Canonical})
 	if err != nil {
 		return nil, fmt.Errorf("search index %s: %w", indexDir(cfg), err)
 	}

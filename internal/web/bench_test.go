@@ -21,7 +21,7 @@ import (
 func benchServer(b *testing.B, n int) (*web.Server, *stacktest.Stack, string) {
 	b.Helper()
 	s := stacktest.Start(b, stacktest.Options{Workers: -1})
-	cat := startCatalog(b, s.JS)
+	cat := startCatalog(b, s.JS, s.Client.Names())
 	pub := feed.NewPublisher(s.JS)
 	ctx := context.Background()
 	at := time.Now().UTC()

@@ -131,6 +131,8 @@ func (s *Server) startReprocess(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusInternalServerError, "Reprocessing is not set up", errors.New("the web server was started without the configured model"))
 		return
 	}
+	host = s.registryName(host)
+	target = host + "/" + repo
 	force := r.PostFormValue("force") != ""
 	batch := reprocess.NewBatch()
 	rn := &run{changed: make(chan struct{}), snap: runSnapshot{

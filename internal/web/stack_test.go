@@ -104,7 +104,7 @@ func startGallery(t *testing.T, token string) *gallery {
 	s := stacktest.Start(t, stacktest.Options{})
 	g := &gallery{Stack: s, feed: feed.NewPublisher(s.JS), scenes: map[string]scene{}}
 	s.Model.Answer = g.answer
-	g.Catalog = startCatalog(t, s.JS)
+	g.Catalog = startCatalog(t, s.JS, s.Client.Names())
 	g.Web, g.URL = g.serve(t, token, stacktest.Logger(t))
 	return g
 }

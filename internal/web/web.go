@@ -232,6 +232,11 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, headin
 	s.render(w, r, status, "error", page{Title: heading, Data: errorData{Status: status, Heading: heading, Detail: detail}})
 }
 
+// registryName is the name the index knows a registry by, whichever of
+// its names a page's address or a form uses (registry.Names): one registry
+// is one registry in the gallery.
+func (s *Server) registryName(host string) string { return s.opts.Registry.Canonical(host) }
+
 // splitRef splits "repository@digest".
 func splitRef(ref string) (repository, digest string, err error) {
 	i := strings.LastIndex(ref, "@")
