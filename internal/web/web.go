@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/regscribe/regscribe/internal/registry"
+	"github.com/regscribe/regscribe/internal/reprocess"
 	"github.com/regscribe/regscribe/internal/thumb"
 )
 
@@ -49,6 +50,9 @@ type Options struct {
 	Model string
 	// Referrer is true when the workers write referrers (REGSCRIBE_MODE).
 	Referrer bool
+	// Leases serialise reprocess runs of one repository across processes
+	// (package lease). Required.
+	Leases reprocess.Locker
 	// ThumbDir is the thumbnail cache's directory. Required.
 	ThumbDir string
 	// ThumbCacheBytes bounds the thumbnail cache. If zero, 256 MiB.
@@ -88,6 +92,8 @@ func New(opts Options) (*Server, error) {
 		return nil, errors.New("web: no JetStream")
 	case opts.Registry == nil:
 		return nil, errors.New("web: no registry client")
+	case opts.Leases == nil:
+		return nil, errors.New("web: no leases")
 	}
 	if opts.Log == nil {
 		opts.Log = slog.Default()
