@@ -42,6 +42,9 @@ type Options struct {
 	// Registry is the registry (host[:port]) the default source speaks for.
 	// Required with Token.
 	Registry string
+	// Aliases are other names the default source's events may use for
+	// Registry (see [Source.Aliases]).
+	Aliases []string
 	// Sources are served at POST /v1/events/{name}, each with its own
 	// format, registry and credentials.
 	Sources []Source
@@ -102,7 +105,7 @@ func New(pub Publisher, opts Options) (*Notifier, error) {
 		if opts.Registry == "" {
 			return nil, errors.New("notifier: the registry the events speak for is required (REGSCRIBE_REGISTRIES)")
 		}
-		def := Source{Format: FormatAuto, Registry: opts.Registry, Auth: Auth{Bearer: opts.Token}}.normalize()
+		def := Source{Format: FormatAuto, Registry: opts.Registry, Aliases: opts.Aliases, Auth: Auth{Bearer: opts.Token}}.normalize()
 		if err := def.validateHosts(); err != nil {
 			return nil, fmt.Errorf("notifier: default source: %w", err)
 		}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/regscribe/regscribe/internal/embedded"
 	"github.com/regscribe/regscribe/internal/queue"
+	"github.com/regscribe/regscribe/internal/stacktest"
 	"github.com/regscribe/regscribe/notifier"
 )
 
@@ -106,20 +107,7 @@ func (e *env) postTo(t testing.TB, path string, h http.Header, body string) (int
 // queued returns the jobs on the stream.
 func (e *env) queued(t testing.TB) []queue.Job {
 	t.Helper()
-	ctx := context.Background()
-	s, err := e.js.Stream(ctx, queue.Stream)
-	require.NoError(t, err)
-	info, err := s.Info(ctx)
-	require.NoError(t, err)
-	var jobs []queue.Job
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
-		m, err := s.GetMsg(ctx, seq)
-		require.NoError(t, err)
-		j, err := queue.ParseJob(m.Data)
-		require.NoError(t, err)
-		jobs = append(jobs, j)
-	}
-	return jobs
+	return stacktest.Jobs(t, e.js)
 }
 
 func event(action, mediaType, repo, dgst, tag string) string {

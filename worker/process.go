@@ -72,9 +72,11 @@ type Result struct {
 // of kind skip.
 func (w *Worker) Process(ctx context.Context, job queue.Job) (res Result, err error) {
 	defer func() {
-		now := time.Now().UTC()
+		// Search knows the registry by its configured name, whichever name
+		// the job used.
+		now, reg := time.Now().UTC(), w.registry.Canonical(job.Registry)
 		for i := range res.Events {
-			res.Events[i].Registry, res.Events[i].Repository, res.Events[i].At = job.Registry, job.Repository, now
+			res.Events[i].Registry, res.Events[i].Repository, res.Events[i].At = reg, job.Repository, now
 		}
 	}()
 	if job.Deleted {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -215,9 +216,10 @@ func oras(t *testing.T, dir string, args ...string) string {
 func TestUpWithOrasCLI(t *testing.T) {
 	t.Parallel()
 	modelAddr := freeAddr(t)
-	regAddr := freeAddr(t)
+	regAddr, webAddr := freeAddr(t), freeAddr(t)
 	_, regPort, _ := net.SplitHostPort(regAddr)
 	env := upEnv(t,
+		"REGSCRIBE_WEB_LISTEN="+webAddr,
 		"REGSCRIBE_REGISTRY_ADDR="+regAddr,
 		"REGSCRIBE_NOTIFY_TOKEN=",
 		"OLLAMA_HOST=http://"+modelAddr,
@@ -265,6 +267,30 @@ func TestUpWithOrasCLI(t *testing.T) {
 	require.Len(t, model.Calls(), 1)
 	require.Equal(t, photo, model.Calls()[0].Images[0])
 	require.Empty(t, model.Problems())
+
+	// Search and the gallery name the registry as the photo was pushed,
+	// under either loopback name.
+	var found struct {
+		Results []struct{ Registry, Digest string } `json:"results"`
+	}
+	require.Eventually(t, func() bool {
+		resp, err := http.Get("http://" + webAddr + "/v1/search?q=test+photo")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&found))
+		return len(found.Results) > 0
+	}, 30*time.Second, 100*time.Millisecond)
+	require.Len(t, found.Results, 1)
+	require.Equal(t, "localhost:"+regPort, found.Results[0].Registry)
+	for _, host := range []string{"localhost:" + regPort, "127.0.0.1:" + regPort} {
+		resp, err := http.Get("http://" + webAddr + "/p/" + host + "/photos/pineapple@" + found.Results[0].Digest)
+		require.NoError(t, err)
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode, host)
+		require.Contains(t, string(page), "oras manifest fetch --pretty localhost:"+regPort+"/photos/pineapple@", host)
+	}
+	require.Contains(t, p.Log(), "localhost:"+regPort+" (once at start)", "the reconcile sweep names it so too")
 
 	// The token never reaches the log.
 	require.NotRegexp(t, `Bearer [0-9a-f]{20,}`, p.Log())

@@ -21,6 +21,7 @@ import (
 	"github.com/regscribe/regscribe/internal/config"
 	"github.com/regscribe/regscribe/internal/embedded"
 	"github.com/regscribe/regscribe/internal/feed"
+	"github.com/regscribe/regscribe/internal/lease"
 	"github.com/regscribe/regscribe/internal/queue"
 	regclient "github.com/regscribe/regscribe/internal/registry"
 	"github.com/regscribe/regscribe/internal/reprocess"
@@ -117,7 +118,8 @@ func reprocessRun(ctx context.Context, cfg config.Config, f reprocessFlags, raw 
 	if err != nil {
 		return usageErr("%v", err)
 	}
-	host = strings.ToLower(t.ref.Registry)
+	// Jobs, leases and found descriptions name the registry as configured.
+	host = t.client.Canonical(t.ref.Registry)
 	model, err := newDescriber(cfg)
 	if err != nil {
 		return usageErr("%v", err)
@@ -147,6 +149,31 @@ func reprocessRun(ctx context.Context, cfg config.Config, f reprocessFlags, raw 
 		}
 	}
 
+	// One run per repository at a time, across processes: a lease on the
+	// repository (with --all, on each the plan lists) before anything is queued.
+	batch := reprocess.NewBatch()
+	claim := func(repositories ...string) (func(), error) {
+		if f.dryRun || js == nil {
+			return func() {}, nil
+		}
+		leases, err := lease.Open(ctx, js, conn.replicas(cfg), 0)
+		if err != nil {
+			return nil, err
+		}
+		held, release, err := reprocess.Claim(ctx, leases, host, repositories, reprocess.NewHolder(batch, "regscribe reprocess"))
+		if err != nil {
+			return nil, err
+		}
+		ctx = held
+		return release, nil
+	}
+	if !f.all {
+		release, err := claim(repository)
+		if err != nil {
+			return fail(err)
+		}
+		defer release()
+	}
 	out := &reprocessOutput{stdout: stdout, stderr: stderr, json: f.format == formatJSON, target: raw, model: model.Model()}
 	items, err := reprocess.Plan(ctx, t.client, reprocess.PlanOptions{
 		Registry: host, Repository: repository, Tag: f.tag, Model: model.Model(), Force: f.force, Concurrency: f.concurrency,
@@ -157,6 +184,13 @@ func reprocessRun(ctx context.Context, cfg config.Config, f reprocessFlags, raw 
 	}
 	if f.all && len(items) == 0 {
 		fmt.Fprintf(stderr, "regscribe reprocess: the catalog of %s lists no repository (a CNCF Distribution registry lists none unless its catalog.maxentries is above 0)\n", host)
+	}
+	if f.all {
+		release, err := claim(reprocess.Repositories(items)...)
+		if err != nil {
+			return fail(err)
+		}
+		defer release()
 	}
 	switch {
 	case f.force || f.retryFailed:
@@ -180,7 +214,7 @@ func reprocessRun(ctx context.Context, cfg config.Config, f reprocessFlags, raw 
 		}
 		defer stop()
 	}
-	out.batch = reprocess.NewBatch()
+	out.batch = batch
 	out.wait = f.wait
 	out.bar = f.format != formatJSON && f.wait && (f.progress || isTerminal(stderr))
 	runErr := reprocess.Run(ctx, js, items, reprocess.RunOptions{

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -234,4 +235,66 @@ func TestReprocessUsageErrors(t *testing.T) {
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "no NATS at")
 	require.Contains(t, errOut, "--local")
+}
+
+// TestReprocessOneRunPerRepository: while a forced run of a repository
+// describes its photos, a second run of it (under another loopback name)
+// is refused and names the first; a run of another repository is not
+// held up. Every photo gets exactly one model call.
+func TestReprocessOneRunPerRepository(t *testing.T) {
+	t.Parallel()
+	fx := newReprocessFixture(t)
+	_, port, err := net.SplitHostPort(fx.host)
+	require.NoError(t, err)
+	reg := &stacktest.Stack{RegistryHost: fx.host}
+	reg.Push(t, "photos/other", "latest", stacktest.File{Name: "c.jpg", MediaType: "image/jpeg", Data: stacktest.JPEG(t, 64, 48, 4)})
+	s := stacktest.Start(t, stacktest.Options{Workers: -1})
+	hold := make(chan struct{})
+	var letGo sync.Once
+	release := func() { letGo.Do(func() { close(hold) }) }
+	t.Cleanup(release) // before the stack stops, should the test fail early
+	s.Model.Answer = func(c modeltest.Call) modeltest.Reply {
+		<-hold
+		return modeltest.DescribeByDigest(c)
+	}
+	cfg := reprocessConfig(t, s.NATS.ClientURL(), s.Model.URL)
+
+	type result struct {
+		code        int
+		out, errOut string
+	}
+	first := make(chan result, 1)
+	go func() {
+		code, out, errOut := runReprocess(t, cfg, "--local", "--force", "--json", fx.host+"/photos/cmd")
+		first <- result{code, out, errOut}
+	}()
+	require.Eventually(t, func() bool { return len(s.Model.Calls()) > 0 }, 30*time.Second, 10*time.Millisecond,
+		"the first run's photos never reached the model")
+
+	code, out, refused := runReprocess(t, cfg, "--force", "localhost:"+port+"/photos/cmd")
+	require.Equal(t, 1, code, "%s\n%s", out, refused)
+	require.Contains(t, refused, "localhost:"+port+"/photos/cmd is being reprocessed already: batch ")
+	require.Contains(t, refused, "by regscribe reprocess on ")
+	require.NotContains(t, out, "queued")
+
+	code, out, errOut := runReprocess(t, cfg, "--force", fx.host+"/photos/other")
+	require.Equal(t, 0, code, "another repository: %s\n%s", out, errOut)
+	requireRow(t, out, "queued", 1)
+
+	release()
+	r := <-first
+	require.Equal(t, 1, r.code, "the corrupt photo failed: %s\n%s", r.out, r.errOut)
+	var summary struct {
+		Batch string `json:"batch"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(lastLine(r.out)), &summary))
+	require.Contains(t, refused, "batch "+summary.Batch+",", "the refusal names the running run")
+	perPhoto := map[string]int{}
+	for _, c := range s.Model.Calls() {
+		perPhoto[modeltest.Digest(c.Images[0])]++
+	}
+	require.Len(t, perPhoto, 3, "a, b and the other repository's photo")
+	for photo, n := range perPhoto {
+		require.Equal(t, 1, n, "%s: one model call", photo)
+	}
 }

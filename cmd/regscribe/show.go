@@ -53,17 +53,25 @@ func clientFor(cfg config.Config, host string, plainHTTP bool) (*regclient.Clien
 	if err != nil {
 		return nil, err
 	}
-	host = strings.ToLower(host)
-	if !slices.ContainsFunc(endpoints, func(e regclient.Endpoint) bool { return e.Host == host }) {
+	names, err := regclient.NewNames(endpoints)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := names.Endpoint(host); !ok {
+		host = strings.ToLower(host)
 		endpoints = append(endpoints, regclient.Endpoint{Host: host, PlainHTTP: plainHTTP || isLoopback(host)})
 	}
 	return regclient.New(endpoints, regclient.Options{UserAgent: "regscribe/" + buildVersion()})
 }
 
-// registryEndpoints are the registries of REGSCRIBE_REGISTRIES, as the
-// registry client takes them.
+// registryEndpoints are the registries of REGSCRIBE_REGISTRIES with their
+// REGSCRIBE_REGISTRY_ALIASES, as the registry client takes them.
 func registryEndpoints(cfg config.Config) ([]regclient.Endpoint, error) {
 	regs, err := cfg.RegistryEndpoints()
+	if err != nil {
+		return nil, err
+	}
+	aliases, err := cfg.Aliases()
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +79,23 @@ func registryEndpoints(cfg config.Config) ([]regclient.Endpoint, error) {
 	for i, r := range regs {
 		out[i] = regclient.Endpoint{Host: r.Host, PlainHTTP: r.PlainHTTP}
 	}
+	for _, a := range aliases {
+		i := slices.IndexFunc(out, func(e regclient.Endpoint) bool { return regclient.Key(e.Host) == regclient.Key(a.Registry) })
+		if i < 0 {
+			return nil, fmt.Errorf("REGSCRIBE_REGISTRY_ALIASES: %s is not in REGSCRIBE_REGISTRIES", a.Registry)
+		}
+		out[i].Aliases = append(out[i].Aliases, a.Name)
+	}
 	return out, nil
+}
+
+// registryNames are the names of the configured registries ([regclient.Names]).
+func registryNames(cfg config.Config) (*regclient.Names, error) {
+	endpoints, err := registryEndpoints(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return regclient.NewNames(endpoints)
 }
 
 // isLoopback is true for localhost and loopback addresses, which oras also
@@ -411,7 +435,7 @@ func describe(ctx context.Context, cfg config.Config, raw, mode string, force, p
 		fmt.Fprintln(stderr, "regscribe describe:", err)
 		return 1
 	}
-	job := queue.Job{Version: queue.JobVersion, Registry: strings.ToLower(t.ref.Registry), Repository: t.ref.Repository, Source: "cli", Force: force}
+	job := queue.Job{Version: queue.JobVersion, Registry: t.client.Canonical(t.ref.Registry), Repository: t.ref.Repository, Source: "cli", Force: force}
 	if err := t.ref.ValidateReferenceAsDigest(); err == nil {
 		job.Digest = t.ref.Reference
 	} else {

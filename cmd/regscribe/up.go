@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -75,10 +76,12 @@ func up(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
-		cfg.Registries = append([]string{"http://" + reg.Addr()}, cfg.Registries...)
+		// Configured by the name the quick start pushes to (localhost:5000),
+		// which the gallery, search and the commands it prints then show.
+		cfg.Registries = append([]string{"http://" + localName(reg.Addr())}, cfg.Registries...)
 		// It retries its notifications, and loses them only when it stops
 		// with regscribe: one sweep at start catches those.
-		cfg.ReconcileOnce = append(cfg.ReconcileOnce, reg.Addr())
+		cfg.ReconcileOnce = append(cfg.ReconcileOnce, localName(reg.Addr()))
 		defer func() {
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -214,6 +217,10 @@ func newNotifier(ctx context.Context, cfg config.Config, js jetstream.JetStream,
 			log.Info("notification source", "url", "/v1/events/"+src.Name, "format", src.Format, "registry", src.Registry)
 		}
 	}
+	names, err := registryNames(cfg)
+	if err != nil {
+		return nil, err
+	}
 	target := cfg.NotifyRegistry
 	if target == "" {
 		regs, _ := cfg.RegistryEndpoints()
@@ -227,11 +234,36 @@ func newNotifier(ctx context.Context, cfg config.Config, js jetstream.JetStream,
 	if target == "" {
 		token = "" // no default source: only the configured ones
 	}
+	// Jobs name a registry as configured, whichever of its names the
+	// source was given; events may name it by any of them.
+	var aliases []string
+	target, aliases = canonicalSource(names, target, nil)
+	for i := range sources {
+		sources[i].Registry, sources[i].Aliases = canonicalSource(names, sources[i].Registry, sources[i].Aliases)
+	}
 	tags, err := queue.OpenTags(ctx, js, cfg.Replicas)
 	if err != nil {
 		return nil, err
 	}
-	return notifier.New(queue.NewPublisher(js), notifier.Options{Token: token, Registry: target, Sources: sources, Tags: tags, Logger: log, Metrics: o.metrics})
+	return notifier.New(queue.NewPublisher(js), notifier.Options{Token: token, Registry: target, Aliases: aliases, Sources: sources, Tags: tags, Logger: log, Metrics: o.metrics})
+}
+
+// canonicalSource is the configured name of the registry a notification
+// source speaks for, and the names its events may use for it: the ones
+// given, the name given when it was not the configured one, and the
+// registry's configured aliases.
+func canonicalSource(names *registry.Names, host string, aliases []string) (string, []string) {
+	e, ok := names.Endpoint(host)
+	if !ok || host == "" {
+		return host, aliases
+	}
+	out := slices.Clone(aliases)
+	for _, a := range append([]string{strings.ToLower(host)}, e.Aliases...) {
+		if a != e.Host && !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return e.Host, out
 }
 
 // streamOptions and consumerOptions are the JetStream layout from the
@@ -290,7 +322,8 @@ func workerPool(ctx context.Context, cfg config.Config, js jetstream.JetStream, 
 	})
 	opts := workerOptions(cfg, log)
 	if cfg.ZotSubject != "" {
-		zot := notifier.Source{Name: "zot-nats", Format: notifier.FormatZot, Registry: cfg.ZotRegistry}
+		zot := notifier.Source{Name: "zot-nats", Format: notifier.FormatZot}
+		zot.Registry, zot.Aliases = canonicalSource(reg.Names(), cfg.ZotRegistry, nil)
 		opts.Translate = func(_ string, data []byte) ([]queue.Job, error) {
 			return notifier.JobsFromZotEvent(data, zot, time.Now())
 		}
@@ -470,7 +503,7 @@ func registryLine(r *embedded.Registry) string {
 	if r == nil {
 		return "off"
 	}
-	return "http://" + r.Addr()
+	return "http://" + localName(r.Addr())
 }
 
 func natsLine(cfg config.Config, ns *embedded.NATS) string {

@@ -14,6 +14,7 @@ import (
 	"github.com/regscribe/regscribe/internal/embed"
 	"github.com/regscribe/regscribe/internal/feed"
 	"github.com/regscribe/regscribe/internal/index"
+	"github.com/regscribe/regscribe/internal/lease"
 	"github.com/regscribe/regscribe/internal/registry"
 	"github.com/regscribe/regscribe/internal/web"
 )
@@ -91,16 +92,21 @@ func startGallery(ctx context.Context, cfg config.Config, js jetstream.JetStream
 	if err != nil {
 		return nil, err
 	}
-	ix, err := index.Open(index.Options{Dir: indexDir(cfg), Language: cfg.Language, Embedder: embedder, Vectors: vectors, Log: log})
+	ix, err := index.Open(index.Options{Dir: indexDir(cfg), Language: cfg.Language, Embedder: embedder, Vectors: vectors, Log: log, Registry: reg.Canonical})
 	if err != nil {
 		return nil, fmt.Errorf("search index %s: %w", indexDir(cfg), err)
+	}
+	leases, err := lease.Open(ctx, js, cfg.Replicas, 0)
+	if err != nil {
+		_ = ix.Close()
+		return nil, err
 	}
 	hosts := make([]string, len(endpoints))
 	for i, e := range endpoints {
 		hosts[i] = e.Host
 	}
 	srv, err := web.New(web.Options{
-		Catalog: ix, JetStream: js, Registry: reg, Registries: hosts,
+		Catalog: ix, JetStream: js, Registry: reg, Registries: hosts, Leases: leases,
 		Model: cfg.Provider + "/" + cfg.ModelName(), Referrer: cfg.Mode == "referrer",
 		ThumbDir: cfg.DataPath("thumbs"), ThumbCacheBytes: int64(cfg.ThumbCacheMB) << 20, MaxBlobBytes: cfg.MaxBlobBytes,
 		Token: cfg.WebToken, Log: log,

@@ -14,7 +14,8 @@ import (
 )
 
 // Apply adds, replaces or removes entries as one event says, and commits
-// at once. Applying an event twice changes nothing.
+// at once. Applying an event twice changes nothing. The event's registry
+// is taken by its canonical name (Options.Registry).
 //
 //   - written and found replace the describer's entries of the manifest:
 //     one per photo listed, and the entries of photos no longer listed
@@ -45,6 +46,7 @@ func (ix *Index) Apply(ctx context.Context, e feed.Event) error {
 	if err := e.Validate(); err != nil {
 		return err
 	}
+	e = ix.canonical(e)
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	w := ix.newWriter()

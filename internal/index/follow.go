@@ -84,6 +84,13 @@ func (ix *Index) consumer(ctx context.Context, js jetstream.JetStream) (jetstrea
 	if err != nil {
 		return nil, err
 	}
+	if ix.replay {
+		// Emptied to be rebuilt: the consumer reads the stream from the start again.
+		if err := s.DeleteConsumer(ctx, ix.Consumer()); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return nil, fmt.Errorf("consumer %s: %w", ix.Consumer(), err)
+		}
+		ix.replay = false
+	}
 	cons, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 		Durable:       ix.Consumer(),
 		Description:   "regscribe: search index " + ix.id,
@@ -150,7 +157,7 @@ func (ix *Index) followOnce(ctx context.Context, cons jetstream.Consumer) (int, 
 			}
 			continue
 		}
-		if err = w.apply(e); err != nil {
+		if err = w.apply(ix.canonical(e)); err != nil {
 			err = fmt.Errorf("apply %s: %w", describe(e), err)
 			w.abandon()
 			ix.mu.Unlock()

@@ -110,6 +110,12 @@ type Options struct {
 	// Log receives warnings (a malformed event, an embedder that is down).
 	// If nil, slog.Default().
 	Log *slog.Logger
+	// Registry, if set, is the canonical name of a registry by any of its
+	// names (registry.Names.Canonical): every event is indexed under it, so
+	// one registry is one registry in search and the gallery whichever
+	// name an event carries. An index that holds entries under another name
+	// of a registry (written before) is rebuilt from the stream when opened.
+	Registry func(host string) string
 }
 
 // Index is the search index. Its methods are safe for concurrent use.
@@ -136,6 +142,10 @@ type Index struct {
 
 	stop chan struct{}
 	wg   sync.WaitGroup
+
+	// replay is set when the index was emptied to be rebuilt: its durable
+	// consumer is made again, to read the stream from the start.
+	replay bool
 }
 
 // idFile holds the index's id, which names its durable consumer.
@@ -163,24 +173,15 @@ func Open(opts Options) (*Index, error) {
 	if err != nil {
 		return nil, err
 	}
-	path := filepath.Join(opts.Dir, "bleve")
-	bi, err := bleve.Open(path)
-	if errors.Is(err, bleve.ErrorIndexPathDoesNotExist) {
-		bi, err = bleve.New(path, newMapping(Analyzer(opts.Language)))
-	}
-	if err != nil {
-		return nil, fmt.Errorf("index: open %s: %w", path, err)
-	}
-	hdb, err := openHistory(opts.Dir)
-	if err != nil {
-		_ = bi.Close()
+	ix := &Index{opts: opts, id: id, log: opts.Log, progress: make(chan struct{}), stop: make(chan struct{})}
+	if err := ix.openStore(); err != nil {
 		return nil, err
 	}
-	ix := &Index{opts: opts, bi: bi, hdb: hdb, id: id, log: opts.Log, progress: make(chan struct{}), stop: make(chan struct{})}
-	if ix.state, err = loadState(bi, hdb); err != nil {
-		_ = bi.Close()
-		_ = hdb.Close()
-		return nil, err
+	if stray := ix.state.otherNames(opts.Registry); len(stray) > 0 {
+		ix.log.Warn("index: entries under other names of a registry; rebuilding the index from the description stream", "names", stray)
+		if err := ix.empty(); err != nil {
+			return nil, err
+		}
 	}
 	if opts.Embedder != nil {
 		ix.vec = newVectors(ix, opts.Embedder, opts.Vectors)
@@ -191,6 +192,55 @@ func Open(opts Options) (*Index, error) {
 		go func() { defer ix.wg.Done(); ix.vec.loop(ix.stop) }()
 	}
 	return ix, nil
+}
+
+// openStore opens (or creates) bleve and the history in the index
+// directory and reads the writers' state from them.
+func (ix *Index) openStore() error {
+	path := filepath.Join(ix.opts.Dir, "bleve")
+	bi, err := bleve.Open(path)
+	if errors.Is(err, bleve.ErrorIndexPathDoesNotExist) {
+		bi, err = bleve.New(path, newMapping(Analyzer(ix.opts.Language)))
+	}
+	if err != nil {
+		return fmt.Errorf("index: open %s: %w", path, err)
+	}
+	hdb, err := openHistory(ix.opts.Dir)
+	if err != nil {
+		_ = bi.Close()
+		return err
+	}
+	st, err := loadState(bi, hdb)
+	if err != nil {
+		_ = bi.Close()
+		_ = hdb.Close()
+		return err
+	}
+	ix.bi, ix.hdb, ix.state = bi, hdb, st
+	return nil
+}
+
+// empty deletes every entry and the history, to be rebuilt from the
+// stream from its start ([Index.Follow] makes the consumer again).
+func (ix *Index) empty() error {
+	if err := errors.Join(ix.bi.Close(), ix.hdb.Close()); err != nil {
+		return fmt.Errorf("index: close to rebuild: %w", err)
+	}
+	for _, p := range []string{filepath.Join(ix.opts.Dir, "bleve"), filepath.Join(ix.opts.Dir, historyFile)} {
+		if err := os.RemoveAll(p); err != nil {
+			return fmt.Errorf("index: rebuild: %w", err)
+		}
+	}
+	ix.replay = true
+	return ix.openStore()
+}
+
+// canonical is the event with its registry's canonical name (Options.Registry).
+func (ix *Index) canonical(e feed.Event) feed.Event {
+	if ix.opts.Registry != nil && e.Registry != "" {
+		e.Registry = ix.opts.Registry(e.Registry)
+	}
+	return e
 }
 
 // indexID reads the index's id from dir, or makes one for a new index.

@@ -335,6 +335,37 @@ func loadState(bi bleve.Index, db *bolt.DB) (*state, error) {
 	}
 }
 
+// otherNames are the registry names of the entries and the history that
+// canonical (Options.Registry) names otherwise, sorted; none when
+// canonical is nil.
+func (s *state) otherNames(canonical func(string) string) []string {
+	if canonical == nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	var out []string
+	check := func(key string) {
+		reg, _, _ := strings.Cut(key, "/")
+		if !seen[reg] {
+			seen[reg] = true
+			if canonical(reg) != reg {
+				out = append(out, reg)
+			}
+		}
+	}
+	for key := range s.manifests {
+		check(key)
+	}
+	for key := range s.hist.of {
+		check(key)
+	}
+	for key := range s.hist.next {
+		check(key)
+	}
+	slices.Sort(out)
+	return out
+}
+
 // mergeTags is the sorted union of a and b, interned.
 func (s *state) mergeTags(a, b []string) []string {
 	out := slices.Clone(a)

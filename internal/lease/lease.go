@@ -4,7 +4,8 @@
 // regscribe uses it around writes to a photo's referrers: on registries
 // without the referrers API every referrer write rewrites one fallback index
 // (the sha256-<hex> tag), and two processes rewriting it at once can lose a
-// referrer. A lease is renewed while it is held, so work under it may take
+// referrer; around reconcile sweeps; and around reprocess runs of one
+// repository ([Leases.TryLock]: a second run is told which one runs). A lease is renewed while it is held, so work under it may take
 // longer than its time to live; a lease whose holder died (no renewals)
 // expires after its time to live, and a holder that could not renew it in
 // time learns that it lost it through the context [Leases.Lock] returns.
@@ -65,13 +66,13 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int, ttl time.Du
 // cancelled with cause ErrLost, so the work stops rather than continue
 // unprotected.
 func (l *Leases) Lock(ctx context.Context, name string) (held context.Context, unlock func(), err error) {
-	sum := sha256.Sum256([]byte(name))
-	key := hex.EncodeToString(sum[:])
+	key := keyOf(name)
 	wait := 10 * time.Millisecond
 	for {
-		rev, err := l.kv.Create(ctx, key, stamp())
+		value := stamp()
+		rev, err := l.kv.Create(ctx, key, value)
 		if err == nil {
-			return l.hold(ctx, name, key, rev)
+			return l.hold(ctx, name, key, rev, value)
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) {
 			return nil, nil, fmt.Errorf("lease %s: %w", name, err)
@@ -85,8 +86,48 @@ func (l *Leases) Lock(ctx context.Context, name string) (held context.Context, u
 	}
 }
 
-// hold renews the lease at revision rev until it is given back or lost.
-func (l *Leases) hold(ctx context.Context, name, key string, rev uint64) (context.Context, func(), error) {
+// HeldError is [Leases.TryLock]'s error when another holder has the lease.
+type HeldError struct {
+	// Name of the lease, and Holder: what its holder said of itself.
+	Name, Holder string
+}
+
+func (e *HeldError) Error() string { return fmt.Sprintf("lease %s is held by %s", e.Name, e.Holder) }
+
+// TryLock takes the lease on name when nobody holds it, as [Leases.Lock]
+// does, and records holder (what someone who finds it held is told), else
+// returns a [*HeldError] naming the holder at once.
+func (l *Leases) TryLock(ctx context.Context, name, holder string) (held context.Context, unlock func(), err error) {
+	key, value := keyOf(name), []byte(holder)
+	// A lease that expires or is given back between the two calls is tried again.
+	for range 3 {
+		rev, err := l.kv.Create(ctx, key, value)
+		if err == nil {
+			return l.hold(ctx, name, key, rev, value)
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return nil, nil, fmt.Errorf("lease %s: %w", name, err)
+		}
+		e, err := l.kv.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			continue
+		case err != nil:
+			return nil, nil, fmt.Errorf("lease %s: %w", name, err)
+		}
+		return nil, nil, &HeldError{Name: name, Holder: string(e.Value())}
+	}
+	return nil, nil, fmt.Errorf("lease %s: taken and given back again and again", name)
+}
+
+func keyOf(name string) string {
+	sum := sha256.Sum256([]byte(name))
+	return hex.EncodeToString(sum[:])
+}
+
+// hold renews the lease at revision rev, writing value, until it is given
+// back or lost.
+func (l *Leases) hold(ctx context.Context, name, key string, rev uint64, value []byte) (context.Context, func(), error) {
 	held, cancel := context.WithCancelCause(ctx)
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
@@ -102,7 +143,7 @@ func (l *Leases) hold(ctx context.Context, name, key string, rev uint64) (contex
 			case <-t.C:
 			}
 			rctx, rcancel := context.WithTimeout(context.Background(), every)
-			next, err := l.kv.Update(rctx, key, stamp(), rev)
+			next, err := l.kv.Update(rctx, key, value, rev)
 			rcancel()
 			switch {
 			case err == nil:

@@ -136,3 +136,38 @@ func TestLockGivesUpWithItsContext(t *testing.T) {
 	_, _, err = b.Lock(ctx, "held")
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 }
+
+// TryLock takes a free lease, names the holder of a held one at once (the
+// holder's words kept through renewals), and takes it once the holder is
+// gone: given back, or dead and expired.
+func TestTryLockNamesTheHolder(t *testing.T) {
+	t.Parallel()
+	a, b, aConn := open(t, time.Second)
+	ctx := context.Background()
+	_, unlock, err := a.TryLock(ctx, "reprocess photos/x", "batch 1")
+	require.NoError(t, err)
+	time.Sleep(1500 * time.Millisecond) // renewed meanwhile
+	_, _, err = b.TryLock(ctx, "reprocess photos/x", "batch 2")
+	var held *lease.HeldError
+	require.ErrorAs(t, err, &held)
+	require.Equal(t, "batch 1", held.Holder)
+	require.Equal(t, "reprocess photos/x", held.Name)
+	_, u, err := b.TryLock(ctx, "reprocess photos/y", "batch 2")
+	require.NoError(t, err, "another name is free")
+	u()
+	unlock()
+	_, u, err = b.TryLock(ctx, "reprocess photos/x", "batch 2")
+	require.NoError(t, err, "given back")
+	u()
+
+	_, _, err = a.TryLock(ctx, "reprocess photos/z", "batch 3")
+	require.NoError(t, err)
+	aConn.Close() // its process dies
+	require.Eventually(t, func() bool {
+		_, u, err := b.TryLock(ctx, "reprocess photos/z", "batch 4")
+		if err == nil {
+			u()
+		}
+		return err == nil
+	}, 10*time.Second, 50*time.Millisecond, "the dead holder's lease expires")
+}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -37,6 +38,10 @@ type Endpoint struct {
 	Host string
 	// PlainHTTP is true for http:// registries.
 	PlainHTTP bool
+	// Aliases are other host[:port] names of the same registry
+	// (REGSCRIBE_REGISTRY_ALIASES): jobs and commands may name it by them,
+	// requests still go to Host (see [Names]).
+	Aliases []string
 }
 
 // Options configure [New].
@@ -67,8 +72,10 @@ type Options struct {
 // process: the maxRepos used last, so that names a web form or an event
 // makes up cannot grow it without bound.
 type Client struct {
-	// endpoints are keyed by canonicalHost of their configured name.
-	endpoints map[string]Endpoint
+	// names finds the configured endpoint of any name of a registry;
+	// endpoints are the distinct configured ones.
+	names     *Names
+	endpoints []Endpoint
 	client    *auth.Client
 	log       *slog.Logger
 	tags      TagRecords
@@ -79,15 +86,19 @@ type Client struct {
 	// last at the front.
 	repos map[string]*list.Element
 	used  *list.List
-	// dropsReplaced are the registries (canonicalHost) seen to drop the
+	// dropsReplaced are the registries (canonical names) seen to drop the
 	// manifest a tag move left, already logged.
 	dropsReplaced map[string]bool
 }
 
 // New returns a Client that may contact only the given registries. Where
 // two endpoints are one registry (localhost:5000 and 127.0.0.1:5000), the
-// first is kept.
+// first is kept; an alias claimed by two registries is an error ([NewNames]).
 func New(endpoints []Endpoint, opts Options) (*Client, error) {
+	names, err := NewNames(endpoints)
+	if err != nil {
+		return nil, err
+	}
 	store := opts.Credentials
 	if store == nil {
 		s, err := credentials.NewStoreFromDocker(credentials.StoreOptions{})
@@ -111,7 +122,7 @@ func New(endpoints []Endpoint, opts Options) (*Client, error) {
 		ua = "regscribe"
 	}
 	c := &Client{
-		endpoints: make(map[string]Endpoint, len(endpoints)),
+		names: names,
 		client: &auth.Client{
 			Client:     hc,
 			Cache:      auth.NewCache(),
@@ -129,26 +140,33 @@ func New(endpoints []Endpoint, opts Options) (*Client, error) {
 		c.log = slog.Default()
 	}
 	for _, e := range endpoints {
-		key := canonicalHost(e.Host)
-		if _, dup := c.endpoints[key]; !dup {
-			c.endpoints[key] = e
+		kept, _ := names.Endpoint(e.Host)
+		if !slices.ContainsFunc(c.endpoints, func(o Endpoint) bool { return o.Host == kept.Host }) {
+			c.endpoints = append(c.endpoints, kept)
 		}
 	}
 	return c, nil
 }
 
-// Allowed reports whether host is a configured registry.
+// Allowed reports whether host is a configured registry (by any of its names).
 func (c *Client) Allowed(host string) bool {
-	_, ok := c.endpoints[canonicalHost(host)]
+	_, ok := c.names.Endpoint(host)
 	return ok
 }
+
+// Canonical is the name of the registry host names ([Names.Canonical]):
+// what jobs, description events and the index carry.
+func (c *Client) Canonical(host string) string { return c.names.Canonical(host) }
+
+// Names are the names of the client's registries.
+func (c *Client) Names() *Names { return c.names }
 
 // Repository returns the repository handle for host/name. A host that is not
 // configured is a permanent error: nobody can make a worker connect elsewhere.
 // The handle reaches the registry by its configured name, whichever loopback
-// spelling the job used.
+// spelling or alias the job used: its Reference.Registry is the canonical name.
 func (c *Client) Repository(host, name string) (*remote.Repository, error) {
-	e, ok := c.endpoints[canonicalHost(host)]
+	e, ok := c.names.Endpoint(host)
 	if !ok {
 		return nil, fault.Permanent(fmt.Errorf("registry %q is not configured (REGSCRIBE_REGISTRIES)", host))
 	}
@@ -345,24 +363,4 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-// canonicalHost is the allow-list key of host[:port]: lower-cased, every
-// loopback name (localhost, 127.0.0.1, ::1) spelt 127.0.0.1, since `oras
-// push localhost:5000/…` and a registry configured as 127.0.0.1:5000 are one
-// registry on this machine. No other host is ever rewritten, and no request
-// goes to the key: it only finds the configured endpoint.
-func canonicalHost(hostport string) string {
-	hostport = strings.ToLower(hostport)
-	host, port, err := net.SplitHostPort(hostport)
-	if err != nil {
-		host, port = hostport, ""
-	}
-	if !isLoopback(host) {
-		return hostport
-	}
-	if port == "" {
-		return "127.0.0.1"
-	}
-	return net.JoinHostPort("127.0.0.1", port)
 }

@@ -4,8 +4,10 @@
 //
 // The host a request goes to always comes from configuration ([Client] is
 // built from [Endpoint]s, REGSCRIBE_REGISTRIES); a job names a configured
-// registry or is refused. Loopback names (localhost, 127.0.0.1, ::1) are one
-// registry for that check only: requests go to the name as configured, and
+// registry or is refused. Which registry a name means is decided here only
+// ([Names]): the loopback names (localhost, 127.0.0.1, ::1) of one port and
+// a registry's configured aliases are that registry, known everywhere by
+// its configured name; requests go to the name as configured, and
 // credentials are found under any loopback spelling. Registry failures are
 // classified with package fault: 5xx, 429, network and unknown errors are
 // retryable (within the job's attempts), auth failures, size and digest

@@ -105,7 +105,7 @@ func TestLoopbackNamesAreOneRegistry(t *testing.T) {
 		require.True(t, c.Allowed(h), h)
 		repo, err := c.Repository(h, "photos/x")
 		require.NoError(t, err, h)
-		require.Contains(t, []string{"127.0.0.1:5000", "Registry.Example.com"}, repo.Reference.Registry, "connects by the configured name")
+		require.Contains(t, []string{"127.0.0.1:5000", "registry.example.com"}, repo.Reference.Registry, "connects by the configured name (host names are lower-cased)")
 	}
 	for _, h := range []string{"localhost:5001", "127.0.0.2:5001", "registry.example.com:443", "evil.example"} {
 		require.False(t, c.Allowed(h), h)

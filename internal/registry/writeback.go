@@ -281,7 +281,7 @@ func (c *Client) originalGone(ctx context.Context, repo *remote.Repository, old 
 	if err != nil || ok {
 		return false
 	}
-	host := canonicalHost(repo.Reference.Registry)
+	host := Key(repo.Reference.Registry)
 	c.mu.Lock()
 	first := !c.dropsReplaced[host]
 	c.dropsReplaced[host] = true

@@ -470,6 +470,25 @@ func (s *Stack) WaitDescribed(t testing.TB, repoName, reference string) (ocispec
 	return desc, m
 }
 
+// Jobs reads every job message the job stream holds, oldest first.
+func Jobs(t testing.TB, js jetstream.JetStream) []queue.Job {
+	t.Helper()
+	ctx := context.Background()
+	s, err := js.Stream(ctx, queue.Stream)
+	require.NoError(t, err)
+	info, err := s.Info(ctx)
+	require.NoError(t, err)
+	var jobs []queue.Job
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		require.NoError(t, err)
+		j, err := queue.ParseJob(m.Data)
+		require.NoError(t, err)
+		jobs = append(jobs, j)
+	}
+	return jobs
+}
+
 // WaitIdle waits until every queued job (including the ones regscribe's own
 // write-backs caused) is settled.
 func (s *Stack) WaitIdle(t testing.TB) {

@@ -42,6 +42,7 @@ func (s *Server) target(r *http.Request) (Entry, error) {
 	if !s.opts.Registry.Allowed(reg) {
 		return Entry{}, fmt.Errorf("%s is not in REGSCRIBE_REGISTRIES", reg)
 	}
+	reg = s.registryName(reg)
 	entries, err := s.opts.Catalog.Photo(r.Context(), reg, repo, layer)
 	if err != nil {
 		return Entry{}, err

@@ -21,7 +21,7 @@ import (
 func benchServer(b *testing.B, n int) (*web.Server, *stacktest.Stack, string) {
 	b.Helper()
 	s := stacktest.Start(b, stacktest.Options{Workers: -1})
-	cat := startCatalog(b, s.JS)
+	cat := startCatalog(b, s.JS, s.Client.Names())
 	pub := feed.NewPublisher(s.JS)
 	ctx := context.Background()
 	at := time.Now().UTC()
@@ -45,7 +45,7 @@ func benchServer(b *testing.B, n int) (*web.Server, *stacktest.Stack, string) {
 			Description: "A lake.", Model: "person", Stored: "annotation"}}}, "")
 	require.NoError(b, err)
 	require.NoError(b, cat.Wait(ctx, s.JS))
-	srv, err := web.New(web.Options{Catalog: cat, JetStream: s.JS, Registry: s.Client, Registries: []string{s.RegistryHost},
+	srv, err := web.New(web.Options{Catalog: cat, JetStream: s.JS, Registry: s.Client, Registries: []string{s.RegistryHost}, Leases: s.Leases,
 		Model: "ollama/" + stacktest.Model, ThumbDir: b.TempDir(), Log: stacktest.Logger(b)})
 	require.NoError(b, err)
 	b.Cleanup(srv.Close)

@@ -8,14 +8,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/regscribe/regscribe/internal/index"
+	"github.com/regscribe/regscribe/internal/registry"
 	"github.com/regscribe/regscribe/internal/stacktest"
 )
 
 // startCatalog opens a search index in a temporary directory that follows
 // the description stream on js until the test ends.
-func startCatalog(t testing.TB, js jetstream.JetStream) *index.Index {
+func startCatalog(t testing.TB, js jetstream.JetStream, names *registry.Names) *index.Index {
 	t.Helper()
-	ix, err := index.Open(index.Options{Dir: t.TempDir(), Log: stacktest.Logger(t)})
+	ix, err := index.Open(index.Options{Dir: t.TempDir(), Log: stacktest.Logger(t), Registry: names.Canonical})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

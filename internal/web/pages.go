@@ -55,8 +55,10 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 	type key struct{ registry, repository string }
 	views := map[key]*repoView{}
 	seen := map[string]bool{}
+	// Jobs and dead letters may name a registry otherwise than the index.
 	get := func(reg, repo string) *repoView {
-		k := key{strings.ToLower(reg), repo}
+		reg = s.registryName(reg)
+		k := key{reg, repo}
 		v, ok := views[k]
 		if !ok {
 			v = &repoView{Registry: reg, Repository: repo}
@@ -71,7 +73,7 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 	}
 	// A photo counts once however many jobs its push made (by digest, by tag).
 	once := func(kind string, j queue.Job, at time.Time, count func(*repoView)) {
-		k := kind + "\x00" + j.Registry + "/" + j.Repository + "@" + cmp.Or(j.Digest, j.Tag)
+		k := kind + "\x00" + s.registryName(j.Registry) + "/" + j.Repository + "@" + cmp.Or(j.Digest, j.Tag)
 		if j.Registry == "" || seen[k] {
 			return
 		}
@@ -103,9 +105,9 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 	byRegistry := map[string]*registryView{}
 	var order []string
 	for _, host := range s.opts.Registries {
-		h := strings.ToLower(host)
+		h := s.registryName(host)
 		if _, ok := byRegistry[h]; !ok {
-			byRegistry[h] = &registryView{Host: host}
+			byRegistry[h] = &registryView{Host: h}
 			order = append(order, h)
 		}
 	}
@@ -123,7 +125,7 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 				v.Cover = &es[0]
 			}
 		}
-		h := strings.ToLower(v.Registry)
+		h := v.Registry
 		rv, ok := byRegistry[h]
 		if !ok {
 			rv = &registryView{Host: v.Registry}
@@ -201,7 +203,7 @@ func pageNumber(r *http.Request) int {
 }
 
 func (s *Server) repository(w http.ResponseWriter, r *http.Request) {
-	reg, repo := r.PathValue("registry"), r.PathValue("repository")
+	reg, repo := s.registryName(r.PathValue("registry")), r.PathValue("repository")
 	pageNum := pageNumber(r)
 	photos, total, err := s.opts.Catalog.Photos(r.Context(), reg, repo, (pageNum-1)*PageSize, PageSize)
 	if err != nil {
@@ -235,7 +237,7 @@ type photoData struct {
 }
 
 func (s *Server) photo(w http.ResponseWriter, r *http.Request) {
-	reg := r.PathValue("registry")
+	reg := s.registryName(r.PathValue("registry"))
 	repo, digest, err := splitRef(r.PathValue("ref"))
 	if err != nil {
 		s.fail(w, r, http.StatusNotFound, "No such photo", err)

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -146,8 +147,25 @@ func (s *Server) startReprocess(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusInternalServerError, "Reprocessing is not set up", errors.New("the web server was started without the configured model"))
 		return
 	}
+	host = s.registryName(host)
+	target = host + "/" + repo
 	force := r.PostFormValue("force") != ""
 	batch := reprocess.NewBatch()
+	// One run per repository at a time, across processes: a second one
+	// here joins this server's run, or is refused naming the other's.
+	held, release, err := reprocess.Claim(s.ctx, s.opts.Leases, host, []string{repo}, reprocess.NewHolder(batch, "the gallery's jobs page"))
+	var running *reprocess.RunningError
+	switch {
+	case errors.As(err, &running) && s.runs.get(running.Holder.Batch) != nil:
+		http.Redirect(w, r, "/jobs/runs/"+running.Holder.Batch, http.StatusSeeOther)
+		return
+	case running != nil:
+		s.fail(w, r, http.StatusConflict, "This repository is being reprocessed already", err)
+		return
+	case err != nil:
+		s.fail(w, r, http.StatusServiceUnavailable, "The reprocess could not start", err)
+		return
+	}
 	rn := &run{changed: make(chan struct{}), snap: runSnapshot{
 		ID: batch, Target: target, Force: force, Started: time.Now(), Phase: phasePlanning, Failures: []failureView{},
 	}}
@@ -163,15 +181,16 @@ func (s *Server) startReprocess(w http.ResponseWriter, r *http.Request) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.reprocess(rn, host, repo, force)
+		defer release()
+		s.reprocess(held, rn, host, repo, force)
 	}()
 	http.Redirect(w, r, "/jobs/runs/"+batch, http.StatusSeeOther)
 }
 
 // reprocess plans and runs one reprocess, as `regscribe reprocess --wait`
-// does, recording its progress in rn.
-func (s *Server) reprocess(rn *run, host, repo string, force bool) {
-	ctx := s.ctx
+// does, recording its progress in rn; ctx ends with the server or the
+// run's lease.
+func (s *Server) reprocess(ctx context.Context, rn *run, host, repo string, force bool) {
 	fail := func(err error) {
 		rn.update(func(st *runSnapshot) { st.Phase, st.Error = phaseFailed, err.Error() })
 	}

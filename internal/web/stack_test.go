@@ -104,7 +104,7 @@ func startGallery(t *testing.T, token string) *gallery {
 	s := stacktest.Start(t, stacktest.Options{})
 	g := &gallery{Stack: s, feed: feed.NewPublisher(s.JS), scenes: map[string]scene{}}
 	s.Model.Answer = g.answer
-	g.Catalog = startCatalog(t, s.JS)
+	g.Catalog = startCatalog(t, s.JS, s.Client.Names())
 	g.Web, g.URL = g.serve(t, token, stacktest.Logger(t))
 	return g
 }
@@ -113,7 +113,7 @@ func startGallery(t *testing.T, token string) *gallery {
 func (g *gallery) serve(t *testing.T, token string, log *slog.Logger) (*web.Server, string) {
 	t.Helper()
 	srv, err := web.New(web.Options{
-		Catalog: g.Catalog, JetStream: g.JS, Registry: g.Client, Registries: []string{g.RegistryHost},
+		Catalog: g.Catalog, JetStream: g.JS, Registry: g.Client, Registries: []string{g.RegistryHost}, Leases: g.Leases,
 		Model: g.Describer.Model(), ThumbDir: t.TempDir(), Token: token, Log: log,
 	})
 	require.NoError(t, err)

@@ -18,7 +18,7 @@ var thumbSizes = map[string]int{"s": thumb.Grid, "l": thumb.Preview}
 // registry. What fails to decode is a placeholder, never the blob.
 func (s *Server) thumbnail(w http.ResponseWriter, r *http.Request) {
 	size, ok := thumbSizes[r.PathValue("size")]
-	reg := r.PathValue("registry")
+	reg := s.registryName(r.PathValue("registry"))
 	repo, layer, err := splitRef(r.PathValue("ref"))
 	if !ok || err != nil || !s.opts.Registry.Allowed(reg) {
 		http.NotFound(w, r)

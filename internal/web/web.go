@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/regscribe/regscribe/internal/registry"
+	"github.com/regscribe/regscribe/internal/reprocess"
 	"github.com/regscribe/regscribe/internal/thumb"
 )
 
@@ -49,6 +50,9 @@ type Options struct {
 	Model string
 	// Referrer is true when the workers write referrers (REGSCRIBE_MODE).
 	Referrer bool
+	// Leases serialise reprocess runs of one repository across processes
+	// (package lease). Required.
+	Leases reprocess.Locker
 	// ThumbDir is the thumbnail cache's directory. Required.
 	ThumbDir string
 	// ThumbCacheBytes bounds the thumbnail cache. If zero, 256 MiB.
@@ -88,6 +92,8 @@ func New(opts Options) (*Server, error) {
 		return nil, errors.New("web: no JetStream")
 	case opts.Registry == nil:
 		return nil, errors.New("web: no registry client")
+	case opts.Leases == nil:
+		return nil, errors.New("web: no leases")
 	}
 	if opts.Log == nil {
 		opts.Log = slog.Default()
@@ -233,6 +239,11 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, headin
 	}
 	s.render(w, r, status, "error", page{Title: heading, Data: errorData{Status: status, Heading: heading, Detail: detail}})
 }
+
+// registryName is the name the index knows a registry by, whichever of
+// its names a page's address or a form uses (registry.Names): one registry
+// is one registry in the gallery.
+func (s *Server) registryName(host string) string { return s.opts.Registry.Canonical(host) }
 
 // splitRef splits "repository@digest".
 func splitRef(ref string) (repository, digest string, err error) {
