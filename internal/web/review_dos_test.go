@@ -15,6 +15,7 @@ import (
 	"oras.land/oras-go/v2/registry/remote/credentials"
 
 	"github.com/regscribe/regscribe/internal/queue"
+	"github.com/regscribe/regscribe/internal/lease"
 	"github.com/regscribe/regscribe/internal/registry"
 	"github.com/regscribe/regscribe/internal/stacktest"
 	"github.com/regscribe/regscribe/internal/web"
@@ -66,8 +67,10 @@ func reviewServer(t *testing.T, js jetstream.JetStream) string {
 	t.Helper()
 	rc, err := registry.New([]registry.Endpoint{{Host: "127.0.0.1:5000", PlainHTTP: true}}, registry.Options{Credentials: credentials.NewMemoryStore()})
 	require.NoError(t, err)
+	leases, err := lease.Open(context.Background(), js, 1, 0)
+	require.NoError(t, err)
 	srv, err := web.New(web.Options{Catalog: emptyCatalog{}, JetStream: js, Registry: rc, Registries: []string{"127.0.0.1:5000"},
-		Model: "ollama/x", ThumbDir: t.TempDir()})
+		Leases: leases, Model: "ollama/x", ThumbDir: t.TempDir()})
 	require.NoError(t, err)
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
