@@ -96,16 +96,9 @@ type Tags struct {
 
 // OpenTags creates (or opens) the tag bucket.
 func OpenTags(ctx context.Context, js jetstream.JetStream, replicas int) (*Tags, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      TagBucket,
-		Description: "regscribe: per tag, the push last announced and regscribe's own tag moves",
-		Storage:     jetstream.FileStorage,
-		Replicas:    max(replicas, 1),
-		TTL:         TagTTL,
-		History:     1,
-	})
+	kv, err := openRecords(ctx, js, TagBucket, "regscribe: per tag, the push last announced and regscribe's own tag moves", replicas, TagTTL)
 	if err != nil {
-		return nil, fmt.Errorf("open bucket %s: %w", TagBucket, err)
+		return nil, err
 	}
 	return &Tags{kv: kv}, nil
 }
