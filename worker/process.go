@@ -288,7 +288,7 @@ func (w *Worker) processManifest(ctx context.Context, repo *remote.Repository, m
 	res.Mode = ModeReferrer
 	res.Written, res.Pruned, err = w.writeReferrer(ctx, repo, c, s, t)
 	if err == nil {
-		res.Events = []feed.Event{referrerEvent(m.Descriptor, t.tag, s.by, photosOf(c, s, m.Descriptor, "referrer "+res.Written.Descriptor.Digest.String()))}
+		res.Events = []feed.Event{referrerEvent(m.Descriptor, w.tagOf(ctx, repo, t.tag, m.Descriptor), s.by, photosOf(c, s, m.Descriptor, "referrer "+res.Written.Descriptor.Digest.String()))}
 	}
 	return res, err
 }
@@ -495,8 +495,18 @@ func (w *Worker) processIndex(ctx context.Context, repo *remote.Repository, m re
 	for _, i := range photo.Children(idx) {
 		listed = append(listed, photos[i]...)
 	}
-	res.Events = []feed.Event{referrerEvent(m.Descriptor, t.tag, by, listed)}
+	res.Events = []feed.Event{referrerEvent(m.Descriptor, w.tagOf(ctx, repo, t.tag, m.Descriptor), by, listed)}
 	return res, nil
+}
+
+// tagOf is the tag a referrer-mode event reports for subject: the job's,
+// unless a later push to it was announced (that push's job reports it; a
+// tag names one manifest in search).
+func (w *Worker) tagOf(ctx context.Context, repo *remote.Repository, tag string, subject ocispec.Descriptor) string {
+	if tag == "" || !w.registry.TagNames(ctx, repo, tag, subject) {
+		return ""
+	}
+	return tag
 }
 
 // saysNow returns the descriptions describer by has of the photos of c,

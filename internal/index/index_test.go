@@ -374,7 +374,7 @@ func TestUntaggedTakesTheTagOff(t *testing.T) {
 	e.publish(written("photos/b", "sha256:m3", "ollama/a", []string{"latest"}, day("2026-01-03"), photo("sha256:l3", "A green taxi.", "taxi")))
 	ix, _ := e.open(t.TempDir(), index.Options{})
 	e.wait(ix)
-	require.ElementsMatch(t, []string{"sha256:l1", "sha256:l2", "sha256:l3"}, layers(e.search(ix, "tag:latest")))
+	require.ElementsMatch(t, []string{"sha256:l2", "sha256:l3"}, layers(e.search(ix, "tag:latest")))
 
 	e.publish(feed.Event{Kind: feed.Untagged, Registry: reg, Repository: "photos/a", Tags: []string{"latest"}})
 	e.wait(ix)
@@ -396,4 +396,44 @@ func TestUntaggedTakesTheTagOff(t *testing.T) {
 	e.publish(written("photos/a", "sha256:m2", "ollama/a", []string{"latest"}, day("2026-01-04"), photo("sha256:l2", "A blue tram.", "tram")))
 	e.wait(ix)
 	require.ElementsMatch(t, []string{"sha256:l2", "sha256:l3"}, layers(e.search(ix, "tag:latest")))
+}
+
+// TestATagNamesOneManifest: a photo pushed to a tag that held another photo
+// takes the tag; the other photo keeps its other tags and stays in search,
+// in the running index, after a restart and in an index rebuilt from the
+// stream.
+func TestATagNamesOneManifest(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	ix, stop := e.open(dir, index.Options{})
+	e.publish(written("photos/a", "sha256:m1", "ollama/a", []string{"latest", "v1"}, day("2026-01-01"), photo("sha256:l1", "A red bus.", "bus")))
+	e.publish(written("photos/a", "sha256:m2", "ollama/a", []string{"latest"}, day("2026-01-02"), photo("sha256:l2", "A blue tram.", "tram")))
+	e.publish(written("photos/b", "sha256:m3", "ollama/a", []string{"latest"}, day("2026-01-03"), photo("sha256:l3", "A green taxi.", "taxi")))
+	// Another model's description of the first photo names no tag: the
+	// photo keeps what it has.
+	e.publish(written("photos/a", "sha256:m1", "ollama/b", nil, day("2026-01-04"), photo("sha256:l1", "A red double-decker bus.", "bus")))
+	e.wait(ix)
+	check := func(ix *index.Index, when string) {
+		t.Helper()
+		require.ElementsMatch(t, []string{"sha256:l2", "sha256:l3"}, layers(e.search(ix, "tag:latest")), when)
+		require.Equal(t, []string{"sha256:l1", "sha256:l1"}, layers(e.search(ix, "tag:v1")), when+": both models' descriptions")
+		for _, h := range e.search(ix, "bus") {
+			require.Equal(t, []string{"v1"}, h.Tags, when)
+		}
+		require.Equal(t, []string{"sha256:l2"}, layers(e.search(ix, "tram")), when)
+	}
+	check(ix, "running")
+	stop()
+	reopened, _ := e.open(dir, index.Options{})
+	e.wait(reopened)
+	check(reopened, "reopened")
+	rebuilt, _ := e.open(t.TempDir(), index.Options{})
+	e.wait(rebuilt)
+	check(rebuilt, "rebuilt")
+
+	// The tag pushed back onto the first photo: it is that photo's again.
+	e.publish(written("photos/a", "sha256:m1", "ollama/a", []string{"latest"}, day("2026-01-05"), photo("sha256:l1", "A red bus.", "bus")))
+	e.wait(reopened)
+	require.ElementsMatch(t, []string{"sha256:l1", "sha256:l1", "sha256:l3"}, layers(e.search(reopened, "tag:latest")))
+	require.Empty(t, e.search(reopened, "tag:latest tram"))
 }

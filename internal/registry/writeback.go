@@ -325,3 +325,20 @@ func classifyTagMove(err error) error {
 	}
 	return Classify(err)
 }
+
+// TagNames reports whether tag may still be reported as naming pushed, a
+// manifest whose description was written by digest (a referrer): false
+// when the tag's record says a later push to the tag, or its deletion, was
+// announced, so that push's own job reports the tag. Without a record, or
+// when the record cannot be read, it is true: the job's tag is all there is
+// to go by.
+func (c *Client) TagNames(ctx context.Context, repo *remote.Repository, tag string, pushed ocispec.Descriptor) bool {
+	if c.tags == nil || tag == "" {
+		return tag != ""
+	}
+	rec, known, err := c.tags.Get(ctx, repo.Reference.Registry, repo.Reference.Repository, tag)
+	if err != nil || !known {
+		return true
+	}
+	return rec.Digest == pushed.Digest.String()
+}
