@@ -14,8 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"oras.land/oras-go/v2/registry/remote/credentials"
 
-	"github.com/regscribe/regscribe/internal/queue"
 	"github.com/regscribe/regscribe/internal/lease"
+	"github.com/regscribe/regscribe/internal/queue"
 	"github.com/regscribe/regscribe/internal/registry"
 	"github.com/regscribe/regscribe/internal/stacktest"
 	"github.com/regscribe/regscribe/internal/web"
