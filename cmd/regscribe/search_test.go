@@ -70,7 +70,7 @@ func TestSearchQuickStart(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(work, "forklift.jpg"), forklift, 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(work, "pineapple.jpg"), pineapple, 0o644))
 	p := startUp(t, env...)
-	up := p.waitLog(t, "regscribe is up")
+	up := p.WaitLog(t, "regscribe is up")
 	require.Contains(t, up, "http://"+webAddr, "the start-up line names the gallery")
 	oras(t, work, "push", "localhost:"+regPort+"/warehouse/floor:latest", "forklift.jpg:image/jpeg")
 	oras(t, work, "push", "localhost:"+regPort+"/food/fruit:v1", "pineapple.jpg:image/jpeg")
@@ -154,15 +154,15 @@ func TestSearchQuickStart(t *testing.T) {
 	}, 20*time.Second, 200*time.Millisecond, "the deleted manifest is still found")
 
 	// A restart keeps the index and adds no duplicate.
-	p.stop(t)
+	p.Stop(t)
 	p = startUp(t, env...)
-	p.waitLog(t, "regscribe is up")
+	p.WaitLog(t, "regscribe is up")
 	require.Eventually(t, func() bool {
 		code, out, _ = searchCLI(t, client, "--json", "forklift")
 		return code == 0
 	}, 30*time.Second, 200*time.Millisecond)
 	require.Len(t, strings.Split(strings.TrimSpace(out), "\n"), 1, out)
-	p.stop(t)
+	p.Stop(t)
 
 	// Nothing running: a clear error, not "no match".
 	code, _, errOut = searchCLI(t, client, "forklift")
