@@ -37,7 +37,7 @@ func TestOrasDefaultMediaType(t *testing.T) {
 		"REGSCRIBE_NATS_LISTEN="+natsAddr,
 		"REGSCRIBE_WEB_LISTEN="+webAddr,
 	)...)
-	p.waitLog(t, "model ready")
+	p.WaitLog(t, "model ready")
 	work := t.TempDir()
 	photo := stacktest.JPEG(t, 640, 480, 81)
 	require.NoError(t, os.WriteFile(filepath.Join(work, "dune.jpg"), photo, 0o644))
@@ -66,7 +66,7 @@ func TestOrasDefaultMediaType(t *testing.T) {
 	require.Equal(t, "application/vnd.oci.image.layer.v1.tar", manifest.Layers[0].MediaType, "the layer stays as pushed")
 	require.Len(t, model.Calls(), 1, "the text file is no model call")
 	require.Equal(t, photo, model.Calls()[0].Images[0])
-	p.waitLog(t, "not an image; nothing described")
+	p.WaitLog(t, "not an image; nothing described")
 
 	client := append(os.Environ(), "REGSCRIBE_NATS_URL=nats://"+natsAddr)
 	reason := `not an image: "dune.txt" (application/vnd.oci.image.layer.v1.tar) holds text (text/plain; charset=utf-8), not a photo regscribe can describe`
@@ -135,5 +135,5 @@ func TestOrasDefaultMediaType(t *testing.T) {
 	}, 30*time.Second, 100*time.Millisecond, "the gallery never counted it")
 	require.Contains(t, page, `<dt>not images</dt><dd><a href="/jobs#refused">1</a></dd>`)
 	require.Equal(t, 1, strings.Count(p.Log(), `"msg":"not an image; nothing described"`), "said once")
-	p.stop(t)
+	p.Stop(t)
 }
