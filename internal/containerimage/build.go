@@ -40,9 +40,8 @@ const (
 	Source = "https://github.com/regscribe/regscribe"
 	// Description is the image's one-line description.
 	Description = "regscribe: AI descriptions of photos in OCI registries, written back and searchable"
-	// Licenses is the SPDX expression of the image's licence. The repository
-	// has no licence file yet, so the label makes no assertion.
-	Licenses = "NOASSERTION"
+	// Licenses is the SPDX expression of the image's licence (LICENSE).
+	Licenses = "Apache-2.0"
 	// Package is the main package built into the image.
 	Package = "./cmd/regscribe"
 )
