@@ -152,6 +152,11 @@ func checkImage(t *testing.T, img v1.Image, p v1.Platform, indexLabels map[strin
 // photo pushed with the oras CLI against the fake model.
 func runImage(t *testing.T, img v1.Image, version string) {
 	root := unpack(t, img)
+	// A container runtime gives every container /etc/hosts (Docker,
+	// containerd and Kubernetes write one naming localhost); the image
+	// carries none, so the run gives it one as they do.
+	require.NoError(t, os.MkdirAll(filepath.Join(root, "etc"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(root, "etc", "hosts"), []byte("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"), 0o644))
 	cf, err := img.ConfigFile()
 	require.NoError(t, err)
 	chrooted := func(args []string, env ...string) *exec.Cmd {
