@@ -120,3 +120,25 @@ func refusals(t *testing.T, s *stacktest.Stack) []feed.Event {
 	}
 	return out
 }
+
+// TestImageTypesRegscribeDoesNotKnowAreRead: a layer of an image/* media
+// type regscribe does not prepare says nothing it can trust: image/jpg (a
+// common typo) holding a JPEG is described, image/x-foo holding text is
+// refused with the reason, never skipped silently.
+func TestImageTypesRegscribeDoesNotKnowAreRead(t *testing.T) {
+	t.Parallel()
+	s := stacktest.Start(t, stacktest.Options{})
+	photo := stacktest.JPEG(t, 320, 240, 75)
+	s.Push(t, "photos/typo", "jpg", stacktest.File{Name: "dune.jpg", MediaType: "image/jpg", Data: photo})
+	refused := s.Push(t, "photos/typo", "foo", stacktest.File{Name: "notes.foo", MediaType: "image/x-foo", Data: []byte("Dune is a 1965 novel by Frank Herbert.\n")})
+
+	_, m := s.WaitDescribed(t, "photos/typo", "jpg")
+	require.Equal(t, expectedText(photo), m.Annotations[registry.AnnotationDescription])
+	require.Equal(t, "image/jpg", m.Layers[0].MediaType, "the layer stays as it was pushed")
+	e := waitEvent(t, s, "refusal of image/x-foo", func(e feed.Event) bool { return e.Kind == feed.Refused })
+	require.Equal(t, refused.Digest.String(), e.Digest)
+	require.Equal(t, `not an image: "notes.foo" (image/x-foo) holds text (text/plain; charset=utf-8), not a photo regscribe can describe`, e.Reason)
+	s.WaitIdle(t)
+	require.Len(t, s.Model.Calls(), 1, "the JPEG only")
+	require.Equal(t, photo, s.Model.Calls()[0].Images[0])
+}

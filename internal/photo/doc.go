@@ -7,8 +7,9 @@
 // media type ([MediaTypes]), that is not a regscribe description artifact;
 // an index is a photo album when one of its children is a photo ([Children],
 // [Album]). A manifest whose layers say nothing of their content (oras's
-// default media type, application/octet-stream, none; [GenericMediaTypes])
-// and that is no container image is a photo when their first bytes are one:
+// default media type, application/octet-stream, none; [GenericMediaTypes];
+// or an image/* type regscribe does not prepare, such as image/jpg) and
+// that is no container image is a photo when their first bytes are one:
 // [ToSniff] names the layers to read, [Sniffed] decides from what
 // imageprep.Sniff said of them, and says why a manifest with none is not an
 // image.

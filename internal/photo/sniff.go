@@ -16,16 +16,27 @@ import (
 // layer holds: oras's default for a file pushed without one
 // (application/vnd.oci.image.layer.v1.tar), application/octet-stream, and
 // none at all. A layer of one of them is a photo when its first bytes are
-// one ([ToSniff], [Sniffed]).
+// one ([ToSniff], [Sniffed]); so is a layer of an image/* media type
+// regscribe does not prepare (saysNothing).
 var GenericMediaTypes = []string{ocispec.MediaTypeImageLayer, "application/octet-stream", ""}
+
+// saysNothing reports whether a layer's media type says nothing regscribe
+// can trust of what it holds: one of [GenericMediaTypes], or an image/*
+// type not among [MediaTypes] ("image/jpg", a common typo for image/jpeg;
+// "image/x-foo"; "image/jxl", a format regscribe cannot describe, which
+// the bytes then name; "image/JPEG").
+func saysNothing(mediaType string) bool {
+	return slices.Contains(GenericMediaTypes, mediaType) ||
+		strings.HasPrefix(strings.ToLower(mediaType), "image/") && !slices.Contains(MediaTypes, mediaType)
+}
 
 // containerConfigs are the config media types of container images, whose
 // tar layers are file systems, never photos.
 var containerConfigs = []string{ocispec.MediaTypeImageConfig, "application/vnd.docker.container.image.v1+json"}
 
 // ToSniff returns the indexes of m's layers whose first bytes decide
-// whether they are photos, in layer order: the layers of a generic media
-// type ([GenericMediaTypes]) of a manifest that has no image layer
+// whether they are photos, in layer order: the layers whose media type
+// says nothing (saysNothing) of a manifest that has no image layer
 // ([Layers]) and is neither a container image (its config a container
 // image config; oras pushes files with an empty or unknown config) nor a
 // regscribe description. nil when there is none: m is a photo by its media
@@ -38,7 +49,7 @@ func ToSniff(m ocispec.Manifest) []int {
 	}
 	var out []int
 	for i, l := range m.Layers {
-		if slices.Contains(GenericMediaTypes, l.MediaType) {
+		if saysNothing(l.MediaType) {
 			out = append(out, i)
 		}
 	}

@@ -43,6 +43,11 @@ func TestToSniff(t *testing.T) {
 		"a photo by its media type": {m: ocispec.Manifest{Config: empty, Layers: []ocispec.Descriptor{file("a.jpg", "image/jpeg"), file("b.jpg", tar)}}},
 		"a regscribe description": {m: ocispec.Manifest{ArtifactType: registry.ArtifactTypeDescription, Config: empty,
 			Layers: []ocispec.Descriptor{file("record.json", "application/octet-stream")}}},
+		"an image type regscribe does not prepare says nothing": {m: ocispec.Manifest{Config: empty,
+			Layers: []ocispec.Descriptor{file("dune.jpg", "image/jpg"), file("notes.txt", "image/x-foo"), file("moon.jxl", "image/jxl"), file("b.jpg", "image/JPEG"), file("c.svg", "image/svg+xml")}},
+			want: []int{0, 1, 2, 3, 4}},
+		"image/jpg beside image/jpeg: a photo by its media type": {m: ocispec.Manifest{Config: empty,
+			Layers: []ocispec.Descriptor{file("a.jpg", "image/jpeg"), file("b.jpg", "image/jpg")}}},
 		"layers that say what they are": {m: ocispec.Manifest{Config: empty, Layers: []ocispec.Descriptor{file("sbom.json", "application/spdx+json")}}},
 	} {
 		t.Run(name, func(t *testing.T) {
