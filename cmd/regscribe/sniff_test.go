@@ -106,6 +106,11 @@ func TestOrasDefaultMediaType(t *testing.T) {
 	out, err = cmd.CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	require.Contains(t, string(out), manifest.Annotations["io.regscribe.description"])
+	// The repository: the photo is among its photos, read as a worker reads it.
+	cmd = exec.Command(binary, "show", "localhost:"+regPort+"/photos/misc")
+	cmd.Env = client
+	out, _ = cmd.CombinedOutput()
+	require.Contains(t, string(out), manifest.Annotations["io.regscribe.description"], "%s", out)
 
 	cmd = exec.Command(binary, "status", "--json")
 	cmd.Env = client

@@ -12,7 +12,9 @@
 // that is no container image is a photo when their first bytes are one:
 // [ToSniff] names the layers to read, [Sniffed] decides from what
 // imageprep.Sniff said of them, and says why a manifest with none is not an
-// image.
+// image. [Find] is the whole decision, for the worker and reprocess (and so
+// the reconcile sweeps) alike, with the caller's read of the first bytes;
+// [Rules] is its version.
 //
 // Who described it: the manifest's io.regscribe.* annotations and its
 // regscribe description referrers each name a describer in
@@ -28,6 +30,7 @@
 // records a caller must fetch for it.
 //
 // The package holds pure functions only: it never reads or writes a
-// registry (the caller reads the layers' first bytes), the description memory or the queue, and never logs. Callers
+// registry (the caller reads the layers' first bytes, or hands [Find] the
+// read), the description memory or the queue, and never logs. Callers
 // fetch manifests and referrers and act on the verdict.
 package photo

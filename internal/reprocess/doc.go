@@ -4,7 +4,8 @@
 // [Plan] lists a repository's tags (or every repository's, through the
 // catalog API), resolves them to manifests concurrently, de-duplicates them
 // per (repository, digest) and decides for each manifest whether it is a
-// photo and whether the configured model (or a person) described it
+// photo (reading the first bytes of layers whose media types say nothing:
+// photo.Find) and whether the configured model (or a person) described it
 // already, with package photo, as the worker does. [Run] puts
 // one job per photo to describe on the same JetStream stream the notifier
 // feeds, under a batch id of its own, and waits for the result the workers

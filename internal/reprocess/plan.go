@@ -22,6 +22,7 @@ import (
 	"oras.land/oras-go/v2/registry/remote/errcode"
 
 	"github.com/regscribe/regscribe/internal/fault"
+	"github.com/regscribe/regscribe/internal/imageprep"
 	"github.com/regscribe/regscribe/internal/photo"
 	"github.com/regscribe/regscribe/internal/queue"
 	"github.com/regscribe/regscribe/internal/registry"
@@ -41,7 +42,9 @@ const (
 	// regscribe referrer (see package photo).
 	AlreadyDescribed Status = "described"
 	// NotPhoto is a manifest with no image layer (a container image, an
-	// SBOM, regscribe's own description referrer, a Docker manifest).
+	// SBOM, regscribe's own description referrer, a Docker manifest), or
+	// whose layers say nothing of their content and whose first bytes are
+	// no photo (Reason: "not an image: …"; see photo.Find).
 	NotPhoto Status = "not-photo"
 	// FailedBefore is a photo whose earlier job was given up (a dead letter
 	// names its digest); it is queued again only when asked ([ExcludeFailed]).
@@ -556,7 +559,16 @@ func (p *planner) judgeManifest(ctx context.Context, repo *remote.Repository, m 
 	if err != nil {
 		return verdict{}, err
 	}
-	if layers, why := photo.Layers(im); layers == nil {
+	// What the worker would find: layers whose media types say nothing
+	// have their first bytes read (a tag the sweep knows unchanged never
+	// gets here: reconcile reads no bytes of it).
+	layers, why, err := photo.Find(im, func(l ocispec.Descriptor) ([]byte, error) {
+		return p.client.FetchHead(ctx, repo, l, imageprep.SniffLen)
+	})
+	if err != nil {
+		return verdict{}, fmt.Errorf("%s: %w", m.Descriptor.Digest, err)
+	}
+	if layers == nil {
 		return verdict{Verdict: photo.Verdict{Reason: why}}, nil
 	}
 	// A skip decided by the annotations stands whatever the referrers; a
