@@ -500,7 +500,7 @@ func (w *Worker) processIndex(ctx context.Context, repo *remote.Repository, m re
 // inspect listed any), fetching only the records that may be by's and
 // whose listed annotations do not say enough.
 func (w *Worker) saysNow(ctx context.Context, repo *remote.Repository, c candidate, by string) ([]feed.Photo, error) {
-	if layers, _ := photo.Layers(c.im); layers == nil {
+	if photo.ReadBack(c.im, c.photos) == nil && photo.ToSniff(c.im) == nil {
 		return nil, nil
 	}
 	refs := c.refs
@@ -513,7 +513,7 @@ func (w *Worker) saysNow(ctx context.Context, repo *remote.Repository, c candida
 	records := map[digest.Digest]registry.Record{}
 	for _, r := range refs {
 		// A referrer naming no model may be anyone's: its record says.
-		if who := r.Annotations[registry.AnnotationModel]; !photo.RecordNeeded(c.im, r) || who != "" && who != by {
+		if who := r.Annotations[registry.AnnotationModel]; !photo.RecordNeeded(c.im, c.photos, r) || who != "" && who != by {
 			continue
 		}
 		rec, err := w.registry.FetchRecord(ctx, repo, r)
@@ -525,7 +525,7 @@ func (w *Worker) saysNow(ctx context.Context, repo *remote.Repository, c candida
 		}
 		records[r.Digest] = rec
 	}
-	for _, f := range photo.Descriptions(c.m.Descriptor.Digest.String(), c.im, refs, records) {
+	for _, f := range photo.Descriptions(c.m.Descriptor.Digest.String(), c.im, c.photos, refs, records) {
 		if f.By == by {
 			return f.Photos, nil
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 	"oras.land/oras-go/v2/registry"
 
@@ -254,7 +255,7 @@ func describedAs(ctx context.Context, t target, digest string) ([]regclient.Foun
 	if err != nil {
 		return nil, err.Error()
 	}
-	found, err := t.client.Descriptions(ctx, repo, m, photo.MediaTypes)
+	found, err := t.client.Descriptions(ctx, repo, m, func(im ocispec.Manifest) []int { return photo.ReadBack(im, nil) })
 	if err != nil {
 		return nil, err.Error()
 	}

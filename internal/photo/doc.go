@@ -27,7 +27,9 @@
 // [Descriptions] reads what each describer said (the descriptions
 // themselves, per photo layer, as [feed.Photo] values), for the search
 // index and reprocess's backfill; [RecordNeeded] says which referrers'
-// records a caller must fetch for it.
+// records a caller must fetch for it. Both read back the layers [ReadBack]
+// names: a layer that carries a description of its own is a photo whatever
+// its media type, so everything regscribe wrote is read back.
 //
 // The package holds pure functions only: it never reads or writes a
 // registry (the caller reads the layers' first bytes, or hands [Find] the

@@ -587,22 +587,22 @@ func (p *planner) judgeManifest(ctx context.Context, repo *remote.Repository, m 
 		out.Verdict = photo.Described(im.Annotations, refs, p.opts.Model, p.policy())
 	}
 	if p.opts.Backfill {
-		if out.found, err = p.found(ctx, repo, m, im, refs); err != nil {
+		if out.found, err = p.found(ctx, repo, m, im, layers, refs); err != nil {
 			return verdict{}, err
 		}
 	}
 	return out, nil
 }
 
-// found reads the descriptions manifest m already has (package photo
-// decides), fetching the records of the referrers whose listed annotations
+// found reads the descriptions manifest m, whose photo layers are photos,
+// already has (package photo decides), fetching the records of the referrers whose listed annotations
 // do not say enough. A referrer gone meanwhile is left out; one whose record
 // cannot be read makes the manifest unreadable (an error), never a
 // description silently missing from search.
-func (p *planner) found(ctx context.Context, repo *remote.Repository, m registry.Manifest, im ocispec.Manifest, refs []ocispec.Descriptor) ([]photo.Found, error) {
+func (p *planner) found(ctx context.Context, repo *remote.Repository, m registry.Manifest, im ocispec.Manifest, photos []int, refs []ocispec.Descriptor) ([]photo.Found, error) {
 	records := map[digest.Digest]registry.Record{}
 	for _, r := range refs {
-		if !photo.RecordNeeded(im, r) {
+		if !photo.RecordNeeded(im, photos, r) {
 			continue
 		}
 		rec, err := p.client.FetchRecord(ctx, repo, r)
@@ -614,7 +614,7 @@ func (p *planner) found(ctx context.Context, repo *remote.Repository, m registry
 		}
 		records[r.Digest] = rec
 	}
-	return photo.Descriptions(m.Descriptor.Digest.String(), im, refs, records), nil
+	return photo.Descriptions(m.Descriptor.Digest.String(), im, photos, refs, records), nil
 }
 
 // mergeFound adds the descriptions of an index's child to the index's: one
