@@ -13,5 +13,6 @@
 // tombstone on regscribe.descriptions.<manifest>.deleted; the events it
 // supersedes are purged once it is stored. A refusal is kept on
 // regscribe.descriptions.<manifest>.refused, where `regscribe show` finds
-// it by digest.
+// it by digest, until a description of the manifest (or of one that
+// replaces it) is stored: that purges it, as the index forgets it.
 package feed

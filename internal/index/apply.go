@@ -37,7 +37,7 @@ import (
 //   - refused keeps the manifest's refusal (why it holds no photo) out of
 //     search, counted per repository ([Repository.Refused]) and listed
 //     ([Index.Refusals]); a deletion or a description of the manifest
-//     removes it;
+//     (or of a manifest that replaces it) removes it;
 //   - tags are merged per manifest: every entry of a manifest carries every
 //     tag an event reported for it.
 func (ix *Index) Apply(ctx context.Context, e feed.Event) error {
@@ -90,6 +90,11 @@ func (w *writer) apply(e feed.Event) error {
 		w.refuse(key, nil)
 	default:
 		w.refuse(key, nil) // described after all
+		if e.Replaces != "" {
+			// Re-pushed with a description: the manifest it replaces is
+			// no refusal either.
+			w.refuse(manifestKey(e.Registry, e.Repository, e.Replaces), nil)
+		}
 	}
 	if e.Kind == feed.Deleted {
 		if mf := st.manifests[key]; mf != nil {
