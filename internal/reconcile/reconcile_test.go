@@ -225,6 +225,19 @@ func (r *recorder) Handle(_ context.Context, rec slog.Record) error {
 func (r *recorder) WithAttrs([]slog.Attr) slog.Handler { return r }
 func (r *recorder) WithGroup(string) slog.Handler      { return r }
 
+// count is how many records say msg, at any level.
+func (r *recorder) count(msg string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, rec := range r.records {
+		if rec.Message == msg {
+			n++
+		}
+	}
+	return n
+}
+
 // warnings returns the messages of the warnings logged since the last call.
 func (r *recorder) warnings() []string {
 	r.mu.Lock()

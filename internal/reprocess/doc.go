@@ -19,8 +19,13 @@
 // found events, so search indexes photos described before it existed,
 // without a model call.
 //
-// The package reads registries and publishes jobs and found descriptions;
-// it never writes to a registry and never describes a photo itself: that
-// stays the worker's job, so a reprocessed photo is described exactly as a
-// pushed one is.
+// A manifest of files whose first bytes hold no photo is refused visibly:
+// Run puts its refusal on the description stream (Item.Refused), as a
+// worker's job would, so a sweep that finds one whose notification was
+// lost makes it seen.
+//
+// The package reads registries and publishes jobs, found descriptions and
+// refusals; it never writes to a registry and never describes a photo
+// itself: that stays the worker's job, so a reprocessed photo is described
+// exactly as a pushed one is.
 package reprocess

@@ -81,6 +81,11 @@ type Item struct {
 	// Reason explains the status: who described it, why it is no photo,
 	// the dead letter's error, the read error.
 	Reason string `json:"reason,omitempty"`
+	// Refused is set on a NotPhoto whose layers say nothing of their
+	// content and whose first bytes hold no photo (Reason: "not an image:
+	// …"): [Run] puts the refusal on the description stream, as a worker's
+	// job would, so a file whose notification was lost is refused visibly.
+	Refused bool `json:"refused,omitempty"`
 	// Force is set on the job (PlanOptions.Force): the worker describes the
 	// photo anew whatever is there.
 	Force bool `json:"force,omitempty"`
@@ -485,7 +490,7 @@ func (p *planner) check(ctx context.Context) error {
 				it.Status, it.Reason = Unchecked, err.Error()
 				return nil
 			}
-			it.Status, it.Reason = NotPhoto, v.Reason
+			it.Status, it.Reason, it.Refused = NotPhoto, v.Reason, v.refused
 			it.Found = v.found
 			if v.Photo {
 				it.Status = AlreadyDescribed
@@ -516,6 +521,8 @@ type verdict struct {
 	Photo bool
 	// found are the descriptions the photo has (PlanOptions.Backfill).
 	found []photo.Found
+	// refused: no photo, found by reading the layers' first bytes.
+	refused bool
 }
 
 // judge decides what to do with one manifest, as the worker would see it
@@ -569,7 +576,7 @@ func (p *planner) judgeManifest(ctx context.Context, repo *remote.Repository, m 
 		return verdict{}, fmt.Errorf("%s: %w", m.Descriptor.Digest, err)
 	}
 	if layers == nil {
-		return verdict{Verdict: photo.Verdict{Reason: why}}, nil
+		return verdict{Verdict: photo.Verdict{Reason: why}, refused: photo.ToSniff(im) != nil}, nil
 	}
 	// A skip decided by the annotations stands whatever the referrers; a
 	// forced run queues every photo: neither needs the referrers listed,
