@@ -157,15 +157,14 @@ func (w *Worker) inspect(ctx context.Context, repo *remote.Repository, m registr
 	}
 	c.im = im
 	photos, why := photo.Layers(im)
-	unsure := photo.ToSniff(im)
-	if photos == nil && unsure == nil {
+	if photos == nil && photo.ToSniff(im) == nil {
 		return c, fault.Skip("%s: %s", m.Descriptor.Digest, why)
 	}
 	if ok, why := w.opts.Select.manifest(im); !ok {
 		return c, fault.Skip("%s: %s", m.Descriptor.Digest, why)
 	}
 	if photos == nil {
-		if photos, err = w.sniff(ctx, repo, m, im, unsure); err != nil {
+		if photos, err = w.sniff(ctx, repo, m, im); err != nil {
 			return c, err
 		}
 	}
@@ -186,20 +185,17 @@ func (w *Worker) inspect(ctx context.Context, repo *remote.Repository, m registr
 	return c, nil
 }
 
-// sniff reads the first bytes of im's layers unsure, whose media types say
+// sniff reads the first bytes of im's layers whose media types say
 // nothing of what they hold, and returns those that are photos (package
 // photo decides). When none is, the error is a skip that carries the
 // refusal, why m is not an image.
-func (w *Worker) sniff(ctx context.Context, repo *remote.Repository, m registry.Manifest, im ocispec.Manifest, unsure []int) ([]int, error) {
-	looks := map[int]imageprep.Sniffed{}
-	for _, i := range unsure {
-		head, err := w.registry.FetchHead(ctx, repo, im.Layers[i], imageprep.SniffLen)
-		if err != nil {
-			return nil, fmt.Errorf("read the first bytes of layer %s of %s: %w", im.Layers[i].Digest, m.Descriptor.Digest, err)
-		}
-		looks[i] = imageprep.Sniff(head)
+func (w *Worker) sniff(ctx context.Context, repo *remote.Repository, m registry.Manifest, im ocispec.Manifest) ([]int, error) {
+	photos, why, err := photo.Find(im, func(l ocispec.Descriptor) ([]byte, error) {
+		return w.registry.FetchHead(ctx, repo, l, imageprep.SniffLen)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", m.Descriptor.Digest, err)
 	}
-	photos, why := photo.Sniffed(im, looks)
 	if photos == nil {
 		return nil, fault.Skip("%s: %w", m.Descriptor.Digest, &Refusal{Manifest: m.Descriptor, Reason: why})
 	}
@@ -516,7 +512,7 @@ func (w *Worker) tagOf(ctx context.Context, repo *remote.Repository, tag string,
 // inspect listed any), fetching only the records that may be by's and
 // whose listed annotations do not say enough.
 func (w *Worker) saysNow(ctx context.Context, repo *remote.Repository, c candidate, by string) ([]feed.Photo, error) {
-	if layers, _ := photo.Layers(c.im); layers == nil {
+	if photo.ReadBack(c.im, c.photos) == nil && photo.ToSniff(c.im) == nil {
 		return nil, nil
 	}
 	refs := c.refs
@@ -529,7 +525,7 @@ func (w *Worker) saysNow(ctx context.Context, repo *remote.Repository, c candida
 	records := map[digest.Digest]registry.Record{}
 	for _, r := range refs {
 		// A referrer naming no model may be anyone's: its record says.
-		if who := r.Annotations[registry.AnnotationModel]; !photo.RecordNeeded(c.im, r) || who != "" && who != by {
+		if who := r.Annotations[registry.AnnotationModel]; !photo.RecordNeeded(c.im, c.photos, r) || who != "" && who != by {
 			continue
 		}
 		rec, err := w.registry.FetchRecord(ctx, repo, r)
@@ -541,7 +537,7 @@ func (w *Worker) saysNow(ctx context.Context, repo *remote.Repository, c candida
 		}
 		records[r.Digest] = rec
 	}
-	for _, f := range photo.Descriptions(c.m.Descriptor.Digest.String(), c.im, refs, records) {
+	for _, f := range photo.Descriptions(c.m.Descriptor.Digest.String(), c.im, c.photos, refs, records) {
 		if f.By == by {
 			return f.Photos, nil
 		}

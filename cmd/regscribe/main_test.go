@@ -21,9 +21,8 @@ import (
 	"github.com/regscribe/regscribe/internal/stacktest"
 )
 
-// binary is the regscribe binary built once for the black-box tests, and
-// orasBinary the oras CLI pinned as a tool in go.mod (what `go tool oras` runs).
-var binary, orasBinary string
+// binary is the regscribe binary built once for the black-box tests.
+var binary string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "regscribe-bin")
@@ -31,13 +30,9 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "regscribe")
-	orasBinary = filepath.Join(dir, "oras")
-	for _, build := range [][]string{{"-o", binary, "."}, {"-o", orasBinary, "oras.land/oras/cmd/oras"}} {
-		out, err := exec.Command("go", append([]string{"build"}, build...)...).CombinedOutput()
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "go build %v: %v\n%s", build, err, out)
-			os.Exit(1)
-		}
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.Exit(1)
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -122,14 +117,10 @@ func freeAddr(t *testing.T) string {
 	}
 }
 
+// oras runs the real oras CLI in dir (see stacktest.Oras).
 func oras(t *testing.T, dir string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(orasBinary, args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+t.TempDir())
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "oras %v: %s", args, out)
-	return string(out)
+	return stacktest.Oras(t, dir, args...)
 }
 
 // TestUpWithOrasCLI is the quick start, black box: `regscribe up`, then the

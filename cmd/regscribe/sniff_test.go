@@ -20,8 +20,9 @@ import (
 
 // TestOrasDefaultMediaType: the real oras CLI pushes files without a media
 // type (oras's default, application/vnd.oci.image.layer.v1.tar). A JPEG is
-// described, the model gets it byte for byte; a text file is refused
-// visibly: `regscribe show` says it is not an image and why, `regscribe
+// described, the model gets it byte for byte, and `regscribe show` prints
+// it under its title, alone or among its repository's photos; a text file
+// is refused visibly (`regscribe show` of the repository lists it, and why): `regscribe show` says it is not an image and why, `regscribe
 // status` and the gallery's front page count it, and the log says it once.
 // A photo whose job failed is shown with the dead letter's error.
 func TestOrasDefaultMediaType(t *testing.T) {
@@ -105,7 +106,13 @@ func TestOrasDefaultMediaType(t *testing.T) {
 	cmd.Env = client
 	out, err = cmd.CombinedOutput()
 	require.NoError(t, err, "%s", out)
-	require.Contains(t, string(out), manifest.Annotations["io.regscribe.description"])
+	require.Contains(t, string(out), "\n  dune.jpg\n    "+manifest.Annotations["io.regscribe.description"]+"\n", "the photo under its title")
+	// The repository: the photo is among its photos, read as a worker reads it.
+	cmd = exec.Command(binary, "show", "localhost:"+regPort+"/photos/misc")
+	cmd.Env = client
+	out, _ = cmd.CombinedOutput()
+	require.Contains(t, string(out), "\n  dune.jpg\n    "+manifest.Annotations["io.regscribe.description"]+"\n", "%s", out)
+	require.Contains(t, string(out), "localhost:"+regPort+"/photos/misc@"+pushed.Digest+" (notes) ("+pushed.Digest+"): "+reason+"\n", "the text file, and why")
 
 	cmd = exec.Command(binary, "status", "--json")
 	cmd.Env = client

@@ -38,7 +38,7 @@ import (
 //   - refused keeps the manifest's refusal (why it holds no photo) out of
 //     search, counted per repository ([Repository.Refused]) and listed
 //     ([Index.Refusals]); a deletion or a description of the manifest
-//     removes it;
+//     (or of a manifest that replaces it) removes it;
 //   - untagged takes its tag off every manifest of the repository;
 //   - tags are merged per manifest: every entry of a manifest carries every
 //     tag an event reported for it, until an untagged event takes it off or
@@ -96,6 +96,11 @@ func (w *writer) apply(e feed.Event) error {
 		return nil
 	default:
 		w.refuse(key, nil) // deleted, or described after all
+		if e.Kind != feed.Deleted && e.Replaces != "" {
+			// Re-pushed with a description: the manifest it replaces is
+			// no refusal either.
+			w.refuse(manifestKey(e.Registry, e.Repository, e.Replaces), nil)
+		}
 	}
 	if e.Kind == feed.Deleted {
 		if mf := st.manifests[key]; mf != nil {
