@@ -13,8 +13,9 @@ import (
 
 // Suggest spells q's words as the index does, for a search that found
 // nothing: a word no description holds becomes the nearest word one
-// holds (one edit away for words of up to five letters, two for longer
-// ones; the more common word when two are as near), and two neighbouring
+// holds (one edit away for words of up to five letters as typed, two for
+// longer ones, a swap of two letters being two; the more common word when
+// two are as near), and two neighbouring
 // words no description holds become one word when a description holds
 // them written together ("lady bird": "ladybird"). Phrases, excluded
 // words and filters stay as they are. ok is false when no word changed.
@@ -101,7 +102,7 @@ func (ix *Index) nearest(r bindex.IndexReaderFuzzy, word string) string {
 	}
 	term := terms[0]
 	edits := 1
-	if len([]rune(term)) > 5 {
+	if len([]rune(word)) > 5 { // as typed: the stem may be shorter
 		edits = 2
 	}
 	best, bestField, bestDist, bestCount := "", "", edits+1, uint64(0)
