@@ -91,7 +91,9 @@ func (e *env) wait(ix *index.Index) {
 
 func (e *env) search(ix *index.Index, q string) []index.Hit {
 	e.t.Helper()
-	hits, total, err := ix.Search(e.ctx, index.ParseQuery(q))
+	pq, err := index.ParseQuery(q)
+	require.NoError(e.t, err)
+	hits, total, err := ix.Search(e.ctx, pq)
 	require.NoError(e.t, err)
 	require.GreaterOrEqual(e.t, total, len(hits))
 	return hits
@@ -145,7 +147,12 @@ func TestApplyAndFind(t *testing.T) {
 		"the":                     {},
 		"bus repo:photos/*":       {"sha256:l-bus", "sha256:l-tram"},
 		"bus repo:photos/paris":   {"sha256:l-tram"},
-		"repo:team/*":             {},
+		"repo:team/*":             {"sha256:l-slide"}, // team/slides and below
+		"repo:team/s*":            {"sha256:l-slide"},
+		"repo:lond":               {}, // whole segments only
+		"bus repo:london":         {"sha256:l-bus"},
+		"repo:slides":             {"sha256:l-slide"},
+		"repo:photos":             {"sha256:l-bus", "sha256:l-tram"},
 		"repo:team/**":            {"sha256:l-slide"},
 		"bus model:gpt-4o-mini":   {"sha256:l-tram"},
 		"model:person":            {"sha256:l-slide"},
@@ -337,10 +344,35 @@ func TestParseQuery(t *testing.T) {
 		"after:2026-01-01 before:2026-02-01": {
 			After: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Before: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC),
 		},
-		"after:yesterday http://x": {Text: "after:yesterday http://x"},
-		`unclosed "quote here`:     {Text: `unclosed "quote here"`},
+		"http://x":                          {Text: "http://x"},
+		"flower -orange":                    {Text: "flower", Not: []string{"orange"}},
+		`flower NOT orange -"red petals"`:   {Text: "flower", Not: []string{"orange", `"red petals"`}},
+		"-orange":                           {Not: []string{"orange"}},
+		"gerbera OR daisy":                  {Text: "gerbera OR daisy"},
+		`gerbera OR "white daisy" - a-b or`: {Text: `gerbera OR "white daisy" - a-b or`},
 	} {
-		require.Equal(t, want, index.ParseQuery(in), in)
+		got, err := index.ParseQuery(in)
+		require.NoError(t, err, in)
+		require.Equal(t, want, got, in)
+		again, err := index.ParseQuery(got.String())
+		require.NoError(t, err, got.String())
+		require.Equal(t, want, again, "String gives the same query: %s", got.String())
+	}
+	// A filter that cannot be read is an error that shows how to write it.
+	for in, want := range map[string]string{
+		"after:yesterday":       "after:2026-01-01",
+		"dog before:2026-13-01": "before:2026-02-01",
+		`unclosed "quote here`:  `"blue sea"`,
+		"repo:":                 "repo:photos/garden",
+		"OR daisy":              "gerbera OR daisy",
+		"gerbera OR":            "gerbera OR daisy",
+		"gerbera OR OR daisy":   "gerbera OR daisy",
+		"flower NOT":            "flower NOT orange",
+		"flower -repo:photos/*": "flower -orange",
+		"flower NOT tag:latest": "flower -orange",
+	} {
+		_, err := index.ParseQuery(in)
+		require.ErrorContains(t, err, want, in)
 	}
 }
 

@@ -53,7 +53,10 @@ func (s *countingStream) GetMsg(ctx context.Context, seq uint64, opts ...jetstre
 type emptyCatalog struct{}
 
 func (emptyCatalog) Search(context.Context, web.Query) ([]web.Hit, int, error) { return nil, 0, nil }
-func (emptyCatalog) Repositories(context.Context) ([]web.Repository, error)    { return nil, nil }
+func (emptyCatalog) Suggest(_ context.Context, q web.Query) (web.Query, bool, error) {
+	return q, false, nil
+}
+func (emptyCatalog) Repositories(context.Context) ([]web.Repository, error) { return nil, nil }
 func (emptyCatalog) Photos(context.Context, string, string, int, int) ([]web.Entry, int, error) {
 	return nil, 0, nil
 }
