@@ -175,15 +175,22 @@ func (w *Worker) inspect(ctx context.Context, repo *remote.Repository, m registr
 	c.verdict = photo.Described(im.Annotations, c.refs, w.model.Model(), p)
 	switch c.verdict.Action {
 	case photo.Skip:
+		if c.verdict.Who == w.model.Model() {
+			return c, fault.Skip("%s: %s: %w", m.Descriptor.Digest, c.verdict.Reason, errSaidHere)
+		}
 		return c, fault.Skip("%s: %s", m.Descriptor.Digest, c.verdict.Reason)
 	case photo.DescribeUnlessOwn:
 		// The write-back's own notification must not start another round.
 		if w.isOwnWrite(ctx, im, photos) {
-			return c, fault.Skip("%s: already described by %s: its own write-back", m.Descriptor.Digest, c.verdict.Who)
+			return c, fault.Skip("%s: already described by %s: its own write-back (%w)", m.Descriptor.Digest, c.verdict.Who, errSaidHere)
 		}
 	}
 	return c, nil
 }
+
+// errSaidHere is why a job is skipped whose manifest its describer has
+// described already (its own write-back, or an earlier job's).
+var errSaidHere = errors.New("described by this describer already")
 
 // sniff reads the first bytes of im's layers whose media types say
 // nothing of what they hold, and returns those that are photos (package
@@ -260,6 +267,9 @@ func (w *Worker) processManifest(ctx context.Context, repo *remote.Repository, m
 	c, err := w.inspect(ctx, repo, m, t.policy)
 	if err != nil {
 		res.Events = refusedEvents(err, t.tag)
+		if errors.Is(err, errSaidHere) {
+			res.Events = saidHereEvents(m.Descriptor, c.im, c.photos, w.model.Model(), t.tag)
+		}
 		return res, err
 	}
 	if mode == ModeAuto && len(c.refs) > 0 {
