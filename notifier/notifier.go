@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/regscribe/regscribe/internal/metrics"
@@ -20,9 +21,10 @@ type Publisher interface {
 	Publish(ctx context.Context, jobs ...queue.Job) error
 }
 
-// TagRecorder records what was announced per tag (see [queue.TagBucket]).
+// TagRecorder records what was announced per tag (see [queue.TagBucket]);
+// own reports an announcement of one of regscribe's own tag moves.
 type TagRecorder interface {
-	Announce(ctx context.Context, a queue.TagAnnouncement) error
+	Announce(ctx context.Context, a queue.TagAnnouncement) (own bool, err error)
 }
 
 var (
@@ -199,11 +201,21 @@ func (n *Notifier) events(w http.ResponseWriter, r *http.Request, src *Source) {
 	ctx, cancel := context.WithTimeout(r.Context(), n.opts.PublishTimeout)
 	defer cancel()
 	// Recorded before the jobs are queued: a worker always finds its push.
-	if err := n.recordTags(ctx, tagAnnouncements(events, src, now)); err != nil {
+	own, err := n.recordTags(ctx, tagAnnouncements(events, src, now))
+	if err != nil {
 		log.Error("could not record the tags announced; the registry will retry", "err", err)
 		n.reply(w, http.StatusServiceUnavailable, Reply{Error: "queue unavailable, retry later"})
 		return
 	}
+	// regscribe's own write-backs (recorded tag moves) make no job: it
+	// would find the description it moved the tag to.
+	jobs = slices.DeleteFunc(jobs, func(j queue.Job) bool {
+		if !j.Deleted && own[queue.TagAnnouncement{Repository: j.Repository, Tag: j.Tag, Digest: j.Digest}] {
+			ignored = append(ignored, "regscribe's own write-back of "+j.Repository+":"+j.Tag)
+			return true
+		}
+		return false
+	})
 	for _, why := range ignored {
 		log.Debug("event ignored", "format", format, "reason", why)
 	}
@@ -225,17 +237,23 @@ func (n *Notifier) events(w http.ResponseWriter, r *http.Request, src *Source) {
 	n.reply(w, http.StatusOK, rep)
 }
 
-// recordTags records the tag changes announced, in order.
-func (n *Notifier) recordTags(ctx context.Context, changes []queue.TagAnnouncement) error {
+// recordTags records the tag changes announced, in order, and returns those
+// of regscribe's own tag moves (by repository, tag and digest).
+func (n *Notifier) recordTags(ctx context.Context, changes []queue.TagAnnouncement) (map[queue.TagAnnouncement]bool, error) {
+	own := map[queue.TagAnnouncement]bool{}
 	if n.opts.Tags == nil {
-		return nil
+		return own, nil
 	}
 	for _, a := range changes {
-		if err := n.opts.Tags.Announce(ctx, a); err != nil {
-			return err
+		mine, err := n.opts.Tags.Announce(ctx, a)
+		if err != nil {
+			return nil, err
+		}
+		if mine {
+			own[queue.TagAnnouncement{Repository: a.Repository, Tag: a.Tag, Digest: a.Digest}] = true
 		}
 	}
-	return nil
+	return own, nil
 }
 
 func (n *Notifier) unauthorized(w http.ResponseWriter, log *slog.Logger, src *Source, err error) {

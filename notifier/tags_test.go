@@ -83,3 +83,36 @@ func TestTagRecordDownAnswers503(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, status)
 	require.Empty(t, e.queued(t))
 }
+
+// The announcement of regscribe's own write-back (a tag move it recorded)
+// makes no job: the job would only find the description it moved the tag
+// to. The same manifest pushed back by a person later is a push.
+func TestOwnWriteBackMakesNoJob(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	js := stacktest.JetStream(t)
+	tags, err := queue.OpenTags(ctx, js, 1)
+	require.NoError(t, err)
+	e := startWith(t, notifier.Options{Token: token, Registry: registry, Tags: tags})
+	described := "sha256:" + fmt.Sprintf("%064x", 9)
+	ev := func(id, dgst string, s int) string {
+		return fmt.Sprintf(`{"id":%q,"timestamp":%q,"action":"push","target":{"mediaType":%q,"digest":%q,"repository":"photos/x","tag":"latest"},"request":{"useragent":"oras/1.3.6"}}`,
+			id, now.Add(time.Duration(s)*time.Second).Format(time.RFC3339Nano), ociMT, dgst)
+	}
+	post := func(event string) notifier.Reply {
+		t.Helper()
+		status, rep := e.post(t, "Bearer "+token, notifier.MediaTypeDistributionEvents, envelope(event))
+		require.Equal(t, http.StatusOK, status, rep.Error)
+		return rep
+	}
+
+	require.Equal(t, notifier.Reply{Queued: 1}, post(ev("a", digest, 1)), "a person's push")
+	_, err = tags.Move(ctx, registry, "photos/x", "latest", digest, described)
+	require.NoError(t, err)
+	require.Equal(t, notifier.Reply{Ignored: 1}, post(ev("b", described, 2)), "regscribe's own write-back")
+	require.Equal(t, notifier.Reply{Ignored: 1}, post(ev("b", described, 2)), "redelivered")
+	require.Len(t, e.queued(t), 1)
+
+	require.Equal(t, notifier.Reply{Queued: 1}, post(ev("c", described, 3)), "pushed back by a person: another announcement")
+	require.Len(t, e.queued(t), 2)
+}

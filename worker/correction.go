@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2/registry/remote"
 
 	"github.com/regscribe/regscribe/internal/fault"
@@ -59,7 +60,7 @@ func (w *Worker) corrected(ctx context.Context, repo *remote.Repository, c candi
 // kept returns the descriptions c's photos have now, by layer digest: from
 // the description that decided c's verdict, then from the others.
 func (w *Worker) kept(ctx context.Context, repo *remote.Repository, c candidate) (map[string]vision.Description, error) {
-	found, err := w.registry.Descriptions(ctx, repo, c.m, photo.MediaTypes)
+	found, err := w.registry.Descriptions(ctx, repo, c.m, func(im ocispec.Manifest) []int { return photo.ReadBack(im, c.photos) })
 	if err != nil {
 		return nil, err
 	}

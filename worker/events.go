@@ -10,6 +10,7 @@ import (
 
 	"github.com/regscribe/regscribe/internal/fault"
 	"github.com/regscribe/regscribe/internal/feed"
+	"github.com/regscribe/regscribe/internal/photo"
 	"github.com/regscribe/regscribe/internal/queue"
 	"github.com/regscribe/regscribe/internal/registry"
 )
@@ -19,6 +20,38 @@ type Feed interface {
 	// Publish stores e; id is its message id (publishing one id again
 	// within the stream's duplicate window stores nothing new).
 	Publish(ctx context.Context, e feed.Event, id string) (uint64, error)
+	// Fill stores e only where it adds something: the stream holds no
+	// event of its manifest and describer, or an older one.
+	Fill(ctx context.Context, e feed.Event, id string) (bool, error)
+}
+
+// fills reports whether e is published with [Feed.Fill]: an event that
+// names no tag and says what the stream may hold already (a job by digest
+// of a manifest a job by tag described too, or a description found in the
+// registry) must not bury the tags of the event it repeats, as the stream
+// keeps one event per manifest and describer.
+func fills(e feed.Event) bool {
+	return e.Kind == feed.Found || e.Kind == feed.Written && len(e.Tags) == 0
+}
+
+// saidHereEvents is the event of a job that found its manifest described by
+// its describer already (its own write-back, an annotated manifest): what
+// the annotations say, found there, so that a job that ended before it
+// published its event (and is delivered again by its tag) still puts it on
+// the stream. It is published with [Feed.Fill]: nothing when the stream has
+// it. A description kept in a referrer is not read again here.
+func saidHereEvents(m ocispec.Descriptor, im ocispec.Manifest, photos []int, by, tag string) []feed.Event {
+	for _, f := range photo.Descriptions(m.Digest.String(), im, photos, nil, nil) {
+		if f.By != by {
+			continue
+		}
+		e := feed.Event{Kind: feed.Found, Digest: m.Digest.String(), By: f.By, Photos: f.Photos}
+		if tag != "" {
+			e.Tags = []string{tag}
+		}
+		return []feed.Event{e}
+	}
+	return nil
 }
 
 var _ Feed = (*feed.Publisher)(nil)

@@ -336,3 +336,49 @@ func TestDeletionJobs(t *testing.T) {
 
 	require.Equal(t, calls, len(s.Model.Calls()), "a deletion job never asks the model")
 }
+
+// TestEventsKeepTheirTagsWhateverTheOrderOfJobs: one push makes two jobs of
+// one manifest, one by its tag and one by its digest (a PUT by digest, then
+// the tag). The stream keeps one event per manifest and describer, so the
+// job by digest, ending last, must not bury the tag the other reported: an
+// index rebuilt from the stream would lose it. And a job delivered again by
+// its tag after it wrote its annotation but before it published (a worker
+// that stopped in between) finds its own write-back and publishes what it
+// says there.
+func TestEventsKeepTheirTagsWhateverTheOrderOfJobs(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := stacktest.Start(t, stacktest.Options{ReferrersAPI: true, Workers: -1}) // no notifications: the test queues the jobs
+	pushed := s.Push(t, "photos/order", "latest", stacktest.File{Name: "a.jpg", MediaType: "image/jpeg", Data: stacktest.JPEG(t, 40, 30, 941)})
+	job := func(digest, tag string) queue.Job {
+		return queue.Job{Version: 1, Registry: s.RegistryHost, Repository: "photos/order", Digest: digest, Tag: tag, Source: "test"}
+	}
+	pub := queue.NewPublisher(s.JS)
+	require.NoError(t, pub.Publish(ctx, job(pushed.Digest.String(), "latest")))
+	require.NoError(t, pub.Publish(ctx, job(pushed.Digest.String(), "")))
+	w := worker.New(s.Client, s.Describer, s.Memory, worker.Options{Mode: worker.ModeAnnotation, Concurrency: 1,
+		Feed: feed.NewPublisher(s.JS), Reporter: queue.NewReporter(s.JS), Ledger: s.Ledger, Locker: s.Leases, Logger: stacktest.Logger(t)})
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = w.Run(wctx, s.Consumer) }()
+	t.Cleanup(func() { cancel(); <-done })
+	s.WaitIdle(t)
+	described, _ := s.Manifest(t, "photos/order", "latest")
+	require.NotEqual(t, pushed.Digest, described.Digest, "annotated")
+	e := waitEvent(t, s, "the description", func(e feed.Event) bool { return e.Digest == described.Digest.String() })
+	require.Equal(t, []string{"latest"}, e.Tags, "the job by digest, ending last, left the tag on the stream")
+
+	// The job ended before it published: its event is gone from the
+	// stream; delivered again by its tag (a tag-only notification), it
+	// finds its own write-back there.
+	st, err := s.JS.Stream(ctx, feed.Stream)
+	require.NoError(t, err)
+	require.NoError(t, st.Purge(ctx))
+	require.NoError(t, pub.Publish(ctx, job("", "latest")))
+	s.WaitIdle(t)
+	e = waitEvent(t, s, "the description found again", func(e feed.Event) bool { return e.Digest == described.Digest.String() })
+	require.Equal(t, feed.Found, e.Kind)
+	require.Equal(t, []string{"latest"}, e.Tags)
+	require.Len(t, e.Photos, 1)
+	require.Contains(t, e.Photos[0].Description, "A test photo")
+}

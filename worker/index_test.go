@@ -84,7 +84,9 @@ func (al describedAlbum) searcher(t *testing.T) func(q string) []index.Hit {
 		t.Helper()
 		ctx := context.Background()
 		require.NoError(t, al.ix.Wait(ctx, al.s.JS))
-		hits, _, err := al.ix.Search(ctx, index.ParseQuery(q))
+		pq, err := index.ParseQuery(q)
+		require.NoError(t, err)
+		hits, _, err := al.ix.Search(ctx, pq)
 		require.NoError(t, err)
 		return hits
 	}

@@ -157,15 +157,14 @@ func (w *Worker) inspect(ctx context.Context, repo *remote.Repository, m registr
 	}
 	c.im = im
 	photos, why := photo.Layers(im)
-	unsure := photo.ToSniff(im)
-	if photos == nil && unsure == nil {
+	if photos == nil && photo.ToSniff(im) == nil {
 		return c, fault.Skip("%s: %s", m.Descriptor.Digest, why)
 	}
 	if ok, why := w.opts.Select.manifest(im); !ok {
 		return c, fault.Skip("%s: %s", m.Descriptor.Digest, why)
 	}
 	if photos == nil {
-		if photos, err = w.sniff(ctx, repo, m, im, unsure); err != nil {
+		if photos, err = w.sniff(ctx, repo, m, im); err != nil {
 			return c, err
 		}
 	}
@@ -176,30 +175,34 @@ func (w *Worker) inspect(ctx context.Context, repo *remote.Repository, m registr
 	c.verdict = photo.Described(im.Annotations, c.refs, w.model.Model(), p)
 	switch c.verdict.Action {
 	case photo.Skip:
+		if c.verdict.Who == w.model.Model() {
+			return c, fault.Skip("%s: %s: %w", m.Descriptor.Digest, c.verdict.Reason, errSaidHere)
+		}
 		return c, fault.Skip("%s: %s", m.Descriptor.Digest, c.verdict.Reason)
 	case photo.DescribeUnlessOwn:
 		// The write-back's own notification must not start another round.
 		if w.isOwnWrite(ctx, im, photos) {
-			return c, fault.Skip("%s: already described by %s: its own write-back", m.Descriptor.Digest, c.verdict.Who)
+			return c, fault.Skip("%s: already described by %s: its own write-back (%w)", m.Descriptor.Digest, c.verdict.Who, errSaidHere)
 		}
 	}
 	return c, nil
 }
 
-// sniff reads the first bytes of im's layers unsure, whose media types say
+// errSaidHere is why a job is skipped whose manifest its describer has
+// described already (its own write-back, or an earlier job's).
+var errSaidHere = errors.New("described by this describer already")
+
+// sniff reads the first bytes of im's layers whose media types say
 // nothing of what they hold, and returns those that are photos (package
 // photo decides). When none is, the error is a skip that carries the
 // refusal, why m is not an image.
-func (w *Worker) sniff(ctx context.Context, repo *remote.Repository, m registry.Manifest, im ocispec.Manifest, unsure []int) ([]int, error) {
-	looks := map[int]imageprep.Sniffed{}
-	for _, i := range unsure {
-		head, err := w.registry.FetchHead(ctx, repo, im.Layers[i], imageprep.SniffLen)
-		if err != nil {
-			return nil, fmt.Errorf("read the first bytes of layer %s of %s: %w", im.Layers[i].Digest, m.Descriptor.Digest, err)
-		}
-		looks[i] = imageprep.Sniff(head)
+func (w *Worker) sniff(ctx context.Context, repo *remote.Repository, m registry.Manifest, im ocispec.Manifest) ([]int, error) {
+	photos, why, err := photo.Find(im, func(l ocispec.Descriptor) ([]byte, error) {
+		return w.registry.FetchHead(ctx, repo, l, imageprep.SniffLen)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", m.Descriptor.Digest, err)
 	}
-	photos, why := photo.Sniffed(im, looks)
 	if photos == nil {
 		return nil, fault.Skip("%s: %w", m.Descriptor.Digest, &Refusal{Manifest: m.Descriptor, Reason: why})
 	}
@@ -264,6 +267,9 @@ func (w *Worker) processManifest(ctx context.Context, repo *remote.Repository, m
 	c, err := w.inspect(ctx, repo, m, t.policy)
 	if err != nil {
 		res.Events = refusedEvents(err, t.tag)
+		if errors.Is(err, errSaidHere) {
+			res.Events = saidHereEvents(m.Descriptor, c.im, c.photos, w.model.Model(), t.tag)
+		}
 		return res, err
 	}
 	if mode == ModeAuto && len(c.refs) > 0 {
@@ -288,7 +294,7 @@ func (w *Worker) processManifest(ctx context.Context, repo *remote.Repository, m
 	res.Mode = ModeReferrer
 	res.Written, res.Pruned, err = w.writeReferrer(ctx, repo, c, s, t)
 	if err == nil {
-		res.Events = []feed.Event{referrerEvent(m.Descriptor, t.tag, s.by, photosOf(c, s, m.Descriptor, "referrer "+res.Written.Descriptor.Digest.String()))}
+		res.Events = []feed.Event{referrerEvent(m.Descriptor, w.tagOf(ctx, repo, t.tag, m.Descriptor), s.by, photosOf(c, s, m.Descriptor, "referrer "+res.Written.Descriptor.Digest.String()))}
 	}
 	return res, err
 }
@@ -495,8 +501,18 @@ func (w *Worker) processIndex(ctx context.Context, repo *remote.Repository, m re
 	for _, i := range photo.Children(idx) {
 		listed = append(listed, photos[i]...)
 	}
-	res.Events = []feed.Event{referrerEvent(m.Descriptor, t.tag, by, listed)}
+	res.Events = []feed.Event{referrerEvent(m.Descriptor, w.tagOf(ctx, repo, t.tag, m.Descriptor), by, listed)}
 	return res, nil
+}
+
+// tagOf is the tag a referrer-mode event reports for subject: the job's,
+// unless a later push to it was announced (that push's job reports it; a
+// tag names one manifest in search).
+func (w *Worker) tagOf(ctx context.Context, repo *remote.Repository, tag string, subject ocispec.Descriptor) string {
+	if tag == "" || !w.registry.TagNames(ctx, repo, tag, subject) {
+		return ""
+	}
+	return tag
 }
 
 // saysNow returns the descriptions describer by has of the photos of c,
@@ -506,7 +522,7 @@ func (w *Worker) processIndex(ctx context.Context, repo *remote.Repository, m re
 // inspect listed any), fetching only the records that may be by's and
 // whose listed annotations do not say enough.
 func (w *Worker) saysNow(ctx context.Context, repo *remote.Repository, c candidate, by string) ([]feed.Photo, error) {
-	if layers, _ := photo.Layers(c.im); layers == nil {
+	if photo.ReadBack(c.im, c.photos) == nil && photo.ToSniff(c.im) == nil {
 		return nil, nil
 	}
 	refs := c.refs
@@ -519,7 +535,7 @@ func (w *Worker) saysNow(ctx context.Context, repo *remote.Repository, c candida
 	records := map[digest.Digest]registry.Record{}
 	for _, r := range refs {
 		// A referrer naming no model may be anyone's: its record says.
-		if who := r.Annotations[registry.AnnotationModel]; !photo.RecordNeeded(c.im, r) || who != "" && who != by {
+		if who := r.Annotations[registry.AnnotationModel]; !photo.RecordNeeded(c.im, c.photos, r) || who != "" && who != by {
 			continue
 		}
 		rec, err := w.registry.FetchRecord(ctx, repo, r)
@@ -531,7 +547,7 @@ func (w *Worker) saysNow(ctx context.Context, repo *remote.Repository, c candida
 		}
 		records[r.Digest] = rec
 	}
-	for _, f := range photo.Descriptions(c.m.Descriptor.Digest.String(), c.im, refs, records) {
+	for _, f := range photo.Descriptions(c.m.Descriptor.Digest.String(), c.im, c.photos, refs, records) {
 		if f.By == by {
 			return f.Photos, nil
 		}

@@ -13,6 +13,8 @@ import (
 	"oras.land/oras-go/v2/content"
 
 	"github.com/regscribe/regscribe/internal/feed"
+	"github.com/regscribe/regscribe/internal/modeltest"
+	"github.com/regscribe/regscribe/internal/photo"
 	"github.com/regscribe/regscribe/internal/queue"
 	"github.com/regscribe/regscribe/internal/registry"
 	"github.com/regscribe/regscribe/internal/stacktest"
@@ -100,4 +102,51 @@ func refusals(t *testing.T, s *stacktest.Stack) []feed.Event {
 		}
 	}
 	return out
+}
+
+// TestImageTypesRegscribeDoesNotKnowAreRead: a layer of an image/* media
+// type regscribe does not prepare says nothing it can trust: image/jpg (a
+// common typo) holding a JPEG is described, image/x-foo holding text is
+// refused with the reason, never skipped silently.
+func TestImageTypesRegscribeDoesNotKnowAreRead(t *testing.T) {
+	t.Parallel()
+	s := stacktest.Start(t, stacktest.Options{})
+	photo := stacktest.JPEG(t, 320, 240, 75)
+	s.Push(t, "photos/typo", "jpg", stacktest.File{Name: "dune.jpg", MediaType: "image/jpg", Data: photo})
+	refused := s.Push(t, "photos/typo", "foo", stacktest.File{Name: "notes.foo", MediaType: "image/x-foo", Data: []byte("Dune is a 1965 novel by Frank Herbert.\n")})
+
+	_, m := s.WaitDescribed(t, "photos/typo", "jpg")
+	require.Equal(t, expectedText(photo), m.Annotations[registry.AnnotationDescription])
+	require.Equal(t, "image/jpg", m.Layers[0].MediaType, "the layer stays as it was pushed")
+	e := waitEvent(t, s, "refusal of image/x-foo", func(e feed.Event) bool { return e.Kind == feed.Refused })
+	require.Equal(t, refused.Digest.String(), e.Digest)
+	require.Equal(t, `not an image: "notes.foo" (image/x-foo) holds text (text/plain; charset=utf-8), not a photo regscribe can describe`, e.Reason)
+	s.WaitIdle(t)
+	require.Len(t, s.Model.Calls(), 1, "the JPEG only")
+	require.Equal(t, photo, s.Model.Calls()[0].Images[0])
+}
+
+// TestCorrectionOfAPhotoPushedWithoutAMediaType: a person corrects one of
+// two photos pushed with oras's default media type; the other keeps its
+// model's description, read back from its layer whatever its media type.
+func TestCorrectionOfAPhotoPushedWithoutAMediaType(t *testing.T) {
+	t.Parallel()
+	s := stacktest.Start(t, stacktest.Options{Worker: worker.Options{Mode: worker.ModeAnnotation}})
+	const tar = ocispec.MediaTypeImageLayer
+	a, b := stacktest.JPEG(t, 90, 60, 830), stacktest.JPEG(t, 60, 90, 831)
+	s.Push(t, "photos/files", "latest", stacktest.File{Name: "a.jpg", MediaType: tar, Data: a},
+		stacktest.File{Name: "notes.txt", MediaType: tar, Data: []byte("two photos\n")}, stacktest.File{Name: "b.jpg", MediaType: tar, Data: b})
+	described, _ := s.WaitDescribed(t, "photos/files", "latest")
+	s.WaitIdle(t)
+
+	queueJob(t, s, queue.Job{Repository: "photos/files", Digest: described.Digest.String(), Tag: "latest",
+		Correction: &queue.Correction{Layer: modeltest.Digest(b), Description: "Our dog Rex.", By: "ann"}})
+	res := resultOf(t, s, "the correction", func(r queue.Result) bool { return r.Job.Correction != nil })
+	require.Equal(t, queue.Described, res.Outcome, res.Reason)
+	e := waitEvent(t, s, "the correction's event", func(e feed.Event) bool { return e.By == photo.PersonModel("ann") })
+	require.Len(t, e.Photos, 2, "the event carries both photos")
+	require.Equal(t, expectedText(a), e.Photos[0].Description, "the other photo keeps its description")
+	require.Equal(t, "Our dog Rex.", e.Photos[1].Description)
+	_, m := s.Manifest(t, "photos/files", "latest")
+	require.Equal(t, "a.jpg: "+expectedText(a)+"\nb.jpg: Our dog Rex.", m.Annotations[registry.AnnotationDescription])
 }

@@ -586,7 +586,13 @@ func (w *Worker) publish(ctx context.Context, d delivery, report queue.Result, e
 			if d.seq != 0 {
 				id = feed.JobID(d.seq, n)
 			}
-			if _, err := w.feed.Publish(ctx, e, id); err != nil {
+			var err error
+			if fills(e) {
+				_, err = w.feed.Fill(ctx, e, id)
+			} else {
+				_, err = w.feed.Publish(ctx, e, id)
+			}
+			if err != nil {
 				return err
 			}
 		}

@@ -258,6 +258,10 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"status", "extra"}, "regscribe status: takes no arguments"},
 		{[]string{"describe", "--mode"}, "flag needs an argument: --mode"},
 		{[]string{"bench", "--format", "yaml"}, `regscribe bench: invalid argument "yaml" for --format`},
+		{[]string{"search", "--jsn", "flower"}, "regscribe search: unknown flag: --jsn; did you mean --json?"},
+		{[]string{"search"}, "regscribe search: takes a query, not 0 argument(s)"},
+		{[]string{"search", "--json", "-n", "5"}, "regscribe search: takes a query, not 0 argument(s)"},
+		{[]string{"search", "flower", "--limit"}, "flag needs an argument: --limit"},
 	} {
 		var out, errOut strings.Builder
 		code := newCLI(&out, &errOut, noConfig(t)).execute(t.Context(), tc.args)

@@ -29,7 +29,7 @@ func TestGalleryStopsWithAnEventStreamOpen(t *testing.T) {
 	cfg.Registries = []string{"http://" + reg.Addr()}
 	cfg.WebListen, cfg.DataDir = "127.0.0.1:0", t.TempDir()
 	var logs stacktest.LogBuffer
-	g, err := startGallery(context.Background(), cfg, js, slog.New(slog.NewTextHandler(&logs, nil)))
+	g, err := startGallery(context.Background(), cfg, js, nil, slog.New(slog.NewTextHandler(&logs, nil)))
 	require.NoError(t, err)
 
 	resp, err := http.Get(g.url + "/jobs")

@@ -22,6 +22,10 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
+	// Root certificates for https registries and model APIs where the
+	// system has none, as in the container image (deploy/image), which is
+	// the binary alone; SSL_CERT_FILE and SSL_CERT_DIR still take precedence.
+	_ "golang.org/x/crypto/x509roots/fallback"
 
 	"github.com/regscribe/regscribe/internal/config"
 )

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,9 +21,8 @@ import (
 	"github.com/regscribe/regscribe/internal/stacktest"
 )
 
-// binary is the regscribe binary built once for the black-box tests, and
-// orasBinary the oras CLI pinned as a tool in go.mod (what `go tool oras` runs).
-var binary, orasBinary string
+// binary is the regscribe binary built once for the black-box tests.
+var binary string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "regscribe-bin")
@@ -34,13 +30,9 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "regscribe")
-	orasBinary = filepath.Join(dir, "oras")
-	for _, build := range [][]string{{"-o", binary, "."}, {"-o", orasBinary, "oras.land/oras/cmd/oras"}} {
-		out, err := exec.Command("go", append([]string{"build"}, build...)...).CombinedOutput()
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "go build %v: %v\n%s", build, err, out)
-			os.Exit(1)
-		}
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.Exit(1)
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -84,12 +76,7 @@ func TestBadConfigurationSaysWhich(t *testing.T) {
 }
 
 // process is a running `regscribe up` whose log the test can wait on.
-type process struct {
-	cmd *exec.Cmd
-	mu  sync.Mutex
-	log bytes.Buffer
-	out chan string
-}
+type process = stacktest.Process
 
 func startUp(t *testing.T, env ...string) *process {
 	t.Helper()
@@ -98,76 +85,7 @@ func startUp(t *testing.T, env ...string) *process {
 		env = append(env, "REGSCRIBE_WEB_LISTEN="+freeAddr(t))
 	}
 	cmd.Env = append(os.Environ(), env...)
-	stderr, err := cmd.StderrPipe()
-	require.NoError(t, err)
-	cmd.Stdout = io.Discard
-	require.NoError(t, cmd.Start())
-	p := &process{cmd: cmd, out: make(chan string, 1000)}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.log.WriteString(sc.Text() + "\n")
-			p.mu.Unlock()
-			select {
-			case p.out <- sc.Text():
-			default:
-			}
-		}
-		close(p.out)
-	}()
-	t.Cleanup(func() {
-		if t.Failed() && cmd.ProcessState == nil {
-			// A stack dump of every goroutine shows where it was stuck.
-			_ = cmd.Process.Signal(syscall.SIGQUIT)
-			time.Sleep(500 * time.Millisecond)
-		}
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("regscribe up log:\n%s", p.Log())
-		}
-	})
-	return p
-}
-
-func (p *process) Log() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.String()
-}
-
-// waitLog waits for a log line containing s.
-func (p *process) waitLog(t *testing.T, s string) string {
-	t.Helper()
-	timeout := time.After(30 * time.Second)
-	for {
-		select {
-		case line, ok := <-p.out:
-			if !ok {
-				t.Fatalf("regscribe exited before logging %q", s)
-			}
-			if strings.Contains(line, s) {
-				return line
-			}
-		case <-timeout:
-			t.Fatalf("no log line with %q", s)
-		}
-	}
-}
-
-// stop sends SIGTERM and waits for a clean exit.
-func (p *process) stop(t *testing.T) {
-	t.Helper()
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
-	done := make(chan error, 1)
-	go func() { done <- p.cmd.Wait() }()
-	select {
-	case err := <-done:
-		require.NoError(t, err, "regscribe up must exit 0 on SIGTERM")
-	case <-time.After(20 * time.Second):
-		t.Fatal("regscribe up did not stop within 20s of SIGTERM")
-	}
+	return stacktest.StartProcess(t, cmd)
 }
 
 // upEnv is the environment of a `regscribe up` of a test's own: a fresh
@@ -199,14 +117,10 @@ func freeAddr(t *testing.T) string {
 	}
 }
 
+// oras runs the real oras CLI in dir (see stacktest.Oras).
 func oras(t *testing.T, dir string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(orasBinary, args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+t.TempDir())
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "oras %v: %s", args, out)
-	return string(out)
+	return stacktest.Oras(t, dir, args...)
 }
 
 // TestUpWithOrasCLI is the quick start, black box: `regscribe up`, then the
@@ -233,13 +147,13 @@ func TestUpWithOrasCLI(t *testing.T) {
 
 	// 1. No model: one clear line with the fix, and regscribe keeps running.
 	p := startUp(t, env...)
-	p.waitLog(t, "regscribe is up")
-	line := p.waitLog(t, "no Ollama server at http://"+modelAddr)
+	p.WaitLog(t, "regscribe is up")
+	line := p.WaitLog(t, "no Ollama server at http://"+modelAddr)
 	require.Contains(t, line, "ollama pull "+stacktest.Model)
 	require.Contains(t, line, "REGSCRIBE_PROVIDER=openai")
 	oras(t, work, "push", ref, "pineapple.jpg:image/jpeg")
-	p.waitLog(t, "model unavailable")
-	p.stop(t)
+	p.WaitLog(t, "model unavailable")
+	p.Stop(t)
 	require.NotContains(t, p.Log(), "panic")
 
 	// 2. The model is back; a restart picks up the queued job.
@@ -250,7 +164,7 @@ func TestUpWithOrasCLI(t *testing.T) {
 	model.Start()
 	t.Cleanup(model.Close)
 	p = startUp(t, env...)
-	p.waitLog(t, "model ready")
+	p.WaitLog(t, "model ready")
 
 	var manifest struct {
 		Annotations map[string]string `json:"annotations"`
@@ -294,7 +208,7 @@ func TestUpWithOrasCLI(t *testing.T) {
 
 	// The token never reaches the log.
 	require.NotRegexp(t, `Bearer [0-9a-f]{20,}`, p.Log())
-	p.stop(t)
+	p.Stop(t)
 }
 
 // TestReferrerModeWithOrasDiscover: in referrer mode the photo keeps its
@@ -315,7 +229,7 @@ func TestReferrerModeWithOrasDiscover(t *testing.T) {
 		"REGSCRIBE_NATS_LISTEN="+natsAddr,
 	)
 	p := startUp(t, env...)
-	p.waitLog(t, "model ready")
+	p.WaitLog(t, "model ready")
 	work := t.TempDir()
 	photo := stacktest.JPEG(t, 640, 480, 43)
 	require.NoError(t, os.WriteFile(filepath.Join(work, "storm.jpg"), photo, 0o644))
@@ -397,7 +311,7 @@ func TestReferrerModeWithOrasDiscover(t *testing.T) {
 	require.Equal(t, "described", lines[0]["item"].(map[string]any)["status"])
 	require.Equal(t, "summary", lines[len(lines)-1]["type"])
 	require.Equal(t, true, lines[len(lines)-1]["dryRun"])
-	p.stop(t)
+	p.Stop(t)
 }
 
 // TestUpWithOpenAIProvider: the openai provider against a fake that speaks
@@ -418,7 +332,7 @@ func TestUpWithOpenAIProvider(t *testing.T) {
 		"REGSCRIBE_PROMPT_FILE="+promptFile,
 		"REGSCRIBE_LANGUAGE=de",
 	)...)
-	p.waitLog(t, "model ready")
+	p.WaitLog(t, "model ready")
 	work := t.TempDir()
 	photo := stacktest.JPEG(t, 320, 240, 44)
 	require.NoError(t, os.WriteFile(filepath.Join(work, "ladybird.jpg"), photo, 0o644))
@@ -441,5 +355,5 @@ func TestUpWithOpenAIProvider(t *testing.T) {
 	require.Equal(t, "image/jpeg", calls[0].MediaType)
 	require.Empty(t, model.Problems())
 	require.NotContains(t, p.Log(), "sk-test-key", "the API key is never logged")
-	p.stop(t)
+	p.Stop(t)
 }

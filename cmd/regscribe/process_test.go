@@ -187,7 +187,7 @@ func TestZotNATSSink(t *testing.T) {
 		"OLLAMA_HOST="+model.URL,
 		"REGSCRIBE_MODEL="+stacktest.Model,
 	)
-	p.waitLog(t, "taking zot events from NATS")
+	p.WaitLog(t, "taking zot events from NATS")
 
 	repo := openRepo(t, reg.Addr(), "photos/kumquat")
 	desc := pushPhoto(t, repo, "v2", stacktest.JPEG(t, 120, 90, 88))
@@ -213,7 +213,7 @@ func TestZotNATSSink(t *testing.T) {
 	}, 10*time.Second, 50*time.Millisecond)
 	require.Contains(t, dead[0].Error, "malformed event on zot.events")
 	require.Contains(t, dead[0].Error, `"name":"../x"`, "the raw event is kept")
-	p.stop(t)
+	p.Stop(t)
 }
 
 // TestSourcesFile: a Harbor source from REGSCRIBE_SOURCES_FILE, with its own
@@ -242,7 +242,7 @@ func TestSourcesFile(t *testing.T) {
 		"OLLAMA_HOST="+model.URL,
 		"REGSCRIBE_MODEL="+stacktest.Model,
 	)
-	p.waitLog(t, "model ready")
+	p.WaitLog(t, "model ready")
 
 	repo := openRepo(t, reg.Addr(), "team/photos")
 	desc := pushPhoto(t, repo, "v1", stacktest.JPEG(t, 120, 90, 89))
@@ -264,7 +264,7 @@ func TestSourcesFile(t *testing.T) {
 
 	require.Eventually(t, func() bool { return description(repo, "v1") != "" }, 30*time.Second, 50*time.Millisecond)
 	require.NotContains(t, p.Log(), "harbor-s3cret")
-	p.stop(t)
+	p.Stop(t)
 }
 
 // startRegistry starts a Distribution registry without notifications.

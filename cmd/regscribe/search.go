@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/regscribe/regscribe/internal/config"
 	"github.com/regscribe/regscribe/internal/web"
@@ -38,30 +39,89 @@ repository regscribe has described. Asks the search API of a running
 'regscribe up' or 'regscribe web' (REGSCRIBE_WEB_URL, else http:// and
 REGSCRIBE_WEB_LISTEN; REGSCRIBE_WEB_TOKEN is sent when set).
 
-The query takes words, "quoted phrases" and filters: repo:GLOB (* within a
-path segment, ** across), model:MODEL, tag:TAG, after:YYYY-MM-DD,
-before:YYYY-MM-DD. The text search matches words of the description, alt
-text, keywords, visible text and file name. With REGSCRIBE_EMBED_MODEL set on
-the server, results also match by meaning (semantic search); without it,
-by words alone.
+The query is the gallery's (the Search section of the README describes
+it): words (each must match), "quoted phrases", OR between two words
+(either), -word or NOT word (without), and the filters repo:GLOB (a run of
+whole path segments: repo:garden finds photos/garden; * within a segment,
+** across), model:MODEL, tag:TAG, after:YYYY-MM-DD, before:YYYY-MM-DD. A
+word after the query that starts with - is excluded, not a flag, unless it
+is one of the flags below. The text search matches words of the
+description, alt text, keywords, visible text and file name. When the
+words find nothing, the words the index holds nearest to them are searched
+and named on stderr. With REGSCRIBE_EMBED_MODEL set on the server, results
+also match by meaning (semantic search); without it, by words alone.
 
-Exit status: 0 with matches, 1 with none, 2 for a usage error or when the
-search could not be made.`,
+Exit status: 0 with matches, 1 with none, 2 for a usage error (a filter it
+cannot read, such as after:yesterday, is one) or when the search could not
+be made.`,
 		Example: `  regscribe search forklift
+  regscribe search flower -orange --json
+  regscribe search gerbera OR daisy repo:garden
   regscribe search '"Q3 revenue"' --repository 'slides/**'
   regscribe search dog after:2026-01-01 --limit 5 --json`,
 		GroupID:           groupTools,
-		Args:              argsBetween(1, -1, "a query"),
 		ValidArgsFunction: cobra.NoFileCompletions,
-		RunE: c.tool(func(ctx context.Context, cfg config.Config, args []string) int {
-			return search(ctx, cfg, strings.Join(args, " "), f, c.stdout, c.stderr)
-		}),
+		// The query's -word is no flag: the flags are read here.
+		DisableFlagParsing: true,
+	}
+	run := c.tool(func(ctx context.Context, cfg config.Config, args []string) int {
+		return search(ctx, cfg, strings.Join(args, " "), f, c.stdout, c.stderr)
+	})
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		words, flags := queryArgs(cmd.Flags(), args)
+		if err := cmd.Flags().Parse(flags); err != nil {
+			return cmd.FlagErrorFunc()(cmd, err)
+		}
+		if help, _ := cmd.Flags().GetBool("help"); help {
+			return cmd.Help()
+		}
+		if len(words) == 0 {
+			return errors.New("takes a query, not 0 argument(s)")
+		}
+		return run(cmd, words)
 	}
 	addFormatFlags(cmd, cmd.Flags(), &f.format, "one object per line")
 	cmd.Flags().IntVarP(&f.limit, "limit", "n", 10, "most results to print (1 to 1000)")
 	cmd.Flags().StringVar(&f.repository, "repository", "", "only repositories matching this glob (same as repo:GLOB)")
 	cmd.Flags().StringVar(&f.model, "model", "", "only descriptions by this model (same as model:MODEL)")
 	return cmd
+}
+
+// queryArgs splits the command line of `search` into the query's words
+// and the flags: --name (with its value) and -x (a shorthand, alone, with
+// =value or digits) are flags; any other word, -orange included, is the
+// query's, and so is everything after --.
+func queryArgs(flags *pflag.FlagSet, args []string) (words, flagArgs []string) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		var f *pflag.Flag
+		switch {
+		case a == "--":
+			return append(words, args[i+1:]...), flagArgs
+		case strings.HasPrefix(a, "--"):
+			name, _, hasValue := strings.Cut(a[2:], "=")
+			if f = flags.Lookup(name); hasValue {
+				f = nil
+			}
+		case len(a) >= 2 && a[0] == '-' && (len(a) == 2 || a[2] == '=' || strings.Trim(a[2:], "0123456789") == ""):
+			if f = flags.ShorthandLookup(a[1:2]); f == nil {
+				words = append(words, a)
+				continue
+			}
+			if len(a) > 2 {
+				f = nil
+			}
+		default:
+			words = append(words, a)
+			continue
+		}
+		flagArgs = append(flagArgs, a)
+		if f != nil && f.NoOptDefVal == "" && i+1 < len(args) {
+			i++
+			flagArgs = append(flagArgs, args[i])
+		}
+	}
+	return words, flagArgs
 }
 
 // search asks the web address for query and prints the hits.
@@ -81,10 +141,15 @@ func search(ctx context.Context, cfg config.Config, query string, f searchFlags,
 		fmt.Fprintln(stderr, "regscribe search:", err)
 		return 2
 	}
-	hits, err := searchAPI(ctx, base, cfg.WebToken, query, f.limit)
+	answer, err := searchAPI(ctx, base, cfg.WebToken, query, f.limit)
 	if err != nil {
 		fmt.Fprintln(stderr, "regscribe search:", err)
 		return 2
+	}
+	hits := answer.Results
+	if answer.Suggestion != "" && len(hits) > 0 {
+		fmt.Fprintf(stderr, "no photo matches %s; showing %s\n", strings.TrimSpace(query), answer.Suggestion)
+		query = answer.Suggestion
 	}
 	if len(hits) == 0 {
 		fmt.Fprintf(stderr, "no photo matches %s\n", strings.TrimSpace(query))
@@ -143,13 +208,13 @@ func webURL(cfg config.Config) (string, error) {
 }
 
 // searchAPI calls GET /v1/search on base.
-func searchAPI(ctx context.Context, base, token, query string, limit int) ([]web.Result, error) {
+func searchAPI(ctx context.Context, base, token, query string, limit int) (web.SearchAnswer, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	u := base + "/v1/search?" + url.Values{"q": {query}, "limit": {strconv.Itoa(limit)}}.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, err
+		return web.SearchAnswer{}, err
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -158,42 +223,47 @@ func searchAPI(ctx context.Context, base, token, query string, limit int) ([]web
 	if err != nil {
 		var op *net.OpError
 		if errors.As(err, &op) && op.Op == "dial" {
-			return nil, fmt.Errorf("nothing answers at %s: is 'regscribe up' or 'regscribe web' running? (REGSCRIBE_WEB_URL)", base)
+			return web.SearchAnswer{}, fmt.Errorf("nothing answers at %s: is 'regscribe up' or 'regscribe web' running? (REGSCRIBE_WEB_URL)", base)
 		}
-		return nil, err
+		return web.SearchAnswer{}, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return nil, err
+		return web.SearchAnswer{}, err
 	}
 	if resp.StatusCode != http.StatusOK {
 		var e struct {
 			Error string `json:"error"`
 		}
 		if json.Unmarshal(body, &e) == nil && e.Error != "" {
-			return nil, fmt.Errorf("%s: %s", resp.Status, e.Error)
+			return web.SearchAnswer{}, fmt.Errorf("%s: %s", resp.Status, e.Error)
 		}
 		if resp.StatusCode == http.StatusUnauthorized {
-			return nil, fmt.Errorf("%s: set REGSCRIBE_WEB_TOKEN to the server's token", resp.Status)
+			return web.SearchAnswer{}, fmt.Errorf("%s: set REGSCRIBE_WEB_TOKEN to the server's token", resp.Status)
 		}
-		return nil, fmt.Errorf("%s from %s", resp.Status, base)
+		return web.SearchAnswer{}, fmt.Errorf("%s from %s", resp.Status, base)
 	}
 	var out web.SearchAnswer
 	if err := json.Unmarshal(body, &out); err != nil {
-		return nil, fmt.Errorf("unreadable answer from %s: %w", base, err)
+		return web.SearchAnswer{}, fmt.Errorf("unreadable answer from %s: %w", base, err)
 	}
-	return out.Results, nil
+	return out, nil
 }
 
 // queryFilter matches a filter of the query syntax (repo:…, model:…).
 var queryFilter = regexp.MustCompile(`^[a-z]+:`)
 
 // highlighter returns a function that marks the query's words in bold
-// (on a terminal; elsewhere text is returned as it is).
+// (on a terminal; elsewhere text is returned as it is); excluded words and
+// OR are not marked.
 func highlighter(query string, terminal bool) func(string) string {
 	var words []string
-	for _, w := range strings.Fields(strings.ReplaceAll(query, `"`, " ")) {
+	fields := strings.Fields(strings.ReplaceAll(query, `"`, " "))
+	for i, w := range fields {
+		if w == "OR" || w == "NOT" || strings.HasPrefix(w, "-") || i > 0 && fields[i-1] == "NOT" {
+			continue
+		}
 		if !queryFilter.MatchString(w) && len(w) > 1 {
 			words = append(words, regexp.QuoteMeta(w))
 		}

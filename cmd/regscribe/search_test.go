@@ -70,7 +70,7 @@ func TestSearchQuickStart(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(work, "forklift.jpg"), forklift, 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(work, "pineapple.jpg"), pineapple, 0o644))
 	p := startUp(t, env...)
-	up := p.waitLog(t, "regscribe is up")
+	up := p.WaitLog(t, "regscribe is up")
 	require.Contains(t, up, "http://"+webAddr, "the start-up line names the gallery")
 	oras(t, work, "push", "localhost:"+regPort+"/warehouse/floor:latest", "forklift.jpg:image/jpeg")
 	oras(t, work, "push", "localhost:"+regPort+"/food/fruit:v1", "pineapple.jpg:image/jpeg")
@@ -107,6 +107,28 @@ func TestSearchQuickStart(t *testing.T) {
 	code, out, _ = searchCLI(t, client, "--repository", "food/*", "pineapples")
 	require.Equal(t, 0, code, "flags before the query")
 	require.Contains(t, out, "localhost:"+regPort+"/food/fruit@")
+
+	// The query language: -word excludes (not a flag), OR widens, a
+	// misspelt word is searched as the index spells it, a filter it
+	// cannot read is a usage error that shows the right form.
+	code, _, errOut = searchCLI(t, client, "forklift", "-warehouse")
+	require.Equal(t, 1, code, "the forklift photo says warehouse: %s", errOut)
+	code, out, _ = searchCLI(t, client, "-n", "5", "pineapples", "-forklift", "--json")
+	require.Equal(t, 0, code)
+	require.Len(t, strings.Split(strings.TrimSpace(out), "\n"), 1, out)
+	code, out, _ = searchCLI(t, client, "--json", "pineapples", "OR", "forklift")
+	require.Equal(t, 0, code)
+	require.Len(t, strings.Split(strings.TrimSpace(out), "\n"), 2, out)
+	code, out, errOut = searchCLI(t, client, "forklfit")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, errOut, "no photo matches forklfit; showing forklift")
+	require.Contains(t, out, "/warehouse/floor@")
+	code, _, errOut = searchCLI(t, client, "forklift", "after:yesterday")
+	require.Equal(t, 2, code)
+	require.Contains(t, errOut, "after:yesterday is not a date: write YYYY-MM-DD, after:2026-01-01")
+	code, out, _ = searchCLI(t, client, "pineapples", "repo:fruit")
+	require.Equal(t, 0, code, "repo: matches a path segment")
+	require.Contains(t, out, "/food/fruit@")
 
 	// Usage errors.
 	code, _, errOut = searchCLI(t, client)
@@ -154,15 +176,15 @@ func TestSearchQuickStart(t *testing.T) {
 	}, 20*time.Second, 200*time.Millisecond, "the deleted manifest is still found")
 
 	// A restart keeps the index and adds no duplicate.
-	p.stop(t)
+	p.Stop(t)
 	p = startUp(t, env...)
-	p.waitLog(t, "regscribe is up")
+	p.WaitLog(t, "regscribe is up")
 	require.Eventually(t, func() bool {
 		code, out, _ = searchCLI(t, client, "--json", "forklift")
 		return code == 0
 	}, 30*time.Second, 200*time.Millisecond)
 	require.Len(t, strings.Split(strings.TrimSpace(out), "\n"), 1, out)
-	p.stop(t)
+	p.Stop(t)
 
 	// Nothing running: a clear error, not "no match".
 	code, _, errOut = searchCLI(t, client, "forklift")
@@ -188,4 +210,28 @@ func natsListen(env []string) string {
 		}
 	}
 	return addr
+}
+
+// TestQueryArgs: a word of the query that starts with - is the query's
+// (flower -orange), the flags are flags before and after the query, and
+// everything after -- is the query.
+func TestQueryArgs(t *testing.T) {
+	t.Parallel()
+	cmd := newCLI(nil, nil, noConfig(t)).searchCmd()
+	cmd.InitDefaultHelpFlag()
+	for _, tc := range []struct {
+		args, words, flags []string
+	}{
+		{[]string{"flower", "-orange"}, []string{"flower", "-orange"}, nil},
+		{[]string{"flower", "-orange", "--json"}, []string{"flower", "-orange"}, []string{"--json"}},
+		{[]string{"--limit", "5", "flower", "-nature", "-n", "3"}, []string{"flower", "-nature"}, []string{"--limit", "5", "-n", "3"}},
+		{[]string{"-n5", "-n=6", "--limit=7", "dog", "--repository", "photos/*"}, []string{"dog"}, []string{"-n5", "-n=6", "--limit=7", "--repository", "photos/*"}},
+		{[]string{"--json", "--", "--limit", "-h"}, []string{"--limit", "-h"}, []string{"--json"}},
+		{[]string{"dog", "-h"}, []string{"dog"}, []string{"-h"}},
+		{[]string{"-", "a-b", "NOT", "cat", "--jsn"}, []string{"-", "a-b", "NOT", "cat"}, []string{"--jsn"}},
+	} {
+		words, flags := queryArgs(cmd.Flags(), tc.args)
+		require.Equal(t, tc.words, words, "%v", tc.args)
+		require.Equal(t, tc.flags, flags, "%v", tc.args)
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 	"oras.land/oras-go/v2/registry"
 
@@ -120,8 +121,9 @@ func (c *cli) showCmd() *cobra.Command {
 		Short: "Show the descriptions of photos, wherever they are stored (annotation or referrer)",
 		Long: `Shows the descriptions of each photo named: a reference
 (REGISTRY/REPOSITORY:TAG or @DIGEST) is one photo, a repository
-(REGISTRY/REPOSITORY) is every photo its tags point at. Descriptions are read
-from the manifest's annotations and from description referrers.
+(REGISTRY/REPOSITORY) is every photo its tags point at, and every manifest of
+files that holds no photo, with why ("refused"). Descriptions are read from
+the manifest's annotations and from description referrers.
 
 With --format json, each photo is one JSON object on a line of its own:
 {"reference", "digest", "tags", "descriptions": [{"storedAs": "annotation" or
@@ -197,10 +199,10 @@ func show(ctx context.Context, cfg config.Config, refs []string, plain bool, for
 			code = 1
 		}
 		for _, p := range photos {
-			if p.Error == "" {
+			if p.Error == "" && p.Refused == "" {
 				p.Descriptions, p.Error = describedAs(ctx, t, p.Digest)
 			}
-			if p.Error == "" && len(p.Descriptions) == 0 {
+			if p.Error == "" && p.Refused == "" && len(p.Descriptions) == 0 {
 				p.Refused, p.Failed = why.of(ctx, t, p.Digest)
 			}
 			if p.Error != "" || len(p.Descriptions) == 0 {
@@ -231,7 +233,8 @@ func show(ctx context.Context, cfg config.Config, refs []string, plain bool, for
 }
 
 // photosOf is the photo t names, or, for a repository without a tag or
-// digest, every photo its tags point at (by digest, with its tags).
+// digest, every photo its tags point at (by digest, with its tags) and
+// every manifest of files that hold no photo, with why (Refused).
 func photosOf(ctx context.Context, t target, raw string) ([]shown, error) {
 	if t.ref.Reference != "" {
 		p := shown{Reference: raw}
@@ -255,10 +258,13 @@ func photosOf(ctx context.Context, t target, raw string) ([]shown, error) {
 	}
 	var out []shown
 	for _, it := range items {
-		switch it.Status {
-		case reprocess.NotPhoto, reprocess.Gone:
+		switch {
+		case it.Refused:
+			// A file that holds no photo: why, as for a reference named.
+			out = append(out, shown{Reference: it.Ref(), Digest: it.Digest, Tags: it.Tags, Refused: it.Reason})
+		case it.Status == reprocess.NotPhoto, it.Status == reprocess.Gone:
 			continue
-		case reprocess.Unchecked:
+		case it.Status == reprocess.Unchecked:
 			out = append(out, shown{Reference: it.Ref(), Tags: it.Tags, Error: it.Reason})
 		default:
 			out = append(out, shown{Reference: it.Ref(), Digest: it.Digest, Tags: it.Tags})
@@ -278,7 +284,7 @@ func describedAs(ctx context.Context, t target, digest string) ([]regclient.Foun
 	if err != nil {
 		return nil, err.Error()
 	}
-	found, err := t.client.Descriptions(ctx, repo, m, photo.MediaTypes)
+	found, err := t.client.Descriptions(ctx, repo, m, func(im ocispec.Manifest) []int { return photo.ReadBack(im, nil) })
 	if err != nil {
 		return nil, err.Error()
 	}

@@ -20,8 +20,9 @@ import (
 
 // TestOrasDefaultMediaType: the real oras CLI pushes files without a media
 // type (oras's default, application/vnd.oci.image.layer.v1.tar). A JPEG is
-// described, the model gets it byte for byte; a text file is refused
-// visibly: `regscribe show` says it is not an image and why, `regscribe
+// described, the model gets it byte for byte, and `regscribe show` prints
+// it under its title, alone or among its repository's photos; a text file
+// is refused visibly (`regscribe show` of the repository lists it, and why): `regscribe show` says it is not an image and why, `regscribe
 // status` and the gallery's front page count it, and the log says it once.
 // A photo whose job failed is shown with the dead letter's error.
 func TestOrasDefaultMediaType(t *testing.T) {
@@ -37,7 +38,7 @@ func TestOrasDefaultMediaType(t *testing.T) {
 		"REGSCRIBE_NATS_LISTEN="+natsAddr,
 		"REGSCRIBE_WEB_LISTEN="+webAddr,
 	)...)
-	p.waitLog(t, "model ready")
+	p.WaitLog(t, "model ready")
 	work := t.TempDir()
 	photo := stacktest.JPEG(t, 640, 480, 81)
 	require.NoError(t, os.WriteFile(filepath.Join(work, "dune.jpg"), photo, 0o644))
@@ -66,7 +67,7 @@ func TestOrasDefaultMediaType(t *testing.T) {
 	require.Equal(t, "application/vnd.oci.image.layer.v1.tar", manifest.Layers[0].MediaType, "the layer stays as pushed")
 	require.Len(t, model.Calls(), 1, "the text file is no model call")
 	require.Equal(t, photo, model.Calls()[0].Images[0])
-	p.waitLog(t, "not an image; nothing described")
+	p.WaitLog(t, "not an image; nothing described")
 
 	client := append(os.Environ(), "REGSCRIBE_NATS_URL=nats://"+natsAddr)
 	reason := `not an image: "dune.txt" (application/vnd.oci.image.layer.v1.tar) holds text (text/plain; charset=utf-8), not a photo regscribe can describe`
@@ -105,7 +106,13 @@ func TestOrasDefaultMediaType(t *testing.T) {
 	cmd.Env = client
 	out, err = cmd.CombinedOutput()
 	require.NoError(t, err, "%s", out)
-	require.Contains(t, string(out), manifest.Annotations["io.regscribe.description"])
+	require.Contains(t, string(out), "\n  dune.jpg\n    "+manifest.Annotations["io.regscribe.description"]+"\n", "the photo under its title")
+	// The repository: the photo is among its photos, read as a worker reads it.
+	cmd = exec.Command(binary, "show", "localhost:"+regPort+"/photos/misc")
+	cmd.Env = client
+	out, _ = cmd.CombinedOutput()
+	require.Contains(t, string(out), "\n  dune.jpg\n    "+manifest.Annotations["io.regscribe.description"]+"\n", "%s", out)
+	require.Contains(t, string(out), "localhost:"+regPort+"/photos/misc@"+pushed.Digest+" (notes) ("+pushed.Digest+"): "+reason+"\n", "the text file, and why")
 
 	cmd = exec.Command(binary, "status", "--json")
 	cmd.Env = client
@@ -135,5 +142,5 @@ func TestOrasDefaultMediaType(t *testing.T) {
 	}, 30*time.Second, 100*time.Millisecond, "the gallery never counted it")
 	require.Contains(t, page, `<dt>not images</dt><dd><a href="/jobs#refused">1</a></dd>`)
 	require.Equal(t, 1, strings.Count(p.Log(), `"msg":"not an image; nothing described"`), "said once")
-	p.stop(t)
+	p.Stop(t)
 }

@@ -97,7 +97,7 @@ func up(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	defer shutdownHTTP(srv)
 	galleryURL := "off"
 	if cfg.WebListen != "off" {
-		g, err := startGallery(ctx, cfg, js, log)
+		g, err := startGallery(ctx, cfg, js, nil, log)
 		if err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -28,12 +29,12 @@ func runWeb(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err := web.CheckExposure(cfg.WebListen, cfg.WebToken); err != nil {
 		return err
 	}
-	nc, js, _, err := join(cfg, "regscribe web")
+	nc, js, o, err := join(cfg, "regscribe web")
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	g, err := startGallery(ctx, cfg, js, log)
+	g, err := startGallery(ctx, cfg, js, o, log)
 	if err != nil {
 		return err
 	}
@@ -68,8 +69,10 @@ func embedLine(cfg config.Config) string {
 
 // startGallery opens the search index, follows the description stream and
 // serves the gallery and the search API on REGSCRIBE_WEB_LISTEN (its
-// exposure must have been checked).
-func startGallery(ctx context.Context, cfg config.Config, js jetstream.JetStream, log *slog.Logger) (*gallery, error) {
+// exposure must have been checked). o, if not nil, serves /metrics,
+// /healthz and /readyz there too, without the token, for the probes of
+// `regscribe web` (`up` serves them on REGSCRIBE_LISTEN).
+func startGallery(ctx context.Context, cfg config.Config, js jetstream.JetStream, o *ops, log *slog.Logger) (*gallery, error) {
 	endpoints, err := registryEndpoints(cfg)
 	if err != nil {
 		return nil, err
@@ -115,7 +118,11 @@ func startGallery(ctx context.Context, cfg config.Config, js jetstream.JetStream
 		_ = ix.Close()
 		return nil, err
 	}
-	addr, stopHTTP, err := serve(cfg.WebListen, srv)
+	var h http.Handler = srv
+	if o != nil {
+		h = o.handler(srv)
+	}
+	addr, stopHTTP, err := serve(cfg.WebListen, h)
 	if err != nil {
 		srv.Close()
 		_ = ix.Close()

@@ -232,8 +232,8 @@ type Throughput struct {
 	// MaxServed is the most requests the model served at once (C when it
 	// was kept full).
 	MaxServed int `json:"maxServed"`
-	// Jobs by outcome: each photo's own job is described; the job its
-	// write-back makes (the annotated manifest pushed by its tag) is skipped.
+	// Jobs by outcome: each photo's own job is described; its write-back
+	// (the annotated manifest pushed by its tag) makes no job.
 	Jobs tally `json:"jobs"`
 	Load Load  `json:"load"`
 }

@@ -43,7 +43,7 @@ type modelStats struct {
 // and serves at most limit requests at once, with the stats endpoint.
 func newFakeModel(latency time.Duration, limit int) *modeltest.Ollama {
 	f := modeltest.NewUnstartedOllama(ModelName)
-	f.Latency, f.Limit = latency, limit
+	f.Latency, f.Limit, f.ForgetImages = latency, limit, true
 	api := f.Config.Handler
 	var chatNanos atomic.Int64
 	mux := http.NewServeMux()

@@ -181,7 +181,11 @@ func (r *run) search(ctx context.Context) (*Search, error) {
 	var took, scan []time.Duration
 	for range rounds {
 		for _, q := range benchQueries {
-			pq := index.ParseQuery(q)
+			pq, err := index.ParseQuery(q)
+			if err != nil {
+				stop()
+				return nil, err
+			}
 			t0 := time.Now()
 			if _, _, err := ix.Search(ctx, pq); err != nil {
 				stop()
@@ -235,7 +239,10 @@ func (r *run) search(ctx context.Context) (*Search, error) {
 	took = took[:0]
 	for range rounds {
 		for _, q := range benchQueries {
-			pq := index.ParseQuery(q)
+			pq, err := index.ParseQuery(q)
+			if err != nil {
+				return nil, err
+			}
 			t0 := time.Now()
 			if _, _, err := ix.Search(ctx, pq); err != nil {
 				return nil, err

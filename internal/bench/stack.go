@@ -153,13 +153,19 @@ func startStack(ctx context.Context, o stackOptions) (s *stack, err error) {
 		_ = srv.Close()
 		_ = ln.Close()
 	})
-	if srv.Handler, err = notifier.New(queue.NewPublisher(s.js), notifier.Options{Token: token, Registry: s.registry.Addr(), Logger: log}); err != nil {
+	// The notifier records each announced tag and the workers read the
+	// record, as in `regscribe up`.
+	tags, err := queue.OpenTags(ctx, s.js, 1)
+	if err != nil {
+		return s, err
+	}
+	if srv.Handler, err = notifier.New(queue.NewPublisher(s.js), notifier.Options{Token: token, Registry: s.registry.Addr(), Tags: tags, Logger: log}); err != nil {
 		return s, err
 	}
 	go func() { _ = srv.Serve(ln) }()
 
 	client, err := registry.New([]registry.Endpoint{{Host: s.registry.Addr(), PlainHTTP: true}},
-		registry.Options{Credentials: credentials.NewMemoryStore(), UserAgent: "regscribe/bench"})
+		registry.Options{Credentials: credentials.NewMemoryStore(), UserAgent: "regscribe/bench", Tags: tags})
 	if err != nil {
 		return s, err
 	}

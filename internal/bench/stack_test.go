@@ -52,4 +52,9 @@ func TestStackRunsWhatUpRuns(t *testing.T) {
 		_, err := s.js.KeyValue(ctx, bucket)
 		require.NoError(t, err, bucket)
 	}
+	tags, err := s.js.KeyValue(ctx, queue.TagBucket)
+	require.NoError(t, err)
+	keys, err := tags.Keys(ctx)
+	require.NoError(t, err)
+	require.NotEmpty(t, keys, "the notifier records each announced tag, as in up")
 }

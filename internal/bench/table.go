@@ -80,7 +80,7 @@ func WriteTable(w io.Writer, rep Report) error {
 		row("", "ratio to the ceiling C/L", fmt.Sprintf("%.3f", t.Ratio))
 		row("", "push done → job queued (the registry's notification), p50 / p95", fmt.Sprintf("%.1f / %.1f ms", t.NotifyP50Ms, t.NotifyP95Ms))
 		row("", "model calls / most served at once", fmt.Sprintf("%d / %d", t.ModelCalls, t.MaxServed))
-		row("", "jobs: described / write-backs' (skipped) / failed", fmt.Sprintf("%d / %d / %d", t.Jobs.Described, t.Jobs.Skipped, t.Jobs.Failed))
+		row("", "jobs: described / skipped / failed", fmt.Sprintf("%d / %d / %d", t.Jobs.Described, t.Jobs.Skipped, t.Jobs.Failed))
 		row("", loadLabel, t.Load.String(m.Cores))
 	}
 	if l := rep.Latency; l != nil {

@@ -23,5 +23,7 @@
 // events stay; the tombstone removes them from every index all the same.
 //
 // A refusal is kept on regscribe.descriptions.<manifest>.refused, where
-// `regscribe show` finds it by digest.
+// `regscribe show` finds it by digest, until a description of the manifest
+// (or of one that replaces it) is stored: that purges it, as the index
+// forgets it.
 package feed

@@ -10,6 +10,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -204,18 +205,36 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, replicas int) (je
 // Publisher puts events on the stream.
 type Publisher struct {
 	js jetstream.JetStream
+
+	mu sync.Mutex
+	// stream is the handle of the stream, looked up once (a look-up is a
+	// request): purges and reads name the stream only.
+	stream jetstream.Stream
 }
 
 // NewPublisher returns a Publisher on js.
 func NewPublisher(js jetstream.JetStream) *Publisher { return &Publisher{js: js} }
 
+// handle returns the stream's handle, looking it up the first time.
+func (p *Publisher) handle(ctx context.Context) (jetstream.Stream, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stream == nil {
+		s, err := p.js.Stream(ctx, Stream)
+		if err != nil {
+			return nil, fmt.Errorf("open %s: %w", Stream, err)
+		}
+		p.stream = s
+	}
+	return p.stream, nil
+}
+
 var publishRetries = []jetstream.PublishOpt{jetstream.WithRetryAttempts(60), jetstream.WithRetryWait(250 * time.Millisecond)}
 
 // Publish stores e and returns its stream sequence. id, when not empty,
 // is the message id (e.g. "desc-<job seq>"): publishing the same id again
-// within the duplicate window stores nothing new. A deletion also purges
-// the events it supersedes (those of the same manifest stored before it)
-// when nothing can rely on them ([Publisher.purge]).
+// within the duplicate window stores nothing new. The events e supersedes
+// are purged ([Publisher.supersede]).
 func (p *Publisher) Publish(ctx context.Context, e Event, id string) (uint64, error) {
 	data, opts, err := encode(&e, id)
 	if err != nil {
@@ -225,10 +244,41 @@ func (p *Publisher) Publish(ctx context.Context, e Event, id string) (uint64, er
 	if err != nil {
 		return 0, fmt.Errorf("publish description event for %s: %w", e.Ref(), err)
 	}
-	if e.Kind == Deleted {
-		p.purge(ctx, e, ack.Sequence)
-	}
+	p.supersede(ctx, e, ack.Sequence)
 	return ack.Sequence, nil
+}
+
+// supersede purges the events stored before seq that e, stored at seq,
+// supersedes: a deletion the events of its manifest ([Publisher.purge]); a description (written
+// or found) the refusal of its manifest and of the manifest it replaces (a
+// manifest refused, then described after all: by rules that read more, or
+// re-pushed with a description), so the refusals the stream holds are
+// those the indexes hold (an index drops a refusal when it applies such a
+// description). Every index applies e as superseding them already, so a
+// failed purge only leaves them taking room, and a refusal counted by
+// `regscribe status`: it is not an error.
+func (p *Publisher) supersede(ctx context.Context, e Event, seq uint64) {
+	var subjects []string
+	switch e.Kind {
+	case Deleted:
+		p.purge(ctx, e, seq)
+		return
+	case Written, Found:
+		subjects = []string{Subject(Event{Kind: Refused, Registry: e.Registry, Repository: e.Repository, Digest: e.Digest})}
+		if e.Replaces != "" && e.Replaces != e.Digest {
+			subjects = append(subjects, Subject(Event{Kind: Refused, Registry: e.Registry, Repository: e.Repository, Digest: e.Replaces}))
+		}
+	}
+	if len(subjects) == 0 {
+		return
+	}
+	s, err := p.handle(ctx)
+	if err != nil {
+		return
+	}
+	for _, subject := range subjects {
+		_ = s.Purge(ctx, jetstream.WithPurgeSubject(subject), jetstream.WithPurgeSequence(seq))
+	}
 }
 
 // purge removes the events of the deleted manifest stored before its
@@ -237,7 +287,7 @@ func (p *Publisher) Publish(ctx context.Context, e Event, id string) (uint64, er
 // then. The tombstone supersedes them in every index either way, so a
 // purge that fails, or is left out, only leaves them taking room.
 func (p *Publisher) purge(ctx context.Context, e Event, seq uint64) {
-	s, err := p.js.Stream(ctx, Stream)
+	s, err := p.handle(ctx)
 	if err != nil {
 		return
 	}
@@ -371,9 +421,9 @@ func IsDeletedSubject(subject string) bool { return strings.HasSuffix(subject, "
 // the subject's last sequence the check saw, so an event stored in
 // between makes Fill publish nothing. It reports whether e was stored.
 func (p *Publisher) Fill(ctx context.Context, e Event, id string) (bool, error) {
-	s, err := p.js.Stream(ctx, Stream)
+	s, err := p.handle(ctx)
 	if err != nil {
-		return false, fmt.Errorf("open %s: %w", Stream, err)
+		return false, err
 	}
 	var last uint64
 	m, err := s.GetLastMsgForSubject(ctx, Subject(e))
@@ -399,6 +449,7 @@ func (p *Publisher) Fill(ctx context.Context, e Event, id string) (bool, error) 
 	if err != nil {
 		return false, fmt.Errorf("publish description event for %s: %w", e.Ref(), err)
 	}
+	p.supersede(ctx, e, ack.Sequence)
 	return !ack.Duplicate, nil
 }
 

@@ -219,3 +219,48 @@ func TestFillNeverBuriesANewerDescription(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "a green bus", e.Photos[0].Description)
 }
+
+// TestDescriptionSupersedesARefusal: a manifest refused, then described
+// after all (by rules that read more: in referrer mode the same manifest,
+// in annotation mode a re-pushed one that replaces it, or found by a
+// backfill), has its refusal purged, so `regscribe status` counts what the
+// index shows; a refusal stored after a description stays.
+func TestDescriptionSupersedesARefusal(t *testing.T) {
+	ctx, js, _, p := newStream(t)
+	refused := func(digest string) feed.Event {
+		return feed.Event{Kind: feed.Refused, Registry: "127.0.0.1:5000", Repository: "photos/a", Digest: digest, Reason: "not an image: JPEG XL"}
+	}
+	described := func(kind feed.Kind, digest, replaces string) feed.Event {
+		e := event(kind, "ollama/a", "the moon")
+		e.Digest, e.Replaces = digest, replaces
+		return e
+	}
+	has := func(digest string) bool {
+		t.Helper()
+		_, ok, err := feed.Refusal(ctx, js, "127.0.0.1:5000", "photos/a", digest)
+		require.NoError(t, err)
+		return ok
+	}
+	for _, d := range []string{"sha256:r1", "sha256:r2", "sha256:r3", "sha256:r4"} {
+		_, err := p.Publish(ctx, refused(d), "")
+		require.NoError(t, err)
+	}
+	_, err := p.Publish(ctx, described(feed.Written, "sha256:r1", ""), "")
+	require.NoError(t, err)
+	_, err = p.Publish(ctx, described(feed.Written, "sha256:n2", "sha256:r2"), "")
+	require.NoError(t, err)
+	stored, err := p.Fill(ctx, described(feed.Found, "sha256:r3", ""), "")
+	require.NoError(t, err)
+	require.True(t, stored)
+	require.False(t, has("sha256:r1"), "described in referrer mode")
+	require.False(t, has("sha256:r2"), "replaced by its annotated copy")
+	require.False(t, has("sha256:r3"), "found described by a backfill")
+	require.True(t, has("sha256:r4"), "never described")
+	n, err := feed.Refusals(ctx, js)
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), n)
+
+	_, err = p.Publish(ctx, refused("sha256:r1"), "")
+	require.NoError(t, err)
+	require.True(t, has("sha256:r1"), "a refusal newer than the description stays")
+}

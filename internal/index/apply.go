@@ -38,10 +38,13 @@ import (
 //   - refused keeps the manifest's refusal (why it holds no photo) out of
 //     search, counted per repository ([Repository.Refused]) and listed
 //     ([Index.Refusals]); a deletion or a description of the manifest
-//     removes it;
+//     (or of a manifest that replaces it) removes it;
 //   - untagged takes its tag off every manifest of the repository;
 //   - tags are merged per manifest: every entry of a manifest carries every
-//     tag an event reported for it (until an untagged event takes it off).
+//     tag an event reported for it, until an untagged event takes it off or
+//     an event reports it for another manifest of the repository (a tag
+//     names one manifest: the one described last at it). An event older than
+//     a supersession of its manifest reports no tags.
 func (ix *Index) Apply(ctx context.Context, e feed.Event) error {
 	if err := e.Validate(); err != nil {
 		return err
@@ -86,19 +89,25 @@ func (w *writer) apply(e feed.Event) error {
 	key := manifestKey(e.Registry, e.Repository, e.Digest)
 	switch e.Kind {
 	case feed.Untagged:
-		return w.untag(e.Registry, e.Repository, e.Tags[0])
+		return w.untag(e.Registry, e.Repository, e.Tags[0], nil)
 	case feed.Refused:
 		// Out of search: counted and listed only, with the tags known.
 		w.refuse(key, refusalOf(e, st.mergeTags(st.refused[key].Tags, e.Tags)))
 		return nil
 	default:
 		w.refuse(key, nil) // deleted, or described after all
+		if e.Kind != feed.Deleted && e.Replaces != "" {
+			// Re-pushed with a description: the manifest it replaces is
+			// no refusal either.
+			w.refuse(manifestKey(e.Registry, e.Repository, e.Replaces), nil)
+		}
 	}
 	if e.Kind == feed.Deleted {
 		if mf := st.manifests[key]; mf != nil {
 			for _, id := range mf.sorted() {
 				w.remove(id)
 			}
+			st.setTags(mf, nil)
 		}
 		delete(st.manifests, key)
 		w.forget(key)
@@ -127,7 +136,7 @@ func (w *writer) apply(e feed.Event) error {
 			// The tags moved to the re-pushed manifest with the annotations.
 			tags = st.mergeTags(tags, old.tags)
 			moved := len(old.tags) > 0
-			old.tags = nil
+			st.setTags(old, nil)
 			for _, id := range old.sorted() {
 				m, ok := st.docs[id]
 				switch {
@@ -156,8 +165,17 @@ func (w *writer) apply(e feed.Event) error {
 			w.touched = append(w.touched, old)
 		}
 	}
+	if late.to == "" {
+		// A tag names one manifest: the tags this event reports for its
+		// manifest are no longer those of the repository's others.
+		for _, t := range e.Tags {
+			if err := w.untag(e.Registry, e.Repository, t, mf); err != nil {
+				return err
+			}
+		}
+	}
 	tagsChanged := !slices.Equal(tags, mf.tags)
-	mf.tags = tags
+	st.setTags(mf, tags)
 	for _, d := range carry {
 		d.Tags = tags
 		w.settle(d, at.UnixNano())
@@ -218,23 +236,22 @@ func (w *writer) apply(e feed.Event) error {
 	return nil
 }
 
-// untag takes tag off every manifest of the repository, and off their
-// entries.
-func (w *writer) untag(registry, repository, tag string) error {
+// untag takes tag off every manifest of the repository but except (nil:
+// every one), and off their entries.
+func (w *writer) untag(registry, repository, tag string, except *manifest) error {
 	st := w.ix.state
-	prefix := manifestKey(registry, repository, "")
 	now := time.Now().UTC()
 	var changed []*manifest
-	for key, mf := range st.manifests {
-		if strings.HasPrefix(key, prefix) && slices.Contains(mf.tags, tag) {
-			changed = append(changed, mf)
+	for _, mf := range st.carrying(manifestKey(registry, repository, ""), tag) {
+		if mf == except {
+			continue
 		}
-	}
-	for _, mf := range changed {
-		mf.tags = slices.DeleteFunc(slices.Clone(mf.tags), func(t string) bool { return t == tag })
-		if len(mf.tags) == 0 {
-			mf.tags = nil
+		changed = append(changed, mf)
+		tags := slices.DeleteFunc(slices.Clone(mf.tags), func(t string) bool { return t == tag })
+		if len(tags) == 0 {
+			tags = nil
 		}
+		st.setTags(mf, tags)
 		for _, id := range mf.sorted() {
 			if m, ok := st.docs[id]; ok && m.digest == mf {
 				if err := w.retag(id, mf.tags, now); err != nil {

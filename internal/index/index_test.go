@@ -77,7 +77,9 @@ func (e *env) wait(ix *index.Index) {
 
 func (e *env) search(ix *index.Index, q string) []index.Hit {
 	e.t.Helper()
-	hits, total, err := ix.Search(e.ctx, index.ParseQuery(q))
+	pq, err := index.ParseQuery(q)
+	require.NoError(e.t, err)
+	hits, total, err := ix.Search(e.ctx, pq)
 	require.NoError(e.t, err)
 	require.GreaterOrEqual(e.t, total, len(hits))
 	return hits
@@ -131,7 +133,12 @@ func TestApplyAndFind(t *testing.T) {
 		"the":                     {},
 		"bus repo:photos/*":       {"sha256:l-bus", "sha256:l-tram"},
 		"bus repo:photos/paris":   {"sha256:l-tram"},
-		"repo:team/*":             {},
+		"repo:team/*":             {"sha256:l-slide"}, // team/slides and below
+		"repo:team/s*":            {"sha256:l-slide"},
+		"repo:lond":               {}, // whole segments only
+		"bus repo:london":         {"sha256:l-bus"},
+		"repo:slides":             {"sha256:l-slide"},
+		"repo:photos":             {"sha256:l-bus", "sha256:l-tram"},
 		"repo:team/**":            {"sha256:l-slide"},
 		"bus model:gpt-4o-mini":   {"sha256:l-tram"},
 		"model:person":            {"sha256:l-slide"},
@@ -323,10 +330,35 @@ func TestParseQuery(t *testing.T) {
 		"after:2026-01-01 before:2026-02-01": {
 			After: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Before: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC),
 		},
-		"after:yesterday http://x": {Text: "after:yesterday http://x"},
-		`unclosed "quote here`:     {Text: `unclosed "quote here"`},
+		"http://x":                          {Text: "http://x"},
+		"flower -orange":                    {Text: "flower", Not: []string{"orange"}},
+		`flower NOT orange -"red petals"`:   {Text: "flower", Not: []string{"orange", `"red petals"`}},
+		"-orange":                           {Not: []string{"orange"}},
+		"gerbera OR daisy":                  {Text: "gerbera OR daisy"},
+		`gerbera OR "white daisy" - a-b or`: {Text: `gerbera OR "white daisy" - a-b or`},
 	} {
-		require.Equal(t, want, index.ParseQuery(in), in)
+		got, err := index.ParseQuery(in)
+		require.NoError(t, err, in)
+		require.Equal(t, want, got, in)
+		again, err := index.ParseQuery(got.String())
+		require.NoError(t, err, got.String())
+		require.Equal(t, want, again, "String gives the same query: %s", got.String())
+	}
+	// A filter that cannot be read is an error that shows how to write it.
+	for in, want := range map[string]string{
+		"after:yesterday":       "after:2026-01-01",
+		"dog before:2026-13-01": "before:2026-02-01",
+		`unclosed "quote here`:  `"blue sea"`,
+		"repo:":                 "repo:photos/garden",
+		"OR daisy":              "gerbera OR daisy",
+		"gerbera OR":            "gerbera OR daisy",
+		"gerbera OR OR daisy":   "gerbera OR daisy",
+		"flower NOT":            "flower NOT orange",
+		"flower -repo:photos/*": "flower -orange",
+		"flower NOT tag:latest": "flower -orange",
+	} {
+		_, err := index.ParseQuery(in)
+		require.ErrorContains(t, err, want, in)
 	}
 }
 
@@ -360,7 +392,7 @@ func TestUntaggedTakesTheTagOff(t *testing.T) {
 	e.publish(written("photos/b", "sha256:m3", "ollama/a", []string{"latest"}, day("2026-01-03"), photo("sha256:l3", "A green taxi.", "taxi")))
 	ix, _ := e.open(t.TempDir(), index.Options{})
 	e.wait(ix)
-	require.ElementsMatch(t, []string{"sha256:l1", "sha256:l2", "sha256:l3"}, layers(e.search(ix, "tag:latest")))
+	require.ElementsMatch(t, []string{"sha256:l2", "sha256:l3"}, layers(e.search(ix, "tag:latest")))
 
 	e.publish(feed.Event{Kind: feed.Untagged, Registry: reg, Repository: "photos/a", Tags: []string{"latest"}})
 	e.wait(ix)
@@ -382,4 +414,44 @@ func TestUntaggedTakesTheTagOff(t *testing.T) {
 	e.publish(written("photos/a", "sha256:m2", "ollama/a", []string{"latest"}, day("2026-01-04"), photo("sha256:l2", "A blue tram.", "tram")))
 	e.wait(ix)
 	require.ElementsMatch(t, []string{"sha256:l2", "sha256:l3"}, layers(e.search(ix, "tag:latest")))
+}
+
+// TestATagNamesOneManifest: a photo pushed to a tag that held another photo
+// takes the tag; the other photo keeps its other tags and stays in search,
+// in the running index, after a restart and in an index rebuilt from the
+// stream.
+func TestATagNamesOneManifest(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	ix, stop := e.open(dir, index.Options{})
+	e.publish(written("photos/a", "sha256:m1", "ollama/a", []string{"latest", "v1"}, day("2026-01-01"), photo("sha256:l1", "A red bus.", "bus")))
+	e.publish(written("photos/a", "sha256:m2", "ollama/a", []string{"latest"}, day("2026-01-02"), photo("sha256:l2", "A blue tram.", "tram")))
+	e.publish(written("photos/b", "sha256:m3", "ollama/a", []string{"latest"}, day("2026-01-03"), photo("sha256:l3", "A green taxi.", "taxi")))
+	// Another model's description of the first photo names no tag: the
+	// photo keeps what it has.
+	e.publish(written("photos/a", "sha256:m1", "ollama/b", nil, day("2026-01-04"), photo("sha256:l1", "A red double-decker bus.", "bus")))
+	e.wait(ix)
+	check := func(ix *index.Index, when string) {
+		t.Helper()
+		require.ElementsMatch(t, []string{"sha256:l2", "sha256:l3"}, layers(e.search(ix, "tag:latest")), when)
+		require.Equal(t, []string{"sha256:l1", "sha256:l1"}, layers(e.search(ix, "tag:v1")), when+": both models' descriptions")
+		for _, h := range e.search(ix, "bus") {
+			require.Equal(t, []string{"v1"}, h.Tags, when)
+		}
+		require.Equal(t, []string{"sha256:l2"}, layers(e.search(ix, "tram")), when)
+	}
+	check(ix, "running")
+	stop()
+	reopened, _ := e.open(dir, index.Options{})
+	e.wait(reopened)
+	check(reopened, "reopened")
+	rebuilt, _ := e.open(t.TempDir(), index.Options{})
+	e.wait(rebuilt)
+	check(rebuilt, "rebuilt")
+
+	// The tag pushed back onto the first photo: it is that photo's again.
+	e.publish(written("photos/a", "sha256:m1", "ollama/a", []string{"latest"}, day("2026-01-05"), photo("sha256:l1", "A red bus.", "bus")))
+	e.wait(reopened)
+	require.ElementsMatch(t, []string{"sha256:l1", "sha256:l1", "sha256:l3"}, layers(e.search(reopened, "tag:latest")))
+	require.Empty(t, e.search(reopened, "tag:latest tram"))
 }

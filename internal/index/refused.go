@@ -18,7 +18,8 @@ import (
 // event) is kept, with the reason, in the bucket [bucketRefused] of the
 // history file, never in bleve: it is counted per repository and listed
 // ([Index.Refusals]), never searched. A description or a deletion of the
-// manifest removes it.
+// manifest removes it, and so does a description of a manifest that
+// replaces it.
 var bucketRefused = []byte("refused")
 
 // Refusal is a manifest that holds no photo regscribe describes, and why.

@@ -63,3 +63,36 @@ func TestRefusalsAreCountedNotSearched(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, total)
 }
+
+// TestDescriptionRemovesTheRefusal: a refused manifest described after all
+// is no longer counted, whether the description is of the manifest itself
+// (referrer mode) or of a re-pushed copy that replaces it (annotation
+// mode); so in an index rebuilt from the stream, which purged the refusals.
+func TestDescriptionRemovesTheRefusal(t *testing.T) {
+	e := newEnv(t)
+	for _, d := range []string{"sha256:m-moon", "sha256:m-sun", "sha256:m-notes"} {
+		e.publish(feed.Event{Kind: feed.Refused, Registry: reg, Repository: "photos/sky", Digest: d, Tags: []string{d[9:]}, At: day("2026-04-01"),
+			Reason: `not an image: "moon.jxl" (application/vnd.oci.image.layer.v1.tar) holds JPEG XL, which regscribe cannot describe`})
+	}
+	ix, _ := e.open(t.TempDir(), index.Options{})
+	e.wait(ix)
+	_, total, err := ix.Refusals(e.ctx, 10)
+	require.NoError(t, err)
+	require.Equal(t, 3, total)
+
+	e.publish(written("photos/sky", "sha256:m-moon", "ollama/qwen2.5vl:3b", []string{"moon"}, day("2026-05-01"), photo("sha256:l-moon", "The full moon.")))
+	annotated := written("photos/sky", "sha256:m-sun2", "ollama/qwen2.5vl:3b", []string{"sun"}, day("2026-05-01"), photo("sha256:l-sun", "The sun at noon."))
+	annotated.Replaces = "sha256:m-sun"
+	e.publish(annotated)
+	for _, ix := range []*index.Index{ix, func() *index.Index { rebuilt, _ := e.open(t.TempDir(), index.Options{}); return rebuilt }()} {
+		e.wait(ix)
+		list, total, err := ix.Refusals(e.ctx, 10)
+		require.NoError(t, err)
+		require.Equal(t, 1, total)
+		require.Equal(t, "sha256:m-notes", list[0].Digest)
+		repos, err := ix.Repositories(e.ctx)
+		require.NoError(t, err)
+		require.Len(t, repos, 1)
+		require.Equal(t, [2]int{2, 1}, [2]int{repos[0].Photos, repos[0].Refused})
+	}
+}

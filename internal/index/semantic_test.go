@@ -61,6 +61,7 @@ func TestSemanticSearchFindsBySynonym(t *testing.T) {
 			require.Equal(t, "sha256:car", hits[0].Layer, "found by a word its description does not contain")
 			require.Equal(t, []string{"sha256:dog", "sha256:dog2"}, layers(e.search(ix, "puppy")))
 			require.Equal(t, []string{"sha256:dog2"}, layers(e.search(ix, "puppy repo:photos/b")))
+			require.Equal(t, []string{"sha256:dog2"}, layers(e.search(ix, "puppy -sofa")), "an excluded word holds for vector matches too")
 			hits = e.search(ix, "dog")
 			require.Equal(t, "sha256:dog", hits[0].Layer, "text and vector ranks fused")
 			require.InDelta(t, 2.0/61, hits[0].Score, 1e-9, "first in both rankings")

@@ -199,11 +199,56 @@ type state struct {
 	hist history
 	// refused are the refusals, by manifest key.
 	refused map[string]Refusal
+	// tagged are the manifests that carry each tag, by repository and tag
+	// ([tagKey]); kept by setTags.
+	tagged map[string]map[*manifest]struct{}
 }
 
 func newState() *state {
 	return &state{docs: map[docKey]meta{}, manifests: map[string]*manifest{}, strs: map[string]string{},
-		repositories: map[string]int{}, models: map[string]int{}, hist: newHistory(), refused: map[string]Refusal{}}
+		repositories: map[string]int{}, models: map[string]int{}, hist: newHistory(), refused: map[string]Refusal{},
+		tagged: map[string]map[*manifest]struct{}{}}
+}
+
+// tagKey is the key of a tag of the repository whose manifest keys start
+// with repo (manifestKey with no digest).
+func tagKey(repo, tag string) string { return repo + "\x00" + tag }
+
+// repoOf is the repository part of a manifest key (manifestKey with no
+// digest).
+func repoOf(key string) string { return key[:strings.LastIndex(key, "@")+1] }
+
+// setTags sets mf's tags, keeping tagged in step.
+func (s *state) setTags(mf *manifest, tags []string) {
+	repo := repoOf(mf.key)
+	for _, t := range mf.tags {
+		if set := s.tagged[tagKey(repo, t)]; set != nil {
+			delete(set, mf)
+			if len(set) == 0 {
+				delete(s.tagged, tagKey(repo, t))
+			}
+		}
+	}
+	mf.tags = tags
+	for _, t := range tags {
+		k := tagKey(repo, t)
+		if s.tagged[k] == nil {
+			s.tagged[k] = map[*manifest]struct{}{}
+		}
+		s.tagged[k][mf] = struct{}{}
+	}
+}
+
+// carrying are the manifests of repo (manifestKey with no digest) that
+// carry tag.
+func (s *state) carrying(repo, tag string) []*manifest {
+	set := s.tagged[tagKey(repo, tag)]
+	out := make([]*manifest, 0, len(set))
+	for mf := range set {
+		out = append(out, mf)
+	}
+	slices.SortFunc(out, func(a, b *manifest) int { return strings.Compare(a.key, b.key) })
+	return out
 }
 
 // names are the repositories (without registry) and the models of the
@@ -326,7 +371,7 @@ func loadState(bi bleve.Index, db *bolt.DB) (*state, error) {
 			}
 			s.put(id, d)
 			mf := s.manifests[manifestKey(d.Registry, d.Repository, d.Digest)]
-			mf.tags = s.mergeTags(mf.tags, d.Tags)
+			s.setTags(mf, s.mergeTags(mf.tags, d.Tags))
 		}
 		if len(res.Hits) < page {
 			return s, loadHistory(db, s)

@@ -36,6 +36,9 @@ type Ollama struct {
 	// order, and its Latency starts when it gets a slot. Set it before the
 	// first chat request; later changes are ignored.
 	Limit int
+	// ForgetImages keeps the calls without their image bytes (a benchmark
+	// makes thousands of calls; the answer still sees the images).
+	ForgetImages bool
 
 	slots   chan struct{} // the Limit slots, made on the first chat request
 	serving atomic.Int32
@@ -135,8 +138,12 @@ func (f *Ollama) chat(w http.ResponseWriter, r *http.Request) {
 			f.problem("image is %s, neither JPEG nor PNG (Ollama takes those)", mt)
 		}
 	}
+	kept := call
+	if f.ForgetImages {
+		kept.Images = nil
+	}
 	f.mu.Lock()
-	f.calls = append(f.calls, call)
+	f.calls = append(f.calls, kept)
 	answer := f.Answer
 	f.mu.Unlock()
 	if len(call.Images) == 0 {

@@ -7,11 +7,14 @@
 // media type ([MediaTypes]), that is not a regscribe description artifact;
 // an index is a photo album when one of its children is a photo ([Children],
 // [Album]). A manifest whose layers say nothing of their content (oras's
-// default media type, application/octet-stream, none; [GenericMediaTypes])
-// and that is no container image is a photo when their first bytes are one:
+// default media type, application/octet-stream, none; [GenericMediaTypes];
+// or an image/* type regscribe does not prepare, such as image/jpg) and
+// that is no container image is a photo when their first bytes are one:
 // [ToSniff] names the layers to read, [Sniffed] decides from what
 // imageprep.Sniff said of them, and says why a manifest with none is not an
-// image.
+// image. [Find] is the whole decision, for the worker and reprocess (and so
+// the reconcile sweeps) alike, with the caller's read of the first bytes;
+// [Rules] is its version.
 //
 // Who described it: the manifest's io.regscribe.* annotations and its
 // regscribe description referrers each name a describer in
@@ -24,9 +27,12 @@
 // [Descriptions] reads what each describer said (the descriptions
 // themselves, per photo layer, as [feed.Photo] values), for the search
 // index and reprocess's backfill; [RecordNeeded] says which referrers'
-// records a caller must fetch for it.
+// records a caller must fetch for it. Both read back the layers [ReadBack]
+// names: a layer that carries a description of its own is a photo whatever
+// its media type, so everything regscribe wrote is read back.
 //
 // The package holds pure functions only: it never reads or writes a
-// registry (the caller reads the layers' first bytes), the description memory or the queue, and never logs. Callers
+// registry (the caller reads the layers' first bytes, or hands [Find] the
+// read), the description memory or the queue, and never logs. Callers
 // fetch manifests and referrers and act on the verdict.
 package photo

@@ -29,17 +29,46 @@ type Found struct {
 // manifest's annotations; a referrer's is "referrer " + its digest.
 const StoredAnnotation = feed.StoredAnnotation
 
+// ReadBack returns the layers of m whose descriptions are read back, in
+// layer order: photos (those the caller found to be photos with [Find];
+// nil when it read no bytes), the layers of an image media type
+// ([Layers]), and every layer that carries a description of its own
+// (io.regscribe.description on the layer, whatever its media type:
+// regscribe writes one on each photo of a manifest of several, a photo
+// found by its bytes too). With none of those, the one layer [ToSniff]
+// names, when it names exactly one: the only layer a description of m can
+// be of (`oras push REF dune.jpg`, described on the manifest). nil for a
+// regscribe description, and for a manifest nothing can be a photo of.
+func ReadBack(m ocispec.Manifest, photos []int) []int {
+	if m.ArtifactType == registry.ArtifactTypeDescription {
+		return nil
+	}
+	byType, _ := Layers(m)
+	out := slices.Concat(photos, byType)
+	for i, l := range m.Layers {
+		if l.Annotations[registry.AnnotationDescription] != "" {
+			out = append(out, i)
+		}
+	}
+	if unsure := ToSniff(m); len(out) == 0 && len(unsure) == 1 {
+		out = unsure
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 // RecordNeeded reports whether the record of r, a referrer of manifest m,
-// must be fetched to know what it says of m's photos: r is a regscribe
-// description whose annotations (as the referrers API or the fallback
-// index lists them) lack the description, or m has several photos (the
-// annotations then hold them all joined, not one per layer).
-func RecordNeeded(m ocispec.Manifest, r ocispec.Descriptor) bool {
+// must be fetched to know what it says of m's photos ([ReadBack] of
+// photos): r is a regscribe description whose annotations (as the
+// referrers API or the fallback index lists them) lack the description,
+// or m has other than one photo (with several, the annotations hold them
+// all joined, not one per layer; with none known, only the record says
+// which layers it describes).
+func RecordNeeded(m ocispec.Manifest, photos []int, r ocispec.Descriptor) bool {
 	if r.ArtifactType != registry.ArtifactTypeDescription {
 		return false
 	}
-	layers, _ := Layers(m)
-	return r.Annotations[registry.AnnotationDescription] == "" || len(layers) != 1
+	return r.Annotations[registry.AnnotationDescription] == "" || len(ReadBack(m, photos)) != 1
 }
 
 // Descriptions reads the descriptions manifest m (whose digest is
@@ -47,7 +76,9 @@ func RecordNeeded(m ocispec.Manifest, r ocispec.Descriptor) bool {
 // description referrer among referrers (others are ignored), whoever wrote
 // them (any model, a person, an older regscribe). It returns one [Found]
 // per describer, in the order first seen (annotations first); none when m
-// is no photo or nobody described it.
+// is no photo or nobody described it. Its photos are the layers
+// [ReadBack] gives of photos (what the caller found with [Find], or nil):
+// a photo pushed with a media type that says nothing is read back too.
 //
 // Annotations: with one photo, the manifest's (or that layer's own)
 // io.regscribe.description, alt, keywords and text describe it; with
@@ -62,6 +93,10 @@ func RecordNeeded(m ocispec.Manifest, r ocispec.Descriptor) bool {
 // in records is left out. Otherwise the referrer's listed annotations
 // describe m's one photo.
 //
+// With several layers that say nothing of their content and no photo known
+// among them (none read, none described on its own), only a record's
+// photos are read back: they name their layers.
+//
 // A photo belongs to the describer whose write holds it (the manifest's or
 // referrer's io.regscribe.model): a person's correction of one photo of a
 // manifest keeps the others' descriptions beside it. Its Model is its own
@@ -73,10 +108,10 @@ func RecordNeeded(m ocispec.Manifest, r ocispec.Descriptor) bool {
 // referrer, or two referrers), the newer description (io.regscribe.created)
 // is kept, the first seen when they are as new. Title is the layer's
 // org.opencontainers.image.title. Descriptions never does I/O.
-func Descriptions(manifest string, m ocispec.Manifest, referrers []ocispec.Descriptor, records map[digest.Digest]registry.Record) []Found {
-	photos, _ := Layers(m)
-	if photos == nil {
-		return nil
+func Descriptions(manifest string, m ocispec.Manifest, found []int, referrers []ocispec.Descriptor, records map[digest.Digest]registry.Record) []Found {
+	photos := ReadBack(m, found)
+	if photos == nil && ToSniff(m) == nil {
+		return nil // nothing in m can be a photo
 	}
 	var out []Found
 	add := func(by string, ps []feed.Photo) {
@@ -104,7 +139,7 @@ func Descriptions(manifest string, m ocispec.Manifest, referrers []ocispec.Descr
 		if r.ArtifactType != registry.ArtifactTypeDescription {
 			continue
 		}
-		by, ps := fromReferrer(m, photos, r, records)
+		by, ps := fromReferrer(m, found, photos, r, records)
 		add(by, ps)
 	}
 	for i := range out {
@@ -132,16 +167,16 @@ func fromAnnotations(m ocispec.Manifest, photos []int) []feed.Photo {
 			out = append(out, fields(l, l.Annotations, created, StoredAnnotation))
 		}
 	}
-	if len(out) == 0 && m.Annotations[registry.AnnotationDescription] != "" {
+	if len(out) == 0 && len(photos) > 0 && m.Annotations[registry.AnnotationDescription] != "" {
 		out = append(out, fields(m.Layers[photos[0]], m.Annotations, created, StoredAnnotation))
 	}
 	return out
 }
 
-func fromReferrer(m ocispec.Manifest, photos []int, r ocispec.Descriptor, records map[digest.Digest]registry.Record) (string, []feed.Photo) {
+func fromReferrer(m ocispec.Manifest, found, photos []int, r ocispec.Descriptor, records map[digest.Digest]registry.Record) (string, []feed.Photo) {
 	stored := "referrer " + r.Digest.String()
 	by := r.Annotations[registry.AnnotationModel]
-	if !RecordNeeded(m, r) {
+	if !RecordNeeded(m, found, r) {
 		created := parseTime(r.Annotations[registry.AnnotationCreated])
 		if created.IsZero() {
 			created = parseTime(r.Annotations[ocispec.AnnotationCreated])

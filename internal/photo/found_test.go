@@ -49,8 +49,18 @@ func TestDescriptions(t *testing.T) {
 		{Layer: digest.FromString("elsewhere").String(), Description: "Not in this manifest."},
 	}}
 
+	// Files pushed with a media type that says nothing.
+	const tar = ocispec.MediaTypeImageLayer
+	empty := ocispec.Descriptor{MediaType: ocispec.MediaTypeEmptyJSON}
+	dune, notes, moon := file("dune.jpg", tar), file("notes.txt", tar), file("moon.jpg", "image/jpg")
+	described := func(l ocispec.Descriptor, text string) ocispec.Descriptor {
+		l.Annotations = map[string]string{ocispec.AnnotationTitle: l.Annotations[ocispec.AnnotationTitle], registry.AnnotationDescription: text}
+		return l
+	}
+
 	for name, tc := range map[string]struct {
 		m         ocispec.Manifest
+		found     []int // what the caller's photo.Find found
 		referrers []ocispec.Descriptor
 		records   map[digest.Digest]registry.Record
 		want      []photo.Found
@@ -118,6 +128,42 @@ func TestDescriptions(t *testing.T) {
 			want: []photo.Found{{By: "person", Photos: []feed.Photo{{Manifest: manifest, Layer: cat.Digest.String(), MediaType: "image/jpeg",
 				Title: "cat.jpg", Description: "Two pets.", Model: "person", Stored: "annotation"}}}},
 		},
+		"oras's default media type, described on the manifest: its one layer": {
+			m: ocispec.Manifest{Config: empty, Layers: []ocispec.Descriptor{dune}, Annotations: map[string]string{
+				registry.AnnotationDescription: "Sand dunes.", registry.AnnotationModel: "ollama/a"}},
+			want: []photo.Found{{By: "ollama/a", Photos: []feed.Photo{{Manifest: manifest, Layer: dune.Digest.String(), MediaType: tar,
+				Title: "dune.jpg", Description: "Sand dunes.", Model: "ollama/a", Stored: "annotation"}}}},
+		},
+		"several photos of media types that say nothing: each layer's own description": {
+			m: ocispec.Manifest{Config: empty, Layers: []ocispec.Descriptor{described(dune, "Sand dunes."), notes, described(moon, "The moon.")},
+				Annotations: map[string]string{registry.AnnotationDescription: "dune.jpg: Sand dunes.\nmoon.jpg: The moon.", registry.AnnotationModel: "ollama/a"}},
+			want: []photo.Found{{By: "ollama/a", Photos: []feed.Photo{
+				{Manifest: manifest, Layer: dune.Digest.String(), MediaType: tar, Title: "dune.jpg", Description: "Sand dunes.", Model: "ollama/a", Stored: "annotation"},
+				{Manifest: manifest, Layer: moon.Digest.String(), MediaType: "image/jpg", Title: "moon.jpg", Description: "The moon.", Model: "ollama/a", Stored: "annotation"},
+			}}},
+		},
+		"one photo among files that say nothing, described on the manifest: the photo the caller found": {
+			m: ocispec.Manifest{Config: empty, Layers: []ocispec.Descriptor{notes, dune}, Annotations: map[string]string{
+				registry.AnnotationDescription: "Sand dunes.", registry.AnnotationModel: "ollama/a"}},
+			found: []int{1},
+			want: []photo.Found{{By: "ollama/a", Photos: []feed.Photo{{Manifest: manifest, Layer: dune.Digest.String(), MediaType: tar,
+				Title: "dune.jpg", Description: "Sand dunes.", Model: "ollama/a", Stored: "annotation"}}}},
+		},
+		"one photo among files that say nothing, unread: the referrer's record names it": {
+			m: ocispec.Manifest{Config: empty, Layers: []ocispec.Descriptor{notes, dune}}, referrers: []ocispec.Descriptor{other},
+			records: map[digest.Digest]registry.Record{other.Digest: {Model: "openai/b", Created: t2, Photos: []registry.PhotoRecord{
+				{Layer: dune.Digest.String(), Description: "Sand dunes at dusk."}}}},
+			want: []photo.Found{{By: "openai/b", Photos: []feed.Photo{{Manifest: manifest, Layer: dune.Digest.String(), MediaType: tar,
+				Title: "dune.jpg", Description: "Sand dunes at dusk.", Model: "openai/b", Created: t2, Stored: "referrer " + other.Digest.String()}}}},
+		},
+		"one photo among files that say nothing, unread, described on the manifest: not said of which": {
+			m: ocispec.Manifest{Config: empty, Layers: []ocispec.Descriptor{notes, dune}, Annotations: map[string]string{
+				registry.AnnotationDescription: "Sand dunes.", registry.AnnotationModel: "ollama/a"}},
+		},
+		"a container image: its layers are no photos": {
+			m:         ocispec.Manifest{Config: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig}, Layers: []ocispec.Descriptor{dune}, Annotations: one.Annotations},
+			referrers: []ocispec.Descriptor{other},
+		},
 		"not described": {m: ocispec.Manifest{Layers: []ocispec.Descriptor{cat}}, referrers: []ocispec.Descriptor{signature}},
 		"no photo": {
 			m:         ocispec.Manifest{Layers: []ocispec.Descriptor{{MediaType: "application/vnd.oci.image.layer.v1.tar+gzip", Digest: digest.FromString("fs")}}, Annotations: one.Annotations},
@@ -126,7 +172,7 @@ func TestDescriptions(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			require.Equal(t, tc.want, photo.Descriptions(manifest, tc.m, tc.referrers, tc.records))
+			require.Equal(t, tc.want, photo.Descriptions(manifest, tc.m, tc.found, tc.referrers, tc.records))
 		})
 	}
 }
@@ -139,8 +185,12 @@ func TestRecordNeeded(t *testing.T) {
 	signature := ocispec.Descriptor{ArtifactType: "application/vnd.example.signature"}
 	one := ocispec.Manifest{Layers: []ocispec.Descriptor{cat}}
 	two := ocispec.Manifest{Layers: []ocispec.Descriptor{cat, dog}}
-	require.False(t, photo.RecordNeeded(one, described), "the listed annotations describe the one photo")
-	require.True(t, photo.RecordNeeded(one, bare), "listed without the description")
-	require.True(t, photo.RecordNeeded(two, described), "several photos: the annotations hold them joined")
-	require.False(t, photo.RecordNeeded(two, signature), "not a regscribe description")
+	require.False(t, photo.RecordNeeded(one, nil, described), "the listed annotations describe the one photo")
+	require.True(t, photo.RecordNeeded(one, nil, bare), "listed without the description")
+	require.True(t, photo.RecordNeeded(two, nil, described), "several photos: the annotations hold them joined")
+	require.False(t, photo.RecordNeeded(two, nil, signature), "not a regscribe description")
+	files := ocispec.Manifest{Layers: []ocispec.Descriptor{file("notes.txt", ocispec.MediaTypeImageLayer), file("dune.jpg", ocispec.MediaTypeImageLayer)}}
+	require.True(t, photo.RecordNeeded(files, nil, described), "files that say nothing, none read: only the record names the photo")
+	require.False(t, photo.RecordNeeded(files, []int{1}, described), "the caller read them: one photo")
+	require.False(t, photo.RecordNeeded(ocispec.Manifest{Layers: files.Layers[1:]}, nil, described), "one file: it is the photo described")
 }

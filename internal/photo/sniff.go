@@ -16,16 +16,34 @@ import (
 // layer holds: oras's default for a file pushed without one
 // (application/vnd.oci.image.layer.v1.tar), application/octet-stream, and
 // none at all. A layer of one of them is a photo when its first bytes are
-// one ([ToSniff], [Sniffed]).
+// one ([ToSniff], [Sniffed]); so is a layer of an image/* media type
+// regscribe does not prepare (saysNothing).
 var GenericMediaTypes = []string{ocispec.MediaTypeImageLayer, "application/octet-stream", ""}
+
+// saysNothing reports whether a layer's media type says nothing regscribe
+// can trust of what it holds: one of [GenericMediaTypes], or an image/*
+// type not among [MediaTypes] ("image/jpg", a common typo for image/jpeg;
+// "image/x-foo"; "image/jxl", a format regscribe cannot describe, which
+// the bytes then name; "image/JPEG").
+func saysNothing(mediaType string) bool {
+	return slices.Contains(GenericMediaTypes, mediaType) ||
+		strings.HasPrefix(strings.ToLower(mediaType), "image/") && !slices.Contains(MediaTypes, mediaType)
+}
+
+// Rules is the version of the rules that decide what a photo is: it grows
+// when they change, so that what remembers a manifest judged no photo (the
+// reconcile sweeps) judges it again. 1: image media types only; 2: the
+// first bytes of layers whose media types say nothing (oras's default,
+// application/octet-stream, none, image/jpg) decide.
+const Rules = 2
 
 // containerConfigs are the config media types of container images, whose
 // tar layers are file systems, never photos.
 var containerConfigs = []string{ocispec.MediaTypeImageConfig, "application/vnd.docker.container.image.v1+json"}
 
 // ToSniff returns the indexes of m's layers whose first bytes decide
-// whether they are photos, in layer order: the layers of a generic media
-// type ([GenericMediaTypes]) of a manifest that has no image layer
+// whether they are photos, in layer order: the layers whose media type
+// says nothing (saysNothing) of a manifest that has no image layer
 // ([Layers]) and is neither a container image (its config a container
 // image config; oras pushes files with an empty or unknown config) nor a
 // regscribe description. nil when there is none: m is a photo by its media
@@ -38,7 +56,7 @@ func ToSniff(m ocispec.Manifest) []int {
 	}
 	var out []int
 	for i, l := range m.Layers {
-		if slices.Contains(GenericMediaTypes, l.MediaType) {
+		if saysNothing(l.MediaType) {
 			out = append(out, i)
 		}
 	}
@@ -84,10 +102,44 @@ func Sniffed(m ocispec.Manifest, looks map[int]imageprep.Sniffed) ([]int, string
 		return photos, ""
 	}
 	if why == nil {
-		return nil, "not an image: no layer to read"
+		return nil, refusalPrefix + "no layer to read"
 	}
-	return nil, "not an image: " + strings.Join(why, "; ")
+	return nil, refusalPrefix + strings.Join(why, "; ")
 }
+
+// Head reads the first bytes of a layer ([imageprep.SniffLen] of them, or
+// all of a shorter one): the caller's registry read, such as
+// registry.Client.FetchHead.
+type Head func(layer ocispec.Descriptor) ([]byte, error)
+
+// Find decides which of m's layers are photos, in layer order, the way
+// every part of regscribe decides it: the layers of an image media type
+// ([Layers]); for a manifest with none whose layers say nothing of their
+// content ([ToSniff]), those whose first bytes, read by head, are a photo
+// ([Sniffed]). head is called only for the layers ToSniff names. When no
+// layer is a photo it returns nil and why: a refusal ("not an image: …")
+// when bytes were read, else what [Layers] says. An error of head is
+// returned wrapped with the layer, and no decision.
+func Find(m ocispec.Manifest, head Head) ([]int, string, error) {
+	photos, why := Layers(m)
+	unsure := ToSniff(m)
+	if photos != nil || unsure == nil {
+		return photos, why, nil
+	}
+	looks := make(map[int]imageprep.Sniffed, len(unsure))
+	for _, i := range unsure {
+		b, err := head(m.Layers[i])
+		if err != nil {
+			return nil, "", fmt.Errorf("read the first bytes of layer %s: %w", m.Layers[i].Digest, err)
+		}
+		looks[i] = imageprep.Sniff(b)
+	}
+	photos, why = Sniffed(m, looks)
+	return photos, why, nil
+}
+
+// refusalPrefix starts every refusal [Sniffed] gives.
+const refusalPrefix = "not an image: "
 
 // asJPEG is the file name of layer l converted to JPEG: its title with the
 // extension .jpg, or photo.jpg.

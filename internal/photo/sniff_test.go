@@ -2,6 +2,7 @@ package photo_test
 
 import (
 	"bytes"
+	"errors"
 	"image"
 	"image/jpeg"
 	"testing"
@@ -43,6 +44,11 @@ func TestToSniff(t *testing.T) {
 		"a photo by its media type": {m: ocispec.Manifest{Config: empty, Layers: []ocispec.Descriptor{file("a.jpg", "image/jpeg"), file("b.jpg", tar)}}},
 		"a regscribe description": {m: ocispec.Manifest{ArtifactType: registry.ArtifactTypeDescription, Config: empty,
 			Layers: []ocispec.Descriptor{file("record.json", "application/octet-stream")}}},
+		"an image type regscribe does not prepare says nothing": {m: ocispec.Manifest{Config: empty,
+			Layers: []ocispec.Descriptor{file("dune.jpg", "image/jpg"), file("notes.txt", "image/x-foo"), file("moon.jxl", "image/jxl"), file("b.jpg", "image/JPEG"), file("c.svg", "image/svg+xml")}},
+			want: []int{0, 1, 2, 3, 4}},
+		"image/jpg beside image/jpeg: a photo by its media type": {m: ocispec.Manifest{Config: empty,
+			Layers: []ocispec.Descriptor{file("a.jpg", "image/jpeg"), file("b.jpg", "image/jpg")}}},
 		"layers that say what they are": {m: ocispec.Manifest{Config: empty, Layers: []ocispec.Descriptor{file("sbom.json", "application/spdx+json")}}},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -89,4 +95,55 @@ func TestSniffed(t *testing.T) {
 	require.Nil(t, photos)
 	require.Equal(t, "not an image: \"moon.jxl\" (application/vnd.oci.image.layer.v1.tar) holds JPEG XL, which regscribe cannot describe: "+
 		"convert it to JPEG and push it as `moon.jpg:image/jpeg`; layer "+untitled.Digest.String()+" (no media type) was not read", why)
+}
+
+// TestFind: the whole decision, with the caller's read of the first bytes:
+// media types first, bytes only of the layers that say nothing, never of
+// a container image's, and a read that fails is an error, not a verdict.
+func TestFind(t *testing.T) {
+	t.Parallel()
+	const tar = ocispec.MediaTypeImageLayer
+	var buf bytes.Buffer
+	require.NoError(t, jpeg.Encode(&buf, image.NewGray(image.Rect(0, 0, 8, 8)), nil))
+	heads := map[digest.Digest][]byte{
+		file("dune.jpg", tar).Digest:          buf.Bytes(),
+		file("notes.txt", "image/jpg").Digest: []byte("Dune is a novel.\n"),
+	}
+	var read []string
+	head := func(l ocispec.Descriptor) ([]byte, error) {
+		read = append(read, l.Annotations[ocispec.AnnotationTitle])
+		b, ok := heads[l.Digest]
+		if !ok {
+			return nil, errors.New("registry down")
+		}
+		return b, nil
+	}
+	config := ocispec.Descriptor{MediaType: ocispec.MediaTypeEmptyJSON}
+	for name, tc := range map[string]struct {
+		m      ocispec.Manifest
+		photos []int
+		why    string
+		read   []string
+		err    string
+	}{
+		"by media type: nothing read": {m: ocispec.Manifest{Config: config, Layers: []ocispec.Descriptor{file("a", "image/png"), file("dune.jpg", tar)}}, photos: []int{0}},
+		"by bytes": {m: ocispec.Manifest{Config: config, Layers: []ocispec.Descriptor{file("notes.txt", "image/jpg"), file("dune.jpg", tar)}},
+			photos: []int{1}, read: []string{"notes.txt", "dune.jpg"}},
+		"refused": {m: ocispec.Manifest{Config: config, Layers: []ocispec.Descriptor{file("notes.txt", "image/jpg")}}, read: []string{"notes.txt"},
+			why: `not an image: "notes.txt" (image/jpg) holds text (text/plain; charset=utf-8), not a photo regscribe can describe`},
+		"a container image: nothing read": {m: ocispec.Manifest{Config: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig},
+			Layers: []ocispec.Descriptor{file("dune.jpg", tar)}}, why: "no image layer"},
+		"a read that fails": {m: ocispec.Manifest{Config: config, Layers: []ocispec.Descriptor{file("gone", tar)}}, read: []string{"gone"}, err: "registry down"},
+	} {
+		read = nil
+		photos, why, err := photo.Find(tc.m, head)
+		if tc.err != "" {
+			require.ErrorContains(t, err, tc.err, name)
+		} else {
+			require.NoError(t, err, name)
+		}
+		require.Equal(t, tc.photos, photos, name)
+		require.Equal(t, tc.why, why, name)
+		require.Equal(t, tc.read, read, name)
+	}
 }

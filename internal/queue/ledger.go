@@ -64,18 +64,28 @@ type Ledger struct {
 
 // OpenLedger creates (or opens) the ledger bucket.
 func OpenLedger(ctx context.Context, js jetstream.JetStream, replicas int) (*Ledger, error) {
+	kv, err := openRecords(ctx, js, LedgerBucket, "regscribe: hand-backs, last errors and dead letters of job messages, by stream sequence", replicas, LedgerTTL)
+	if err != nil {
+		return nil, err
+	}
+	return &Ledger{kv: kv}, nil
+}
+
+// openRecords creates (or opens, updating its settings) a bucket of
+// records that keeps the newest value of each key for ttl, on file storage.
+func openRecords(ctx context.Context, js jetstream.JetStream, bucket, description string, replicas int, ttl time.Duration) (jetstream.KeyValue, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      LedgerBucket,
-		Description: "regscribe: hand-backs, last errors and dead letters of job messages, by stream sequence",
+		Bucket:      bucket,
+		Description: description,
 		Storage:     jetstream.FileStorage,
 		Replicas:    max(replicas, 1),
-		TTL:         LedgerTTL,
+		TTL:         ttl,
 		History:     1,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open bucket %s: %w", LedgerBucket, err)
+		return nil, fmt.Errorf("open bucket %s: %w", bucket, err)
 	}
-	return &Ledger{kv: kv}, nil
+	return kv, nil
 }
 
 func ledgerKey(seq uint64) string { return strconv.FormatUint(seq, 10) }

@@ -96,16 +96,9 @@ type Tags struct {
 
 // OpenTags creates (or opens) the tag bucket.
 func OpenTags(ctx context.Context, js jetstream.JetStream, replicas int) (*Tags, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      TagBucket,
-		Description: "regscribe: per tag, the push last announced and regscribe's own tag moves",
-		Storage:     jetstream.FileStorage,
-		Replicas:    max(replicas, 1),
-		TTL:         TagTTL,
-		History:     1,
-	})
+	kv, err := openRecords(ctx, js, TagBucket, "regscribe: per tag, the push last announced and regscribe's own tag moves", replicas, TagTTL)
 	if err != nil {
-		return nil, fmt.Errorf("open bucket %s: %w", TagBucket, err)
+		return nil, err
 	}
 	return &Tags{kv: kv}, nil
 }
@@ -143,13 +136,16 @@ func (t *Tags) get(ctx context.Context, key string) (TagRecord, uint64, bool, er
 
 // Announce records an announced push or deletion of a tag. The
 // announcement of one of regscribe's own tag moves is marked on that move
-// and is no push; an announcement from before the record's time changes
-// nothing.
-func (t *Tags) Announce(ctx context.Context, a TagAnnouncement) error {
-	err := t.update(ctx, a.Registry, a.Repository, a.Tag, func(r *TagRecord) bool {
+// and is no push: own reports it (its job would find the description
+// there, so the notifier queues none). An announcement from before the
+// record's time changes nothing.
+func (t *Tags) Announce(ctx context.Context, a TagAnnouncement) (own bool, err error) {
+	err = t.update(ctx, a.Registry, a.Repository, a.Tag, func(r *TagRecord) bool {
+		own = false
 		if !a.Deleted {
 			for i, m := range r.Moves {
 				if m.Digest == a.Digest && (m.Event == "" || m.Event == a.Event) {
+					own = true
 					changed := m.Event != a.Event
 					r.Moves[i].Event = a.Event
 					return changed
@@ -166,9 +162,9 @@ func (t *Tags) Announce(ctx context.Context, a TagAnnouncement) error {
 		return true
 	})
 	if err != nil {
-		return fmt.Errorf("record the announcement of %s/%s:%s: %w", a.Registry, a.Repository, a.Tag, err)
+		return false, fmt.Errorf("record the announcement of %s/%s:%s: %w", a.Registry, a.Repository, a.Tag, err)
 	}
-	return nil
+	return own, nil
 }
 
 // Move records, before regscribe pushes described (the annotated manifest

@@ -21,9 +21,11 @@ func TestTagRecord(t *testing.T) {
 	require.NoError(t, err)
 	const reg, repo, tag = "Registry.Example:5000", "photos/x", "latest"
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	announce := func(digest, event string, at time.Time) {
+	announce := func(digest, event string, at time.Time) (own bool) {
 		t.Helper()
-		require.NoError(t, tags.Announce(ctx, queue.TagAnnouncement{Registry: reg, Repository: repo, Tag: tag, Digest: digest, Event: event, At: at}))
+		own, err := tags.Announce(ctx, queue.TagAnnouncement{Registry: reg, Repository: repo, Tag: tag, Digest: digest, Event: event, At: at})
+		require.NoError(t, err)
+		return own
 	}
 	get := func() queue.TagRecord {
 		t.Helper()
@@ -36,7 +38,7 @@ func TestTagRecord(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, ok)
 
-	announce("sha256:a", "id:1", t0)
+	require.False(t, announce("sha256:a", "id:1", t0), "a push")
 	require.Equal(t, "sha256:a", get().Digest)
 
 	// regscribe moves the tag to A's description: recorded before the move,
@@ -44,8 +46,9 @@ func TestTagRecord(t *testing.T) {
 	r, err := tags.Move(ctx, reg, repo, tag, "sha256:a", "sha256:a2")
 	require.NoError(t, err)
 	require.Equal(t, "sha256:a2", r.Described)
-	announce("sha256:b", "id:3", t0.Add(2*time.Second))
-	announce("sha256:a2", "id:2", t0.Add(time.Second)) // the move's announcement, late
+	require.False(t, announce("sha256:b", "id:3", t0.Add(2*time.Second)))
+	require.True(t, announce("sha256:a2", "id:2", t0.Add(time.Second)), "the move's announcement, late, is regscribe's own")
+	require.True(t, announce("sha256:a2", "id:2", t0.Add(time.Second)), "and so is its redelivery")
 	r = get()
 	require.Equal(t, "sha256:b", r.Digest, "a late announcement of regscribe's own move is no push")
 	require.Empty(t, r.Described)
@@ -58,11 +61,12 @@ func TestTagRecord(t *testing.T) {
 	require.Equal(t, "sha256:b", get().Digest)
 
 	// A person pushing regscribe's manifest back is a push (another event).
-	announce("sha256:a2", "id:4", t0.Add(3*time.Second))
+	require.False(t, announce("sha256:a2", "id:4", t0.Add(3*time.Second)))
 	require.Equal(t, "sha256:a2", get().Digest)
 
 	// A deletion leaves a record naming no push, so nobody waits for one.
-	require.NoError(t, tags.Announce(ctx, queue.TagAnnouncement{Registry: reg, Repository: repo, Tag: tag, Event: "id:5", At: t0.Add(4 * time.Second), Deleted: true}))
+	_, err = tags.Announce(ctx, queue.TagAnnouncement{Registry: reg, Repository: repo, Tag: tag, Event: "id:5", At: t0.Add(4 * time.Second), Deleted: true})
+	require.NoError(t, err)
 	require.Empty(t, get().Digest)
 
 	// Concurrent writers all land (compare-and-swap on the revision).

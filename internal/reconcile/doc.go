@@ -13,7 +13,9 @@
 // --missing` does: [reprocess.Plan], [reprocess.ExcludeFailed],
 // [reprocess.Run]), and remembers per tag the digest it saw and what became
 // of it in the key-value bucket [Bucket]: a tag still at a digest that was
-// described, no photo, or given up costs one HEAD and no manifest fetch.
+// described, no photo (under the same photo.Rules), or given up costs one
+// HEAD and no manifest fetch; only a new or changed tag has its manifest
+// fetched and, where package photo says so, its layers' first bytes read.
 // One sweep runs at a time across every worker process, under a lease
 // ([LeaseName]), and a registry swept by any process is not swept again
 // before its interval; after a failed sweep, before a backoff that starts

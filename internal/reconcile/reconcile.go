@@ -298,6 +298,15 @@ func (r *Reconciler) sweep(ctx context.Context, host string) ([]reprocess.Item, 
 	if err != nil {
 		return nil, err
 	}
+	for _, it := range items {
+		// A file whose notification was lost and that holds no photo: said
+		// once (its tag is settled now), as a worker's job says it; Run
+		// puts the refusal on the description stream.
+		if it.Refused {
+			r.log.Info("not an image; nothing described", "registry", host, "repository", it.Repository,
+				"manifest", it.Digest, "tags", it.Tags, "reason", it.Reason)
+		}
+	}
 	dead, err := queue.DeadLetters(ctx, r.js)
 	if err != nil {
 		return items, err

@@ -40,11 +40,13 @@ func dropNotifications(http.Handler) http.Handler {
 }
 
 // counter counts a sweep client's registry requests on their way to the
-// registry: manifest HEADs and GETs, and catalog requests (one a sweep).
+// registry: manifest HEADs and GETs, blob GETs (whole or ranged), and
+// catalog requests (one a sweep).
 type counter struct {
 	next                  http.RoundTripper
 	delay                 time.Duration
 	heads, gets, catalogs atomic.Int64
+	blobs                 atomic.Int64
 	// inFlight, if set, is shared by the clients of several processes:
 	// it counts this client's requests in flight in slot own.
 	inFlight *[2]atomic.Int64
@@ -63,6 +65,8 @@ func (c *counter) RoundTrip(r *http.Request) (*http.Response, error) {
 		c.heads.Add(1)
 	case strings.Contains(r.URL.Path, "/manifests/") && r.Method == http.MethodGet:
 		c.gets.Add(1)
+	case strings.Contains(r.URL.Path, "/blobs/") && r.Method == http.MethodGet:
+		c.blobs.Add(1)
 	case strings.HasSuffix(r.URL.Path, "/_catalog"):
 		c.catalogs.Add(1)
 	}
@@ -220,6 +224,19 @@ func (r *recorder) Handle(_ context.Context, rec slog.Record) error {
 }
 func (r *recorder) WithAttrs([]slog.Attr) slog.Handler { return r }
 func (r *recorder) WithGroup(string) slog.Handler      { return r }
+
+// count is how many records say msg, at any level.
+func (r *recorder) count(msg string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, rec := range r.records {
+		if rec.Message == msg {
+			n++
+		}
+	}
+	return n
+}
 
 // warnings returns the messages of the warnings logged since the last call.
 func (r *recorder) warnings() []string {

@@ -1,10 +1,13 @@
 package reconcile
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/regscribe/regscribe/internal/photo"
 )
 
 // TestRetryDelay: a failed sweep is tried again after FirstRetry, doubled
@@ -31,4 +34,19 @@ func TestRetryDelay(t *testing.T) {
 			require.Equal(t, tc.want, retryDelay(tc.failures, tc.first, tc.every))
 		})
 	}
+}
+
+// TestNotPhotoUnderOlderRulesIsJudgedAgain: a tag an older regscribe
+// remembered as no photo (a JPEG pushed with oras's default media type,
+// before its bytes were read) is not settled: the next sweep fetches it and
+// judges it by today's rules. One judged by them stays settled.
+func TestNotPhotoUnderOlderRulesIsJudgedAgain(t *testing.T) {
+	t.Parallel()
+	var old tagState
+	require.NoError(t, json.Unmarshal([]byte(`{"repository":"photos/dune","tag":"latest","digest":"sha256:ab","status":"not-photo","model":"m"}`), &old))
+	require.False(t, old.settled("m"))
+	now := old
+	now.Rules = photo.Rules
+	require.True(t, now.settled("m"))
+	require.True(t, now.settled("another/model"), "no photo whatever the model")
 }

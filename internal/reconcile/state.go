@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/regscribe/regscribe/internal/photo"
 	"github.com/regscribe/regscribe/internal/reprocess"
 )
 
@@ -31,17 +32,23 @@ type tagState struct {
 	// Model the status was decided for: a described photo is settled only
 	// for the model that described it.
 	Model string `json:"model"`
+	// Rules are the photo.Rules a NotPhoto was decided by (0: before they
+	// were counted): a manifest judged no photo is settled only under the
+	// rules that judged it.
+	Rules int `json:"rules,omitempty"`
 }
 
 // settled reports whether a tag still at this digest needs no new look:
 // described, no photo, or given up before (`regscribe failed retry` queues
-// those). A queued photo is looked at again until it is described.
+// those). A queued photo is looked at again until it is described; a
+// manifest found no photo under older rules is looked at again (what an
+// older regscribe took for no photo may be one now).
 func (s tagState) settled(model string) bool {
 	switch s.Status {
 	case reprocess.AlreadyDescribed, reprocess.FailedBefore:
 		return s.Model == model
 	case reprocess.NotPhoto:
-		return true
+		return s.Rules == photo.Rules
 	}
 	return false
 }
@@ -151,7 +158,7 @@ func remember(ctx context.Context, kv jetstream.KeyValue, regKey, model string, 
 				continue
 			}
 			seen[key] = true
-			st := tagState{Repository: it.Repository, Tag: tag, Digest: it.Digest, Status: it.Status, Model: model}
+			st := tagState{Repository: it.Repository, Tag: tag, Digest: it.Digest, Status: it.Status, Model: model, Rules: photo.Rules}
 			if known[key] != st {
 				writes[key] = st
 			}

@@ -86,8 +86,9 @@ type Client struct {
 	// last at the front.
 	repos map[string]*list.Element
 	used  *list.List
-	// dropsReplaced are the registries (canonical names) seen to drop the
-	// manifest a tag move left, already logged.
+	// dropsReplaced says, per registry (canonical name) seen once, whether
+	// it drops the manifest a tag move left (logged the first time); a
+	// registry treats every manifest alike, so it is asked once.
 	dropsReplaced map[string]bool
 }
 

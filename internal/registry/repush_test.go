@@ -89,8 +89,9 @@ func TestTagRecordDecidesARepush(t *testing.T) {
 				announce := func(d ocispec.Descriptor) {
 					event++
 					at = at.Add(time.Second)
-					require.NoError(t, tags.Announce(ctx, queue.TagAnnouncement{Registry: host, Repository: "photos/dunes", Tag: "latest",
-						Digest: d.Digest.String(), Event: "id:" + string(rune('a'+event)), At: at}))
+					_, err := tags.Announce(ctx, queue.TagAnnouncement{Registry: host, Repository: "photos/dunes", Tag: "latest",
+						Digest: d.Digest.String(), Event: "id:" + string(rune('a'+event)), At: at})
+					require.NoError(t, err)
 				}
 				describe := func(d ocispec.Descriptor, text string) (registry.Written, error) {
 					m, err := c.FetchManifest(ctx, repo, d.Digest.String())

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -22,9 +21,16 @@ type Found struct {
 	Record Record `json:"record"`
 }
 
+// Photos names the photo layers of an image manifest whose descriptions
+// are read back, by index in layer order (package photo decides:
+// photo.ReadBack).
+type Photos func(ocispec.Manifest) []int
+
 // Descriptions returns every regscribe description of the manifest m (for an
 // index, of each child): its annotations and its description referrers.
-func (c *Client) Descriptions(ctx context.Context, repo *remote.Repository, m Manifest, imageTypes []string) ([]Found, error) {
+// photos names each manifest's photo layers: the annotations of one photo
+// are its description, of several each layer's own.
+func (c *Client) Descriptions(ctx context.Context, repo *remote.Repository, m Manifest, photos Photos) ([]Found, error) {
 	if m.Descriptor.MediaType == ocispec.MediaTypeImageIndex {
 		var idx ocispec.Index
 		if err := json.Unmarshal(m.Raw, &idx); err != nil {
@@ -39,7 +45,7 @@ func (c *Client) Descriptions(ctx context.Context, repo *remote.Repository, m Ma
 			if err != nil {
 				return nil, err
 			}
-			found, err := c.Descriptions(ctx, repo, cm, imageTypes)
+			found, err := c.Descriptions(ctx, repo, cm, photos)
 			if err != nil {
 				return nil, err
 			}
@@ -55,20 +61,18 @@ func (c *Client) Descriptions(ctx context.Context, repo *remote.Repository, m Ma
 	if text := im.Annotations[AnnotationDescription]; text != "" {
 		created, _ := time.Parse(time.RFC3339, im.Annotations[AnnotationCreated])
 		rec := Record{Subject: m.Descriptor.Digest.String(), Model: im.Annotations[AnnotationModel], Created: created}
-		var photos []ocispec.Descriptor
-		for _, l := range im.Layers {
-			if slices.Contains(imageTypes, l.MediaType) {
-				photos = append(photos, l)
-			}
+		var layers []ocispec.Descriptor
+		for _, i := range photos(im) {
+			layers = append(layers, im.Layers[i])
 		}
-		if len(photos) == 1 || len(photos) == 0 {
+		if len(layers) == 1 || len(layers) == 0 {
 			rec.Photos = []PhotoRecord{photoRecord(im.Annotations, text)}
-			if len(photos) == 1 {
-				rec.Photos[0].Layer = photos[0].Digest.String()
-				rec.Photos[0].Title = photos[0].Annotations[ocispec.AnnotationTitle]
+			if len(layers) == 1 {
+				rec.Photos[0].Layer = layers[0].Digest.String()
+				rec.Photos[0].Title = layers[0].Annotations[ocispec.AnnotationTitle]
 			}
 		} else {
-			for _, l := range photos {
+			for _, l := range layers {
 				p := photoRecord(l.Annotations, l.Annotations[AnnotationDescription])
 				p.Layer, p.Title, p.Model = l.Digest.String(), l.Annotations[ocispec.AnnotationTitle], l.Annotations[AnnotationModel]
 				rec.Photos = append(rec.Photos, p)

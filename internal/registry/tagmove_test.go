@@ -150,8 +150,12 @@ func TestOriginalDroppedOnTagMove(t *testing.T) {
 	defer cancel()
 	backend := registries[0].start(t)
 	for _, drops := range []bool{false, true} {
+		var asked atomic.Int32 // HEADs of a manifest by digest: the originals
 		host := proxy(t, backend, func(w http.ResponseWriter, r *http.Request, next http.Handler) {
 			_, ref, _ := strings.Cut(r.URL.Path, "/manifests/")
+			if r.Method == http.MethodHead && strings.HasPrefix(ref, "sha256:") {
+				asked.Add(1)
+			}
 			if !drops || r.Method != http.MethodPut || ref == "" || strings.HasPrefix(ref, "sha256:") {
 				next.ServeHTTP(w, r)
 				return
@@ -190,6 +194,7 @@ func TestOriginalDroppedOnTagMove(t *testing.T) {
 			require.True(t, w.TagMoved)
 			require.Equal(t, drops, w.OriginalGone, "photo %d", i)
 		}
+		require.EqualValues(t, 1, asked.Load(), "a registry is asked on its first tag move only")
 		warns := logs.lines("WARN")
 		if !drops {
 			require.Empty(t, warns)

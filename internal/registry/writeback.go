@@ -39,9 +39,10 @@ type Written struct {
 	// tag but had not linked the tag to it when the wait for it ended: the
 	// description was written by digest and the tag left where it was.
 	TagNeverLinked bool
-	// OriginalGone is true when the tag moved and the registry no longer
-	// has the original manifest (zot drops a manifest its last tag left):
-	// whatever pinned the original digest now gets 404.
+	// OriginalGone is true when the tag moved and the registry does not
+	// keep the original manifest (zot drops a manifest its last tag left):
+	// whatever pinned the original digest now gets 404. Each registry is
+	// asked on its first tag move only.
 	OriginalGone bool
 }
 
@@ -272,26 +273,34 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// originalGone reports whether the registry dropped the manifest a tag
-// move left (a HEAD that answers 404), and says so in the log once per
-// registry: annotation mode (and auto mode for a plain photo) breaks every
-// pin of the old digest there. An error of the check itself is no answer.
+// originalGone reports whether the registry drops the manifest a tag move
+// left (a HEAD that answers 404), and says so in the log once per registry:
+// annotation mode (and auto mode for a plain photo) breaks every pin of the
+// old digest there. A registry treats every manifest alike, so it is asked
+// on its first tag move only (an error of the check itself is no answer,
+// and it is asked again next time).
 func (c *Client) originalGone(ctx context.Context, repo *remote.Repository, old ocispec.Descriptor) bool {
-	ok, err := repo.Manifests().Exists(ctx, old)
-	if err != nil || ok {
-		return false
-	}
 	host := Key(repo.Reference.Registry)
 	c.mu.Lock()
-	first := !c.dropsReplaced[host]
-	c.dropsReplaced[host] = true
+	drops, known := c.dropsReplaced[host]
 	c.mu.Unlock()
-	if first {
+	if known {
+		return drops
+	}
+	ok, err := repo.Manifests().Exists(ctx, old)
+	if err != nil {
+		return false
+	}
+	c.mu.Lock()
+	_, told := c.dropsReplaced[host]
+	c.dropsReplaced[host] = !ok
+	c.mu.Unlock()
+	if !ok && !told {
 		c.log.Warn("this registry dropped the original manifest when regscribe moved its tag to the annotated one (zot does): "+
 			"anything pinned to the old digest now gets 404; set REGSCRIBE_MODE=referrer to keep digests on this registry",
 			"registry", repo.Reference.Registry, "repository", repo.Reference.Repository, "original", old.Digest)
 	}
-	return true
+	return !ok
 }
 
 // warnIfOverwritten warns when tag, which pointed at pushed when it was
@@ -324,4 +333,21 @@ func classifyTagMove(err error) error {
 		err = fmt.Errorf("%w: %w", ErrTagRefused, err)
 	}
 	return Classify(err)
+}
+
+// TagNames reports whether tag may still be reported as naming pushed, a
+// manifest whose description was written by digest (a referrer): false
+// when the tag's record says a later push to the tag, or its deletion, was
+// announced, so that push's own job reports the tag. Without a record, or
+// when the record cannot be read, it is true: the job's tag is all there is
+// to go by.
+func (c *Client) TagNames(ctx context.Context, repo *remote.Repository, tag string, pushed ocispec.Descriptor) bool {
+	if c.tags == nil || tag == "" {
+		return tag != ""
+	}
+	rec, known, err := c.tags.Get(ctx, repo.Reference.Registry, repo.Reference.Repository, tag)
+	if err != nil || !known {
+		return true
+	}
+	return rec.Digest == pushed.Digest.String()
 }

@@ -11,10 +11,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/regscribe/regscribe/internal/feed"
+	"github.com/regscribe/regscribe/internal/modeltest"
 	"github.com/regscribe/regscribe/internal/queue"
 	"github.com/regscribe/regscribe/internal/registry"
 	"github.com/regscribe/regscribe/internal/reprocess"
 	"github.com/regscribe/regscribe/internal/stacktest"
+	"github.com/regscribe/regscribe/worker"
 )
 
 // foundEvents returns the description stream's events, At cleared, with
@@ -156,4 +158,52 @@ func TestReprocessPutsFoundDescriptionsOnTheStream(t *testing.T) {
 			require.True(t, strings.HasPrefix(busStored, "referrer sha256:"))
 		})
 	}
+}
+
+// Photos pushed with a media type that says nothing (oras's default,
+// image/jpg) and described by regscribe before search existed, in
+// annotation and referrer mode, are read back by a backfill like any other:
+// each photo under its own title, a text file beside them left out.
+func TestBackfillReadsBackPhotosPushedWithoutAMediaType(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s := stacktest.Start(t, stacktest.Options{Workers: -1})
+	q := startQuietRegistry(t)
+	const repoName, tar = "photos/files", ocispec.MediaTypeImageLayer
+	dune, moon, a, b, c := jpegFile(t, 11), jpegFile(t, 12), jpegFile(t, 13), jpegFile(t, 14), jpegFile(t, 15)
+	dune.MediaType, moon.MediaType, a.MediaType, b.MediaType, c.MediaType = tar, "image/jpg", tar, "application/octet-stream", tar
+	notes := stacktest.File{Name: "notes.txt", MediaType: tar, Data: []byte("not a photo\n")}
+	pushed := q.push(t, []artifact{
+		{repo: repoName, tags: []string{"dune"}, files: []stacktest.File{dune}},
+		{repo: repoName, tags: []string{"moon"}, files: []stacktest.File{moon}},
+		{repo: repoName, tags: []string{"pair"}, files: []stacktest.File{a, notes, b}},
+		{repo: repoName, tags: []string{"ref"}, files: []stacktest.File{notes, c}},
+	})
+	for i, tag := range []string{"dune", "moon", "pair", "ref"} {
+		mode := worker.ModeAnnotation
+		if tag == "ref" {
+			mode = worker.ModeReferrer
+		}
+		w := worker.New(q.Client, s.Describer, s.Memory, worker.Options{Mode: mode, Logger: stacktest.Logger(t)})
+		_, err := w.Process(ctx, queue.Job{Version: queue.JobVersion, Registry: q.Host, Repository: repoName, Digest: pushed[i].Digest.String(), Tag: tag, Source: "test"})
+		require.NoError(t, err, tag)
+	}
+
+	items, err := reprocess.Plan(ctx, q.Client, reprocess.PlanOptions{Registry: q.Host, Repository: repoName, Model: s.Describer.Model(), Backfill: true})
+	require.NoError(t, err)
+	said := map[string][]string{} // tag: title: description, per photo found
+	for _, it := range items {
+		require.Equal(t, reprocess.AlreadyDescribed, it.Status, "%s: %s", it.Ref(), it.Reason)
+		require.Len(t, it.Found, 1, it.Ref())
+		for _, p := range it.Found[0].Photos {
+			said[it.Tag] = append(said[it.Tag], p.Title+": "+p.Description)
+		}
+	}
+	text := func(f stacktest.File) string { return f.Name + ": A test photo " + modeltest.Digest(f.Data)[:19] + "." }
+	require.Equal(t, map[string][]string{
+		"dune": {text(dune)}, "moon": {text(moon)}, "pair": {text(a), text(b)}, "ref": {text(c)},
+	}, said)
+	require.NoError(t, reprocess.Run(ctx, s.JS, items, reprocess.RunOptions{Batch: reprocess.NewBatch()}))
+	require.Equal(t, 4, reprocess.Summarize(items).Indexed)
 }

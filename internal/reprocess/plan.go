@@ -22,6 +22,7 @@ import (
 	"oras.land/oras-go/v2/registry/remote/errcode"
 
 	"github.com/regscribe/regscribe/internal/fault"
+	"github.com/regscribe/regscribe/internal/imageprep"
 	"github.com/regscribe/regscribe/internal/photo"
 	"github.com/regscribe/regscribe/internal/queue"
 	"github.com/regscribe/regscribe/internal/registry"
@@ -41,7 +42,9 @@ const (
 	// regscribe referrer (see package photo).
 	AlreadyDescribed Status = "described"
 	// NotPhoto is a manifest with no image layer (a container image, an
-	// SBOM, regscribe's own description referrer, a Docker manifest).
+	// SBOM, regscribe's own description referrer, a Docker manifest), or
+	// whose layers say nothing of their content and whose first bytes are
+	// no photo (Reason: "not an image: …"; see photo.Find).
 	NotPhoto Status = "not-photo"
 	// FailedBefore is a photo whose earlier job was given up (a dead letter
 	// names its digest); it is queued again only when asked ([ExcludeFailed]).
@@ -78,6 +81,11 @@ type Item struct {
 	// Reason explains the status: who described it, why it is no photo,
 	// the dead letter's error, the read error.
 	Reason string `json:"reason,omitempty"`
+	// Refused is set on a NotPhoto whose layers say nothing of their
+	// content and whose first bytes hold no photo (Reason: "not an image:
+	// …"): [Run] puts the refusal on the description stream, as a worker's
+	// job would, so a file whose notification was lost is refused visibly.
+	Refused bool `json:"refused,omitempty"`
 	// Force is set on the job (PlanOptions.Force): the worker describes the
 	// photo anew whatever is there.
 	Force bool `json:"force,omitempty"`
@@ -482,7 +490,7 @@ func (p *planner) check(ctx context.Context) error {
 				it.Status, it.Reason = Unchecked, err.Error()
 				return nil
 			}
-			it.Status, it.Reason = NotPhoto, v.Reason
+			it.Status, it.Reason, it.Refused = NotPhoto, v.Reason, v.refused
 			it.Found = v.found
 			if v.Photo {
 				it.Status = AlreadyDescribed
@@ -513,6 +521,8 @@ type verdict struct {
 	Photo bool
 	// found are the descriptions the photo has (PlanOptions.Backfill).
 	found []photo.Found
+	// refused: no photo, found by reading the layers' first bytes.
+	refused bool
 }
 
 // judge decides what to do with one manifest, as the worker would see it
@@ -556,8 +566,17 @@ func (p *planner) judgeManifest(ctx context.Context, repo *remote.Repository, m 
 	if err != nil {
 		return verdict{}, err
 	}
-	if layers, why := photo.Layers(im); layers == nil {
-		return verdict{Verdict: photo.Verdict{Reason: why}}, nil
+	// What the worker would find: layers whose media types say nothing
+	// have their first bytes read (a tag the sweep knows unchanged never
+	// gets here: reconcile reads no bytes of it).
+	layers, why, err := photo.Find(im, func(l ocispec.Descriptor) ([]byte, error) {
+		return p.client.FetchHead(ctx, repo, l, imageprep.SniffLen)
+	})
+	if err != nil {
+		return verdict{}, fmt.Errorf("%s: %w", m.Descriptor.Digest, err)
+	}
+	if layers == nil {
+		return verdict{Verdict: photo.Verdict{Reason: why}, refused: photo.ToSniff(im) != nil}, nil
 	}
 	// A skip decided by the annotations stands whatever the referrers; a
 	// forced run queues every photo: neither needs the referrers listed,
@@ -575,22 +594,22 @@ func (p *planner) judgeManifest(ctx context.Context, repo *remote.Repository, m 
 		out.Verdict = photo.Described(im.Annotations, refs, p.opts.Model, p.policy())
 	}
 	if p.opts.Backfill {
-		if out.found, err = p.found(ctx, repo, m, im, refs); err != nil {
+		if out.found, err = p.found(ctx, repo, m, im, layers, refs); err != nil {
 			return verdict{}, err
 		}
 	}
 	return out, nil
 }
 
-// found reads the descriptions manifest m already has (package photo
-// decides), fetching the records of the referrers whose listed annotations
+// found reads the descriptions manifest m, whose photo layers are photos,
+// already has (package photo decides), fetching the records of the referrers whose listed annotations
 // do not say enough. A referrer gone meanwhile is left out; one whose record
 // cannot be read makes the manifest unreadable (an error), never a
 // description silently missing from search.
-func (p *planner) found(ctx context.Context, repo *remote.Repository, m registry.Manifest, im ocispec.Manifest, refs []ocispec.Descriptor) ([]photo.Found, error) {
+func (p *planner) found(ctx context.Context, repo *remote.Repository, m registry.Manifest, im ocispec.Manifest, photos []int, refs []ocispec.Descriptor) ([]photo.Found, error) {
 	records := map[digest.Digest]registry.Record{}
 	for _, r := range refs {
-		if !photo.RecordNeeded(im, r) {
+		if !photo.RecordNeeded(im, photos, r) {
 			continue
 		}
 		rec, err := p.client.FetchRecord(ctx, repo, r)
@@ -602,7 +621,7 @@ func (p *planner) found(ctx context.Context, repo *remote.Repository, m registry
 		}
 		records[r.Digest] = rec
 	}
-	return photo.Descriptions(m.Descriptor.Digest.String(), im, refs, records), nil
+	return photo.Descriptions(m.Descriptor.Digest.String(), im, photos, refs, records), nil
 }
 
 // mergeFound adds the descriptions of an index's child to the index's: one

@@ -94,7 +94,8 @@ var ErrResultsLost = errors.New("results missing while the job queue is idle")
 // or holds an older one ([feed.Publisher.Fill]: a description a worker
 // wrote meanwhile is never buried), and counts those stored in
 // Item.Indexed. Publishing before the jobs makes a description a job writes
-// later newer on the stream than the one it replaces. The stream must exist
+// later newer on the stream than the one it replaces. It puts the refusal
+// of each Refused item there too. The stream must exist
 // ([feed.EnsureStream]).
 func Run(ctx context.Context, js jetstream.JetStream, items []Item, opts RunOptions) error {
 	if opts.Batch == "" {
@@ -184,24 +185,32 @@ func (r *runner) job(it *Item, tag string) queue.Job {
 	}
 }
 
-// index publishes the items' Found descriptions, the items concurrently
-// (each item's describers one after the other).
+// index publishes the items' Found descriptions and refusals, the items
+// concurrently (each item's describers one after the other).
 func (r *runner) index(ctx context.Context) error {
 	var pub *feed.Publisher
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(16)
 	for i := range r.items {
 		it := &r.items[i]
-		if len(it.Found) == 0 {
+		if len(it.Found) == 0 && !it.Refused {
 			continue
 		}
 		if pub == nil {
 			pub = feed.NewPublisher(r.js)
 		}
+		if it.Refused {
+			g.Go(func() error {
+				e := RefusedEvent(*it)
+				_, err := pub.Publish(gctx, e, EventID("refused", e))
+				return err
+			})
+			continue
+		}
 		g.Go(func() error {
 			for _, f := range it.Found {
 				e := FoundEvent(*it, f)
-				stored, err := pub.Fill(gctx, e, FoundID(e))
+				stored, err := pub.Fill(gctx, e, EventID("found", e))
 				if err != nil {
 					return err
 				}
@@ -224,14 +233,23 @@ func FoundEvent(it Item, f photo.Found) feed.Event {
 	}
 }
 
-// FoundID is the message id of a found event: a digest of what it says
-// (not of when), so a reprocess run repeated within the stream's duplicate
-// window stores nothing new.
-func FoundID(e feed.Event) string {
+// RefusedEvent is the description stream's event for a Refused item: why
+// the manifest holds no photo.
+func RefusedEvent(it Item) feed.Event {
+	return feed.Event{
+		Kind: feed.Refused, Registry: it.Registry, Repository: it.Repository, Digest: it.Digest,
+		Tags: it.Tags, Reason: it.Reason,
+	}
+}
+
+// EventID is the message id of an event reprocess publishes (kind "found"
+// or "refused"): a digest of what it says (not of when), so a reprocess
+// run repeated within the stream's duplicate window stores nothing new.
+func EventID(kind string, e feed.Event) string {
 	e.At = time.Time{}
 	data, _ := json.Marshal(e) // an Event always marshals
 	sum := sha256.Sum256(data)
-	return "found-" + hex.EncodeToString(sum[:16])
+	return kind + "-" + hex.EncodeToString(sum[:16])
 }
 
 // publish stores jobs in groups of PublishSize and records which were new.

@@ -40,6 +40,9 @@ type SearchAnswer struct {
 	Results []Result `json:"results"`
 	// Total is how many photos match in all (Results are the best Limit).
 	Total int `json:"total"`
+	// Suggestion is set when the words of q found nothing: the query
+	// spelled with the words the index holds, whose results these are.
+	Suggestion string `json:"suggestion,omitempty"`
 }
 
 // apiSearch is GET /v1/search?q=QUERY&limit=N&offset=N.
@@ -60,16 +63,20 @@ func (s *Server) apiSearch(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, errors.New("offset: "+err.Error()))
 		return
 	}
-	q := parseQuery(text)
+	q, err := parseQuery(text)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, errors.New("q: "+err.Error()))
+		return
+	}
 	q.Limit, q.Offset = limit, offset
-	hits, total, err := s.opts.Catalog.Search(r.Context(), q)
+	f, err := s.find(r.Context(), q)
 	if err != nil {
 		s.opts.Log.Error("search", "err", err)
 		apiError(w, http.StatusInternalServerError, errors.New("the search failed: "+err.Error()))
 		return
 	}
-	out := SearchAnswer{Results: make([]Result, 0, len(hits)), Total: total}
-	for _, h := range hits {
+	out := SearchAnswer{Results: make([]Result, 0, len(f.Hits)), Total: f.Total, Suggestion: f.Suggestion}
+	for _, h := range f.Hits {
 		out.Results = append(out.Results, Result{
 			Registry: h.Registry, Repository: h.Repository, Digest: h.Digest, Layer: h.Layer,
 			Tags: nonNil(h.Tags), Title: h.Title, Description: h.Description, Alt: h.Alt,

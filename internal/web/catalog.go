@@ -12,6 +12,9 @@ import (
 type Catalog interface {
 	// Search returns the best hits of q and how many match in all.
 	Search(ctx context.Context, q Query) ([]Hit, int, error)
+	// Suggest spells q's words as the index does, for a search that
+	// found nothing; ok is false when no word changed.
+	Suggest(ctx context.Context, q Query) (_ Query, ok bool, err error)
 	// Repositories lists every repository with indexed photos, newest activity first.
 	Repositories(ctx context.Context) ([]Repository, error)
 	// Photos lists one repository's photos, newest first (one entry per
@@ -46,6 +49,33 @@ type (
 	Refusal = index.Refusal
 )
 
-// parseQuery reads what a person typed: words, "phrases", repo:, tag:,
-// model:, after:, before:.
-func parseQuery(s string) Query { return index.ParseQuery(s) }
+// parseQuery reads what a person typed: words, "phrases", OR, -word,
+// repo:, tag:, model:, after:, before: (the README's Search section). Its
+// error says how to write what it could not read.
+func parseQuery(s string) (Query, error) { return index.ParseQuery(s) }
+
+// found is what a search found.
+type found struct {
+	Hits  []Hit
+	Total int
+	// Suggestion is set when the query's words found nothing and the
+	// index holds nearer words: Hits are those of this query.
+	Suggestion string
+}
+
+// find searches q and, when its words find nothing, the query spelled
+// as the index does; the exact search comes first, so a typing error
+// costs a second search and a search that finds something costs nothing
+// more.
+func (s *Server) find(ctx context.Context, q Query) (found, error) {
+	hits, total, err := s.opts.Catalog.Search(ctx, q)
+	if err != nil || total > 0 || q.Text == "" {
+		return found{Hits: hits, Total: total}, err
+	}
+	better, ok, err := s.opts.Catalog.Suggest(ctx, q)
+	if err != nil || !ok {
+		return found{Hits: hits, Total: total}, err
+	}
+	hits, total, err = s.opts.Catalog.Search(ctx, better)
+	return found{Hits: hits, Total: total, Suggestion: better.String()}, err
+}

@@ -321,8 +321,9 @@ func replaced(e Entry) bool { return !e.Superseded.IsZero() }
 
 type searchData struct {
 	Query string
-	Hits  []Hit
-	Total int
+	// Problem is why the query cannot be read, and how to write it.
+	Problem string
+	found
 	Pager pager
 }
 
@@ -333,14 +334,19 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pageNum := pageNumber(r)
-	q := parseQuery(text)
+	q, err := parseQuery(text)
+	if err != nil {
+		s.render(w, r, http.StatusBadRequest, "search", page{Title: text + " – search", Query: text, Nav: "search",
+			Data: searchData{Query: text, Problem: err.Error()}})
+		return
+	}
 	q.Limit, q.Offset = PageSize, (pageNum-1)*PageSize
-	hits, total, err := s.opts.Catalog.Search(r.Context(), q)
+	f, err := s.find(r.Context(), q)
 	if err != nil {
 		s.fail(w, r, http.StatusInternalServerError, "The search failed", err)
 		return
 	}
-	data := searchData{Query: text, Hits: hits, Total: total, Pager: newPager("/search?q="+queryEscape(text), pageNum, total)}
+	data := searchData{Query: text, found: f, Pager: newPager("/search?q="+queryEscape(text), pageNum, f.Total)}
 	s.render(w, r, http.StatusOK, "search", page{Title: text + " – search", Query: text, Nav: "search", Data: data})
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"oras.land/oras-go/v2/registry/remote/credentials"
 
+	"github.com/regscribe/regscribe/internal/lease"
 	"github.com/regscribe/regscribe/internal/queue"
 	"github.com/regscribe/regscribe/internal/registry"
 	"github.com/regscribe/regscribe/internal/stacktest"
@@ -52,7 +53,10 @@ func (s *countingStream) GetMsg(ctx context.Context, seq uint64, opts ...jetstre
 type emptyCatalog struct{}
 
 func (emptyCatalog) Search(context.Context, web.Query) ([]web.Hit, int, error) { return nil, 0, nil }
-func (emptyCatalog) Repositories(context.Context) ([]web.Repository, error)    { return nil, nil }
+func (emptyCatalog) Suggest(_ context.Context, q web.Query) (web.Query, bool, error) {
+	return q, false, nil
+}
+func (emptyCatalog) Repositories(context.Context) ([]web.Repository, error) { return nil, nil }
 func (emptyCatalog) Photos(context.Context, string, string, int, int) ([]web.Entry, int, error) {
 	return nil, 0, nil
 }
@@ -66,8 +70,10 @@ func reviewServer(t *testing.T, js jetstream.JetStream) string {
 	t.Helper()
 	rc, err := registry.New([]registry.Endpoint{{Host: "127.0.0.1:5000", PlainHTTP: true}}, registry.Options{Credentials: credentials.NewMemoryStore()})
 	require.NoError(t, err)
+	leases, err := lease.Open(context.Background(), js, 1, 0)
+	require.NoError(t, err)
 	srv, err := web.New(web.Options{Catalog: emptyCatalog{}, JetStream: js, Registry: rc, Registries: []string{"127.0.0.1:5000"},
-		Model: "ollama/x", ThumbDir: t.TempDir()})
+		Leases: leases, Model: "ollama/x", ThumbDir: t.TempDir()})
 	require.NoError(t, err)
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)

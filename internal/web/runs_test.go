@@ -26,7 +26,7 @@ func TestReprocessRunsAreBounded(t *testing.T) {
 		s.Push(t, fmt.Sprintf("photos/wait-%d", i), "latest", stacktest.File{Name: "p.jpg", MediaType: "image/jpeg", Data: stacktest.JPEG(t, 32, 24, uint64(i))})
 	}
 	srv, err := web.New(web.Options{Catalog: emptyCatalog{}, JetStream: s.JS, Registry: s.Client, Registries: []string{s.RegistryHost},
-		Model: "ollama/" + stacktest.Model, ThumbDir: t.TempDir()})
+		Leases: s.Leases, Model: "ollama/" + stacktest.Model, ThumbDir: t.TempDir()})
 	require.NoError(t, err)
 	ts := httptest.NewServer(srv)
 	t.Cleanup(srv.Close) // after ts.Close: it ends the runs and their event streams

@@ -1,0 +1,82 @@
+package web_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/regscribe/regscribe/internal/web"
+)
+
+// Search forgives a typing error and says which word it used, excludes
+// and widens, and refuses a query it cannot read with how to write it:
+// in the API and on the page alike.
+func TestSearchForgivesAndTeaches(t *testing.T) {
+	g := startGallery(t, "")
+	g.pushScene(t, "photos/garden", "tulips", scenes[3], 1)
+	g.pushScene(t, "photos/travel", "lake", scenes[0], 2)
+
+	search := func(q string) (int, web.SearchAnswer, map[string]string) {
+		t.Helper()
+		resp, body := request(t, http.MethodGet, g.URL+"/v1/search?q="+url.QueryEscape(q), nil, nil)
+		var a web.SearchAnswer
+		var e map[string]string
+		if resp.StatusCode == http.StatusOK {
+			require.NoError(t, json.Unmarshal([]byte(body), &a), body)
+		} else {
+			require.NoError(t, json.Unmarshal([]byte(body), &e), body)
+		}
+		return resp.StatusCode, a, e
+	}
+	repos := func(a web.SearchAnswer) []string {
+		out := []string{}
+		for _, r := range a.Results {
+			out = append(out, r.Repository)
+		}
+		return out
+	}
+
+	status, a, _ := search("tulpis")
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, "tulips", a.Suggestion, "the index's own word")
+	require.Equal(t, []string{"photos/garden"}, repos(a), "and its photo")
+
+	for q, want := range map[string][]string{
+		"garden":              {"photos/garden"},
+		"garden -red":         {},
+		"garden NOT red":      {},
+		"tulips OR lake":      {"photos/garden", "photos/travel"},
+		"pine OR bench -lake": {"photos/garden"},
+		"repo:garden":         {"photos/garden"},
+		"repo:photos -tulips": {"photos/travel"},
+	} {
+		status, a, _ := search(q)
+		require.Equal(t, http.StatusOK, status, q)
+		require.ElementsMatch(t, want, repos(a), q)
+		require.Empty(t, a.Suggestion, q)
+	}
+
+	for q, form := range map[string]string{
+		"lake after:yesterday": "after:2026-01-01",
+		`"unclosed`:            `"blue sea"`,
+		"tulips OR":            "gerbera OR daisy",
+	} {
+		status, _, e := search(q)
+		require.Equal(t, http.StatusBadRequest, status, q)
+		require.Contains(t, e["error"], form, q)
+	}
+
+	// The page: a link to the word it used, and a query it cannot read
+	// explained.
+	resp, body := request(t, http.MethodGet, g.URL+"/search?q=tulpis", nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Contains(t, body, `Did you mean <a href="/search?q=tulips">tulips</a>?`)
+	require.Contains(t, body, scenes[3].alt)
+	resp, body = request(t, http.MethodGet, g.URL+"/search?q="+url.QueryEscape("lake after:yesterday"), nil, nil)
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	require.Contains(t, body, "after:yesterday is not a date: write YYYY-MM-DD, after:2026-01-01")
+	require.Contains(t, body, "README")
+}
