@@ -729,7 +729,10 @@ func (s *soak) auditIndex(ctx context.Context, t *testing.T) {
 			t.Errorf("invariant 8 (text files are refused): the index counts %d manifests of %s that are not images, want %d", r.Refused, r.Repository, texts[r.Repository])
 		}
 	}
-	q := index.ParseQuery("repo:soak/**")
+	q, err := index.ParseQuery("repo:soak/**")
+	if err != nil {
+		t.Fatalf("query: %v", err)
+	}
 	q.Limit = 10_000
 	hits, _, err := s.index.Search(ctx, q)
 	if err != nil {

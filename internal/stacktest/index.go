@@ -75,7 +75,8 @@ func ViewIndex(t testing.TB, ix *index.Index, reg string, queries []string, page
 	v.Count, err = ix.Count()
 	require.NoError(t, err)
 	for _, q := range queries {
-		query := index.ParseQuery(q)
+		query, err := index.ParseQuery(q)
+		require.NoError(t, err, "query %q", q)
 		query.Limit = 10_000
 		hits, total, err := ix.Search(ctx, query)
 		require.NoError(t, err, "search %q", q)
