@@ -270,6 +270,13 @@ func (f *failingFeed) Publish(ctx context.Context, e feed.Event, id string) (uin
 	return f.Publisher.Publish(ctx, e, id)
 }
 
+func (f *failingFeed) Fill(ctx context.Context, e feed.Event, id string) (bool, error) {
+	if f.fail.Add(-1) >= 0 {
+		return false, errors.New("description stream unavailable")
+	}
+	return f.Publisher.Fill(ctx, e, id)
+}
+
 // A deletion job ends with a tombstone when the registry no longer has the
 // manifest (the registry's own announcement queues it), and is a skip when
 // it has it again; neither asks the model.
