@@ -7,6 +7,7 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2/errdef"
+	"oras.land/oras-go/v2/registry/remote"
 
 	"github.com/regscribe/regscribe/internal/fault"
 	"github.com/regscribe/regscribe/internal/feed"
@@ -34,24 +35,31 @@ func fills(e feed.Event) bool {
 	return e.Kind == feed.Found || e.Kind == feed.Written && len(e.Tags) == 0
 }
 
-// saidHereEvents is the event of a job that found its manifest described by
-// its describer already (its own write-back, an annotated manifest): what
-// the annotations say, found there, so that a job that ended before it
-// published its event (and is delivered again by its tag) still puts it on
-// the stream. It is published with [Feed.Fill]: nothing when the stream has
-// it. A description kept in a referrer is not read again here.
-func saidHereEvents(m ocispec.Descriptor, im ocispec.Manifest, photos []int, by, tag string) []feed.Event {
-	for _, f := range photo.Descriptions(m.Digest.String(), im, photos, nil, nil) {
+// saidHere is the event of a job that found c's manifest described by its
+// describer already (its own write-back, or an earlier job's): what the
+// registry holds, so that a job that ended before it published its event
+// (and is delivered again) still puts it on the stream. It is published
+// with [Feed.Fill]: nothing when the stream has it. A referrer whose record
+// cannot be read is an error (the job is tried again).
+func (w *Worker) saidHere(ctx context.Context, repo *remote.Repository, c candidate, tag string) ([]feed.Event, error) {
+	by := w.model.Model()
+	found, err := photo.Read(ctx, c.m.Descriptor.Digest.String(), c.im, c.photos, c.refs, func(ctx context.Context, r ocispec.Descriptor) (registry.Record, error) {
+		return w.registry.FetchRecord(ctx, repo, r)
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range found {
 		if f.By != by {
 			continue
 		}
-		e := feed.Event{Kind: feed.Found, Digest: m.Digest.String(), By: f.By, Photos: f.Photos}
-		if tag != "" {
+		e := feed.Event{Kind: feed.Found, Digest: c.m.Descriptor.Digest.String(), By: f.By, Photos: f.Photos}
+		if tag = w.tagOf(ctx, repo, tag, c.m.Descriptor); tag != "" {
 			e.Tags = []string{tag}
 		}
-		return []feed.Event{e}
+		return []feed.Event{e}, nil
 	}
-	return nil
+	return nil, nil
 }
 
 var _ Feed = (*feed.Publisher)(nil)

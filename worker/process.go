@@ -268,7 +268,11 @@ func (w *Worker) processManifest(ctx context.Context, repo *remote.Repository, m
 	if err != nil {
 		res.Events = refusedEvents(err, t.tag)
 		if errors.Is(err, errSaidHere) {
-			res.Events = saidHereEvents(m.Descriptor, c.im, c.photos, w.model.Model(), t.tag)
+			events, rerr := w.saidHere(ctx, repo, c, t.tag)
+			if rerr != nil {
+				return res, rerr
+			}
+			res.Events = events
 		}
 		return res, err
 	}

@@ -2,6 +2,8 @@ package photo
 
 import (
 	"cmp"
+	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -9,6 +11,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/regscribe/regscribe/internal/fault"
 	"github.com/regscribe/regscribe/internal/feed"
 	"github.com/regscribe/regscribe/internal/registry"
 )
@@ -243,4 +246,31 @@ func parseTime(s string) time.Time {
 
 func layerIndex(m ocispec.Manifest, layer string) int {
 	return slices.IndexFunc(m.Layers, func(l ocispec.Descriptor) bool { return l.Digest.String() == layer })
+}
+
+// FetchRecord fetches the record (the JSON layer) of a description
+// referrer; an error of kind skip says the referrer is gone.
+type FetchRecord func(ctx context.Context, referrer ocispec.Descriptor) (registry.Record, error)
+
+// Read reads the descriptions manifest m (whose digest is manifest, and
+// whose photo layers are photos) already has, as [Descriptions] does,
+// fetching the records of the referrers whose listed annotations do not
+// say enough. A referrer gone meanwhile is left out; one whose record
+// cannot be read is an error, never a description silently missing.
+func Read(ctx context.Context, manifest string, m ocispec.Manifest, photos []int, referrers []ocispec.Descriptor, fetch FetchRecord) ([]Found, error) {
+	records := map[digest.Digest]registry.Record{}
+	for _, r := range referrers {
+		if !RecordNeeded(m, photos, r) {
+			continue
+		}
+		rec, err := fetch(ctx, r)
+		switch {
+		case fault.Is(err, fault.KindSkip):
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("read description referrer %s of %s: %w", r.Digest, manifest, err)
+		}
+		records[r.Digest] = rec
+	}
+	return Descriptions(manifest, m, photos, referrers, records), nil
 }

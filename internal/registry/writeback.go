@@ -335,10 +335,11 @@ func classifyTagMove(err error) error {
 	return Classify(err)
 }
 
-// TagNames reports whether tag may still be reported as naming pushed, a
-// manifest whose description was written by digest (a referrer): false
-// when the tag's record says a later push to the tag, or its deletion, was
-// announced, so that push's own job reports the tag. Without a record, or
+// TagNames reports whether tag may still be reported as naming pushed (a
+// manifest described by a referrer, or regscribe's annotated manifest the
+// tag was moved to): false when the tag's record says a later push to the
+// tag, or its deletion, was announced, so that push's own job reports the
+// tag. Without a record, or
 // when the record cannot be read, it is true: the job's tag is all there is
 // to go by.
 func (c *Client) TagNames(ctx context.Context, repo *remote.Repository, tag string, pushed ocispec.Descriptor) bool {
@@ -349,5 +350,7 @@ func (c *Client) TagNames(ctx context.Context, repo *remote.Repository, tag stri
 	if err != nil || !known {
 		return true
 	}
-	return rec.Digest == pushed.Digest.String()
+	// Nothing announced (only regscribe's own moves recorded), or this push
+	// (or regscribe's description of it) the last announced.
+	return rec.Event == "" || rec.Digest == pushed.Digest.String() || rec.Described == pushed.Digest.String()
 }

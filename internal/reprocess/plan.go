@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 	"oras.land/oras-go/v2/errdef"
@@ -129,6 +128,8 @@ func (it Item) Ref() string {
 // PlanOptions configure [Plan].
 type PlanOptions struct {
 	// Registry is host[:port]; the client must be allowed to reach it. Required.
+	// Any of the registry's names will do: items (and so jobs and events)
+	// name it as configured.
 	Registry string
 	// Repository to reprocess. If empty, Repositories, or else every
 	// repository the registry's catalog API lists (see [Catalog]).
@@ -213,6 +214,7 @@ func Plan(ctx context.Context, client *registry.Client, opts PlanOptions) ([]Ite
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
+	opts.Registry = client.Canonical(opts.Registry)
 	p := &planner{client: client, opts: opts}
 	repos := []string{opts.Repository}
 	switch {
@@ -601,27 +603,11 @@ func (p *planner) judgeManifest(ctx context.Context, repo *remote.Repository, m 
 	return out, nil
 }
 
-// found reads the descriptions manifest m, whose photo layers are photos,
-// already has (package photo decides), fetching the records of the referrers whose listed annotations
-// do not say enough. A referrer gone meanwhile is left out; one whose record
-// cannot be read makes the manifest unreadable (an error), never a
-// description silently missing from search.
+// found reads the descriptions manifest m already has (package photo).
 func (p *planner) found(ctx context.Context, repo *remote.Repository, m registry.Manifest, im ocispec.Manifest, photos []int, refs []ocispec.Descriptor) ([]photo.Found, error) {
-	records := map[digest.Digest]registry.Record{}
-	for _, r := range refs {
-		if !photo.RecordNeeded(im, photos, r) {
-			continue
-		}
-		rec, err := p.client.FetchRecord(ctx, repo, r)
-		switch {
-		case fault.Is(err, fault.KindSkip):
-			continue
-		case err != nil:
-			return nil, fmt.Errorf("read description referrer %s of %s: %w", r.Digest, m.Descriptor.Digest, err)
-		}
-		records[r.Digest] = rec
-	}
-	return photo.Descriptions(m.Descriptor.Digest.String(), im, photos, refs, records), nil
+	return photo.Read(ctx, m.Descriptor.Digest.String(), im, photos, refs, func(ctx context.Context, r ocispec.Descriptor) (registry.Record, error) {
+		return p.client.FetchRecord(ctx, repo, r)
+	})
 }
 
 // mergeFound adds the descriptions of an index's child to the index's: one

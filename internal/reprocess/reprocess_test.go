@@ -579,3 +579,21 @@ func TestPlanSettledTagsCostOneHead(t *testing.T) {
 	require.Equal(t, 1, c.Unchanged)
 	require.Equal(t, 1, c.Manifests)
 }
+
+// TestPlanNamesTheRegistryAsConfigured: a plan for a registry named by
+// another of its names (localhost for 127.0.0.1) makes items, and so jobs
+// and events, that name it as configured.
+func TestPlanNamesTheRegistryAsConfigured(t *testing.T) {
+	t.Parallel()
+	q := startQuietRegistry(t)
+	q.push(t, []artifact{{repo: "photos/named", tags: []string{"latest"}, files: []stacktest.File{jpegFile(t, 31)}}})
+	other := strings.Replace(q.Host, "127.0.0.1", "localhost", 1)
+	require.NotEqual(t, q.Host, other)
+	items, err := reprocess.Plan(context.Background(), q.Client, reprocess.PlanOptions{Registry: other, Repository: "photos/named", Model: "ollama/m"})
+	require.NoError(t, err)
+	require.NotEmpty(t, items)
+	for _, it := range items {
+		require.Equal(t, q.Host, it.Registry)
+		require.Equal(t, q.Host, it.Ref()[:len(q.Host)])
+	}
+}
