@@ -565,11 +565,15 @@ func (s *soak) auditFeed(ctx context.Context, t *testing.T, results []queue.Resu
 			continue
 		}
 		id := m.Header.Get(jetstream.MsgIDHeader)
-		if e.Kind == feed.Found {
-			// A description the reprocess found in the registry, under
-			// the name it was given.
-			if !strings.HasPrefix(id, "found-") || e.Registry != s.local {
-				t.Errorf("invariant 7 (description stream): found event %d for %s has message id %q: not the reprocess's as %s", seq, e.Ref(), id, s.local)
+		if strings.HasPrefix(id, "found-") || strings.HasPrefix(id, "refused-") {
+			// The reprocess's (run under another name of the registry): a
+			// description found in the registry, or a manifest refused;
+			// under the registry's configured name all the same.
+			if e.Registry != s.stack.RegistryHost {
+				t.Errorf("invariant 10 (one registry, one name): the reprocess's event %d for %s names the registry %s, not its configured name %s", seq, e.Ref(), e.Registry, s.stack.RegistryHost)
+			}
+			if e.Kind == feed.Refused {
+				s.refusedEvents[e.Repository]++
 			}
 			continue
 		}
