@@ -26,7 +26,7 @@ func (rep Report) Targets() []Target {
 		})
 	}
 	if l := rep.Latency; l != nil {
-		out = append(out, Target{What: "latency regscribe adds, p95", Target: "≤ 50 ms", Value: fmt.Sprintf("%.1f ms", l.P95Ms), Met: l.P95Ms <= 50})
+		out = append(out, Target{What: "latency regscribe adds, p95", Target: "≤ 30 ms", Value: fmt.Sprintf("%.1f ms", l.P95Ms), Met: l.P95Ms <= 30})
 	}
 	if m := rep.Memory; m != nil {
 		out = append(out, Target{
