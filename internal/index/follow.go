@@ -50,6 +50,10 @@ func (ix *Index) Follow(ctx context.Context, js jetstream.JetStream) error {
 		case errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted):
 			ix.log.Warn("index: the consumer is gone; making it again", "consumer", ix.Consumer())
 			cons = nil
+		case errors.Is(err, errDeliveryLost):
+			ix.log.Warn("index: a delivery of the description stream was lost (NATS restarted?); reading again from the first event not applied",
+				"consumer", ix.Consumer(), "from", ix.resumeAt)
+			cons = nil
 		case err != nil:
 			ix.log.Warn("index: following the description stream", "error", err.Error())
 			if !sleep(ctx, backoff) {
@@ -84,14 +88,7 @@ func (ix *Index) consumer(ctx context.Context, js jetstream.JetStream) (jetstrea
 	if err != nil {
 		return nil, err
 	}
-	if ix.replay {
-		// Emptied to be rebuilt: the consumer reads the stream from the start again.
-		if err := s.DeleteConsumer(ctx, ix.Consumer()); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-			return nil, fmt.Errorf("consumer %s: %w", ix.Consumer(), err)
-		}
-		ix.replay = false
-	}
-	cons, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+	cfg := jetstream.ConsumerConfig{
 		Durable:       ix.Consumer(),
 		Description:   "regscribe: search index " + ix.id,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
@@ -99,7 +96,20 @@ func (ix *Index) consumer(ctx context.Context, js jetstream.JetStream) (jetstrea
 		AckWait:       followAckWait,
 		MaxAckPending: 4 * followBatch,
 		FilterSubject: feed.SubjectPrefix + ">",
-	})
+	}
+	if ix.replay || ix.resumeAt > 0 {
+		// Emptied to be rebuilt, the consumer reads the stream from the
+		// start again; after a lost delivery, from the first event not
+		// applied.
+		if err := s.DeleteConsumer(ctx, ix.Consumer()); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return nil, fmt.Errorf("consumer %s: %w", ix.Consumer(), err)
+		}
+		if !ix.replay {
+			cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, ix.resumeAt
+		}
+		ix.replay, ix.resumeAt = false, 0
+	}
+	cons, err := s.CreateOrUpdateConsumer(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: %w", ix.Consumer(), err)
 	}
@@ -107,13 +117,24 @@ func (ix *Index) consumer(ctx context.Context, js jetstream.JetStream) (jetstrea
 	return cons, nil
 }
 
+// errDeliveryLost is returned by followOnce when a delivery never arrived
+// (a gap in the deliveries' consumer sequence): the consumer acknowledges
+// all before an acknowledged event, so it is made again from the first
+// event not applied.
+var errDeliveryLost = errors.New("a delivery of the description stream was lost on the way")
+
 // catchUp records, from the consumer's state, what was applied before:
 // everything acknowledged, and everything stored when nothing is pending.
 func (ix *Index) catchUp(ctx context.Context, cons jetstream.Consumer) {
 	info, err := cons.Info(ctx)
 	if err != nil {
+		ix.nextDelivery = 0
 		return
 	}
+	// Deliveries not acknowledged yet (of an index stopped before its ack)
+	// come again only after the ack wait: the next delivery must follow the
+	// acknowledged ones, or the consumer is made again.
+	ix.nextDelivery = info.AckFloor.Consumer + 1
 	ix.markApplied(info.AckFloor.Stream)
 	if info.NumPending == 0 && info.NumAckPending == 0 && info.NumRedelivered == 0 {
 		ix.markApplied(info.Delivered.Stream)
@@ -143,11 +164,21 @@ func (ix *Index) followOnce(ctx context.Context, cons jetstream.Consumer) (int, 
 		last  uint64
 		ackOn jetstream.Msg // the last event applied: acking it acks all before it
 	)
-	for _, m := range msgs {
+	lost := false
+	for i, m := range msgs {
 		md, err := m.Metadata()
 		if err != nil {
 			continue
 		}
+		if ix.nextDelivery > 0 && md.Sequence.Consumer > ix.nextDelivery {
+			// A delivery before m never came: acknowledging m would
+			// acknowledge it too. What came before is applied; the
+			// rest is read again from the first event not applied.
+			lost = true
+			nakAll(msgs[i:])
+			break
+		}
+		ix.nextDelivery = md.Sequence.Consumer + 1
 		last = max(last, md.Sequence.Stream)
 		e, err := feed.Parse(m.Data())
 		if err != nil {
@@ -162,6 +193,7 @@ func (ix *Index) followOnce(ctx context.Context, cons jetstream.Consumer) (int, 
 			w.abandon()
 			ix.mu.Unlock()
 			nakAll(msgs)
+			ix.nextDelivery = 0 // sent again, under new delivery numbers
 			return 0, err
 		}
 		ackOn = m
@@ -170,6 +202,7 @@ func (ix *Index) followOnce(ctx context.Context, cons jetstream.Consumer) (int, 
 	ix.mu.Unlock()
 	if err != nil {
 		nakAll(msgs)
+		ix.nextDelivery = 0 // sent again, under new delivery numbers
 		return 0, err
 	}
 	if ackOn != nil {
@@ -179,6 +212,11 @@ func (ix *Index) followOnce(ctx context.Context, cons jetstream.Consumer) (int, 
 		}
 	}
 	ix.markApplied(last)
+	if lost {
+		applied, _ := ix.appliedSeq()
+		ix.resumeAt = applied + 1
+		return len(msgs), errDeliveryLost
+	}
 	return len(msgs), nil
 }
 

@@ -146,6 +146,13 @@ type Index struct {
 	// replay is set when the index was emptied to be rebuilt: its durable
 	// consumer is made again, to read the stream from the start.
 	replay bool
+	// resumeAt, when set, is the stream sequence the durable consumer is
+	// made again from: a delivery was lost on the way (a NATS restart), and
+	// acknowledging what came after it would skip it for good.
+	resumeAt uint64
+	// nextDelivery is the consumer sequence the next delivery must have
+	// (0: not known yet).
+	nextDelivery uint64
 }
 
 // idFile holds the index's id, which names its durable consumer.

@@ -469,3 +469,39 @@ func TestATagNamesOneManifest(t *testing.T) {
 	require.ElementsMatch(t, []string{"sha256:l1", "sha256:l1", "sha256:l3"}, layers(e.search(reopened, "tag:latest")))
 	require.Empty(t, e.search(reopened, "tag:latest tram"))
 }
+
+// TestALostDeliveryIsReadAgain: an event delivered to the index's consumer
+// that never reached the index (lost in a NATS restart; here fetched by
+// someone else and never acknowledged) must not be acknowledged by the
+// acknowledgement of the events after it, which the consumer's ack-all
+// policy would do: the index notices the gap and reads the stream again
+// from the first event it has not applied, without waiting out the ack
+// wait.
+func TestALostDeliveryIsReadAgain(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	ix, stop := e.open(dir, index.Options{})
+	e.publish(written("photos/a", "sha256:m1", "ollama/a", []string{"v1"}, day("2026-01-01"), photo("sha256:l1", "A red bus.", "bus")))
+	e.wait(ix)
+	stop()
+
+	e.publish(written("photos/a", "sha256:m2", "ollama/a", []string{"v2"}, day("2026-01-02"), photo("sha256:l2", "A blue tram.", "tram")))
+	e.publish(written("photos/a", "sha256:m3", "ollama/a", []string{"v3"}, day("2026-01-03"), photo("sha256:l3", "A green taxi.", "taxi")))
+	ctx := context.Background()
+	cons, err := e.js.Consumer(ctx, feed.Stream, ix.Consumer())
+	require.NoError(t, err)
+	stolen, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	require.NoError(t, err)
+	n := 0
+	for m := range stolen.Messages() {
+		n++
+		require.Contains(t, string(m.Data()), "tram", "the delivery lost on the way")
+	}
+	require.Equal(t, 1, n)
+
+	again, _ := e.open(dir, index.Options{})
+	e.wait(again)
+	require.Equal(t, []string{"sha256:l3"}, layers(e.search(again, "taxi")))
+	require.Equal(t, []string{"sha256:l2"}, layers(e.search(again, "tram")), "the lost delivery is read again, not acknowledged with the next")
+	require.Equal(t, []string{"sha256:l1"}, layers(e.search(again, "bus")))
+}
