@@ -10,12 +10,10 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -28,95 +26,18 @@ import (
 	"github.com/regscribe/regscribe/worker"
 )
 
-// linkGate provokes the re-push race every time: armed before a person's
-// push, it holds the registry's link of the tag (after the push was stored
-// and announced) until a worker has resolved the tag, so the push's job
-// finds the tag still on the earlier push, as it does on a busy machine.
-type linkGate struct {
-	mu      sync.Mutex
-	armed   bool
-	waiting chan struct{} // open while a link is held
-	raced   int           // links released by a worker's resolve
-}
-
-func (g *linkGate) arm() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.armed = true
-}
-
-// hold holds one link of an armed gate until a worker resolves the tag (at
-// most 10 s, so a worker that never looks cannot hang the registry).
-func (g *linkGate) hold() {
-	g.mu.Lock()
-	if !g.armed {
-		g.mu.Unlock()
-		return
-	}
-	g.armed = false
-	ch := make(chan struct{})
-	g.waiting = ch
-	g.mu.Unlock()
-	select {
-	case <-ch:
-	case <-time.After(10 * time.Second):
-		g.mu.Lock()
-		g.waiting = nil
-		g.mu.Unlock()
-	}
-}
-
-// resolved releases a held link: a worker has seen the tag without it.
-func (g *linkGate) resolved() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.waiting != nil {
-		close(g.waiting)
-		g.waiting = nil
-		g.raced++
-	}
-}
-
-func (g *linkGate) races() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.raced
-}
-
-// isTagResolve reports whether r reads the manifest at the tag latest.
-func isTagResolve(r *http.Request) bool {
-	return (r.Method == http.MethodHead || r.Method == http.MethodGet) && strings.HasSuffix(r.URL.Path, "/manifests/latest")
-}
-
-// slowTagLinks is Distribution's storage with the gate on the file that
-// links a tag to its manifest (…/_manifests/tags/<tag>/current/link),
-// which the registry writes after it stored the manifest and announced it.
-type slowTagLinks struct {
-	storagedriver.StorageDriver
-	gate *linkGate
-}
-
-func (d slowTagLinks) PutContent(ctx context.Context, path string, content []byte) error {
-	if strings.Contains(path, "/_manifests/tags/") && strings.HasSuffix(path, "/current/link") {
-		d.gate.hold()
-	}
-	return d.StorageDriver.PutContent(ctx, path, content)
-}
-
 // announceFirst makes go-containerregistry's registry (which sends no
 // notifications) behave as CNCF Distribution does: a manifest PUT by tag is
 // stored, announced, and only then linked to the tag (held by the gate).
 // Every manifest PUT is announced, regscribe's own too.
-func announceFirst(gate *linkGate, notify func(repo, tag string, d ocispec.Descriptor)) func(http.Handler) http.Handler {
+func announceFirst(gate *stacktest.TagLinkGate, notify func(repo, tag string, d ocispec.Descriptor)) func(http.Handler) http.Handler {
 	put := regexp.MustCompile(`^/v2/(.+)/manifests/([^/]+)$`)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			m := put.FindStringSubmatch(r.URL.Path)
 			if r.Method != http.MethodPut || m == nil {
 				next.ServeHTTP(w, r)
-				if isTagResolve(r) {
-					gate.resolved()
-				}
+				gate.Resolved(r)
 				return
 			}
 			body, err := io.ReadAll(r.Body)
@@ -141,7 +62,7 @@ func announceFirst(gate *linkGate, notify func(repo, tag string, d ocispec.Descr
 			}
 			notify(m[1], tag, d)
 			if tag != "" {
-				gate.hold()
+				gate.Hold(m[1], tag)
 			}
 			r.Body = io.NopCloser(bytes.NewReader(body))
 			next.ServeHTTP(w, r)
@@ -172,22 +93,14 @@ func TestRepushedTagIsDescribedEveryTime(t *testing.T) {
 	for _, reg := range []string{"distribution", "ggcr"} {
 		t.Run(reg, func(t *testing.T) {
 			t.Parallel()
-			gate := &linkGate{}
+			gate := &stacktest.TagLinkGate{}
 			logs := &stacktest.LogBuffer{}
 			opts := stacktest.Options{Worker: worker.Options{Mode: worker.ModeAnnotation,
 				Logger: slog.New(slog.NewTextHandler(io.MultiWriter(logs, testLog(t)), &slog.HandlerOptions{Level: slog.LevelDebug}))}}
 			var started atomic.Pointer[stacktest.Stack]
 			if reg == "distribution" {
 				opts.RegistryOnDisk = true
-				opts.RegistryStorage = func(d storagedriver.StorageDriver) storagedriver.StorageDriver { return slowTagLinks{d, gate} }
-				opts.RegistryProxy = func(next http.Handler) http.Handler {
-					return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-						next.ServeHTTP(w, r)
-						if isTagResolve(r) {
-							gate.resolved()
-						}
-					})
-				}
+				opts.RegistryStorage, opts.RegistryProxy = gate.Storage, gate.Watch
 			} else {
 				opts.ReferrersAPI = true
 				opts.RegistryHook = announceFirst(gate, func(repo, tag string, d ocispec.Descriptor) {
@@ -210,9 +123,9 @@ func TestRepushedTagIsDescribedEveryTime(t *testing.T) {
 				n := (i + 1) / 2 % len(photos)
 				p := photos[n]
 				s.WaitIdle(t)
-				gate.arm()
+				gate.Arm("photos/x", "latest")
 				p.push(t, s, "latest")
-				require.Equal(t, i+1, gate.races(), "push %d: the registry linked the tag before the job looked", i)
+				require.Equal(t, i+1, gate.Races(), "push %d: the registry linked the tag before the job looked", i)
 				require.Eventually(t, func() bool {
 					_, m := s.Manifest(t, "photos/x", "latest")
 					return p.describedBy(m)

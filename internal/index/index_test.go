@@ -61,21 +61,7 @@ func (e *env) open(dir string, opts index.Options) (*index.Index, func()) {
 	e.t.Helper()
 	opts.Dir = dir
 	opts.Log = slog.New(slog.NewTextHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ix, err := index.Open(opts)
-	require.NoError(e.t, err)
-	ctx, cancel := context.WithCancel(e.ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = ix.Follow(ctx, e.js) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			<-done
-			require.NoError(e.t, ix.Close())
-		})
-	}
-	e.t.Cleanup(stop)
-	return ix, stop
+	return stacktest.FollowIndex(e.t, e.js, opts)
 }
 
 func (e *env) publish(ev feed.Event) {

@@ -1,68 +1,14 @@
 package index_test
 
 import (
-	"fmt"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/regscribe/regscribe/internal/feed"
 	"github.com/regscribe/regscribe/internal/index"
+	"github.com/regscribe/regscribe/internal/stacktest"
 )
-
-// view is what an index shows, as lines: the hits of each query, every
-// photo page asked for (current descriptions and history) and each
-// repository's photos.
-type view struct {
-	hits   map[string][]string
-	pages  map[string][]string
-	photos map[string][]string
-	count  uint64
-}
-
-// line is an entry as a line: describer, description, where, tags or
-// what replaced it.
-func line(e index.Entry) string {
-	s := fmt.Sprintf("%s %s: %s @%s/%s", e.Layer, e.Model, e.Description, e.Digest, e.Manifest)
-	if e.Superseded.IsZero() {
-		return s + " [" + strings.Join(e.Tags, " ") + "]"
-	}
-	return s + " (replaced by " + e.SupersededBy + " at " + e.Superseded.String() + ")"
-}
-
-// look reads what ix shows for the queries, the photo pages (repository,
-// digest) and the repositories.
-func (e *env) look(ix *index.Index, queries []string, pages [][2]string, repos []string) view {
-	e.t.Helper()
-	v := view{hits: map[string][]string{}, pages: map[string][]string{}, photos: map[string][]string{}, count: e.count(ix)}
-	for _, q := range queries {
-		lines := []string{}
-		for _, h := range e.search(ix, q) {
-			lines = append(lines, line(h.Entry))
-		}
-		v.hits[q] = lines
-	}
-	for _, p := range pages {
-		entries, err := ix.Photo(e.ctx, reg, p[0], p[1])
-		require.NoError(e.t, err)
-		lines := []string{}
-		for _, en := range entries {
-			lines = append(lines, line(en))
-		}
-		v.pages[p[0]+"@"+p[1]] = lines
-	}
-	for _, r := range repos {
-		entries, _, err := ix.Photos(e.ctx, reg, r, 0, 100)
-		require.NoError(e.t, err)
-		lines := []string{}
-		for _, en := range entries {
-			lines = append(lines, line(en))
-		}
-		v.photos[r] = lines
-	}
-	return v
-}
 
 // TestRebuiltIndexEqualsTheRunningOne: after writes, corrections, photos
 // carried over to re-pushed manifests and deletions of replaced and
@@ -146,24 +92,24 @@ func TestRebuiltIndexEqualsTheRunningOne(t *testing.T) {
 		pages = append(pages, [2]string{"photos/ref", d})
 	}
 	repos := []string{album, "albums/coast", "photos/cats", "photos/birds", "photos/dogs", "photos/ref"}
-	want := e.look(live, queries, pages, repos)
+	want := stacktest.ViewIndex(t, live, reg, queries, pages, repos)
 
 	// The running index holds what the steps left: the test compares
 	// something.
-	require.Len(t, want.hits["lighthouse"], 1, "the carried child of the deleted album")
-	require.Len(t, want.hits["harbour"], 1, "the found child carried to the album beside the new one")
-	require.Len(t, want.hits["dog"], 1, "the dog on the sofa, carried by the partial write-back")
-	require.Empty(t, want.hits["tram"], "the deleted referrer-mode photo")
-	require.Len(t, want.pages["photos/cats@sha256:l1"], 2, "the deleted middle manifest's description left the history")
-	require.Len(t, want.pages["photos/birds@sha256:lbird"], 1, "the deleted model's manifest took its description out of the history")
+	require.Len(t, want.Hits["lighthouse"], 1, "the carried child of the deleted album")
+	require.Len(t, want.Hits["harbour"], 1, "the found child carried to the album beside the new one")
+	require.Len(t, want.Hits["dog"], 1, "the dog on the sofa, carried by the partial write-back")
+	require.Empty(t, want.Hits["tram"], "the deleted referrer-mode photo")
+	require.Len(t, want.Pages["photos/cats@sha256:l1"], 2, "the deleted middle manifest's description left the history")
+	require.Len(t, want.Pages["photos/birds@sha256:lbird"], 1, "the deleted model's manifest took its description out of the history")
 
 	rebuilt, _ := e.open(t.TempDir(), index.Options{})
 	e.wait(rebuilt)
-	got := e.look(rebuilt, queries, pages, repos)
+	got := stacktest.ViewIndex(t, rebuilt, reg, queries, pages, repos)
 	for _, q := range queries {
-		require.ElementsMatch(t, want.hits[q], got.hits[q], "search %q", q)
+		require.ElementsMatch(t, want.Hits[q], got.Hits[q], "search %q", q)
 	}
-	require.Equal(t, want.pages, got.pages, "photo pages and their history")
-	require.Equal(t, want.photos, got.photos, "repository listings")
-	require.Equal(t, want.count, got.count)
+	require.Equal(t, want.Pages, got.Pages, "photo pages and their history")
+	require.Equal(t, want.Photos, got.Photos, "repository listings")
+	require.Equal(t, want.Count, got.Count)
 }

@@ -17,8 +17,10 @@ import (
 	"oras.land/oras-go/v2/registry/remote"
 
 	"github.com/regscribe/regscribe/internal/feed"
+	"github.com/regscribe/regscribe/internal/index"
 	"github.com/regscribe/regscribe/internal/queue"
 	"github.com/regscribe/regscribe/internal/registry"
+	"github.com/regscribe/regscribe/internal/stacktest"
 	"github.com/regscribe/regscribe/notifier"
 )
 
@@ -87,7 +89,7 @@ func (s *soak) describedAt(ctx context.Context, repo *remote.Repository, desc oc
 	}
 	var layers []digest.Digest
 	for _, l := range m.Layers {
-		if l.MediaType == "image/jpeg" {
+		if l.MediaType == "image/jpeg" || l.MediaType == generic {
 			layers = append(layers, l.Digest)
 		}
 	}
@@ -228,7 +230,9 @@ func (s *soak) audit(t *testing.T, idle bool, took time.Duration) {
 		}
 	}
 
-	// 4. Dead letters are exactly the permanent faults injected.
+	// 4. Failed jobs are exactly the permanent faults injected, one each;
+	// each stored one dead letter, and the dead-letter stream, past its
+	// retention, holds the newest deadLetterKeep of them.
 	failedSeqs := map[uint64]bool{}
 	for _, r := range results {
 		if r.Outcome == queue.Failed {
@@ -241,37 +245,30 @@ func (s *soak) audit(t *testing.T, idle bool, took time.Duration) {
 			faultArts[a.repo] = a
 		}
 	}
-	perZot, perArt, deadSeqs := map[uint64]int{}, map[string]int{}, map[uint64]int{}
-	for _, d := range dead {
-		deadSeqs[d.JobSeq]++
-		if !failedSeqs[d.JobSeq] {
-			t.Errorf("invariant 4 (dead letters): dead letter %d (job seq %d, %s) has no failed result for its job", d.Seq, d.JobSeq, d.Job.Ref())
-		}
-		if _, ok := s.zotSeqs[d.JobSeq]; ok {
-			perZot[d.JobSeq]++
+	perZot, perArt := map[uint64]int{}, map[string]int{}
+	for seq := range failedSeqs {
+		r := bySeq[seq][0]
+		if _, ok := s.zotSeqs[seq]; ok {
+			perZot[seq]++
 			continue
 		}
-		if a, ok := faultArts[d.Job.Repository]; ok {
+		if a, ok := faultArts[r.Job.Repository]; ok {
 			perArt[a.repo]++
 			continue
 		}
-		t.Errorf("invariant 4 (dead letters): dead letter %d (job seq %d, %s, %d attempts) is not an injected fault: %s", d.Seq, d.JobSeq, d.Job.Ref(), d.Attempts, trim(d.Error))
-	}
-	for seq := range failedSeqs {
-		if deadSeqs[seq] != 1 {
-			t.Errorf("invariant 4 (dead letters): job seq %d failed (%s) with %d dead letters, want 1", seq, s.describeResult(bySeq[seq][0]), deadSeqs[seq])
-		}
+		t.Errorf("invariant 4 (dead letters): job seq %d (%s) failed and is not an injected fault: %s%s", seq, r.Job.Ref(), s.describeResult(r), s.history(r.Job.Repository))
 	}
 	for seq, body := range s.zotSeqs {
 		if perZot[seq] != 1 {
-			t.Errorf("invariant 4 (dead letters): malformed zot event (job seq %d, %q) has %d dead letters, want 1", seq, trim(body), perZot[seq])
+			t.Errorf("invariant 4 (dead letters): malformed zot event (job seq %d, %q) has %d failed results, want 1", seq, trim(body), perZot[seq])
 		}
 	}
 	for repo, a := range faultArts {
 		if perArt[repo] != 1 {
-			t.Errorf("invariant 4 (dead letters): %s photo %s has %d dead letters, want 1%s", a.kind, a.ref(), perArt[repo], s.jobsOf(results, repo))
+			t.Errorf("invariant 4 (dead letters): %s photo %s has %d failed jobs, want 1%s", a.kind, a.ref(), perArt[repo], s.jobsOf(results, repo))
 		}
 	}
+	s.auditDeadLetters(ctx, t, dead, failedSeqs)
 
 	// 3 and 6. Every photo has exactly one description; photos with
 	// referrers (signed) are never replaced.
@@ -286,6 +283,14 @@ func (s *soak) audit(t *testing.T, idle bool, took time.Duration) {
 	// 7. Every description written is on the description stream (search
 	// learns of it), and every event there is a job's that ended.
 	s.auditFeed(ctx, t, results, bySeq)
+
+	// 8. Text files pushed as generic layers end refused, visibly; nothing
+	// else does.
+	s.auditRefused(t, results)
+
+	// 9 and 10. The search index has one entry per photo, under the
+	// registry's one name; an index rebuilt from the stream equals it.
+	s.auditIndex(ctx, t)
 
 	for _, r := range s.refused {
 		t.Errorf("notifier: %s", r)
@@ -304,10 +309,21 @@ func (s *soak) history(repo string) string {
 	if f := s.formats[repo]; f != "" {
 		h = "; notified in " + f + " format"
 	}
+	if s.otherName[repo] {
+		h += "; pushed to and reprocessed as " + s.local
+	}
 	for _, a := range s.arts {
-		if a.repo == repo && a.superseded {
-			h += "; its tag was pushed again (a new photo) after the first photo was described"
-			break
+		if a.repo != repo {
+			continue
+		}
+		if a.superseded {
+			h += "; its tag was pushed again (another photo)"
+		}
+		if a.again != "" {
+			h += "; the same manifest was pushed to its tag again " + a.again
+		}
+		if a.layerType == generic {
+			h += "; its layers were pushed as " + generic
 		}
 	}
 	for path, until := range s.fallback {
@@ -356,7 +372,23 @@ func (s *soak) auditArtifact(ctx context.Context, t *testing.T, a *artifact) {
 		}
 		return
 	}
+	if a.kind == "text" {
+		if n, how, _, err := s.describedAt(ctx, repo, a.desc); err != nil || n > 0 {
+			t.Errorf("invariant 8 (text files are refused): text file %s has descriptions %v (%v)%s", a.ref(), how, err, s.history(a.repo))
+		}
+		if d, err := repo.Resolve(ctx, a.tag); err != nil || d.Digest != a.desc.Digest {
+			t.Errorf("invariant 8 (text files are refused): a refused manifest is left as it is, but the tag of %s is at %v (%v)", a.ref(), d.Digest, err)
+		}
+		return
+	}
 	if s.mode == "referrer" {
+		if a.tag != "" && !a.superseded && a.kind != "album" {
+			// The tag ends on the last push (a re-push of the same
+			// manifest, or another photo, audited as its own artifact).
+			if d, err := repo.Resolve(ctx, a.tag); err != nil || d.Digest != a.desc.Digest {
+				t.Errorf("invariant 3 (the tag ends on the last push, described): %s %s: tag now at %v (%v)%s", a.kind, a.ref(), d.Digest, err, s.history(a.repo))
+			}
+		}
 		// Nothing is re-pushed: each manifest is described where it is.
 		if a.kind == "album" {
 			if d, err := repo.Resolve(ctx, a.tag); err != nil || d.Digest != a.desc.Digest {
@@ -496,9 +528,9 @@ func (s *soak) summary(t *testing.T, results []queue.Result, dead []queue.DeadLe
 	for _, k := range sortedKeys(kinds) {
 		ks = append(ks, fmt.Sprintf("%s %d", k, kinds[k]))
 	}
-	t.Logf("soak (%s mode, %s): %d artifacts (%s), %d images; %d job messages; results: %d described, %d skipped, %d failed; %d dead letters; model: %d answers, %d failed calls, %d blobs answered more than once; took %s",
-		s.mode, map[bool]string{true: "registry with the referrers API", false: "Distribution, fallback index"}[s.refAPI],
-		len(s.arts), strings.Join(ks, ", "), images, jobs, outcomes[queue.Described], outcomes[queue.Skipped], outcomes[queue.Failed],
+	t.Logf("soak %s (%s mode, %s): %d artifacts (%s), %d images; %d job messages; results: %d described, %d skipped, %d refused, %d failed; %d dead letters kept; model: %d answers, %d failed calls, %d blobs answered more than once; took %s",
+		s.v.name, s.mode, map[bool]string{true: "registry with the referrers API", false: "CNCF Distribution"}[s.refAPI],
+		len(s.arts), strings.Join(ks, ", "), images, jobs, outcomes[queue.Described], outcomes[queue.Skipped], outcomes[queue.Refused], outcomes[queue.Failed],
 		len(dead), ok, failed, twice, took.Round(100*time.Millisecond))
 	t.Logf("faults fired: %s (%s)", strings.Join(fs, ", "), strings.Join(s.oneOffs, ", "))
 }
@@ -532,11 +564,29 @@ func (s *soak) auditFeed(ctx context.Context, t *testing.T, results []queue.Resu
 			t.Errorf("invariant 7 (description stream): event %d: %v", seq, err)
 			continue
 		}
+		id := m.Header.Get(jetstream.MsgIDHeader)
+		if strings.HasPrefix(id, "found-") || strings.HasPrefix(id, "refused-") {
+			// The reprocess's (run under another name of the registry): a
+			// description found in the registry, or a manifest refused;
+			// under the registry's configured name all the same.
+			if e.Registry != s.stack.RegistryHost {
+				t.Errorf("invariant 10 (one registry, one name): the reprocess's event %d for %s names the registry %s, not its configured name %s", seq, e.Ref(), e.Registry, s.stack.RegistryHost)
+			}
+			if e.Kind == feed.Refused {
+				s.refusedEvents[e.Repository]++
+			}
+			continue
+		}
+		if e.Registry != s.stack.RegistryHost {
+			t.Errorf("invariant 10 (one registry, one name): a worker's event %d for %s names the registry %s, not its configured name %s", seq, e.Ref(), e.Registry, s.stack.RegistryHost)
+		}
+		if e.Kind == feed.Refused {
+			s.refusedEvents[e.Repository]++
+		}
 		written[e.Digest] = true
 		for _, p := range e.Photos {
 			written[strings.TrimPrefix(p.Stored, "referrer ")] = true
 		}
-		id := m.Header.Get(jetstream.MsgIDHeader)
 		var jobSeq uint64
 		var n int
 		if _, err := fmt.Sscanf(id, "desc-%d-%d", &jobSeq, &n); err != nil {
@@ -557,4 +607,235 @@ func (s *soak) auditFeed(ctx context.Context, t *testing.T, results []queue.Resu
 		}
 	}
 	t.Logf("description stream: %d events name the %d writes of described jobs", info.State.Msgs, checked)
+}
+
+// auditDeadLetters checks the dead-letter stream past its retention: every
+// failed job stored one dead letter (the stream's last sequence counts
+// them, those dropped included), and the stream holds exactly the newest
+// deadLetterKeep, each of a failed job, once.
+func (s *soak) auditDeadLetters(ctx context.Context, t *testing.T, dead []queue.DeadLetter, failedSeqs map[uint64]bool) {
+	st, err := s.stack.JS.Stream(ctx, queue.DeadStream)
+	if err != nil {
+		t.Fatalf("dead-letter stream: %v", err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatalf("dead-letter stream: %v", err)
+	}
+	if info.State.LastSeq != uint64(len(failedSeqs)) {
+		t.Errorf("invariant 4 (dead letters): %d dead letters were stored, %d jobs failed: one each", info.State.LastSeq, len(failedSeqs))
+	}
+	keep := min(len(failedSeqs), deadLetterKeep)
+	if len(dead) != keep {
+		t.Errorf("invariant 4 (dead letters): the stream holds %d dead letters, its retention keeps the newest %d of %d", len(dead), keep, len(failedSeqs))
+	}
+	seen := map[uint64]bool{}
+	for _, d := range dead {
+		switch {
+		case !failedSeqs[d.JobSeq]:
+			t.Errorf("invariant 4 (dead letters): dead letter %d (job seq %d, %s) has no failed result for its job", d.Seq, d.JobSeq, d.Job.Ref())
+		case seen[d.JobSeq]:
+			t.Errorf("invariant 4 (dead letters): job seq %d (%s) has two dead letters", d.JobSeq, d.Job.Ref())
+		case d.Seq+uint64(keep) <= info.State.LastSeq:
+			t.Errorf("invariant 4 (dead letters): dead letter %d (job seq %d) is older than the newest %d the retention keeps (last %d)", d.Seq, d.JobSeq, keep, info.State.LastSeq)
+		}
+		seen[d.JobSeq] = true
+	}
+	t.Logf("dead letters: %d jobs failed, the stream keeps the newest %d, dropped %d", len(failedSeqs), len(dead), len(failedSeqs)-len(dead))
+}
+
+// auditRefused checks invariant 8: the text files pushed with a generic
+// media type and the jobs that ended refused are one to one (by
+// repository: each text file has its own), none of their jobs ended
+// otherwise than refused or skipped, and each has one refusal on the
+// description stream.
+func (s *soak) auditRefused(t *testing.T, results []queue.Result) {
+	texts := map[string]*artifact{}
+	for _, a := range s.arts {
+		if a.kind == "text" {
+			texts[a.repo] = a
+		}
+	}
+	refused := map[string]int{}
+	for _, r := range results {
+		a := texts[r.Job.Repository]
+		switch {
+		case r.Outcome == queue.Refused && a == nil:
+			t.Errorf("invariant 8 (text files are refused): job seq %d (%s) ended refused, and no text file was pushed there: %s%s", r.JobSeq, r.Job.Ref(), s.describeResult(r), s.history(r.Job.Repository))
+		case r.Outcome == queue.Refused:
+			refused[a.repo]++
+		case a != nil && r.Outcome != queue.Skipped:
+			t.Errorf("invariant 8 (text files are refused): job seq %d of text file %s ended %s", r.JobSeq, a.ref(), s.describeResult(r))
+		}
+	}
+	for repo, a := range texts {
+		if refused[repo] == 0 {
+			t.Errorf("invariant 8 (text files are refused): text file %s has no refused job%s", a.ref(), s.history(repo))
+		}
+		if n := s.refusedEvents[repo]; n != 1 {
+			t.Errorf("invariant 8 (text files are refused): text file %s has %d refusals on the description stream, want 1", a.ref(), n)
+		}
+	}
+	for repo, n := range s.refusedEvents {
+		if texts[repo] == nil {
+			t.Errorf("invariant 8 (text files are refused): %s has %d refusals on the description stream and no text file%s", repo, n, s.history(repo))
+		}
+	}
+}
+
+// auditIndex checks invariants 9 and 10 on the index that followed the
+// description stream through the run: one current entry, by the soak's
+// model, per photo pushed (each layer of each manifest, a replaced one's
+// too, and each album child's) and nothing else; every repository under
+// the registry's configured name, none under the name the reprocess used;
+// each text file counted as refused. Then an index built from the stream
+// anew must show the same.
+func (s *soak) auditIndex(ctx context.Context, t *testing.T) {
+	js, reg := s.stack.JS, s.stack.RegistryHost
+	if err := s.index.Wait(ctx, js); err != nil {
+		t.Fatalf("index: %v", err)
+	}
+	want := map[string]*artifact{} // repository@layer → its artifact
+	child := map[string]bool{}     // the layers of album children
+	texts, repoSet := map[string]int{}, map[string]bool{}
+	var pages [][2]string
+	for _, a := range s.arts {
+		repoSet[a.repo] = true
+		pages = append(pages, [2]string{a.repo, a.desc.Digest.String()})
+		switch {
+		case a.kind == "text":
+			texts[a.repo]++
+			continue
+		case a.permanentFault():
+			continue
+		}
+		for _, l := range a.layers {
+			want[a.repo+"@"+l.String()] = a
+		}
+		for _, c := range a.children {
+			for _, l := range c.layers {
+				want[a.repo+"@"+l.String()] = a
+				child[a.repo+"@"+l.String()] = true
+				pages = append(pages, [2]string{a.repo, l.String()})
+			}
+		}
+	}
+	repos, err := s.index.Repositories(ctx)
+	if err != nil {
+		t.Fatalf("index: %v", err)
+	}
+	for _, r := range repos {
+		if r.Registry != reg {
+			t.Errorf("invariant 10 (one registry, one name): the index lists %s/%s (%d photos); the registry's name is %s", r.Registry, r.Repository, r.Photos, reg)
+			continue
+		}
+		if r.Refused != texts[r.Repository] {
+			t.Errorf("invariant 8 (text files are refused): the index counts %d manifests of %s that are not images, want %d", r.Refused, r.Repository, texts[r.Repository])
+		}
+	}
+	q, err := index.ParseQuery("repo:soak/**")
+	if err != nil {
+		t.Fatalf("query: %v", err)
+	}
+	q.Limit = 10_000
+	hits, _, err := s.index.Search(ctx, q)
+	if err != nil {
+		t.Fatalf("index: %v", err)
+	}
+	got, inAlbum := map[string][]string{}, map[string]int{}
+	for _, h := range hits {
+		if h.Registry != reg {
+			t.Errorf("invariant 10 (one registry, one name): an entry of %s/%s@%s names the registry %s, not %s", h.Registry, h.Repository, h.Digest, h.Registry, reg)
+		}
+		key := h.Repository + "@" + h.Layer
+		got[key] = append(got[key], fmt.Sprintf("%s by %s in %s", h.Digest[:19], h.Model, h.Stored))
+		if h.Manifest != "" && h.Manifest != h.Digest {
+			inAlbum[key]++
+		}
+		if want[key] == nil {
+			t.Errorf("invariant 9 (one entry per photo): the index has an entry of %s/%s@%s (layer %s) by %s, which is no photo pushed%s", h.Registry, h.Repository, h.Digest, h.Layer, h.Model, s.history(h.Repository))
+		}
+	}
+	for key, a := range want {
+		es := got[key]
+		if child[key] && len(es) == 2 && inAlbum[key] == 1 {
+			// An album's child is pushed (by digest) before its album, and
+			// its own job describes it as the manifest it is: the index
+			// keys entries by the manifest that carries them, so search
+			// lists it under its own manifest and under its album.
+			continue
+		}
+		if len(es) != 1 || !strings.HasSuffix(strings.SplitN(es[0], " in ", 2)[0], " by "+s.model) {
+			t.Errorf("invariant 9 (one entry per photo): photo %s of %s %s has %d entries in the index, want 1 by %s: %v%s", key, a.kind, a.ref(), len(es), s.model, es, s.history(a.repo))
+		}
+	}
+	t.Logf("index: %d entries for the %d photos pushed, in %d repositories", len(hits), len(want), len(repos))
+
+	// 9. An index built from the stream anew shows what the running one
+	// shows.
+	rebuilt, _ := stacktest.FollowIndex(t, js, index.Options{Registry: s.stack.Client.Canonical})
+	if err := rebuilt.Wait(ctx, js); err != nil {
+		t.Fatalf("rebuilt index: %v", err)
+	}
+	queries := []string{"repo:soak/**", "model:" + s.model, "tag:latest"}
+	names := sortedKeys(repoSet)
+	running, anew := stacktest.ViewIndex(t, s.index, reg, queries, pages, names), stacktest.ViewIndex(t, rebuilt, reg, queries, pages, names)
+	for _, q := range queries {
+		if d := diff(running.Hits[q], anew.Hits[q]); d != "" {
+			t.Errorf("invariant 9 (a rebuilt index equals the running one): search %q: %s", q, d)
+		}
+	}
+	for _, k := range sortedKeys(running.Pages) {
+		if d := diff(running.Pages[k], anew.Pages[k]); d != "" {
+			t.Errorf("invariant 9 (a rebuilt index equals the running one): photo page %s: %s", k, d)
+		}
+	}
+	for _, k := range sortedKeys(running.Photos) {
+		if d := diff(running.Photos[k], anew.Photos[k]); d != "" {
+			t.Errorf("invariant 9 (a rebuilt index equals the running one): photos of %s: %s", k, d)
+		}
+	}
+	if running.Count != anew.Count {
+		t.Errorf("invariant 9 (a rebuilt index equals the running one): %d entries, rebuilt %d", running.Count, anew.Count)
+	}
+	again, err := rebuilt.Repositories(ctx)
+	if err != nil {
+		t.Fatalf("rebuilt index: %v", err)
+	}
+	if d := diff(repoLines(repos), repoLines(again)); d != "" {
+		t.Errorf("invariant 9 (a rebuilt index equals the running one): repositories: %s", d)
+	}
+}
+
+func repoLines(repos []index.Repository) []string {
+	var out []string
+	for _, r := range repos {
+		out = append(out, fmt.Sprintf("%s/%s: %d photos, %d refused, latest %s", r.Registry, r.Repository, r.Photos, r.Refused, r.Latest.UTC().Format(time.RFC3339Nano)))
+	}
+	return out
+}
+
+// diff says what one list of lines has that the other lacks, in any
+// order; "" when they hold the same lines.
+func diff(running, rebuilt []string) string {
+	count := map[string]int{}
+	for _, l := range running {
+		count[l]++
+	}
+	for _, l := range rebuilt {
+		count[l]--
+	}
+	var only, extra []string
+	for _, l := range sortedKeys(count) {
+		switch n := count[l]; {
+		case n > 0:
+			only = append(only, l)
+		case n < 0:
+			extra = append(extra, l)
+		}
+	}
+	if len(only) == 0 && len(extra) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("only in the running index: %q; only in the rebuilt one: %q", only, extra)
 }

@@ -17,22 +17,32 @@ import (
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/registry/remote"
 
+	"github.com/regscribe/regscribe/internal/reprocess"
 	"github.com/regscribe/regscribe/internal/stacktest"
 	"github.com/regscribe/regscribe/notifier"
+	"github.com/regscribe/regscribe/worker"
 )
 
 const (
 	artifactTypePhoto     = "application/vnd.unknown.artifact.v1"
 	artifactTypeSignature = "application/vnd.dev.cosign.artifact.sig.v1+json"
 	pushers               = 4
+	// generic is oras's default layer media type, which says nothing of
+	// what a layer holds.
+	generic = ocispec.MediaTypeImageLayer
 )
 
 // task is one push: its artifact and the bytes of its blobs.
 type task struct {
 	a      *artifact
-	photos [][]byte // per image layer (per child for an album)
+	photos [][]byte // per image layer (per child for an album); a text file's text
 	twoPUT bool     // push by digest, then tag (as `oras push` does): two notifications
-	repush bool     // once described, push another photo to the same tag
+	// repush: push to the same tag again, the same manifest ("same") or
+	// another photo ("other"), once the photo is described, or while the
+	// model is describing it (during).
+	repush string
+	during bool
+	held   bool // its tag link is held until a worker looks (re-push race)
 }
 
 // plan decides, from the seed, what is pushed, to which repository, in
@@ -45,7 +55,7 @@ func (s *soak) plan(t *testing.T, size int) []*task {
 	}
 	var tasks []*task
 	add := func(kind, repo string, layers int, format string) *task {
-		tk := &task{a: &artifact{kind: kind, repo: repo, tag: "latest"}}
+		tk := &task{a: &artifact{kind: kind, repo: repo, tag: "latest", layerType: "image/jpeg"}}
 		for range layers {
 			tk.photos = append(tk.photos, jpeg())
 		}
@@ -59,18 +69,41 @@ func (s *soak) plan(t *testing.T, size int) []*task {
 			}
 			s.formats[repo] = format
 		}
+		if kind != "corrupt" && kind != "poison" {
+			if s.rng.Float64() < pOtherName {
+				s.otherName[repo] = true
+			}
+			if kind != "album" && s.rng.Float64() < pGeneric {
+				tk.a.layerType = generic
+			}
+		}
+		tk.held = s.v.race && s.rng.Float64() < pHeldLink
 		tasks = append(tasks, tk)
 		return tk
 	}
 	for i := range size {
 		tk := add("photo", fmt.Sprintf("soak/p%03d", i), 1, "")
-		tk.repush = s.rng.IntN(12) == 0
+		if s.rng.IntN(s.v.repushEvery) == 0 {
+			tk.repush = []string{"same", "other"}[s.rng.IntN(2)]
+			// Another photo while the first is described: a tag-only
+			// notification (Quay, Docker Hub) names no manifest, so a push
+			// overwritten by the first photo's tag move is not restored
+			// (README, "A re-pushed tag ends described").
+			tk.during = s.rng.IntN(2) == 0 && (tk.repush == "same" || !s.refAPI || s.formats[tk.a.repo] == notifier.FormatDistribution)
+		}
 	}
 	for i := range max(size/10, 2) {
 		add("multi", fmt.Sprintf("soak/m%02d", i), 2+s.rng.IntN(2), "")
 	}
 	for i := range max(size/15, 2) {
 		add("album", fmt.Sprintf("soak/a%02d", i), 2+s.rng.IntN(2), "")
+	}
+	// Text files pushed with the generic media type, one named like a
+	// photo: each must end refused, visibly, never as a dead letter.
+	for i := range max(size/20, 2) {
+		tk := add("text", fmt.Sprintf("soak/t%02d", i), 0, "")
+		tk.a.layerType = generic
+		tk.photos = [][]byte{fmt.Appendf(nil, "soak notes %d: a text file, not a photo.\nIt says nothing a model could describe.\n", s.rng.Uint64())}
 	}
 	if s.refAPI {
 		for i := range max(size/15, 2) {
@@ -119,11 +152,21 @@ func (s *soak) push(t *testing.T, size int) {
 		go func() {
 			defer wg.Done()
 			for tk := range queue {
+				if tk.repush != "" && tk.during {
+					s.mu.Lock()
+					for _, p := range tk.photos {
+						s.describing[digest.FromBytes(p).String()] = make(chan struct{})
+					}
+					s.mu.Unlock()
+				}
 				if err := s.pushTask(tk); err != nil {
 					errs <- fmt.Errorf("push %s: %w", tk.a.repo, err)
 				}
+				s.mu.Lock()
+				s.pushed[tk.a.repo] = true
+				s.mu.Unlock()
 				done.Add(1)
-				if tk.repush {
+				if tk.repush != "" {
 					repushes.Add(1)
 					go func() {
 						defer repushes.Done()
@@ -141,6 +184,11 @@ func (s *soak) push(t *testing.T, size int) {
 		fire func()
 	}{
 		{0.2, func() { s.malformedNotifications() }},
+		{0.25, func() {
+			if s.v.race {
+				s.busyMachine()
+			}
+		}},
 		{0.3, func() { s.malformedZotEvents(t, 0) }},
 		{0.35, func() {
 			p := s.pools[s.intN(len(s.pools))]
@@ -156,6 +204,8 @@ func (s *soak) push(t *testing.T, size int) {
 			s.fired("NATS restarted")
 			s.oneOff("NATS started again")
 		}},
+		{0.65, func() { s.reprocessOtherName(t) }},
+		{0.75, func() { s.idleMachine() }},
 		{0.8, func() { s.malformedZotEvents(t, 1) }},
 	}
 	next := 0
@@ -192,6 +242,10 @@ func (s *soak) pushTask(tk *task) error {
 		return err
 	}
 	a := tk.a
+	if tk.held {
+		s.gate.Arm(a.repo, a.tag)
+		s.fired("tag link held until a worker looked (first push)")
+	}
 	if a.kind != "album" {
 		return s.pushPhoto(ctx, repo, a, tk.photos, a.tag, tk.twoPUT)
 	}
@@ -200,7 +254,7 @@ func (s *soak) pushTask(tk *task) error {
 	signedFirst := len(a.children) > 0
 	a.children = nil
 	for i, p := range tk.photos {
-		c := &artifact{kind: "child", repo: a.repo, signed: signedFirst && i == 0}
+		c := &artifact{kind: "child", repo: a.repo, signed: signedFirst && i == 0, layerType: a.layerType}
 		if err := s.pushPhoto(ctx, repo, c, [][]byte{p}, "", false); err != nil {
 			return err
 		}
@@ -215,15 +269,17 @@ func (s *soak) pushTask(tk *task) error {
 	return repo.PushReference(ctx, a.desc, bytes.NewReader(raw), a.tag)
 }
 
-func (s *soak) pushLayers(ctx context.Context, repo *remote.Repository, photos [][]byte) ([]ocispec.Descriptor, error) {
+// pushLayers pushes the empty config and the files of a, each a layer of
+// a.layerType titled like a photo (a text file too: its name says nothing).
+func (s *soak) pushLayers(ctx context.Context, repo *remote.Repository, a *artifact, files [][]byte) ([]ocispec.Descriptor, error) {
 	if err := pushBlob(ctx, repo, emptyConfig, []byte("{}")); err != nil {
 		return nil, err
 	}
 	var layers []ocispec.Descriptor
-	for i, p := range photos {
-		d := content.NewDescriptorFromBytes("image/jpeg", p)
+	for i, f := range files {
+		d := content.NewDescriptorFromBytes(a.layerType, f)
 		d.Annotations = map[string]string{ocispec.AnnotationTitle: fmt.Sprintf("photo-%d.jpg", i+1)}
-		if err := pushBlob(ctx, repo, d, p); err != nil {
+		if err := pushBlob(ctx, repo, d, f); err != nil {
 			return nil, err
 		}
 		layers = append(layers, d)
@@ -236,31 +292,38 @@ func (s *soak) pushLayers(ctx context.Context, repo *remote.Repository, photos [
 // signature is pushed first, so the photo has a referrer from its first
 // notification on.
 func (s *soak) pushPhoto(ctx context.Context, repo *remote.Repository, a *artifact, photos [][]byte, tag string, twoPUT bool) error {
-	layers, err := s.pushLayers(ctx, repo, photos)
+	layers, err := s.pushLayers(ctx, repo, a, photos)
 	if err != nil {
 		return err
 	}
 	a.layers = nil
-	for _, l := range layers {
-		a.layers = append(a.layers, l.Digest)
+	if a.kind != "text" {
+		for _, l := range layers {
+			a.layers = append(a.layers, l.Digest)
+		}
 	}
-	raw, desc := manifestOf(artifactTypePhoto, layers, nil)
-	a.desc = desc
+	a.raw, a.desc = manifestOf(artifactTypePhoto, layers, nil)
 	if a.signed {
-		if err := s.sign(ctx, repo, desc); err != nil {
+		if err := s.sign(ctx, repo, a.desc); err != nil {
 			return err
 		}
 	}
+	return pushManifest(ctx, repo, a, tag, twoPUT)
+}
+
+// pushManifest pushes a's manifest and tags it (unless tag is ""): by
+// digest and then by tag (twoPUT), or by tag at once.
+func pushManifest(ctx context.Context, repo *remote.Repository, a *artifact, tag string, twoPUT bool) error {
 	if tag == "" {
-		return repo.Push(ctx, desc, bytes.NewReader(raw))
+		return repo.Push(ctx, a.desc, bytes.NewReader(a.raw))
 	}
 	if twoPUT {
-		if err := repo.Push(ctx, desc, bytes.NewReader(raw)); err != nil {
+		if err := repo.Push(ctx, a.desc, bytes.NewReader(a.raw)); err != nil {
 			return err
 		}
-		return repo.Tag(ctx, desc, tag)
+		return repo.Tag(ctx, a.desc, tag)
 	}
-	return repo.PushReference(ctx, desc, bytes.NewReader(raw), tag)
+	return repo.PushReference(ctx, a.desc, bytes.NewReader(a.raw), tag)
 }
 
 // sign pushes a signature-like referrer of subject.
@@ -274,32 +337,60 @@ func (s *soak) sign(ctx context.Context, repo *remote.Repository, subject ocispe
 	return repo.Push(ctx, desc, bytes.NewReader(raw))
 }
 
-// repush waits until tk's photo is described, then pushes another photo to
-// its tag (the user replaced it).
+// repush pushes to tk's tag again, once its photo is described or, for
+// tk.during, while the model describes it: the same manifest again (the
+// user pushed it twice) or another photo (the user replaced it). In the
+// re-push race sub-soak the tag's link is held until a worker looks.
 func (s *soak) repush(tk *task) error {
 	ctx := context.Background()
 	repo, err := s.repository(tk.a.repo)
 	if err != nil {
 		return err
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if n, _, err := s.descriptions(ctx, repo, tk.a, true); err == nil && n > 0 {
-			break
+	when := "after its photo was described"
+	if tk.during {
+		when = "while the model described its photo"
+		s.mu.Lock()
+		ch := s.describing[tk.a.layers[0].String()]
+		s.mu.Unlock()
+		if ch != nil {
+			select {
+			case <-ch:
+			case <-time.After(20 * time.Second):
+			}
 		}
-		time.Sleep(200 * time.Millisecond)
+	} else {
+		deadline := time.Now().Add(20 * time.Second)
+		for time.Now().Before(deadline) {
+			if n, _, err := s.descriptions(ctx, repo, tk.a, true); err == nil && n > 0 {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	if s.v.race {
+		s.gate.Arm(tk.a.repo, tk.a.tag)
+	}
+	if tk.repush == "same" {
+		s.mu.Lock()
+		tk.a.again = when
+		s.mu.Unlock()
+		s.fired("tag pushed again: the same manifest, " + when)
+		return pushManifest(ctx, repo, tk.a, tk.a.tag, tk.twoPUT)
 	}
 	s.mu.Lock()
 	seq := s.rng.Uint64()
 	s.mu.Unlock()
-	next := &task{a: &artifact{kind: "photo", repo: tk.a.repo, tag: tk.a.tag}, twoPUT: tk.twoPUT}
+	next := &task{a: &artifact{kind: "photo", repo: tk.a.repo, tag: tk.a.tag, layerType: tk.a.layerType}, twoPUT: tk.twoPUT}
 	var buf bytes.Buffer
 	if err := jpegEncode(&buf, seq); err != nil {
 		return err
 	}
 	next.photos = [][]byte{buf.Bytes()}
+	s.mu.Lock()
 	tk.a.superseded = true
-	s.fired("tag pushed again after its photo was described")
+	s.mu.Unlock()
+	s.fired("tag pushed again: another photo, " + when)
 	if err := s.pushPhoto(ctx, repo, next.a, next.photos, next.a.tag, next.twoPUT); err != nil {
 		return err
 	}
@@ -327,4 +418,44 @@ func (s *soak) oneOff(what string) {
 	s.mu.Lock()
 	s.oneOffs = append(s.oneOffs, fmt.Sprintf("%s at +%s", what, time.Since(s.started).Round(100*time.Millisecond)))
 	s.mu.Unlock()
+}
+
+// reprocessOtherName runs a reprocess of the repositories pushed to as
+// localhost:PORT (those pushed so far), naming the registry so: its jobs
+// and the descriptions it finds carry that name, as a reprocess of a
+// regscribe before one name per registry did, and as jobs queued then still
+// do. Workers and the index must take it for the registry it is.
+func (s *soak) reprocessOtherName(t *testing.T) {
+	ctx := context.Background()
+	s.mu.Lock()
+	var repos []string
+	for _, r := range sortedKeys(s.otherName) {
+		if s.pushed[r] {
+			repos = append(repos, r)
+		}
+	}
+	s.mu.Unlock()
+	if len(repos) == 0 {
+		return
+	}
+	items, err := reprocess.Plan(ctx, s.stack.Client, reprocess.PlanOptions{Registry: s.local, Repositories: repos, Model: s.model, Backfill: true})
+	if err != nil {
+		// The registry's 503 bursts can stop a plan; the photos are
+		// described by their pushes' jobs either way.
+		t.Logf("reprocess of %d repositories as %s: plan: %v", len(repos), s.local, err)
+		return
+	}
+	err = reprocess.Run(ctx, s.stack.JS, items, reprocess.RunOptions{Batch: reprocess.NewBatch(), Referrer: s.mode == worker.ModeReferrer})
+	if err != nil {
+		t.Errorf("reprocess of %d repositories as %s: %v", len(repos), s.local, err)
+	}
+	queued, found := 0, 0
+	for _, it := range items {
+		if it.Status == reprocess.Queued {
+			queued++
+		}
+		found += it.Indexed
+	}
+	s.fired("reprocess naming the registry " + "localhost:PORT")
+	s.oneOff(fmt.Sprintf("reprocess as %s of %d repositories: %d photos queued, %d found descriptions published", s.local, len(repos), queued, found))
 }

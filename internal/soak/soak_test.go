@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"regexp"
+	"runtime"
 	"runtime/pprof"
 	"sort"
 	"strconv"
@@ -30,6 +31,7 @@ import (
 
 	"github.com/regscribe/regscribe/internal/config"
 	"github.com/regscribe/regscribe/internal/feed"
+	"github.com/regscribe/regscribe/internal/index"
 	"github.com/regscribe/regscribe/internal/lease"
 	"github.com/regscribe/regscribe/internal/memo"
 	"github.com/regscribe/regscribe/internal/modeltest"
@@ -49,6 +51,17 @@ const (
 	modelTimeout = 1500 * time.Millisecond
 	zotSubject   = "zot.events"
 	seedEnv      = "REGSCRIBE_SOAK_SEED"
+	// deadLetterKeep is the dead-letter stream's retention (its max
+	// count): below the permanent faults injected (3 photos and 6 zot
+	// events), so the stream goes past it and drops the oldest.
+	deadLetterKeep = 4
+	// linkHold bounds how long a tag link is held for the re-push race;
+	// tagWait, how long a write-back waits for a link (shorter than
+	// regscribe's 30 s, which is longer than the soak's stall bound).
+	linkHold = 5 * time.Second
+	tagWait  = 8 * time.Second
+	// busyFor bounds how long the machine is kept busy.
+	busyFor = 8 * time.Second
 )
 
 // Fault probabilities. Each is small enough that a job meets a handful of
@@ -61,11 +74,14 @@ const (
 	pFallbackFail = 0.12  // per fallback tag: its PUTs fail for fallbackFailFor
 	pDuplicate    = 0.10  // per notification: sent twice
 	pTagOnly      = 0.4   // per repository (referrers API registry): Quay or Docker Hub format
+	pGeneric      = 0.2   // per photo artifact: layers pushed as application/vnd.oci.image.layer.v1.tar
+	pOtherName    = 0.25  // per repository: pushed to, and reprocessed as, localhost:PORT
+	pHeldLink     = 0.3   // per first push (re-push race sub-soak): its tag link held until a worker looks
 )
 
 const fallbackFailFor = 5 * time.Second // longer than oras-go's own retries of one request
 
-// TestSoak pushes photos through both registries while faults fire and
+// TestSoak pushes photos through the registries while faults fire and
 // audits the end state. See package doc.
 func TestSoak(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
@@ -75,36 +91,60 @@ func TestSoak(t *testing.T) {
 		require.NoError(t, err, "%s must be an unsigned integer", seedEnv)
 	}
 	t.Logf("soak seed %d (rerun: %s=%d go test ./internal/soak -run TestSoak -count=1 -v)", seed, seedEnv, seed)
-	size := 110
+	size, raceSize := 110, 36
 	if testing.Short() {
-		size = 30
+		size, raceSize = 30, 15
 	}
-	t.Run("distribution-referrer", func(t *testing.T) {
-		run(t, seed, 1, size, false, worker.ModeReferrer)
-	})
-	t.Run("referrers-api-auto", func(t *testing.T) {
-		run(t, seed, 2, size, true, worker.ModeAuto)
-	})
+	for _, v := range []variant{
+		{name: "distribution-referrer", stream: 1, size: size, mode: worker.ModeReferrer, onDisk: true, repushEvery: 10},
+		{name: "referrers-api-auto", stream: 2, size: size, refAPI: true, mode: worker.ModeAuto, repushEvery: 10},
+		{name: "distribution-annotation-repush-race", stream: 3, size: raceSize, mode: worker.ModeAnnotation, onDisk: true, race: true, repushEvery: 3},
+	} {
+		t.Run(v.name, func(t *testing.T) { run(t, seed, v) })
+	}
+}
+
+// variant is one sub-soak: the registry, the write-back mode and what is
+// provoked besides the common faults.
+type variant struct {
+	name   string
+	stream uint64 // of the seed's generator
+	size   int    // single photos pushed
+	refAPI bool   // go-containerregistry's registry with the referrers API, else CNCF Distribution
+	mode   worker.Mode
+	onDisk bool // Distribution keeps its content on disk, as `regscribe up` does
+	// race: the re-push race provoked (tag links held until a worker
+	// looks) and the machine kept busy for part of the run.
+	race        bool
+	repushEvery int // one photo in repushEvery is pushed to its tag again
 }
 
 // soak is one run against one registry.
 type soak struct {
 	t      *testing.T
+	v      variant
 	refAPI bool
 	mode   worker.Mode
 	stack  *stacktest.Stack
 	model  string // the describer's Model(), as written into descriptions
+	gate   *stacktest.TagLinkGate
+	index  *index.Index // follows the description stream from the start
+	local  string       // the registry's other name: localhost:PORT
 
-	mu         sync.Mutex
-	rng        *rand.Rand
-	faults     map[string]int
-	calls      map[string]*blobCalls // by image blob digest
-	poison     map[string]bool       // image blobs the model always crashes on
-	burstUntil time.Time
-	fallback   map[string]time.Time // fallback tag → its PUTs fail until then
-	formats    map[string]string    // repository → notification format (referrers API registry)
-	refused    []string             // notifications the notifier refused that it should have taken
-	maxDeliver map[uint64]uint64    // job seq → deliveries, from JetStream's advisories
+	mu            sync.Mutex
+	rng           *rand.Rand
+	faults        map[string]int
+	calls         map[string]*blobCalls    // by image blob digest
+	poison        map[string]bool          // image blobs the model always crashes on
+	describing    map[string]chan struct{} // image blob → closed when the model is first asked of it
+	burstUntil    time.Time
+	fallback      map[string]time.Time // fallback tag → its PUTs fail until then
+	formats       map[string]string    // repository → notification format (referrers API registry)
+	otherName     map[string]bool      // repositories pushed to as localhost:PORT
+	pushed        map[string]bool      // repositories whose first push is done
+	refused       []string             // notifications the notifier refused that it should have taken
+	refusedEvents map[string]int       // repository → refusals on the description stream (audit)
+	maxDeliver    map[uint64]uint64    // job seq → deliveries, from JetStream's advisories
 
 	notifying sync.WaitGroup
 	arts      []*artifact
@@ -113,21 +153,25 @@ type soak struct {
 	started   time.Time
 	oneOffs   []string // the one-off faults, with when they fired
 	pools     []*pool
+	busy      chan struct{} // closed to end the busy machine
 }
 
 // blobCalls counts the model's answers for one image blob.
 type blobCalls struct{ ok, failed int }
 
 // artifact is one thing pushed: a photo, a multi-photo artifact, an album
-// (index) or one of an album's children.
+// (index), one of an album's children, or a text file.
 type artifact struct {
-	kind       string // photo, multi, album, child, corrupt, poison
+	kind       string // photo, multi, album, child, text, corrupt, poison
 	repo, tag  string
 	desc       ocispec.Descriptor
+	raw        []byte          // the manifest's bytes (photo, multi, text, child)
+	layerType  string          // the media type its layers were pushed with
 	layers     []digest.Digest // image layers, in order
 	children   []*artifact     // album
 	signed     bool            // has a signature referrer (pushed before it)
 	superseded bool            // another photo was pushed to its tag after it
+	again      string          // the same manifest was pushed to its tag again: when
 }
 
 func (a *artifact) ref() string {
@@ -140,17 +184,22 @@ func (a *artifact) ref() string {
 
 func (a *artifact) permanentFault() bool { return a.kind == "corrupt" || a.kind == "poison" }
 
-func run(t *testing.T, seed, stream uint64, size int, refAPI bool, mode worker.Mode) {
+func run(t *testing.T, seed uint64, v variant) {
 	started := time.Now()
 	s := &soak{
-		t: t, refAPI: refAPI, mode: mode,
-		rng:    rand.New(rand.NewPCG(seed, stream)),
-		faults: map[string]int{}, calls: map[string]*blobCalls{}, poison: map[string]bool{},
+		t: t, v: v, refAPI: v.refAPI, mode: v.mode,
+		rng:    rand.New(rand.NewPCG(seed, v.stream)),
+		faults: map[string]int{}, calls: map[string]*blobCalls{}, poison: map[string]bool{}, describing: map[string]chan struct{}{},
 		fallback: map[string]time.Time{}, formats: map[string]string{}, zotSeqs: map[uint64]string{},
-		maxDeliver: map[uint64]uint64{},
+		otherName: map[string]bool{}, pushed: map[string]bool{}, maxDeliver: map[uint64]uint64{}, refusedEvents: map[string]int{},
 	}
-	opts := stacktest.Options{Workers: -1, MaxAttempts: maxAttempts, RegistryProxy: s.registryFaults}
-	if refAPI {
+	opts := stacktest.Options{Workers: -1, MaxAttempts: maxAttempts, RegistryProxy: s.registryFaults, RegistryOnDisk: v.onDisk, TagWait: tagWait}
+	if v.race {
+		s.gate = &stacktest.TagLinkGate{Timeout: linkHold}
+		opts.RegistryStorage = s.gate.Storage
+		opts.RegistryProxy = func(next http.Handler) http.Handler { return s.registryFaults(s.gate.Watch(next)) }
+	}
+	if v.refAPI {
 		opts.ReferrersAPI, opts.RegistryHook = true, s.announcing
 	} else {
 		opts.NotifierProxy = s.duplicating
@@ -158,11 +207,14 @@ func run(t *testing.T, seed, stream uint64, size int, refAPI bool, mode worker.M
 	s.started = time.Now()
 	s.stack = stacktest.Start(t, opts)
 	s.stack.Model.Answer = s.answer
+	_, port, _ := strings.Cut(s.stack.RegistryHost, ":")
+	s.local = "localhost:" + port
 	ctx := context.Background()
-	_, err := queue.EnsureStream(ctx, s.stack.JS, queue.StreamOptions{ExtraSubjects: []string{zotSubject}})
+	_, err := queue.EnsureStream(ctx, s.stack.JS, queue.StreamOptions{ExtraSubjects: []string{zotSubject}, DeadLetterMaxCount: deadLetterKeep})
 	require.NoError(t, err)
 	_, err = queue.EnsureConsumer(ctx, s.stack.JS, queue.ConsumerOptions{AckWait: ackWait, ExtraSubjects: []string{zotSubject}})
 	require.NoError(t, err)
+	s.index, _ = stacktest.FollowIndex(t, s.stack.JS, index.Options{Registry: s.stack.Client.Canonical})
 	sub, err := s.stack.Conn.Subscribe("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES."+queue.Stream+"."+queue.Consumer, s.maxDelivered)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = sub.Unsubscribe() })
@@ -171,7 +223,7 @@ func run(t *testing.T, seed, stream uint64, size int, refAPI bool, mode worker.M
 	}
 	t.Cleanup(s.stopPools)
 
-	s.push(t, size)
+	s.push(t, v.size)
 	idle := s.waitIdle(t)
 	s.audit(t, idle, time.Since(started))
 }
@@ -201,6 +253,10 @@ func (s *soak) answer(c modeltest.Call) modeltest.Reply {
 	blob := modeltest.Digest(c.Images[0])
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if ch := s.describing[blob]; ch != nil {
+		close(ch)
+		delete(s.describing, blob)
+	}
 	bc := s.calls[blob]
 	if bc == nil {
 		bc = &blobCalls{}
@@ -325,7 +381,7 @@ func (s *soak) announcing(next http.Handler) http.Handler {
 		s.mu.Lock()
 		format := s.formats[repo]
 		s.mu.Unlock()
-		n := s.event(format, repo, tag, digest.FromBytes(body), r.Header.Get("Content-Type"), len(body))
+		n := s.event(format, r.Host, repo, tag, digest.FromBytes(body), r.Header.Get("Content-Type"), len(body))
 		if n.body == nil {
 			return
 		}
@@ -353,8 +409,9 @@ type notification struct {
 	body        []byte
 }
 
-// event builds the notification of one manifest push in format.
-func (s *soak) event(format, repo, tag string, dgst digest.Digest, mediaType string, size int) notification {
+// event builds the notification of one manifest push in format; host is
+// the name the pusher reached the registry by (Distribution's request.host).
+func (s *soak) event(format, host, repo, tag string, dgst digest.Digest, mediaType string, size int) notification {
 	ns, name, _ := strings.Cut(repo, "/")
 	var v any
 	ct := "application/json"
@@ -380,7 +437,7 @@ func (s *soak) event(format, repo, tag string, dgst digest.Digest, mediaType str
 		}
 		v = map[string]any{"events": []any{map[string]any{
 			"id": fmt.Sprintf("soak-%d", s.intN(1<<30)), "timestamp": time.Now().UTC(), "action": "push", "target": target,
-			"request": map[string]any{"host": s.stack.RegistryHost, "method": "PUT"},
+			"request": map[string]any{"host": host, "method": "PUT"},
 		}}}
 	}
 	b, _ := json.Marshal(v)
@@ -615,13 +672,48 @@ func manifestOf(artifactType string, layers []ocispec.Descriptor, subject *ocisp
 }
 
 // repository is a user's handle on a repository of the registry (not
-// through the workers' fault proxy).
+// through the workers' fault proxy), by the name the user pushes to it
+// with: localhost:PORT for some repositories.
 func (s *soak) repository(name string) (*remote.Repository, error) {
-	r, err := remote.NewRepository(s.stack.RegistryHost + "/" + name)
+	host := s.stack.RegistryHost
+	if s.otherName[name] { // written by the plan only, before any push
+		host = s.local
+	}
+	r, err := remote.NewRepository(host + "/" + name)
 	if err != nil {
 		return nil, err
 	}
 	r.PlainHTTP = true
 	r.Client = stacktest.UserClient
 	return r, nil
+}
+
+// busyMachine keeps every processor busy with spinning goroutines until
+// s.busy is closed or busyFor has passed, whichever is first: the
+// machine regscribe runs on is busy (the re-push race is likeliest then).
+func (s *soak) busyMachine() {
+	s.busy = make(chan struct{})
+	deadline := time.Now().Add(busyFor)
+	for range runtime.GOMAXPROCS(0) {
+		go func(stop <-chan struct{}) {
+			for n := uint64(1); time.Now().Before(deadline); n++ {
+				if n%(1<<16) == 0 {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+				}
+			}
+		}(s.busy)
+	}
+	s.fired("machine busy (a spinning goroutine per processor)")
+	s.oneOff("machine busy")
+}
+
+func (s *soak) idleMachine() {
+	if s.busy != nil {
+		close(s.busy)
+		s.oneOff("machine idle again")
+	}
 }

@@ -92,6 +92,10 @@ type Options struct {
 	// NotifierProxy, if set, wraps the notifier as registries reach it (to
 	// repeat or reorder notifications).
 	NotifierProxy func(notifier http.Handler) http.Handler
+	// TagWait is how long a write-back waits for the registry to link a
+	// tag to the push it describes (registry.Options.TagWait). If zero,
+	// the registry package's default.
+	TagWait time.Duration
 }
 
 // Stack is a running set of regscribe parts.
@@ -198,7 +202,7 @@ func Start(t testing.TB, opts Options) *Stack {
 		opts.Worker.Logger = Logger(t)
 	}
 	s.Client, err = registry.New([]registry.Endpoint{{Host: s.RegistryHost, PlainHTTP: true}, {Host: workerHost, PlainHTTP: true}},
-		registry.Options{Credentials: credentials.NewMemoryStore(), HTTPClient: &http.Client{Transport: redirectHost(s.RegistryHost, workerHost)}, Tags: s.Tags, Logger: opts.Worker.Logger})
+		registry.Options{Credentials: credentials.NewMemoryStore(), HTTPClient: &http.Client{Transport: redirectHost(s.RegistryHost, workerHost)}, Tags: s.Tags, TagWait: opts.TagWait, Logger: opts.Worker.Logger})
 	require.NoError(t, err)
 
 	if opts.Workers == 0 {
