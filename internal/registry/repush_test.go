@@ -77,7 +77,7 @@ func TestTagRecordDecidesARepush(t *testing.T) {
 				})
 				tags, err := queue.OpenTags(ctx, stacktest.JetStream(t), 1)
 				require.NoError(t, err)
-				var logs logBuffer
+				var logs stacktest.LogBuffer
 				c, err := registry.New([]registry.Endpoint{{Host: host, PlainHTTP: true}}, registry.Options{
 					Credentials: credentials.NewMemoryStore(), HTTPClient: &http.Client{}, Tags: tags, TagWait: time.Second,
 					Logger: slog.New(slog.NewTextHandler(&logs, nil))})
@@ -145,11 +145,11 @@ func TestTagRecordDecidesARepush(t *testing.T) {
 				}
 				require.Equal(t, tc.later, w.TagMovedOn)
 				require.Equal(t, tc.unlinked, w.TagNeverLinked)
-				all := strings.Join(append(logs.lines("INFO"), logs.lines("WARN")...), "\n")
+				all := strings.Join(append(logs.Lines("INFO"), logs.Lines("WARN")...), "\n")
 				require.Contains(t, all, tc.wantLog)
 				require.NotContains(t, all, "may have been overwritten")
 				if !tc.warn {
-					require.Empty(t, logs.lines("WARN"))
+					require.Empty(t, logs.Lines("WARN"))
 				}
 			})
 		}

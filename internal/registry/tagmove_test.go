@@ -1,12 +1,10 @@
 package registry_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,31 +17,8 @@ import (
 
 	"github.com/regscribe/regscribe/internal/fault"
 	"github.com/regscribe/regscribe/internal/registry"
+	"github.com/regscribe/regscribe/internal/stacktest"
 )
-
-// logBuffer is an io.Writer for a slog handler that tests read.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) lines(level string) []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []string
-	for _, l := range strings.Split(b.buf.String(), "\n") {
-		if strings.Contains(l, "level="+level) {
-			out = append(out, l)
-		}
-	}
-	return out
-}
 
 // user is a person's client of the registry at backend (http://host:port),
 // past any proxy, on photos/dunes, and how it pushes a manifest (untagged)
@@ -93,7 +68,7 @@ func TestTagMoveRace(t *testing.T) {
 						pushed = push("user")
 					}
 				})
-				var logs logBuffer
+				var logs stacktest.LogBuffer
 				c, err := registry.New([]registry.Endpoint{{Host: host, PlainHTTP: true}}, registry.Options{
 					Credentials: credentials.NewMemoryStore(), HTTPClient: &http.Client{},
 					Logger: slog.New(slog.NewTextHandler(&logs, nil))})
@@ -122,7 +97,7 @@ func TestTagMoveRace(t *testing.T) {
 				// Overwritten: regscribe cannot see it from its own write...
 				require.Equal(t, w.Descriptor.Digest, now.Digest)
 				require.True(t, w.TagMoved)
-				require.Empty(t, logs.lines("WARN"))
+				require.Empty(t, logs.Lines("WARN"))
 				// ...but the user push's own job finds its tag on a manifest
 				// regscribe annotated from another one, and warns.
 				um, err := c.FetchManifest(ctx, repo, pushed.Digest.String())
@@ -130,7 +105,7 @@ func TestTagMoveRace(t *testing.T) {
 				uw, err := c.WriteAnnotation(ctx, repo, um, edit, "latest")
 				require.NoError(t, err)
 				require.True(t, uw.TagMovedOn)
-				warns := logs.lines("WARN")
+				warns := logs.Lines("WARN")
 				require.Len(t, warns, 1)
 				for _, want := range []string{"tag=latest", "manifest=" + pushed.Digest.String(), "tag_now=" + w.Descriptor.Digest.String(), "overwritten"} {
 					require.Contains(t, warns[0], want)
@@ -176,7 +151,7 @@ func TestOriginalDroppedOnTagMove(t *testing.T) {
 				resp.Body.Close()
 			}
 		})
-		var logs logBuffer
+		var logs stacktest.LogBuffer
 		c, err := registry.New([]registry.Endpoint{{Host: host, PlainHTTP: true}}, registry.Options{
 			Credentials: credentials.NewMemoryStore(), HTTPClient: &http.Client{}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 		require.NoError(t, err)
@@ -195,7 +170,7 @@ func TestOriginalDroppedOnTagMove(t *testing.T) {
 			require.Equal(t, drops, w.OriginalGone, "photo %d", i)
 		}
 		require.EqualValues(t, 1, asked.Load(), "a registry is asked on its first tag move only")
-		warns := logs.lines("WARN")
+		warns := logs.Lines("WARN")
 		if !drops {
 			require.Empty(t, warns)
 			continue

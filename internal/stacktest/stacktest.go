@@ -393,6 +393,18 @@ func (l *LogBuffer) String() string {
 	return l.buf.String()
 }
 
+// Lines returns the lines written so far at level ("INFO", "WARN", …) by
+// a text handler.
+func (l *LogBuffer) Lines(level string) []string {
+	var out []string
+	for _, line := range strings.Split(l.String(), "\n") {
+		if strings.Contains(line, "level="+level) {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
 // Repository returns a fresh oras-go handle on a repository of the stack's
 // registry, as a user's client would have.
 func (s *Stack) Repository(t testing.TB, name string) *remote.Repository {
