@@ -408,3 +408,46 @@ func TestLostAcknowledgementEndsTheJobOnce(t *testing.T) {
 	require.Equal(t, queue.Described, mine[0].Outcome)
 	require.Len(t, s.Model.Calls(), 1)
 }
+
+// A worker that dies after it stored a job's dead letter and before its
+// result leaves the record of a job given up: the next delivery stores the
+// failed result and ends the message, so the job ends once, seen by the
+// result stream as by the dead letters.
+func TestJobGivenUpByADyingWorkerHasItsResult(t *testing.T) {
+	t.Parallel()
+	for name, rec := range map[string]func(stored time.Time) queue.Record{
+		// What a worker keeps once the dead letter is stored.
+		"record with its result": func(stored time.Time) queue.Record {
+			return queue.Record{Stored: stored, Dead: true, Result: &queue.Result{Outcome: queue.Failed,
+				Reason: "malformed job: the one stored before", JobSeq: 1, Attempts: 1}}
+		},
+		// What a worker of an earlier version kept: only that it is dead.
+		"record without": func(stored time.Time) queue.Record {
+			return queue.Record{Stored: stored, Dead: true}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s := stacktest.Start(t, stacktest.Options{Workers: -1})
+			ctx := context.Background()
+			ack, err := s.JS.Publish(ctx, queue.Subject("distribution"), []byte(`not json`))
+			require.NoError(t, err)
+			st, err := s.JS.Stream(ctx, queue.Stream)
+			require.NoError(t, err)
+			raw, err := st.GetMsg(ctx, ack.Sequence)
+			require.NoError(t, err)
+			require.NoError(t, s.Ledger.Put(ctx, ack.Sequence, rec(raw.Time)))
+			// The dying worker's delivery.
+			require.NoError(t, stacktest.FetchOne(t, s.Consumer).Nak())
+
+			runWorker(t, s, worker.Options{Concurrency: 1})
+			waitStreamEmpty(t, s)
+			res := resultOf(t, s, "the job given up", func(r queue.Result) bool { return r.JobSeq == ack.Sequence })
+			require.Equal(t, queue.Failed, res.Outcome)
+			require.NotEmpty(t, res.Reason)
+			dead, err := queue.DeadLetters(ctx, s.JS)
+			require.NoError(t, err)
+			require.Empty(t, dead, "its dead letter was stored before; none is stored again")
+		})
+	}
+}

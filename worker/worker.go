@@ -473,15 +473,20 @@ func (w *Worker) settle(msg jetstream.Msg, job queue.Job, d delivery, res Result
 	var events []feed.Event
 	switch {
 	case d.rec.Dead:
-		log.Info("job already given up (its dead letter is stored); ending it")
-		if terr := msg.TermWithReason("dead letter stored"); terr != nil {
-			log.Warn("could not settle job message; JetStream will deliver it again", "err", terr)
+		// Given up by a worker that stopped before it stored the result
+		// (one that stored it kept it in the record, and handle ended the
+		// job with it): store one, so the job ends seen.
+		reason := "given up (its dead letter is stored)"
+		if d.rec.GiveUp != "" {
+			reason = d.rec.GiveUp
 		}
-		return
+		log.Info("job already given up (its dead letter is stored); storing its result and ending it")
+		report.Outcome, report.Reason, report.Attempts = queue.Failed, reason, int(min(d.attempt-1, uint64(w.opts.MaxAttempts)))
+		end = func() error { return msg.TermWithReason("dead letter stored") }
 	case err == nil && d.attempt > uint64(w.opts.MaxAttempts):
 		reason := d.givenUp()
 		report.Outcome, report.Reason, report.Attempts = queue.Failed, reason, int(d.attempt-1)
-		if !w.giveUp(log, msg, job, d, reason) {
+		if !w.giveUp(log, msg, job, d, reason, report) {
 			return
 		}
 		end = func() error { return msg.TermWithReason(queue.Excerpt(reason)) }
@@ -527,7 +532,7 @@ func (w *Worker) settle(msg jetstream.Msg, job queue.Job, d delivery, res Result
 			reason = fmt.Sprintf("gave up after %d attempts: %v", d.attempt, err)
 		}
 		report.Outcome, report.Reason = queue.Failed, reason
-		if !w.giveUp(log, msg, job, d, reason) {
+		if !w.giveUp(log, msg, job, d, reason, report) {
 			return
 		}
 		end = func() error { return msg.TermWithReason(queue.Excerpt(reason)) }
@@ -616,10 +621,12 @@ func (w *Worker) ack(msg jetstream.Msg, log *slog.Logger, d delivery) error {
 	return nil
 }
 
-// giveUp stores the job's dead letter and records that it is stored. When
-// the dead-letter stream does not take it, the job is kept: put back with a
-// delay, its next delivery tries the dead letter again without the work.
-func (w *Worker) giveUp(log *slog.Logger, msg jetstream.Msg, job queue.Job, d delivery, reason string) (stored bool) {
+// giveUp stores the job's dead letter and records that it is stored, with
+// the job's failed result: a worker that stops before it stores the result
+// leaves it to the next delivery. When the dead-letter stream does not take
+// it, the job is kept: put back with a delay, its next delivery tries the
+// dead letter again without the work.
+func (w *Worker) giveUp(log *slog.Logger, msg jetstream.Msg, job queue.Job, d delivery, reason string, report queue.Result) (stored bool) {
 	if derr := w.dead(job, msg, d, reason); derr != nil {
 		log.Error("job failed, and the dead-letter stream did not take it; it will be delivered again", "err", reason, "dead_letter_err", derr)
 		w.metrics.Outcome("retried")
@@ -630,7 +637,7 @@ func (w *Worker) giveUp(log *slog.Logger, msg jetstream.Msg, job queue.Job, d de
 		return false
 	}
 	log.Error("job failed; moved to the dead-letter stream (regscribe failed list)", "err", reason)
-	d.rec.Dead, d.rec.RetryAt = true, time.Time{}
+	d.rec.Dead, d.rec.RetryAt, d.rec.Result = true, time.Time{}, &report
 	w.keep(log, d, "")
 	return true
 }
