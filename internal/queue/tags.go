@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -90,17 +91,81 @@ type TagAnnouncement struct {
 }
 
 // Tags is the record store in [TagBucket].
+//
+// Its writes sit on the notifier's path, which a registry calls one event
+// at a time, so they cost one round trip where they can: Tags keeps the
+// records it wrote or saw change (a watch on the bucket, from when it was
+// opened) with their revisions, and writes on the revision it holds; only
+// when that is stale (a write it did not see yet) does it read the record
+// again. A tag it knows nothing of is created, read only if it exists.
 type Tags struct {
-	kv jetstream.KeyValue
+	kv    jetstream.KeyValue
+	known *lru.Cache[string, knownTag]
 }
 
-// OpenTags creates (or opens) the tag bucket.
+// knownTag is a record and the revision it was written at.
+type knownTag struct {
+	rec TagRecord
+	rev uint64
+}
+
+// knownTags bounds the records Tags keeps (a few hundred bytes each).
+const knownTags = 16384
+
+// OpenTags creates (or opens) the tag bucket. The watch that keeps its
+// records current ends with ctx.
 func OpenTags(ctx context.Context, js jetstream.JetStream, replicas int) (*Tags, error) {
 	kv, err := openRecords(ctx, js, TagBucket, "regscribe: per tag, the push last announced and regscribe's own tag moves", replicas, TagTTL)
 	if err != nil {
 		return nil, err
 	}
-	return &Tags{kv: kv}, nil
+	known, err := lru.New[string, knownTag](knownTags)
+	if err != nil {
+		return nil, err
+	}
+	t := &Tags{kv: kv, known: known}
+	// Without the watch, writes still land: a stale revision is read again.
+	if w, err := kv.WatchAll(ctx, jetstream.UpdatesOnly()); err == nil {
+		go t.follow(ctx, w)
+	}
+	return t, nil
+}
+
+// follow keeps the records of the tags written elsewhere current.
+func (t *Tags) follow(ctx context.Context, w jetstream.KeyWatcher) {
+	defer func() { _ = w.Stop() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+			if e == nil {
+				continue
+			}
+			if e.Operation() != jetstream.KeyValuePut {
+				t.known.Remove(e.Key())
+				continue
+			}
+			var r TagRecord
+			if json.Unmarshal(e.Value(), &r) != nil {
+				t.known.Remove(e.Key())
+				continue
+			}
+			t.remember(e.Key(), r, e.Revision())
+		}
+	}
+}
+
+// remember keeps r as the record of key at revision rev, unless a later
+// one is kept (the watch may bring a write after Tags made a newer one).
+func (t *Tags) remember(key string, r TagRecord, rev uint64) {
+	if k, ok := t.known.Peek(key); ok && k.rev > rev {
+		return
+	}
+	t.known.Add(key, knownTag{rec: r, rev: rev})
 }
 
 func tagKey(registry, repository, tag string) string {
@@ -194,31 +259,56 @@ func (t *Tags) Move(ctx context.Context, registry, repository, tag, pushed, desc
 // update applies change to the record of a tag (a fresh one if none) and
 // writes it if change says so, compare-and-swap on the key's revision,
 // trying again (a few times) while other writers get there first.
+//
+// The first try starts from the record Tags holds (see [Tags]), a fresh
+// one if it holds none; a conflict reads the record and tries again. A
+// change that writes nothing is decided on a record read, never on one
+// held.
 func (t *Tags) update(ctx context.Context, registry, repository, tag string, change func(*TagRecord) bool) error {
 	key := tagKey(registry, repository, tag)
+	held := true
 	for try := 1; ; try++ {
-		r, rev, _, err := t.get(ctx, key)
-		if err != nil {
-			return err
+		var (
+			r   TagRecord
+			rev uint64
+			err error
+		)
+		if k, ok := t.known.Get(key); held && ok {
+			r, rev = k.rec, k.rev
+			r.Moves = slices.Clone(r.Moves) // change must not touch the one held
+		} else if !held {
+			if r, rev, _, err = t.get(ctx, key); err != nil {
+				return err
+			}
 		}
 		r.Registry, r.Repository, r.Tag = registry, repository, tag
 		if !change(&r) {
+			if held {
+				held = false // unchanged on what is held: decide on the record
+				continue
+			}
 			return nil
 		}
 		data, err := json.Marshal(r)
 		if err != nil {
 			return err
 		}
+		var written uint64
 		if rev == 0 {
-			_, err = t.kv.Create(ctx, key, data)
+			written, err = t.kv.Create(ctx, key, data)
 		} else {
-			_, err = t.kv.Update(ctx, key, data, rev)
+			written, err = t.kv.Update(ctx, key, data, rev)
+		}
+		if err == nil {
+			t.remember(key, r, written)
+			return nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			return err
 		}
-		if try == maxConflicts {
+		if !held && try >= maxConflicts {
 			return fmt.Errorf("%d writers got there first: %w", try, err)
 		}
+		held = false
 	}
 }
