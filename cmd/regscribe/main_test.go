@@ -117,6 +117,19 @@ func freeAddr(t *testing.T) string {
 	}
 }
 
+// describedManifest waits (30 s at most) until `oras manifest fetch ref`
+// shows a description, and returns the manifest.
+func describedManifest(t *testing.T, dir, ref string) (manifest struct {
+	Annotations map[string]string `json:"annotations"`
+}) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		require.NoError(t, json.Unmarshal([]byte(oras(t, dir, "manifest", "fetch", ref)), &manifest))
+		return manifest.Annotations["io.regscribe.description"] != ""
+	}, 30*time.Second, 100*time.Millisecond)
+	return manifest
+}
+
 // oras runs the real oras CLI in dir (see stacktest.Oras).
 func oras(t *testing.T, dir string, args ...string) string {
 	t.Helper()
@@ -166,14 +179,7 @@ func TestUpWithOrasCLI(t *testing.T) {
 	p = startUp(t, env...)
 	p.WaitLog(t, "model ready")
 
-	var manifest struct {
-		Annotations map[string]string `json:"annotations"`
-	}
-	require.Eventually(t, func() bool {
-		out := oras(t, work, "manifest", "fetch", ref)
-		require.NoError(t, json.Unmarshal([]byte(out), &manifest))
-		return manifest.Annotations["io.regscribe.description"] != ""
-	}, 30*time.Second, 100*time.Millisecond)
+	manifest := describedManifest(t, work, ref)
 	require.Equal(t, "A test photo "+modeltest.Digest(photo)[:19]+".", manifest.Annotations["io.regscribe.description"])
 	require.Equal(t, manifest.Annotations["io.regscribe.description"], manifest.Annotations["org.opencontainers.image.description"],
 		"the image-spec key, which registries' own pages show")
@@ -338,13 +344,7 @@ func TestUpWithOpenAIProvider(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(work, "ladybird.jpg"), photo, 0o644))
 	ref := "localhost:" + regPort + "/photos/ladybird:latest"
 	oras(t, work, "push", ref, "ladybird.jpg:image/jpeg")
-	var manifest struct {
-		Annotations map[string]string `json:"annotations"`
-	}
-	require.Eventually(t, func() bool {
-		require.NoError(t, json.Unmarshal([]byte(oras(t, work, "manifest", "fetch", ref)), &manifest))
-		return manifest.Annotations["io.regscribe.description"] != ""
-	}, 30*time.Second, 100*time.Millisecond)
+	manifest := describedManifest(t, work, ref)
 	require.Equal(t, "openai/gpt-4o-mini", manifest.Annotations["io.regscribe.model"])
 	require.Equal(t, "A test photo "+modeltest.Digest(photo)[:19]+".", manifest.Annotations["io.regscribe.description"])
 	calls := model.Calls()
@@ -356,4 +356,38 @@ func TestUpWithOpenAIProvider(t *testing.T) {
 	require.Empty(t, model.Problems())
 	require.NotContains(t, p.Log(), "sk-test-key", "the API key is never logged")
 	p.Stop(t)
+}
+
+// TestUpWithoutAModel is the quick start's first look without AI:
+// `regscribe up` with REGSCRIBE_PROVIDER=none prints the next commands,
+// pushing the picture it wrote works as printed, and the stand-in
+// describes it by its size and colours, saying that no model saw it.
+func TestUpWithoutAModel(t *testing.T) {
+	t.Parallel()
+	regAddr, webAddr := freeAddr(t), freeAddr(t)
+	_, regPort, _ := net.SplitHostPort(regAddr)
+	p := startUp(t, upEnv(t,
+		"REGSCRIBE_WEB_LISTEN="+webAddr,
+		"REGSCRIBE_REGISTRY_ADDR="+regAddr,
+		"REGSCRIBE_PROVIDER=none",
+	)...)
+	p.WaitLog(t, "regscribe is up")
+	var try struct{ Msg string }
+	require.NoError(t, json.Unmarshal([]byte(p.WaitLog(t, "try it:")), &try))
+	var dir, ref, file string
+	_, err := fmt.Sscanf(try.Msg, "try it: cd %s && oras push %s %s", &dir, &ref, &file)
+	require.NoError(t, err, try.Msg)
+	require.Equal(t, "localhost:"+regPort+"/photos/hills:latest", ref)
+	require.Equal(t, "sample-hills.jpg:image/jpeg", file)
+	p.WaitLog(t, "then open http://"+webAddr)
+	p.WaitLog(t, "no model (REGSCRIBE_PROVIDER=none)")
+
+	oras(t, dir, "push", ref, file)
+	manifest := describedManifest(t, dir, ref)
+	d := manifest.Annotations["io.regscribe.description"]
+	require.Contains(t, d, "Not described by a model")
+	require.Contains(t, d, "A landscape JPEG, 1200 × 800 pixels as sent, mostly blue and green")
+	require.Equal(t, "none/stand-in", manifest.Annotations["io.regscribe.model"])
+	p.Stop(t)
+	require.NotContains(t, p.Log(), "panic")
 }

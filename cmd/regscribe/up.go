@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"github.com/regscribe/regscribe/internal/metrics"
 	"github.com/regscribe/regscribe/internal/queue"
 	"github.com/regscribe/regscribe/internal/registry"
+	"github.com/regscribe/regscribe/internal/sample"
 	"github.com/regscribe/regscribe/internal/vision"
 	"github.com/regscribe/regscribe/internal/web"
 	"github.com/regscribe/regscribe/notifier"
@@ -116,10 +118,17 @@ func up(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		"model", cfg.Provider+"/"+cfg.ModelName(),
 		"mode", cfg.Mode)
 	if reg != nil {
-		log.Info("try it: oras push " + localName(reg.Addr()) + "/photos/pineapple:latest pineapple.jpg:image/jpeg")
+		// A picture to push, drawn by regscribe (oras pushes files by
+		// relative path, hence the cd).
+		if p, err := sample.Write(cfg.DataPath()); err != nil {
+			log.Warn("could not write the sample picture", "err", err)
+		} else {
+			log.Info(fmt.Sprintf("try it: cd %s && oras push %s/photos/hills:latest %s:image/jpeg",
+				shellQuote(filepath.Dir(p)), localName(reg.Addr()), sample.Name))
+		}
 	}
 	if galleryURL != "off" {
-		log.Info("then open " + galleryURL + " or run: regscribe search pineapple")
+		log.Info("then open " + galleryURL + " or run: regscribe search landscape")
 	}
 	if cfg.NotifyToken == "" {
 		log.Info("notification token generated for this run; set REGSCRIBE_NOTIFY_TOKEN to point another registry here")
@@ -410,6 +419,9 @@ func newDescriber(cfg config.Config) (describer, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Provider == "none" {
+		return vision.NewStandIn(), nil
+	}
 	if cfg.Provider == "openai" {
 		return vision.NewOpenAI(vision.OpenAIOptions{
 			BaseURL:     cfg.OpenAIBaseURL,
@@ -450,6 +462,8 @@ func startModel(ctx context.Context, cfg config.Config, o *ops, log *slog.Logger
 	}
 	if err := checkModel(ctx, cfg, model, log); err != nil {
 		log.Error(err.Error() + "; jobs stay queued until the model answers")
+	} else if cfg.Provider == "none" {
+		log.Warn("no model (REGSCRIBE_PROVIDER=none): photos get regscribe's stand-in, which says their size and colours and that no model saw them; with a model configured, `regscribe reprocess --all REGISTRY` describes them again", "model", model.Model())
 	} else {
 		log.Info("model ready", "model", model.Model())
 	}
@@ -515,6 +529,15 @@ func natsLine(cfg config.Config, ns *embedded.NATS) string {
 
 // localName turns 127.0.0.1:5000 into localhost:5000, which oras reaches over
 // plain HTTP without --plain-http.
+// shellQuote quotes s for a POSIX shell when it holds more than letters,
+// digits and /._-+:@, so a printed command can be pasted as it is.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+:@") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
 func localName(addr string) string {
 	host, port, err := net.SplitHostPort(addr)
 	if err == nil && (host == "127.0.0.1" || host == "::1") {

@@ -65,7 +65,7 @@ type Config struct {
 	// only when it stops with regscribe. Not read from the environment.
 	ReconcileOnce []string `ignored:"true"`
 
-	Provider         string        `default:"ollama" desc:"vision provider: ollama, or openai (OpenAI, Azure OpenAI and OpenAI-compatible servers)"`
+	Provider         string        `default:"ollama" desc:"vision provider: ollama, or openai (OpenAI, Azure OpenAI and OpenAI-compatible servers), or none (a stand-in that says size and colours, no AI: for a first look without a model)"`
 	Model            string        `default:"" desc:"vision model (empty: qwen2.5vl:3b for ollama, gpt-4o-mini for openai)"`
 	OllamaHost       string        `envconfig:"OLLAMA_HOST" default:"http://localhost:11434" desc:"Ollama server (also read from OLLAMA_HOST)"`
 	Pull             bool          `default:"false" desc:"pull a missing Ollama model at start, with a progress bar"`
@@ -161,9 +161,9 @@ func (c Config) Validate() error {
 		}
 	}
 	switch c.Provider {
-	case "ollama", "openai":
+	case "ollama", "openai", "none":
 	default:
-		errs = append(errs, fmt.Errorf("REGSCRIBE_PROVIDER %q: want ollama or openai", c.Provider))
+		errs = append(errs, fmt.Errorf("REGSCRIBE_PROVIDER %q: want ollama, openai or none", c.Provider))
 	}
 	switch c.OpenAIDetail {
 	case "low", "high", "auto":
@@ -192,6 +192,8 @@ func (c Config) ModelName() string {
 		return c.Model
 	case c.Provider == "openai":
 		return "gpt-4o-mini"
+	case c.Provider == "none":
+		return "stand-in"
 	default:
 		return "qwen2.5vl:3b"
 	}

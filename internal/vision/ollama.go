@@ -250,7 +250,7 @@ func (o *Ollama) Check(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if _, err := o.client.Version(ctx); err != nil {
-		return fault.Unavailable(fmt.Errorf("no Ollama server at %s (%v): start it with `ollama serve` and run `ollama pull %s`, set OLLAMA_HOST, or use REGSCRIBE_PROVIDER=openai", o.host, rootCause(err), o.opts.Model))
+		return fault.Unavailable(fmt.Errorf("no Ollama server at %s (%v): start it with `ollama serve` and run `ollama pull %s`, set OLLAMA_HOST, use REGSCRIBE_PROVIDER=openai, or REGSCRIBE_PROVIDER=none for a first look without AI (a stand-in that says size and colours)", o.host, rootCause(err), o.opts.Model))
 	}
 	list, err := o.client.List(ctx)
 	if err != nil {
