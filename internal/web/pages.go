@@ -325,19 +325,22 @@ type searchData struct {
 	Problem string
 	found
 	Pager pager
+	// Examples are the help's examples (the empty page, a query that
+	// cannot be read, one that finds nothing).
+	Examples examples
 }
 
 func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 	text := strings.TrimSpace(r.URL.Query().Get("q"))
 	if text == "" {
-		s.render(w, r, http.StatusOK, "search", page{Title: "Search", Nav: "search", Data: searchData{}})
+		s.render(w, r, http.StatusOK, "search", page{Title: "Search", Nav: "search", Data: searchData{Examples: s.examplesOf(r.Context())}})
 		return
 	}
 	pageNum := pageNumber(r)
 	q, err := parseQuery(text)
 	if err != nil {
 		s.render(w, r, http.StatusBadRequest, "search", page{Title: text + " – search", Query: text, Nav: "search",
-			Data: searchData{Query: text, Problem: err.Error()}})
+			Data: searchData{Query: text, Problem: err.Error(), Examples: s.examplesOf(r.Context())}})
 		return
 	}
 	q.Limit, q.Offset = PageSize, (pageNum-1)*PageSize
@@ -347,6 +350,9 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	data := searchData{Query: text, found: f, Pager: newPager("/search?q="+queryEscape(text), pageNum, f.Total)}
+	if f.Total == 0 {
+		data.Examples = s.examplesOf(r.Context())
+	}
 	s.render(w, r, http.StatusOK, "search", page{Title: text + " – search", Query: text, Nav: "search", Data: data})
 }
 

@@ -80,3 +80,28 @@ func TestSearchForgivesAndTeaches(t *testing.T) {
 	require.Contains(t, body, "after:yesterday is not a date: write YYYY-MM-DD, after:2026-01-01")
 	require.Contains(t, body, "README")
 }
+
+// The search page's examples are the library's own words, each a link to
+// its search; an empty library shows fixed ones.
+func TestSearchExamplesComeFromTheLibrary(t *testing.T) {
+	g := startGallery(t, "")
+	resp, body := request(t, http.MethodGet, g.URL+"/search", nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Contains(t, body, `<a href="/search?q=forklift%20warehouse"><code>forklift warehouse</code></a>`, "an empty library: fixed examples")
+
+	g.pushScene(t, "photos/garden", "tulips", scenes[3], 1)
+	g.pushScene(t, "photos/garden", "spring", scene{name: "crocus", sky: scenes[3].sky, ground: scenes[3].ground, sun: scenes[3].sun,
+		description: "Purple crocuses in a spring garden.", alt: "Crocuses", keywords: []string{"garden", "spring", "crocus", "purple"}}, 2)
+	g.pushScene(t, "photos/travel", "lake", scenes[0], 3)
+	for _, q := range []string{"", "zebra"} {
+		resp, body = request(t, http.MethodGet, g.URL+"/search?q="+q, nil, nil)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		require.Contains(t, body, `<a href="/search?q=garden%20spring"><code>garden spring</code></a>`, "the words most photos have, q=%q", q)
+		require.Contains(t, body, `<code>repo:travel</code>`, "the newest repository's last segment")
+		require.NotContains(t, body, "forklift", q)
+		require.NotContains(t, body, "gerbera", q)
+	}
+	resp, body = request(t, http.MethodGet, g.URL+"/search?q="+url.QueryEscape("garden spring"), nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Contains(t, body, "2 photos for")
+}
