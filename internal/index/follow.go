@@ -188,6 +188,8 @@ func (ix *Index) followOnce(ctx context.Context, cons jetstream.Consumer) (int, 
 			}
 			continue
 		}
+		ix.log.Debug("index: applying", "seq", md.Sequence.Stream, "delivery", md.Sequence.Consumer, "delivered", md.NumDelivered,
+			"kind", e.Kind, "ref", e.Ref(), "by", e.By, "replaces", e.Replaces, "tags", e.Tags, "photos", len(e.Photos), "at", e.At)
 		if err = w.apply(ix.canonical(e)); err != nil {
 			err = fmt.Errorf("apply %s: %w", describe(e), err)
 			w.abandon()
