@@ -360,12 +360,25 @@ func (s *soak) repush(tk *task) error {
 			}
 		}
 	} else {
+		described := false
 		deadline := time.Now().Add(20 * time.Second)
-		for time.Now().Before(deadline) {
+		for !described && time.Now().Before(deadline) {
 			if n, _, err := s.descriptions(ctx, repo, tk.a, true); err == nil && n > 0 {
+				described = true
 				break
 			}
 			time.Sleep(200 * time.Millisecond)
+		}
+		s.mu.Lock()
+		tagOnly := s.formats[tk.a.repo] == notifier.FormatQuay || s.formats[tk.a.repo] == notifier.FormatDockerHub
+		s.mu.Unlock()
+		if !described && tagOnly && tk.repush == "other" {
+			// Its job has not run yet (a busy machine, a NATS restart):
+			// another photo now would be the one a tag-only notification
+			// names when the job runs, and the first never described, as
+			// the README says. That is no re-push after a description.
+			s.fired("tag pushed again: skipped, a tag-only notification's photo not described within 20s")
+			return nil
 		}
 	}
 	if s.v.race {
