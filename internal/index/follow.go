@@ -56,6 +56,9 @@ func (ix *Index) Follow(ctx context.Context, js jetstream.JetStream) error {
 			cons = nil
 		case err != nil:
 			ix.log.Warn("index: following the description stream", "error", err.Error())
+			if ix.resumeAt > 0 {
+				cons = nil // a batch not applied: read again from it
+			}
 			if !sleep(ctx, backoff) {
 				break
 			}
@@ -128,7 +131,9 @@ var errDeliveryLost = errors.New("a delivery of the description stream was lost 
 func (ix *Index) catchUp(ctx context.Context, cons jetstream.Consumer) {
 	info, err := cons.Info(ctx)
 	if err != nil {
-		ix.nextDelivery = 0
+		// Nothing learnt: the deliveries seen still say what must come
+		// next (forgetting them would let a lost delivery be acknowledged
+		// with the next).
 		return
 	}
 	// Deliveries not acknowledged yet (of an index stopped before its ack)
@@ -194,18 +199,14 @@ func (ix *Index) followOnce(ctx context.Context, cons jetstream.Consumer) (int, 
 			err = fmt.Errorf("apply %s: %w", describe(e), err)
 			w.abandon()
 			ix.mu.Unlock()
-			nakAll(msgs)
-			ix.nextDelivery = 0 // sent again, under new delivery numbers
-			return 0, err
+			return 0, ix.readAgain(msgs, err)
 		}
 		ackOn = m
 	}
 	err = w.commit()
 	ix.mu.Unlock()
 	if err != nil {
-		nakAll(msgs)
-		ix.nextDelivery = 0 // sent again, under new delivery numbers
-		return 0, err
+		return 0, ix.readAgain(msgs, err)
 	}
 	if ackOn != nil {
 		if err := ackOn.Ack(); err != nil {
@@ -220,6 +221,17 @@ func (ix *Index) followOnce(ctx context.Context, cons jetstream.Consumer) (int, 
 		return len(msgs), errDeliveryLost
 	}
 	return len(msgs), nil
+}
+
+// readAgain gives a batch that could not be applied back and has the
+// consumer made again from the first event not applied: the consumer's
+// ack-all policy would let the acknowledgement of a later batch
+// acknowledge these too, before they came again.
+func (ix *Index) readAgain(msgs []jetstream.Msg, err error) error {
+	nakAll(msgs)
+	applied, _ := ix.appliedSeq()
+	ix.resumeAt = applied + 1
+	return err
 }
 
 // nakAll asks for msgs again a little later.

@@ -2,6 +2,7 @@ package index_test
 
 import (
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,8 +94,8 @@ func TestEmbedderDownDoesNotHoldUpIndexing(t *testing.T) {
 	done, waiting := ix.Embedded()
 	require.Zero(t, done)
 	require.Equal(t, 1, waiting)
-	require.Eventually(t, func() bool { return len(e.log.String()) > 0 }, 10*time.Second, 10*time.Millisecond)
-	require.Contains(t, e.log.String(), "their vectors wait for the embedding model")
+	require.Eventually(t, func() bool { return strings.Contains(e.log.String(), "their vectors wait for the embedding model") },
+		10*time.Second, 10*time.Millisecond, "the log says why search by meaning misses the photo: %s", e.log)
 
 	p.fake.SetEmbedDown(false)
 	require.Eventually(t, func() bool { done, _ := ix.Embedded(); return done == 1 }, 20*time.Second, 20*time.Millisecond)
