@@ -64,7 +64,11 @@ func (ix *Index) Follow(ctx context.Context, js jetstream.JetStream) error {
 			}
 			backoff = min(2*backoff, 30*time.Second)
 		case n == 0:
-			ix.catchUp(ctx, cons)
+			if ix.catchUp(ctx, cons) {
+				ix.log.Warn("index: the description stream delivered events that never arrived (NATS restarted?); reading again from the first event not applied",
+					"consumer", ix.Consumer(), "from", ix.resumeAt)
+				cons = nil
+			}
 			backoff = minBackoff
 		default:
 			backoff = minBackoff
@@ -116,7 +120,14 @@ func (ix *Index) consumer(ctx context.Context, js jetstream.JetStream) (jetstrea
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: %w", ix.Consumer(), err)
 	}
-	ix.catchUp(ctx, cons)
+	ix.nextDelivery = 0 // numbered by this consumer from now on
+	if ix.catchUp(ctx, cons) {
+		// Deliveries of an earlier run that never were acknowledged:
+		// read again from the first event not applied now, rather than
+		// after the ack wait (a consumer made from there has delivered
+		// nothing, so this happens once).
+		return ix.consumer(ctx, js)
+	}
 	return cons, nil
 }
 
@@ -127,23 +138,34 @@ func (ix *Index) consumer(ctx context.Context, js jetstream.JetStream) (jetstrea
 var errDeliveryLost = errors.New("a delivery of the description stream was lost on the way")
 
 // catchUp records, from the consumer's state, what was applied before:
-// everything acknowledged, and everything stored when nothing is pending.
-func (ix *Index) catchUp(ctx context.Context, cons jetstream.Consumer) {
+// everything acknowledged, and, when the index received every delivery
+// the consumer made and nothing is pending, everything the consumer
+// passed. It reports lost deliveries (the consumer delivered events the
+// index never received: a fetch lost in a NATS restart, or an earlier run
+// stopped before its acknowledgement), and then sets resumeAt: the
+// consumer is to be made again from the first event not applied, since its
+// state cannot tell what the index has.
+func (ix *Index) catchUp(ctx context.Context, cons jetstream.Consumer) (lost bool) {
 	info, err := cons.Info(ctx)
 	if err != nil {
 		// Nothing learnt: the deliveries seen still say what must come
 		// next (forgetting them would let a lost delivery be acknowledged
 		// with the next).
-		return
+		return false
 	}
-	// Deliveries not acknowledged yet (of an index stopped before its ack)
-	// come again only after the ack wait: the next delivery must follow the
-	// acknowledged ones, or the consumer is made again.
-	ix.nextDelivery = info.AckFloor.Consumer + 1
 	ix.markApplied(info.AckFloor.Stream)
+	if ix.nextDelivery == 0 {
+		ix.nextDelivery = info.AckFloor.Consumer + 1
+	}
+	if info.Delivered.Consumer >= ix.nextDelivery {
+		applied, _ := ix.appliedSeq()
+		ix.resumeAt = applied + 1
+		return true
+	}
 	if info.NumPending == 0 && info.NumAckPending == 0 && info.NumRedelivered == 0 {
 		ix.markApplied(info.Delivered.Stream)
 	}
+	return false
 }
 
 // followOnce fetches, applies, commits and acknowledges one batch, and

@@ -65,3 +65,57 @@ func TestFollowSurvivesNATSRestart(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, 2, n)
 }
+
+// TestDeliveriesLostInANATSRestartAreReadAgain: events the consumer
+// delivered (here fetched by someone else, as a fetch lost on the way)
+// and never saw acknowledged, then a NATS restart: whatever the consumer
+// remembers of them, an index opening it reads them, and does not count
+// them as applied.
+func TestDeliveriesLostInANATSRestartAreReadAgain(t *testing.T) {
+	store := t.TempDir()
+	ns, err := embedded.StartNATS(embedded.NATSOptions{StoreDir: store, Listen: "127.0.0.1:0"})
+	require.NoError(t, err)
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ns.Addr().(*net.TCPAddr).Port))
+	t.Cleanup(func() { ns.Stop() })
+	nc, err := nats.Connect("nats://"+addr, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	_, err = feed.EnsureStream(ctx, js, 1)
+	require.NoError(t, err)
+	e := &env{t: t, ctx: ctx, js: js, pub: feed.NewPublisher(js), log: &syncBuffer{}}
+	dir := t.TempDir()
+	ix, stop := e.open(dir, index.Options{})
+	e.publish(written("photos/a", "sha256:m1", "ollama/a", nil, day("2026-01-01"), photo("sha256:l1", "A windmill by a canal.")))
+	e.wait(ix)
+	stop()
+
+	e.publish(written("photos/a", "sha256:m2", "ollama/a", nil, day("2026-01-02"), photo("sha256:l2", "A lighthouse on a cliff.")))
+	e.publish(written("photos/a", "sha256:m3", "ollama/a", nil, day("2026-01-03"), photo("sha256:l3", "A barge on a river.")))
+	cons, err := js.Consumer(ctx, feed.Stream, ix.Consumer())
+	require.NoError(t, err)
+	lost, err := cons.Fetch(2, jetstream.FetchMaxWait(5*time.Second))
+	require.NoError(t, err)
+	n := 0
+	for range lost.Messages() {
+		n++
+	}
+	require.Equal(t, 2, n, "both delivered, neither acknowledged")
+
+	ns.Stop()
+	ns, err = embedded.StartNATS(embedded.NATSOptions{StoreDir: store, Listen: addr})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return nc.Status() == nats.CONNECTED }, 10*time.Second, 10*time.Millisecond)
+
+	again, _ := e.open(dir, index.Options{})
+	require.Eventually(t, func() bool {
+		wctx, wcancel := context.WithTimeout(ctx, 2*time.Second)
+		defer wcancel()
+		return again.Wait(wctx, js) == nil
+	}, 30*time.Second, 50*time.Millisecond)
+	require.Equal(t, []string{"sha256:l2"}, layers(e.search(again, "lighthouse")), "a delivery lost is read again, not counted as applied")
+	require.Equal(t, []string{"sha256:l3"}, layers(e.search(again, "barge")))
+}
