@@ -226,18 +226,27 @@ type photoData struct {
 	// another model's description re-pushed in annotation mode), most
 	// recently replaced first.
 	History []Entry
+	// ShownAt is Shown's place in History: every other one can be restored.
+	ShownAt int
 	// Others are the other photos of the same manifest (an album, or a
 	// manifest with several image layers).
 	Others []Entry
 	// Tags of the manifest, Ref its reference.
-	Tags                      []string
-	Ref, Manifest             string
-	FetchCommand, DiscoverCmd string
-	Keywords                  string
+	Tags                                   []string
+	Ref, Manifest                          string
+	PullCommand, FetchCommand, DiscoverCmd string
+	Keywords                               string
+	// Steps lead to the photos before and after it in the list the page
+	// was opened from, and back to that list.
+	Steps steps
 }
 
 func (s *Server) photo(w http.ResponseWriter, r *http.Request) {
 	reg := s.registryName(r.PathValue("registry"))
+	if !strings.Contains(r.PathValue("ref"), "@") {
+		s.byTag(w, r, reg, r.PathValue("ref"))
+		return
+	}
 	repo, digest, err := splitRef(r.PathValue("ref"))
 	if err != nil {
 		s.fail(w, r, http.StatusNotFound, "No such photo", err)
@@ -252,6 +261,15 @@ func (s *Server) photo(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		s.fail(w, r, http.StatusNotFound, "No such photo", fmt.Errorf("the index has no description of %s/%s@%s", reg, repo, digest))
 		return
+	}
+	data.Steps = steps{Back: repoURL(data.Shown.Registry, data.Shown.Repository), Label: data.Shown.Repository}
+	if l, ok := listOf(r); ok {
+		st, err := s.neighbours(r.Context(), l, data.Shown)
+		if err != nil {
+			s.opts.Log.Warn("photo page: its list cannot be read", "list", l.query(), "err", err)
+		} else {
+			data.Steps = st
+		}
 	}
 	s.render(w, r, http.StatusOK, "photo", page{Title: cmp.Or(data.Shown.Title, shortDigest(data.Shown.Layer)), Nav: "gallery", Data: data})
 }
@@ -293,9 +311,9 @@ func photoView(entries []Entry, digest string) (photoData, bool) {
 		return cmp.Or(b.Superseded.Compare(a.Superseded), b.Created.Compare(a.Created))
 	})
 	d.Shown = d.History[0]
-	for _, e := range d.History {
+	for i, e := range d.History {
 		if photo.IsPerson(e.Model) {
-			d.Shown = e
+			d.Shown, d.ShownAt = e, i
 			break
 		}
 	}
@@ -310,6 +328,7 @@ func photoView(entries []Entry, digest string) (photoData, bool) {
 	d.History = append(d.History, past...)
 	d.Manifest = cmp.Or(d.Shown.Manifest, d.Shown.Digest)
 	d.Ref = d.Shown.Registry + "/" + d.Shown.Repository + "@" + d.Shown.Digest
+	d.PullCommand = "oras pull " + d.Ref
 	d.FetchCommand = "oras manifest fetch --pretty " + d.Ref
 	d.DiscoverCmd = "oras discover --format tree " + d.Ref
 	d.Keywords = strings.Join(d.Shown.Keywords, ", ")

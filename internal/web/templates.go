@@ -13,7 +13,7 @@ import (
 )
 
 // pageNames are the page templates; each is parsed with layout.html.
-var pageNames = []string{"home", "repository", "photo", "search", "jobs", "run", "error"}
+var pageNames = []string{"home", "repository", "photo", "search", "jobs", "run", "error", "confirm"}
 
 func parsePages() (map[string]*template.Template, error) {
 	out := map[string]*template.Template{}
@@ -32,6 +32,15 @@ var funcs = template.FuncMap{
 	"photoURL": func(e Entry) string { return photoURL(e.Registry, e.Repository, photoDigest(e)) },
 	"thumbURL": func(e Entry, size string) string {
 		return "/thumbs/" + size + "/" + pathEscape(e.Registry) + "/" + pathEscapeRepo(e.Repository) + "@" + e.Layer
+	},
+	"card": func(e Entry) cardView {
+		return cardView{Entry: e, Href: photoURL(e.Registry, e.Repository, photoDigest(e))}
+	},
+	"listed": func(e Entry, in, q string, at int) cardView {
+		return cardView{Entry: e, Href: list{In: in, Query: q, At: at}.viewURL(e), ID: cardID(at)}
+	},
+	"downloadURL": func(e Entry) string {
+		return "/download/" + pathEscape(e.Registry) + "/" + pathEscapeRepo(e.Repository) + "@" + e.Layer
 	},
 	"ago":      ago,
 	"when":     func(t time.Time) string { return t.UTC().Format("2 Jan 2006, 15:04 UTC") },
@@ -59,6 +68,14 @@ var funcs = template.FuncMap{
 	},
 	"gridSize":    func() int { return thumb.Grid },
 	"previewSize": func() int { return thumb.Preview },
+}
+
+// cardView is one photo of a grid: its card links to Href, the photo's
+// page opened from the list the card is in; ID names the card in its list
+// (the photo page's way back scrolls to it).
+type cardView struct {
+	Entry
+	Href, ID string
 }
 
 // photoDigest is the digest a photo page is addressed by: its layer, so an
