@@ -214,6 +214,7 @@ func (s *Server) repository(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusNotFound, "No photos here yet", fmt.Errorf("the index has no described photo in %s/%s", reg, repo))
 		return
 	}
+	s.blocks.put(blockKey{in: listRepository, repository: reg + "/" + repo, block: pageNum - 1}, photos)
 	data := repositoryData{Registry: reg, Repository: repo, Photos: photos, Total: total, Pager: newPager(repoURL(reg, repo), pageNum, total)}
 	s.render(w, r, http.StatusOK, "repository", page{Title: repo, Nav: "gallery", Data: data})
 }
@@ -236,6 +237,8 @@ type photoData struct {
 	Ref, Manifest                          string
 	PullCommand, FetchCommand, DiscoverCmd string
 	Keywords                               string
+	// Like is the address of the photos like it ("" without semantic search).
+	Like string
 	// Steps lead to the photos before and after it in the list the page
 	// was opened from, and back to that list.
 	Steps steps
@@ -247,20 +250,12 @@ func (s *Server) photo(w http.ResponseWriter, r *http.Request) {
 		s.byTag(w, r, reg, r.PathValue("ref"))
 		return
 	}
-	repo, digest, err := splitRef(r.PathValue("ref"))
-	if err != nil {
-		s.fail(w, r, http.StatusNotFound, "No such photo", err)
-		return
-	}
-	entries, err := s.opts.Catalog.Photo(r.Context(), reg, repo, digest)
-	if err != nil {
-		s.fail(w, r, http.StatusInternalServerError, "The search index cannot be read", err)
-		return
-	}
-	data, ok := photoView(entries, digest)
+	data, _, ok := s.photoAt(w, r)
 	if !ok {
-		s.fail(w, r, http.StatusNotFound, "No such photo", fmt.Errorf("the index has no description of %s/%s@%s", reg, repo, digest))
 		return
+	}
+	if s.opts.Catalog.Semantic() {
+		data.Like = likeURL(data.Shown)
 	}
 	data.Steps = steps{Back: repoURL(data.Shown.Registry, data.Shown.Repository), Label: data.Shown.Repository}
 	if l, ok := listOf(r); ok {
@@ -272,6 +267,28 @@ func (s *Server) photo(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.render(w, r, http.StatusOK, "photo", page{Title: cmp.Or(data.Shown.Title, shortDigest(data.Shown.Layer)), Nav: "gallery", Data: data})
+}
+
+// photoAt reads the photo the address names ({registry} and {ref},
+// repository@digest) and the digest; it answers 404 or 500 itself.
+func (s *Server) photoAt(w http.ResponseWriter, r *http.Request) (photoData, string, bool) {
+	reg := s.registryName(r.PathValue("registry"))
+	repo, digest, err := splitRef(r.PathValue("ref"))
+	if err != nil {
+		s.fail(w, r, http.StatusNotFound, "No such photo", err)
+		return photoData{}, "", false
+	}
+	entries, err := s.opts.Catalog.Photo(r.Context(), reg, repo, digest)
+	if err != nil {
+		s.fail(w, r, http.StatusInternalServerError, "The search index cannot be read", err)
+		return photoData{}, "", false
+	}
+	data, ok := photoView(entries, digest)
+	if !ok {
+		s.fail(w, r, http.StatusNotFound, "No such photo", fmt.Errorf("the index has no description of %s/%s@%s", reg, repo, digest))
+		return photoData{}, "", false
+	}
+	return data, digest, true
 }
 
 // photoView arranges a manifest's entries for the page of the photo
@@ -365,6 +382,7 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusInternalServerError, "The search failed", err)
 		return
 	}
+	s.blocks.put(blockKey{in: listSearch, query: text, block: pageNum - 1}, f.entries())
 	data := searchData{Query: text, found: f, Pager: newPager("/search?q="+queryEscape(text), pageNum, f.Total)}
 	s.render(w, r, http.StatusOK, "search", page{Title: text + " – search", Query: text, Nav: "search", Data: data})
 }

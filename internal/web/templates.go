@@ -13,7 +13,7 @@ import (
 )
 
 // pageNames are the page templates; each is parsed with layout.html.
-var pageNames = []string{"home", "repository", "photo", "search", "jobs", "run", "error", "confirm"}
+var pageNames = []string{"home", "repository", "photo", "search", "jobs", "run", "error", "confirm", "like"}
 
 func parsePages() (map[string]*template.Template, error) {
 	out := map[string]*template.Template{}
@@ -42,11 +42,12 @@ var funcs = template.FuncMap{
 	"downloadURL": func(e Entry) string {
 		return "/download/" + pathEscape(e.Registry) + "/" + pathEscapeRepo(e.Repository) + "@" + e.Layer
 	},
-	"ago":      ago,
-	"when":     func(t time.Time) string { return t.UTC().Format("2 Jan 2006, 15:04 UTC") },
-	"iso":      func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-	"short":    shortDigest,
-	"isPerson": photo.IsPerson,
+	"breakable": breakable,
+	"ago":       ago,
+	"when":      func(t time.Time) string { return t.UTC().Format("2 Jan 2006, 15:04 UTC") },
+	"iso":       func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"short":     shortDigest,
+	"isPerson":  photo.IsPerson,
 	"describer": func(model string) string {
 		if !photo.IsPerson(model) {
 			return model
@@ -141,3 +142,13 @@ func plural(n int, unit string) string {
 }
 
 func queryEscape(s string) string { return url.QueryEscape(s) }
+
+// breakable is a command or reference as HTML that a narrow column wraps
+// after a '/' or before an '@' rather than inside a host name; copying it
+// gives the same text (<wbr> holds none).
+func breakable(s string) template.HTML {
+	e := template.HTMLEscapeString(s)
+	e = strings.ReplaceAll(e, "/", "/<wbr>")
+	e = strings.ReplaceAll(e, "@", "<wbr>@")
+	return template.HTML(e)
+}

@@ -1,7 +1,9 @@
 package web
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -9,6 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/regscribe/regscribe/internal/fault"
 )
@@ -52,11 +56,11 @@ func listOf(r *http.Request) (list, bool) {
 
 // query is the list in a photo page's address, without the '?'.
 func (l list) query() string {
-	v := url.Values{"in": {l.In}, "at": {strconv.Itoa(l.At)}}
+	q := "in=" + url.QueryEscape(l.In)
 	if l.Query != "" {
-		v.Set("q", l.Query)
+		q += "&q=" + url.QueryEscape(l.Query)
 	}
-	return v.Encode()
+	return q + "&at=" + strconv.Itoa(l.At)
 }
 
 // viewURL is the address of e's page opened from l.
@@ -99,11 +103,7 @@ func (s *Server) window(ctx context.Context, l list, e Entry, offset, limit int)
 	if err != nil {
 		return nil, err
 	}
-	es := make([]Entry, len(f.Hits))
-	for i, h := range f.Hits {
-		es[i] = h.Entry
-	}
-	return es, nil
+	return f.entries(), nil
 }
 
 // steps is a photo page's way through its list.
@@ -121,8 +121,10 @@ type steps struct {
 const reach = PageSize
 
 // neighbours finds the photos before and after e in l. The list is read
-// around the photo's place only (three entries, or 2×reach+1 when the
-// photo moved), so a step costs the same in a list of any length.
+// in blocks of PageSize, the blocks a list page shows, kept a little while
+// ([blocks]): the page a photo was opened from has read the photo's block
+// already, and each step through it reads nothing more. A photo no longer
+// at its place (the list changed) is looked for reach places around it.
 func (s *Server) neighbours(ctx context.Context, l list, e Entry) (steps, error) {
 	st := steps{Label: "the search results", Back: l.backURL(e)}
 	if l.In == listRepository {
@@ -131,31 +133,189 @@ func (s *Server) neighbours(ctx context.Context, l list, e Entry) (steps, error)
 	same := func(x Entry) bool {
 		return x.Layer == e.Layer && x.Registry == e.Registry && x.Repository == e.Repository
 	}
-	from := max(0, l.At-1)
-	es, err := s.window(ctx, l, e, from, l.At-from+2)
+	// at returns the photo at place n of the list (ok false past its end).
+	at := func(n int) (Entry, bool, error) {
+		if n < 0 {
+			return Entry{}, false, nil
+		}
+		es, err := s.block(ctx, l, e, n/PageSize)
+		if err != nil || n%PageSize >= len(es) {
+			return Entry{}, false, err
+		}
+		return es[n%PageSize], true, nil
+	}
+	here, ok, err := at(l.At)
 	if err != nil {
 		return st, err
 	}
-	i := l.At - from
-	if i >= len(es) || !same(es[i]) {
-		from = max(0, l.At-reach)
-		if es, err = s.window(ctx, l, e, from, l.At-from+reach+1); err != nil {
+	var prev, next Entry
+	var hasPrev, hasNext bool
+	if ok && same(here) {
+		if prev, hasPrev, err = at(l.At - 1); err != nil {
 			return st, err
 		}
-		if i = slices.IndexFunc(es, same); i < 0 {
+		if next, hasNext, err = at(l.At + 1); err != nil {
+			return st, err
+		}
+	} else {
+		from := max(0, l.At-reach)
+		es, err := s.window(ctx, l, e, from, l.At-from+reach+1)
+		if err != nil {
+			return st, err
+		}
+		i := slices.IndexFunc(es, same)
+		if i < 0 {
 			return st, nil
 		}
 		l.At = from + i
 		st.Back = l.backURL(e)
+		if hasPrev = i > 0; hasPrev {
+			prev = es[i-1]
+		}
+		if hasNext = i+1 < len(es); hasNext {
+			next = es[i+1]
+		}
 	}
 	st.At = l.At + 1
-	if i > 0 {
-		st.Prev = list{In: l.In, Query: l.Query, At: l.At - 1}.viewURL(es[i-1])
+	// Near a block's end, the next block is read ahead, so that the step
+	// into it finds it read.
+	switch i := l.At % PageSize; {
+	case i >= PageSize-prefetch && hasNext:
+		s.readAhead(l, e, l.At/PageSize+1)
+	case i < prefetch && l.At >= PageSize:
+		s.readAhead(l, e, l.At/PageSize-1)
 	}
-	if i+1 < len(es) {
-		st.Next = list{In: l.In, Query: l.Query, At: l.At + 1}.viewURL(es[i+1])
+	if hasPrev {
+		st.Prev = list{In: l.In, Query: l.Query, At: l.At - 1}.viewURL(prev)
+	}
+	if hasNext {
+		st.Next = list{In: l.In, Query: l.Query, At: l.At + 1}.viewURL(next)
 	}
 	return st, nil
+}
+
+// prefetch is how near a block's end a photo page reads the next block ahead.
+const prefetch = 3
+
+// readAhead reads block b of l in the background, unless it is kept
+// already or being read.
+func (s *Server) readAhead(l list, e Entry, b int) {
+	k := l.blockKey(e, b)
+	if _, ok := s.blocks.get(k); ok || !s.blocks.start(k) {
+		return
+	}
+	s.wg.Go(func() {
+		defer s.blocks.done(k)
+		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+		defer cancel()
+		if _, err := s.block(ctx, l, e, b); err != nil && ctx.Err() == nil {
+			s.opts.Log.Warn("photo page: the list cannot be read ahead", "list", l.query(), "err", err)
+		}
+	})
+}
+
+// blockKey names block b of l, whose photo e is.
+func (l list) blockKey(e Entry, b int) blockKey {
+	k := blockKey{in: l.In, query: l.Query, block: b}
+	if l.In == listRepository {
+		k.repository = e.Registry + "/" + e.Repository
+	}
+	return k
+}
+
+// block is block b of l (places b×PageSize to (b+1)×PageSize-1), from
+// [blocks] or read.
+func (s *Server) block(ctx context.Context, l list, e Entry, b int) ([]Entry, error) {
+	k := l.blockKey(e, b)
+	if es, ok := s.blocks.get(k); ok {
+		return es, nil
+	}
+	es, err := s.window(ctx, l, e, b*PageSize, PageSize)
+	if err != nil {
+		return nil, err
+	}
+	s.blocks.put(k, es)
+	return es, nil
+}
+
+// Blocks of lists are kept blockTTL at most, and at most maxBlocks of them:
+// a list that changed (a photo pushed or corrected) shows so within
+// blockTTL, and a photo that moved is found by [Server.neighbours] anyway.
+const (
+	blockTTL  = 30 * time.Second
+	maxBlocks = 256
+	// maxReading bounds the blocks read ahead at once.
+	maxReading = 4
+)
+
+// blockKey names one block of one list.
+type blockKey struct {
+	in, query, repository string
+	block                 int
+}
+
+// blocks keeps the blocks of lists read lately, for the photo pages'
+// previous and next.
+type blocks struct {
+	mu sync.Mutex
+	m  map[blockKey]block
+	// reading are the blocks being read ahead.
+	reading map[blockKey]bool
+}
+
+// start marks k as being read ahead; false if it is already.
+func (c *blocks) start(k blockKey) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.reading[k] || len(c.reading) >= maxReading {
+		return false
+	}
+	if c.reading == nil {
+		c.reading = map[blockKey]bool{}
+	}
+	c.reading[k] = true
+	return true
+}
+
+func (c *blocks) done(k blockKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.reading, k)
+}
+
+type block struct {
+	entries []Entry
+	read    time.Time
+}
+
+func (c *blocks) get(k blockKey) ([]Entry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b, ok := c.m[k]
+	if !ok || time.Since(b.read) > blockTTL {
+		return nil, false
+	}
+	return b.entries, true
+}
+
+// put keeps es as block k; when full, the blocks read longest ago go first.
+func (c *blocks) put(k blockKey, es []Entry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[blockKey]block{}
+	}
+	for len(c.m) >= maxBlocks {
+		var oldest blockKey
+		var at time.Time
+		for k, b := range c.m {
+			if at.IsZero() || b.read.Before(at) {
+				oldest, at = k, b.read
+			}
+		}
+		delete(c.m, oldest)
+	}
+	c.m[k] = block{entries: slices.Clone(es), read: time.Now()}
 }
 
 // tagPattern is the OCI distribution spec's tag.
@@ -216,4 +376,44 @@ func (s *Server) byTag(w http.ResponseWriter, r *http.Request, reg, ref string) 
 // the search box and a way back, status 404.
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 	s.fail(w, r, http.StatusNotFound, "No such page", fmt.Errorf("nothing lives at %s", r.URL.Path))
+}
+
+// likeCount is how many photos "Photos like this" shows.
+const likeCount = 24
+
+type likeData struct {
+	Photo Entry
+	Like  []Entry
+}
+
+func likeURL(e Entry) string {
+	return "/like/" + pathEscape(e.Registry) + "/" + pathEscapeRepo(e.Repository) + "@" + e.Layer
+}
+
+// like is GET /like/{registry}/{repository}@{layer}: the photos whose
+// descriptions mean the most nearly what this photo's says, by their
+// description vectors. Without semantic search there is no such page.
+func (s *Server) like(w http.ResponseWriter, r *http.Request) {
+	if !s.opts.Catalog.Semantic() {
+		s.fail(w, r, http.StatusNotFound, "No photos like this", errors.New("semantic search is off: set an embedding model (the Search section of the README)"))
+		return
+	}
+	d, layer, ok := s.photoAt(w, r)
+	if !ok {
+		return
+	}
+	if d.Shown.Layer != layer {
+		s.fail(w, r, http.StatusNotFound, "No such photo", fmt.Errorf("%s is no photo's layer", layer))
+		return
+	}
+	hits, err := s.opts.Catalog.Similar(r.Context(), d.Shown.Registry, d.Shown.Repository, layer, likeCount)
+	if err != nil {
+		s.fail(w, r, http.StatusInternalServerError, "The search index cannot be read", err)
+		return
+	}
+	data := likeData{Photo: d.Shown}
+	for _, h := range hits {
+		data.Like = append(data.Like, h.Entry)
+	}
+	s.render(w, r, http.StatusOK, "like", page{Title: "Photos like " + cmp.Or(d.Shown.Title, shortDigest(layer)), Nav: "search", Data: data})
 }

@@ -14,8 +14,12 @@ import (
 	"github.com/chromedp/chromedp/kb"
 	"github.com/stretchr/testify/require"
 
+	"github.com/regscribe/regscribe/internal/embed"
+	"github.com/regscribe/regscribe/internal/index"
+	"github.com/regscribe/regscribe/internal/modeltest"
 	"github.com/regscribe/regscribe/internal/photo"
 	"github.com/regscribe/regscribe/internal/registry"
+	"github.com/regscribe/regscribe/internal/stacktest"
 )
 
 // TestViewer: a photo page by tag; the keys ← → step through a search's
@@ -46,7 +50,8 @@ func TestViewer(t *testing.T) {
 	b.follow(".grid .card-link")
 	require.Equal(t, order[0], b.text("#description"))
 	require.Contains(t, b.location(), "in=search")
-	b.shot("viewer")
+	b.imagesLoaded("#picture")
+	everyView(b, "viewer")
 
 	// → twice, ← once: the results' order, computed on the server.
 	key := func(k string) { b.leave(chromedp.KeyEvent(k)) }
@@ -61,6 +66,18 @@ func TestViewer(t *testing.T) {
 	key(kb.Escape)
 	require.Equal(t, "/search?q="+url.QueryEscape(q)+"#at-1", b.location())
 	require.Equal(t, order, b.texts(".grid .desc"))
+
+	// The same through a repository page, newest first.
+	b.open("/r/" + g.RegistryHost + "/photos/trip")
+	order = b.texts(".grid .desc")
+	require.Equal(t, []string{scenes[4].description, scenes[2].description, scenes[0].description}, order)
+	b.follow("#at-1 .card-link")
+	require.Equal(t, order[1], b.text("#description"))
+	key(kb.ArrowRight)
+	require.Equal(t, order[2], b.text("#description"))
+	require.Contains(t, b.location(), "in=repo&at=2")
+	key(kb.Escape)
+	require.Equal(t, "/r/"+g.RegistryHost+"/photos/trip#at-2", b.location())
 
 	// Zoom: the picture fits its column; a click shows it at 100% (the
 	// full-size JPEG), Esc fits it again, and so does Z twice.
@@ -107,6 +124,24 @@ func TestViewer(t *testing.T) {
 	require.False(t, bytes.Equal(scenes[2].picture(t, 800, 600, 1), []byte(body)), "never the pushed bytes")
 }
 
+// everyView saves screenshots of the page at desktop and phone size, in
+// light and dark, for a person to look at.
+func everyView(b *browser, name string) {
+	b.t.Helper()
+	for _, phone := range []bool{false, true} {
+		if phone {
+			b.do(chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+		}
+		for _, dark := range []bool{false, true} {
+			b.dark(dark)
+			suffix := map[bool]string{false: "desktop", true: "phone"}[phone] + "-" + map[bool]string{false: "light", true: "dark"}[dark]
+			b.shot(name + "-" + suffix)
+		}
+	}
+	b.dark(false)
+	b.do(chromedp.EmulateReset())
+}
+
 func indexOf(list []string, s string) int {
 	for i, x := range list {
 		if x == s {
@@ -138,7 +173,7 @@ func TestCorrectionsAskFirst(t *testing.T) {
 	require.Equal(t, "/actions/describe", b.location())
 	require.Contains(t, b.text("#confirm-title"), "Replace")
 	require.Contains(t, b.text("blockquote.current"), corrected)
-	b.shot("confirm")
+	everyView(b, "confirm")
 	b.follow("#confirm-cancel")
 	require.Equal(t, page, b.location())
 	require.Equal(t, corrected, b.text("#description"))
@@ -207,10 +242,59 @@ func TestUnknownPath(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, resp.StatusCode)
 	require.Equal(t, "text/html; charset=utf-8", resp.Header.Get("Content-Type"))
 	require.Contains(t, body, "No such page")
-	b := newBrowser(t, g.URL, 390, 844)
+	b := newBrowser(t, g.URL, 1280, 900)
 	b.open("/nope/nothing")
 	require.Equal(t, "No such page", b.text("#error-title"))
-	b.shot("404-phone")
+	everyView(b, "404")
 	b.follow("#error-home")
 	require.Equal(t, "/", b.location())
+}
+
+// TestPhotosLikeThis: with semantic search on, a photo page links to the
+// photos whose descriptions mean the most nearly the same, by their
+// vectors; with it off, there is no link and no such page.
+func TestPhotosLikeThis(t *testing.T) {
+	g := startGallery(t, "")
+	dogs := []scene{scenes[0], scenes[3], scenes[5]}
+	dogs[0].description, dogs[0].alt, dogs[0].keywords = "A brown dog asleep on a sofa in the living room.", "Dog asleep on a sofa", []string{"dog", "sofa"}
+	dogs[1].description, dogs[1].alt, dogs[1].keywords = "Two puppies asleep on a sofa by the window.", "Puppies on a sofa", []string{"puppy", "sofa"}
+	dogs[2].description, dogs[2].alt, dogs[2].keywords = "A red car parked by the road.", "Red car", []string{"car", "road"}
+	for i, sc := range dogs {
+		g.pushScene(t, "photos/home", sc.name, sc, i)
+	}
+	page := func(base string) (string, string) {
+		resp, _ := request(t, http.MethodGet, base+"/p/"+g.RegistryHost+"/photos/home:"+dogs[0].name, nil, nil)
+		require.Equal(t, http.StatusFound, resp.StatusCode)
+		_, body := request(t, http.MethodGet, base+resp.Header.Get("Location"), nil, nil)
+		return resp.Header.Get("Location"), body
+	}
+	photoPath, body := page(g.URL)
+	require.NotContains(t, body, `id="like"`, "no semantic search, no link")
+	likePath := "/like/" + strings.TrimPrefix(photoPath, "/p/")
+	resp, _ := request(t, http.MethodGet, g.URL+likePath, nil, nil)
+	require.Equal(t, http.StatusNotFound, resp.StatusCode)
+
+	// The same stack with an embedding model.
+	emb := modeltest.NewOllama("nomic-embed-text:latest")
+	t.Cleanup(emb.Close)
+	u, err := url.Parse(emb.URL)
+	require.NoError(t, err)
+	semantic, _ := stacktest.FollowIndex(t, g.JS, index.Options{Registry: g.Client.Names().Canonical,
+		Embedder: embed.NewOllama(embed.OllamaOptions{BaseURL: u, Model: "nomic-embed-text"})})
+	require.NoError(t, semantic.Wait(context.Background(), g.JS))
+	require.Eventually(t, func() bool { done, waiting := semantic.Embedded(); return done >= 3 && waiting == 0 }, 30*time.Second, 20*time.Millisecond)
+	plain := g.Catalog
+	g.Catalog = semantic
+	_, base := g.serve(t, "", stacktest.Logger(t))
+	g.Catalog = plain
+
+	_, body = page(base)
+	require.Contains(t, body, `href="`+likePath+`" id="like"`)
+	resp, body = request(t, http.MethodGet, base+likePath, nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	_, grid, ok := strings.Cut(body, `<ul class="grid across">`)
+	require.True(t, ok, "a grid of photos like it")
+	require.Contains(t, grid, dogs[1].description, "the puppies on a sofa are like it")
+	require.NotContains(t, grid, dogs[0].description, "not the photo itself")
+	require.Less(t, strings.Index(grid, dogs[1].description), max(strings.Index(grid, dogs[2].description), len(grid)), "the nearest first")
 }

@@ -75,6 +75,8 @@ type Server struct {
 	thumbs     *thumb.Cache
 	csrfSecret []byte
 	static     http.Handler
+	// blocks are the lists' blocks read lately (photo pages' steps).
+	blocks blocks
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -142,6 +144,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /actions/correct", s.correct)
 	m.HandleFunc("GET /thumbs/{size}/{registry}/{ref...}", s.thumbnail)
 	m.HandleFunc("GET /download/{registry}/{ref...}", s.download)
+	m.HandleFunc("GET /like/{registry}/{ref...}", s.like)
 	m.HandleFunc("GET /v1/search", s.apiSearch)
 	m.Handle("GET /static/", s.staticFiles())
 	m.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
