@@ -330,12 +330,18 @@ func splitTag(ref string) (repository, tag string, ok bool) {
 	return ref[:i], ref[i+1:], true
 }
 
-// byTag answers a photo page addressed by tag (/p/{registry}/{repository}:{tag}):
+// byTag answers a photo page addressed by tag (/p/{registry}/{repository}:{tag},
+// or without a tag: the repository's page):
 // the registry says which manifest the tag names now, and the page
 // redirects to that photo's address by digest, which stays the canonical
 // one (a tag moves; a digest names one photo for ever).
 func (s *Server) byTag(w http.ResponseWriter, r *http.Request, reg, ref string) {
 	repoName, tag, ok := splitTag(ref)
+	if !ok && !strings.Contains(ref, ":") {
+		// No tag: the repository's page.
+		http.Redirect(w, r, repoURL(reg, ref), http.StatusFound)
+		return
+	}
 	if !ok {
 		s.fail(w, r, http.StatusNotFound, "No such photo", fmt.Errorf("%q is neither repository@digest nor repository:tag", ref))
 		return

@@ -41,6 +41,9 @@ func TestViewer(t *testing.T) {
 	require.Equal(t, "oras pull "+g.RegistryHost+"/photos/trip@"+b.text(".facts code.digest"), b.text("#cmd-pull"))
 	resp, _ := request(t, http.MethodGet, g.URL+"/p/"+g.RegistryHost+"/photos/trip:nosuchtag", nil, nil)
 	require.Equal(t, http.StatusNotFound, resp.StatusCode)
+	resp, _ = request(t, http.MethodGet, g.URL+"/p/"+g.RegistryHost+"/photos/trip", nil, nil)
+	require.Equal(t, http.StatusFound, resp.StatusCode)
+	require.Equal(t, "/r/"+g.RegistryHost+"/photos/trip", resp.Header.Get("Location"), "no tag: the repository")
 
 	// A search's results, in their order; open the first.
 	q := "lake OR beach OR snowy"
@@ -297,4 +300,9 @@ func TestPhotosLikeThis(t *testing.T) {
 	require.Contains(t, grid, dogs[1].description, "the puppies on a sofa are like it")
 	require.NotContains(t, grid, dogs[0].description, "not the photo itself")
 	require.Less(t, strings.Index(grid, dogs[1].description), max(strings.Index(grid, dogs[2].description), len(grid)), "the nearest first")
+	b := newBrowser(t, base, 1280, 900)
+	b.open(likePath)
+	loaded, total := b.imagesLoaded("img")
+	require.Equal(t, total, loaded, "every picture loads")
+	everyView(b, "like")
 }
