@@ -69,6 +69,7 @@ func TestViewer(t *testing.T) {
 	key(kb.Escape)
 	require.Equal(t, "/search?q="+url.QueryEscape(q)+"#at-1", b.location())
 	require.Equal(t, order, b.texts(".grid .desc"))
+	b.do(chromedp.Poll[chromedp.Void](`document.activeElement.closest("#at-1") !== null`, chromedp.WithPollingTimeout(5*time.Second)))
 
 	// The same through a repository page, newest first.
 	b.open("/r/" + g.RegistryHost + "/photos/trip")

@@ -126,3 +126,14 @@ if (viewer) {
     }
   });
 }
+
+// Back from a photo page (Esc, or its Back link): the card of that photo
+// in the list takes the focus, so the keyboard goes on from there.
+// (After the page loaded: the browser's own scroll to the fragment comes
+// first and would take the focus back.)
+window.addEventListener("load", () => {
+  if (!/^#at-\d+$/.test(window.location.hash)) return;
+  const card = document.getElementById(window.location.hash.slice(1));
+  const link = card && card.querySelector("a");
+  if (link) link.focus();
+});
