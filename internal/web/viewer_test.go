@@ -230,7 +230,7 @@ func TestCorrectionsAskFirst(t *testing.T) {
 	b.leave(chromedp.Click(chromedp.Search(restore)))
 	require.True(t, strings.HasSuffix(b.location(), "?flash=restored"), b.location())
 	require.Equal(t, corrected, b.text("#description"))
-	b.shot("restored")
+	everyView(b, "restored")
 	job := correctionJob(t, g, corrected)
 	require.NotNil(t, job.Correction)
 	_, m = g.Manifest(t, "photos/bugs", "latest")
