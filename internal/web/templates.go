@@ -30,9 +30,7 @@ func parsePages() (map[string]*template.Template, error) {
 var funcs = template.FuncMap{
 	"repoURL":  repoURL,
 	"photoURL": func(e Entry) string { return photoURL(e.Registry, e.Repository, photoDigest(e)) },
-	"thumbURL": func(e Entry, size string) string {
-		return "/thumbs/" + size + "/" + pathEscape(e.Registry) + "/" + pathEscapeRepo(e.Repository) + "@" + e.Layer
-	},
+	"thumbURL": thumbURL,
 	"card": func(e Entry) cardView {
 		return cardView{Entry: e, Href: photoURL(e.Registry, e.Repository, photoDigest(e))}
 	},
@@ -86,6 +84,11 @@ func photoDigest(e Entry) string {
 		return e.Layer
 	}
 	return e.Digest
+}
+
+// thumbURL is the address of e's picture at size "s", "l" or "f".
+func thumbURL(e Entry, size string) string {
+	return "/thumbs/" + size + "/" + pathEscape(e.Registry) + "/" + pathEscapeRepo(e.Repository) + "@" + e.Layer
 }
 
 func repoURL(registry, repository string) string {

@@ -112,6 +112,9 @@ type steps struct {
 	Back, Label string
 	// Prev and Next are the neighbours' pages ("" at either end).
 	Prev, Next string
+	// NextPicture is the next photo's picture, fetched ahead by the
+	// browser so that → shows it at once.
+	NextPicture string
 	// At is the photo's place in the list, from 1 (0: not found there).
 	At int
 }
@@ -190,6 +193,7 @@ func (s *Server) neighbours(ctx context.Context, l list, e Entry) (steps, error)
 	}
 	if hasNext {
 		st.Next = list{In: l.In, Query: l.Query, At: l.At + 1}.viewURL(next)
+		st.NextPicture = thumbURL(next, "l")
 	}
 	return st, nil
 }

@@ -56,6 +56,11 @@ func TestViewer(t *testing.T) {
 	b.imagesLoaded("#picture")
 	everyView(b, "viewer")
 
+	// The next photo's picture is fetched ahead.
+	prefetch := b.attrs(`link[rel="prefetch"]`, "href")
+	require.Len(t, prefetch, 1)
+	require.True(t, strings.HasPrefix(prefetch[0], "/thumbs/l/"+g.RegistryHost+"/photos/trip@sha256:"), prefetch[0])
+
 	// → twice, ← once: the results' order, computed on the server.
 	key := func(k string) { b.leave(chromedp.KeyEvent(k)) }
 	key(kb.ArrowRight)
