@@ -133,8 +133,8 @@ func TestViewer(t *testing.T) {
 	require.False(t, bytes.Equal(scenes[2].picture(t, 800, 600, 1), []byte(body)), "never the pushed bytes")
 }
 
-// everyView saves screenshots of the page at desktop and phone size, in
-// light and dark, for a person to look at.
+// everyView saves screenshots of the page at desktop (1280×900, the tab's
+// size) and phone size, in light and dark, for a person to look at.
 func everyView(b *browser, name string) {
 	b.t.Helper()
 	for _, phone := range []bool{false, true} {
@@ -148,7 +148,7 @@ func everyView(b *browser, name string) {
 		}
 	}
 	b.dark(false)
-	b.do(chromedp.EmulateReset())
+	b.do(chromedp.EmulateReset(), chromedp.EmulateViewport(1280, 900))
 }
 
 func indexOf(list []string, s string) int {
