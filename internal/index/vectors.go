@@ -494,3 +494,20 @@ func (v *vectors) forget(w wanted) {
 		delete(v.waiting, w.id)
 	}
 }
+
+// vector is entry id's vector as stored (quantised), or nil when it has
+// none yet.
+func (v *vectors) vector(id docKey) []float32 {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	s, ok := v.slot[id]
+	if !ok {
+		return nil
+	}
+	out := make([]float32, v.dims)
+	scale := v.scales[s]
+	for i, c := range v.data[int(s)*v.dims : (int(s)+1)*v.dims] {
+		out[i] = float32(c) * scale
+	}
+	return normalise(out)
+}

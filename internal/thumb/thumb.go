@@ -30,10 +30,13 @@ const (
 	Grid = 480
 	// Preview is the size of a photo page's picture.
 	Preview = 1280
+	// Full is the size of a photo zoomed to 100% and of its download: the
+	// whole picture of a 12 MP camera, re-encoded like the others.
+	Full = 4096
 )
 
 // Sizes lists the sizes [Cache.Get] makes.
-var Sizes = []int{Grid, Preview}
+var Sizes = []int{Grid, Preview, Full}
 
 // Errors of [Cache.Get].
 var (

@@ -3,6 +3,8 @@ package web
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -78,6 +80,9 @@ func (s *Server) describeAgain(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusBadRequest, "Which photo?", err)
 		return
 	}
+	if !s.confirmed(w, r, e, "/actions/describe") {
+		return
+	}
 	j := job(e)
 	j.Force = true
 	if err := queue.NewPublisher(s.opts.JetStream).Publish(r.Context(), j); err != nil {
@@ -101,6 +106,9 @@ func (s *Server) correct(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusBadRequest, "The correction cannot be saved", err)
 		return
 	}
+	if !s.confirmed(w, r, e, "/actions/correct") {
+		return
+	}
 	c.Layer = e.Layer
 	j := job(e)
 	j.Correction = &c
@@ -111,6 +119,9 @@ func (s *Server) correct(w http.ResponseWriter, r *http.Request) {
 	flash := "correcting"
 	if s.awaitCorrection(r.Context(), e, c) {
 		flash = "corrected"
+		if r.PostFormValue("restore") != "" {
+			flash = "restored"
+		}
 	}
 	http.Redirect(w, r, photoURL(e.Registry, e.Repository, e.Layer)+"?flash="+flash, http.StatusSeeOther)
 }
@@ -170,4 +181,56 @@ func (s *Server) awaitCorrection(ctx context.Context, e Entry, c queue.Correctio
 		case <-tick.C:
 		}
 	}
+}
+
+// confirmation is what a form must carry in its confirm field to replace
+// the description e, when e is a person's: a fingerprint of that
+// description, so that a confirmation given for one correction never
+// replaces another written since. A model's description needs none ("").
+func confirmation(e Entry) string {
+	if !photo.IsPerson(e.Model) {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(e.Model + "\x00" + e.Created.UTC().Format(time.RFC3339Nano) + "\x00" + e.Description))
+	return hex.EncodeToString(sum[:12])
+}
+
+type confirmData struct {
+	// Current is the person's description the form would replace.
+	Current Entry
+	// Action is where the confirmed form goes; Describe is set for
+	// "Describe again" (the model's words replace the person's).
+	Action   string
+	Describe bool
+	// Proposed is the description the form would write (a correction).
+	Proposed string
+	// Fields are the form's own fields, sent again with the confirmation.
+	Fields [][2]string
+	// Confirm is the confirm field's value; Stale is set when the form
+	// carried a confirmation of an earlier description.
+	Confirm string
+	Stale   bool
+	Back    string
+}
+
+// confirmed reports whether the form may replace the photo's shown
+// description e: it may when e is a model's, or when the form confirms
+// replacing this very correction. Otherwise it answers with a page that
+// asks (409 Conflict: nothing is queued), whose button sends the same
+// form again with the confirmation; it works without script.
+func (s *Server) confirmed(w http.ResponseWriter, r *http.Request, e Entry, action string) bool {
+	want := confirmation(e)
+	got := r.PostFormValue("confirm")
+	if want == "" || subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1 {
+		return true
+	}
+	d := confirmData{Current: e, Action: action, Describe: action == "/actions/describe", Proposed: r.PostFormValue("description"),
+		Confirm: want, Stale: got != "", Back: photoURL(e.Registry, e.Repository, e.Layer)}
+	for _, k := range []string{"registry", "repository", "layer", "description", "alt", "keywords", "text", "restore"} {
+		if v, ok := r.PostForm[k]; ok && len(v) > 0 {
+			d.Fields = append(d.Fields, [2]string{k, v[0]})
+		}
+	}
+	s.render(w, r, http.StatusConflict, "confirm", page{Title: "Replace a person's description?", Nav: "gallery", Data: d})
+	return false
 }

@@ -2,9 +2,11 @@ package web_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,5 +87,63 @@ func BenchmarkThumbnailFromCache(b *testing.B) {
 	b.Logf("made the thumbnail in %v", time.Since(start))
 	for b.Loop() {
 		get200(b, srv, path)
+	}
+}
+
+// BenchmarkPhotoNext100k measures a photo page opened from a list of
+// 100,000 photos, at place 50,000: the page with its previous and next
+// photos, from the request to the last byte (what → asks for).
+//
+//   - repository, search: the step a person takes: the block of the list
+//     around the photo was read already (by the list's page, or the step
+//     before).
+//   - repository-cold: every step lands in a block not read yet (the first
+//     step past a list page's end), so the list is read around it.
+func BenchmarkPhotoNext100k(b *testing.B) {
+	const n, at = 100_000, 50_000
+	srv, s, _ := benchServer(b, n)
+	// Newest first: photo i is at place n-1-i of its repository.
+	inRepo := func(at int) string {
+		return fmt.Sprintf("/p/%s/photos/bench@sha256:%064x?in=repo&at=%d", s.RegistryHost, n-1-at+1_000_000, at)
+	}
+	b.Run("repository", func(b *testing.B) {
+		path := inRepo(at)
+		stepsBoth(b, srv, path)
+		for b.Loop() {
+			get200(b, srv, path)
+		}
+	})
+	b.Run("repository-cold", func(b *testing.B) {
+		place := at
+		for b.Loop() {
+			place += web.PageSize
+			get200(b, srv, inRepo(place%(n-1)+1))
+		}
+	})
+	b.Run("search", func(b *testing.B) {
+		req := httptest.NewRequest(http.MethodGet, fmt.Sprintf("/v1/search?q=harbour&offset=%d&limit=1", at), nil)
+		req.Host = "127.0.0.1"
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, req)
+		var a web.SearchAnswer
+		if err := json.Unmarshal(w.Body.Bytes(), &a); err != nil || len(a.Results) != 1 {
+			b.Fatalf("search at %d: %v %s", at, err, w.Body.String())
+		}
+		path := fmt.Sprintf("/p/%s/photos/bench@%s?in=search&q=harbour&at=%d", s.RegistryHost, a.Results[0].Layer, at)
+		stepsBoth(b, srv, path)
+		for b.Loop() {
+			get200(b, srv, path)
+		}
+	})
+}
+
+// stepsBoth fails unless the page at path has a previous and a next photo.
+func stepsBoth(b *testing.B, h http.Handler, path string) {
+	req := httptest.NewRequest(http.MethodGet, path, nil)
+	req.Host = "127.0.0.1"
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	if !strings.Contains(w.Body.String(), `id="next"`) || !strings.Contains(w.Body.String(), `id="prev"`) {
+		b.Fatalf("GET %s: no previous and next photo", path)
 	}
 }

@@ -25,6 +25,12 @@ type Catalog interface {
 	// newest first, then those a re-pushed manifest replaced (Superseded
 	// set), most recently replaced first.
 	Photo(ctx context.Context, registry, repository, digest string) ([]Entry, error)
+	// Semantic reports whether search is semantic too (an embedding
+	// model is configured): only then can Similar answer.
+	Semantic() bool
+	// Similar returns the photos whose descriptions mean the most nearly
+	// what the photo's shown description says, best first, without it.
+	Similar(ctx context.Context, registry, repository, layer string, limit int) ([]Hit, error)
 	// Refusals lists the manifests read and found to hold no photo,
 	// newest first, at most limit, and how many there are.
 	Refusals(ctx context.Context, limit int) ([]Refusal, int, error)
@@ -78,4 +84,13 @@ func (s *Server) find(ctx context.Context, q Query) (found, error) {
 	}
 	hits, total, err = s.opts.Catalog.Search(ctx, better)
 	return found{Hits: hits, Total: total, Suggestion: better.String()}, err
+}
+
+// entries are the photos found, in order.
+func (f found) entries() []Entry {
+	es := make([]Entry, len(f.Hits))
+	for i, h := range f.Hits {
+		es[i] = h.Entry
+	}
+	return es
 }

@@ -214,6 +214,7 @@ func (s *Server) repository(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusNotFound, "No photos here yet", fmt.Errorf("the index has no described photo in %s/%s", reg, repo))
 		return
 	}
+	s.blocks.put(blockKey{in: listRepository, repository: reg + "/" + repo, block: pageNum - 1}, photos)
 	data := repositoryData{Registry: reg, Repository: repo, Photos: photos, Total: total, Pager: newPager(repoURL(reg, repo), pageNum, total)}
 	s.render(w, r, http.StatusOK, "repository", page{Title: repo, Nav: "gallery", Data: data})
 }
@@ -226,34 +227,68 @@ type photoData struct {
 	// another model's description re-pushed in annotation mode), most
 	// recently replaced first.
 	History []Entry
+	// ShownAt is Shown's place in History: every other one can be restored.
+	ShownAt int
 	// Others are the other photos of the same manifest (an album, or a
 	// manifest with several image layers).
 	Others []Entry
 	// Tags of the manifest, Ref its reference.
-	Tags                      []string
-	Ref, Manifest             string
-	FetchCommand, DiscoverCmd string
-	Keywords                  string
+	Tags                                   []string
+	Ref, Manifest                          string
+	PullCommand, FetchCommand, DiscoverCmd string
+	Keywords                               string
+	// Like is the address of the photos like it ("" without semantic search).
+	Like string
+	// Steps lead to the photos before and after it in the list the page
+	// was opened from, and back to that list.
+	Steps steps
 }
 
 func (s *Server) photo(w http.ResponseWriter, r *http.Request) {
 	reg := s.registryName(r.PathValue("registry"))
+	if !strings.Contains(r.PathValue("ref"), "@") {
+		s.byTag(w, r, reg, r.PathValue("ref"))
+		return
+	}
+	data, _, ok := s.photoAt(w, r)
+	if !ok {
+		return
+	}
+	if s.opts.Catalog.Semantic() {
+		data.Like = likeURL(data.Shown)
+	}
+	data.Steps = steps{Back: repoURL(data.Shown.Registry, data.Shown.Repository), Label: data.Shown.Repository}
+	if l, ok := listOf(r); ok {
+		st, err := s.neighbours(r.Context(), l, data.Shown)
+		if err != nil {
+			s.opts.Log.Warn("photo page: its list cannot be read", "list", l.query(), "err", err)
+		} else {
+			data.Steps = st
+		}
+	}
+	s.render(w, r, http.StatusOK, "photo", page{Title: cmp.Or(data.Shown.Title, shortDigest(data.Shown.Layer)), Nav: "gallery", Data: data})
+}
+
+// photoAt reads the photo the address names ({registry} and {ref},
+// repository@digest) and the digest; it answers 404 or 500 itself.
+func (s *Server) photoAt(w http.ResponseWriter, r *http.Request) (photoData, string, bool) {
+	reg := s.registryName(r.PathValue("registry"))
 	repo, digest, err := splitRef(r.PathValue("ref"))
 	if err != nil {
 		s.fail(w, r, http.StatusNotFound, "No such photo", err)
-		return
+		return photoData{}, "", false
 	}
 	entries, err := s.opts.Catalog.Photo(r.Context(), reg, repo, digest)
 	if err != nil {
 		s.fail(w, r, http.StatusInternalServerError, "The search index cannot be read", err)
-		return
+		return photoData{}, "", false
 	}
 	data, ok := photoView(entries, digest)
 	if !ok {
 		s.fail(w, r, http.StatusNotFound, "No such photo", fmt.Errorf("the index has no description of %s/%s@%s", reg, repo, digest))
-		return
+		return photoData{}, "", false
 	}
-	s.render(w, r, http.StatusOK, "photo", page{Title: cmp.Or(data.Shown.Title, shortDigest(data.Shown.Layer)), Nav: "gallery", Data: data})
+	return data, digest, true
 }
 
 // photoView arranges a manifest's entries for the page of the photo
@@ -293,9 +328,9 @@ func photoView(entries []Entry, digest string) (photoData, bool) {
 		return cmp.Or(b.Superseded.Compare(a.Superseded), b.Created.Compare(a.Created))
 	})
 	d.Shown = d.History[0]
-	for _, e := range d.History {
+	for i, e := range d.History {
 		if photo.IsPerson(e.Model) {
-			d.Shown = e
+			d.Shown, d.ShownAt = e, i
 			break
 		}
 	}
@@ -310,6 +345,7 @@ func photoView(entries []Entry, digest string) (photoData, bool) {
 	d.History = append(d.History, past...)
 	d.Manifest = cmp.Or(d.Shown.Manifest, d.Shown.Digest)
 	d.Ref = d.Shown.Registry + "/" + d.Shown.Repository + "@" + d.Shown.Digest
+	d.PullCommand = "oras pull " + d.Ref
 	d.FetchCommand = "oras manifest fetch --pretty " + d.Ref
 	d.DiscoverCmd = "oras discover --format tree " + d.Ref
 	d.Keywords = strings.Join(d.Shown.Keywords, ", ")
@@ -349,6 +385,7 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusInternalServerError, "The search failed", err)
 		return
 	}
+	s.blocks.put(blockKey{in: listSearch, query: text, block: pageNum - 1}, f.entries())
 	data := searchData{Query: text, found: f, Pager: newPager("/search?q="+queryEscape(text), pageNum, f.Total)}
 	if f.Total == 0 {
 		data.Examples = s.examplesOf(r.Context())

@@ -63,6 +63,10 @@ func (emptyCatalog) Photos(context.Context, string, string, int, int) ([]web.Ent
 func (emptyCatalog) Photo(context.Context, string, string, string) ([]web.Entry, error) {
 	return nil, nil
 }
+func (emptyCatalog) Semantic() bool { return false }
+func (emptyCatalog) Similar(context.Context, string, string, string, int) ([]web.Hit, error) {
+	return nil, nil
+}
 func (emptyCatalog) Wait(context.Context, jetstream.JetStream) error           { return nil }
 func (emptyCatalog) Refusals(context.Context, int) ([]web.Refusal, int, error) { return nil, 0, nil }
 

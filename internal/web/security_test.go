@@ -217,6 +217,12 @@ func TestSecurity(t *testing.T) {
 		require.NotContains(t, body, "alert")
 		require.Contains(t, body, "no preview")
 		require.NotContains(t, resp.Header.Get("Cache-Control"), "immutable")
+		// Nor is it a download: the gallery hands out only pictures it made.
+		resp, body = request(t, http.MethodGet, g.URL+"/download/"+g.RegistryHost+"/photos/evil@"+m.Layers[0].Digest.String(), nil, nil)
+		require.Equal(t, http.StatusNotFound, resp.StatusCode)
+		require.Empty(t, resp.Header.Get("Content-Disposition"))
+		require.Equal(t, "text/html; charset=utf-8", resp.Header.Get("Content-Type"))
+		require.NotContains(t, body, "alert(")
 		g.WaitIdle(t)
 	})
 }

@@ -13,7 +13,7 @@ import (
 )
 
 // pageNames are the page templates; each is parsed with layout.html.
-var pageNames = []string{"home", "repository", "photo", "search", "jobs", "run", "error"}
+var pageNames = []string{"home", "repository", "photo", "search", "jobs", "run", "error", "confirm", "like"}
 
 func parsePages() (map[string]*template.Template, error) {
 	out := map[string]*template.Template{}
@@ -30,14 +30,22 @@ func parsePages() (map[string]*template.Template, error) {
 var funcs = template.FuncMap{
 	"repoURL":  repoURL,
 	"photoURL": func(e Entry) string { return photoURL(e.Registry, e.Repository, photoDigest(e)) },
-	"thumbURL": func(e Entry, size string) string {
-		return "/thumbs/" + size + "/" + pathEscape(e.Registry) + "/" + pathEscapeRepo(e.Repository) + "@" + e.Layer
+	"thumbURL": thumbURL,
+	"card": func(e Entry) cardView {
+		return cardView{Entry: e, Href: photoURL(e.Registry, e.Repository, photoDigest(e))}
 	},
-	"ago":      ago,
-	"when":     func(t time.Time) string { return t.UTC().Format("2 Jan 2006, 15:04 UTC") },
-	"iso":      func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-	"short":    shortDigest,
-	"isPerson": photo.IsPerson,
+	"listed": func(e Entry, in, q string, at int) cardView {
+		return cardView{Entry: e, Href: list{In: in, Query: q, At: at}.viewURL(e), ID: cardID(at)}
+	},
+	"downloadURL": func(e Entry) string {
+		return "/download/" + pathEscape(e.Registry) + "/" + pathEscapeRepo(e.Repository) + "@" + e.Layer
+	},
+	"breakable": breakable,
+	"ago":       ago,
+	"when":      func(t time.Time) string { return t.UTC().Format("2 Jan 2006, 15:04 UTC") },
+	"iso":       func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"short":     shortDigest,
+	"isPerson":  photo.IsPerson,
 	"describer": func(model string) string {
 		if !photo.IsPerson(model) {
 			return model
@@ -61,6 +69,14 @@ var funcs = template.FuncMap{
 	"previewSize": func() int { return thumb.Preview },
 }
 
+// cardView is one photo of a grid: its card links to Href, the photo's
+// page opened from the list the card is in; ID names the card in its list
+// (the photo page's way back scrolls to it).
+type cardView struct {
+	Entry
+	Href, ID string
+}
+
 // photoDigest is the digest a photo page is addressed by: its layer, so an
 // album's photos each have their own page.
 func photoDigest(e Entry) string {
@@ -68,6 +84,11 @@ func photoDigest(e Entry) string {
 		return e.Layer
 	}
 	return e.Digest
+}
+
+// thumbURL is the address of e's picture at size "s", "l" or "f".
+func thumbURL(e Entry, size string) string {
+	return "/thumbs/" + size + "/" + pathEscape(e.Registry) + "/" + pathEscapeRepo(e.Repository) + "@" + e.Layer
 }
 
 func repoURL(registry, repository string) string {
@@ -124,3 +145,13 @@ func plural(n int, unit string) string {
 }
 
 func queryEscape(s string) string { return url.QueryEscape(s) }
+
+// breakable is a command or reference as HTML that a narrow column wraps
+// after a '/' or before an '@' rather than inside a host name; copying it
+// gives the same text (<wbr> holds none).
+func breakable(s string) template.HTML {
+	e := template.HTMLEscapeString(s)
+	e = strings.ReplaceAll(e, "/", "/<wbr>")
+	e = strings.ReplaceAll(e, "@", "<wbr>@")
+	return template.HTML(e)
+}

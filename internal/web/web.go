@@ -75,6 +75,8 @@ type Server struct {
 	thumbs     *thumb.Cache
 	csrfSecret []byte
 	static     http.Handler
+	// blocks are the lists' blocks read lately (photo pages' steps).
+	blocks blocks
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -141,11 +143,14 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /actions/describe", s.describeAgain)
 	m.HandleFunc("POST /actions/correct", s.correct)
 	m.HandleFunc("GET /thumbs/{size}/{registry}/{ref...}", s.thumbnail)
+	m.HandleFunc("GET /download/{registry}/{ref...}", s.download)
+	m.HandleFunc("GET /like/{registry}/{ref...}", s.like)
 	m.HandleFunc("GET /v1/search", s.apiSearch)
 	m.Handle("GET /static/", s.staticFiles())
 	m.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/static/favicon.svg", http.StatusMovedPermanently)
 	})
+	m.HandleFunc("/", s.notFound)
 }
 
 // staticFiles serves the embedded assets; they change only with the binary.
@@ -213,6 +218,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 // key: a redirect never carries text of its own into a page.
 var flashes = map[string]string{
 	"corrected":     "Your description is written and searchable.",
+	"restored":      "The earlier description is back, written as a correction: automatic runs keep it.",
 	"correcting":    "Your description is queued; it shows here once a worker has written it to the registry.",
 	"describing":    "Queued to be described again; the new description shows here once a worker has written it.",
 	"retried":       "The failed job is queued again.",
