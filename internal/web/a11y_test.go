@@ -100,6 +100,8 @@ func TestPagesAreAccessible(t *testing.T) {
 		"no results":   "/search?q=zebra",
 		"photo":        photo,
 		"jobs":         "/jobs",
+		"not found":    "/no/such/page",
+		"photo by tag": "/p/" + g.RegistryHost + "/photos/travel:" + scenes[0].name,
 	}
 	for _, look := range []struct {
 		name  string
