@@ -1,12 +1,11 @@
 package imageprep
 
 import (
-	"bytes"
 	"fmt"
 	"image"
 	"image/color"
 
-	"github.com/regscribe/regscribe/internal/imageprep/internal/jpegscale"
+	"github.com/regscribe/regscribe/internal/imageprep/internal/jpegdec"
 )
 
 // jpegShift returns the log2 of the smallest DCT scale (1, 1/2, 1/4, 1/8)
@@ -27,12 +26,12 @@ func scaled(n int, shift uint) int {
 	return (n + 1<<shift - 1) >> shift
 }
 
-// decodeJPEG decodes a JPEG at scale 1/2^shift, a 4:2:0 one with its
-// chroma at the same scale: the pipeline makes 4:2:0 (renderYCbCr), for
-// which jpegShift's scale leaves chroma enough.
+// decodeJPEG decodes a JPEG at scale 1/2^shift, its chroma at the same
+// scale as its luma (a 4:2:0 one stays 4:2:0): the pipeline makes 4:2:0
+// (renderYCbCr), for which jpegShift's scale leaves chroma enough.
 func decodeJPEG(data []byte, shift uint) (img image.Image, err error) {
 	defer recoverDecoder(&err)
-	img, err = jpegscale.DecodeScaled420(bytes.NewReader(data), shift)
+	img, err = jpegdec.DecodeScaled(data, shift)
 	if err == nil && img == nil {
 		err = fmt.Errorf("decoder returned no image")
 	}

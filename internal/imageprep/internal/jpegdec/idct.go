@@ -1,0 +1,177 @@
+package jpegdec
+
+import "math"
+
+// The 8×8 inverse DCT is Chen and Wang's separable integer algorithm
+// (W.-H. Chen, C. H. Smith, S. C. Fralick, "A fast computational algorithm
+// for the discrete cosine transform", 1977, as factored by Z. Wang for the
+// IEEE 1180-conformant reference decoder of MPEG): a pass over the rows
+// with 11 fractional bits and 8 kept, then over the columns with 8 and 14
+// dropped. Its constants are 2048·√2·cos(kπ/16).
+const (
+	w1 = 2841 // k = 1
+	w2 = 2676 // k = 2
+	w3 = 2408 // k = 3
+	w5 = 1609 // k = 5
+	w6 = 1108 // k = 6
+	w7 = 565  // k = 7
+	r2 = 181  // 256/√2
+)
+
+// idctRows is the first pass: each row of blk in place, scaled by 8.
+func idctRows(blk *[64]int32) {
+	for y := 0; y < 64; y += 8 {
+		b := (*[8]int32)(blk[y:])
+		if b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] == 0 {
+			v := b[0] << 3
+			*b = [8]int32{v, v, v, v, v, v, v, v}
+			continue
+		}
+		x0, x1 := b[0]<<11+128, b[4]<<11
+		x2, x3, x4, x5, x6, x7 := b[6], b[2], b[1], b[7], b[5], b[3]
+		// Odd part.
+		x8 := w7 * (x4 + x5)
+		x4 = x8 + (w1-w7)*x4
+		x5 = x8 - (w1+w7)*x5
+		x8 = w3 * (x6 + x7)
+		x6 = x8 - (w3-w5)*x6
+		x7 = x8 - (w3+w5)*x7
+		// Even part.
+		x8 = x0 + x1
+		x0 -= x1
+		x1 = w6 * (x3 + x2)
+		x2 = x1 - (w2+w6)*x2
+		x3 = x1 + (w2-w6)*x3
+		o := combine(x0, x2, x3, x4, x5, x6, x7, x8)
+		*b = [8]int32{o[0] >> 8, o[1] >> 8, o[2] >> 8, o[3] >> 8, o[4] >> 8, o[5] >> 8, o[6] >> 8, o[7] >> 8}
+	}
+}
+
+// idctColumns is the second pass over the columns of blk, writing the
+// samples, level-shifted by 128 and clamped, to dst with the given stride.
+func idctColumns(blk *[64]int32, dst []byte, stride int) {
+	_ = dst[7*stride+7]
+	for x := range 8 {
+		b0, b1, b2, b3 := blk[x], blk[8+x], blk[16+x], blk[24+x]
+		b4, b5, b6, b7 := blk[32+x], blk[40+x], blk[48+x], blk[56+x]
+		if b1|b2|b3|b4|b5|b6|b7 == 0 {
+			v := clamp((b0+32)>>6 + 128)
+			for y := range 8 {
+				dst[y*stride+x] = v
+			}
+			continue
+		}
+		x0, x1 := b0<<8+8192, b4<<8
+		x2, x3, x4, x5, x6, x7 := b6, b2, b1, b7, b5, b3
+		x8 := w7*(x4+x5) + 4
+		x4 = (x8 + (w1-w7)*x4) >> 3
+		x5 = (x8 - (w1+w7)*x5) >> 3
+		x8 = w3*(x6+x7) + 4
+		x6 = (x8 - (w3-w5)*x6) >> 3
+		x7 = (x8 - (w3+w5)*x7) >> 3
+		x8 = x0 + x1
+		x0 -= x1
+		x1 = w6*(x3+x2) + 4
+		x2 = (x1 - (w2+w6)*x2) >> 3
+		x3 = (x1 + (w2-w6)*x3) >> 3
+		o := combine(x0, x2, x3, x4, x5, x6, x7, x8)
+		for y, v := range o {
+			dst[y*stride+x] = clamp(v>>14 + 128)
+		}
+	}
+}
+
+// combine is the last two stages of both passes: the even part's x0, x2,
+// x3, x8 and the odd part's x4 to x7 make the eight outputs, still scaled.
+func combine(x0, x2, x3, x4, x5, x6, x7, x8 int32) [8]int32 {
+	x1 := x4 + x6
+	x4 -= x6
+	x6 = x5 + x7
+	x5 -= x7
+	x7 = x8 + x3
+	x8 -= x3
+	x3 = x0 + x2
+	x0 -= x2
+	x2 = (r2*(x4+x5) + 128) >> 8
+	x4 = (r2*(x4-x5) + 128) >> 8
+	return [8]int32{x7 + x1, x3 + x2, x0 + x4, x8 + x6, x8 - x6, x0 - x4, x3 - x2, x7 - x1}
+}
+
+func clamp(v int32) byte {
+	return byte(min(max(v, 0), 255))
+}
+
+// reducedBits is the fixed-point precision of the reduced kernels.
+const reducedBits = 12
+
+// reduced[n] is the n-point kernel of scale 8/n (n = 2, 4), n×n: entry
+// [x*n+u] weighs frequency u for output sample x. An output sample is the
+// mean of the m = 8/n pixels it stands for; the mean of the basis function
+// cos((2t+1)uπ/16) over those pixels is cos((2x+1)uπ/2n) times
+// sin(muπ/16) / (m·sin(uπ/16)). With the IDCT's own factor C(u)/2 that
+// is the kernel, scaled by 2^reducedBits.
+var reduced = func() (k [5][]int64) {
+	for _, n := range []int{2, 4} {
+		m := float64(8 / n)
+		k[n] = make([]int64, n*n)
+		for x := range n {
+			for u := range n {
+				c, box := 0.5, 1.0
+				if u == 0 {
+					c = 0.5 / math.Sqrt2
+				} else {
+					box = math.Sin(m*float64(u)*math.Pi/16) / (m * math.Sin(float64(u)*math.Pi/16))
+				}
+				f := c * box * math.Cos(float64(2*x+1)*float64(u)*math.Pi/float64(2*n))
+				k[n][x*n+u] = int64(math.Round(f * (1 << reducedBits)))
+			}
+		}
+	}
+	return k
+}()
+
+// idctReduced writes the n×n samples (n = 2 or 4) of blk's lowest n×n
+// frequencies to dst with the given stride.
+func idctReduced(blk *[64]int32, n int, dst []byte, stride int) {
+	k := reduced[n]
+	var tmp [16]int64 // [v*n+x]: rows transformed
+	for v := range n {
+		row := blk[v*8 : v*8+n]
+		for x := range n {
+			kx := k[x*n : x*n+n]
+			var s int64
+			for u, f := range row {
+				s += kx[u] * int64(f)
+			}
+			tmp[v*n+x] = s
+		}
+	}
+	const half = 1 << (2*reducedBits - 1)
+	for y := range n {
+		ky := k[y*n : y*n+n]
+		for x := range n {
+			var s int64
+			for v := range n {
+				s += ky[v] * tmp[v*n+x]
+			}
+			dst[y*stride+x] = byte(min(max((s+half)>>(2*reducedBits)+128, 0), 255))
+		}
+	}
+}
+
+// output writes the samples of the dequantized block blk, the block (bx,
+// by) of c, at the decoder's scale; blk is overwritten.
+func (d *decoder) output(c *component, bx, by int, blk *[64]int32) {
+	n := d.n
+	stride := c.bw * n
+	dst := c.plane[by*n*stride+bx*n:]
+	switch n {
+	case 8:
+		idctRows(blk)
+		idctColumns(blk, dst, stride)
+	case 1:
+		dst[0] = clamp((blk[0]+4)>>3 + 128)
+	default:
+		idctReduced(blk, n, dst, stride)
+	}
+}
