@@ -1,5 +1,7 @@
 package jpegdec
 
+import "encoding/binary"
+
 // bitReader reads the entropy-coded data of a scan (T.81 F.2.2.5): bytes
 // with 0xff00 standing for 0xff, ended by a marker. Bits are kept in acc
 // from its most significant bit down.
@@ -17,6 +19,17 @@ type bitReader struct {
 
 // fill tops acc up to at least 57 bits.
 func (r *bitReader) fill() {
+	if !r.end && r.pos+8 <= len(r.data) {
+		// The whole bytes that fit, at once, unless one is 0xff.
+		w := binary.BigEndian.Uint64(r.data[r.pos:])
+		if x := ^w; (x-0x0101010101010101)&^x&0x8080808080808080 == 0 {
+			k := (64 - r.n) / 8
+			r.acc |= w >> (64 - 8*k) << (64 - r.n - 8*k)
+			r.n += 8 * k
+			r.pos += int(k)
+			return
+		}
+	}
 	for r.n <= 56 {
 		if !r.end {
 			if r.pos < len(r.data) {

@@ -67,6 +67,9 @@ type decoder struct {
 
 	shift uint // output scale 1/2^shift
 	n     int  // samples across an output block: 8 >> shift
+	// maxPixels, when not 0, refuses larger frames: for the tests, whose
+	// callers do not read the header first.
+	maxPixels int
 
 	width, height int
 	progressive   bool
@@ -98,7 +101,13 @@ func Decode(data []byte) (image.Image, error) {
 // as those frequencies go (a box filter, without the aliasing the higher
 // frequencies would fold in).
 func DecodeScaled(data []byte, shift uint) (image.Image, error) {
-	d := &decoder{data: data, shift: min(shift, 3)}
+	return decode(data, shift, 0)
+}
+
+// decode is DecodeScaled refusing frames of more than maxPixels if it is
+// not 0.
+func decode(data []byte, shift uint, maxPixels int) (image.Image, error) {
+	d := &decoder{data: data, shift: min(shift, 3), maxPixels: maxPixels}
 	d.n = 8 >> d.shift
 	if err := d.decode(); err != nil {
 		return nil, err
@@ -246,6 +255,9 @@ func (d *decoder) parseFrame(seg []byte, progressive bool) error {
 	if d.width == 0 {
 		return FormatError("width 0")
 	}
+	if d.maxPixels > 0 && d.width*d.height > d.maxPixels {
+		return UnsupportedError("image too large")
+	}
 	switch nc {
 	case 1, 3, 4:
 	default:
@@ -378,6 +390,9 @@ func (t *huffman) build(counts []byte, vals []byte) error {
 		} else {
 			t.valptr[l] = k - code
 			for range n {
+				if code >= 1<<l {
+					return FormatError("Huffman table: too many codes")
+				}
 				if l <= lookupBits {
 					first := code << (lookupBits - l)
 					for j := range int32(1) << (lookupBits - l) {
@@ -388,9 +403,6 @@ func (t *huffman) build(counts []byte, vals []byte) error {
 				k++
 			}
 			t.maxcode[l] = code - 1
-			if code > 1<<l {
-				return FormatError("Huffman table: too many codes")
-			}
 		}
 		code <<= 1
 	}

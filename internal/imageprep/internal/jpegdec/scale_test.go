@@ -2,7 +2,9 @@ package jpegdec
 
 import (
 	"bytes"
+	"image"
 	"image/jpeg"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -62,4 +64,69 @@ func TestScaledPSNR(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestReducedKernels checks the 4- and 2-point inverse DCTs against the
+// kernels' plain matrix form, on random blocks.
+func TestReducedKernels(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range 20000 {
+		var blk [64]int32
+		for j := range blk {
+			if r.IntN(3) == 0 || j == 0 {
+				blk[j] = int32(r.IntN(8192) - 4096)
+			}
+		}
+		if i%5 == 0 {
+			clear(blk[1:])
+		}
+		for _, n := range []int{2, 4} {
+			var got, want [16]byte
+			b := blk
+			if n == 4 {
+				idct4(&b, got[:], 4)
+			} else {
+				idct2(&b, got[:], 2)
+			}
+			b = blk
+			idctReduced(&b, n, want[:], n)
+			if got != want {
+				t.Fatalf("n %d: %v, want %v", n, got[:n*n], want[:n*n])
+			}
+		}
+	}
+}
+
+// photo12 is a 4000×3000 baseline 4:2:0 JPEG of noise on a gradient.
+func photo12(b *testing.B) []byte {
+	m := image.NewRGBA(image.Rect(0, 0, 4000, 3000))
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range m.Pix {
+		m.Pix[i] = uint8(i/4%4000/16 + r.IntN(20))
+	}
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, m, &jpeg.Options{Quality: 90}); err != nil {
+		b.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func benchmarkDecode(b *testing.B, data []byte, shift uint) {
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeScaled(data, shift); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecode12MPHalf(b *testing.B) { benchmarkDecode(b, photo12(b), 1) }
+
+func BenchmarkDecode12MPProgressiveHalf(b *testing.B) {
+	data, err := os.ReadFile("../../testdata/photo12-progressive.jpg")
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchmarkDecode(b, data, 1)
 }

@@ -186,7 +186,7 @@ func (d *decoder) decodeBlock(s *scan, sc *scanComp, bx, by int, blk *[64]int32)
 		if err != nil {
 			return err
 		}
-		if t > 16 {
+		if t > 11 {
 			return FormatError("DC difference size")
 		}
 		sc.pred += s.r.receiveExtend(uint(t))
@@ -217,7 +217,7 @@ func (d *decoder) sequentialBlock(r *bitReader, sc *scanComp, blk *[64]int32) er
 	if err != nil {
 		return err
 	}
-	if t > 16 {
+	if t > 11 { // T.81 table F.1: 11 bits at 8-bit precision
 		return FormatError("DC difference size")
 	}
 	sc.pred += r.receiveExtend(uint(t))
@@ -228,11 +228,15 @@ func (d *decoder) sequentialBlock(r *bitReader, sc *scanComp, blk *[64]int32) er
 			return err
 		}
 		if size == 0 {
-			if run != 15 {
-				break // EOB
+			switch run {
+			case 0:
+				return nil // EOB
+			case 15:
+				k += 15 // ZRL: 16 zeros
+				continue
 			}
-			k += 15
-			continue
+			// End-of-band runs are progressive scans' (T.81 G.1.2.2).
+			return FormatError("undefined AC symbol")
 		}
 		k += run
 		if k > 63 {
@@ -331,12 +335,16 @@ func (s *scan) refineAC(sc *scanComp, coef *[64]int32) error {
 	return nil
 }
 
-// symbol reads the next run/size symbol of an AC table.
+// symbol reads the next run/size symbol of an AC table; a size past T.81
+// table F.2's 10 bits (at 8-bit precision) is an error.
 func (r *bitReader) symbol(t *huffman) (run int, size uint, err error) {
 	if r.n < 32 {
 		r.fill()
 	}
 	rs, err := r.decode(t)
+	if rs&15 > 10 {
+		return 0, 0, FormatError("AC coefficient size")
+	}
 	return int(rs >> 4), uint(rs & 15), err
 }
 
