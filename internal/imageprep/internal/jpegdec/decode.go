@@ -52,7 +52,11 @@ type huffman struct {
 	defined bool
 	// lookup is indexed by the next lookupBits bits: code length << 8 |
 	// value, or 0 when the code is longer.
-	lookup  [1 << lookupBits]uint16
+	lookup [1 << lookupBits]uint16
+	// fast is indexed alike for an AC table's codes whose value bits
+	// follow within lookupBits: the value << 16 | run << 8 | bits used
+	// (code and value), or 0.
+	fast    [1 << lookupBits]int32
 	maxcode [18]int32 // largest code of each length, -1 when none
 	valptr  [17]int32 // index in vals of the first code of each length, minus that code
 	vals    [256]uint8
@@ -67,6 +71,10 @@ type decoder struct {
 
 	shift uint // output scale 1/2^shift
 	n     int  // samples across an output block: 8 >> shift
+	// keep is, by zig-zag position, the index in the block of the
+	// coefficients the scale uses (those of the n×n lowest frequencies),
+	// -1 for the others.
+	keep [64]int8
 	// maxPixels, when not 0, refuses larger frames: for the tests, whose
 	// callers do not read the header first.
 	maxPixels int
@@ -109,6 +117,12 @@ func DecodeScaled(data []byte, shift uint) (image.Image, error) {
 func decode(data []byte, shift uint, maxPixels int) (image.Image, error) {
 	d := &decoder{data: data, shift: min(shift, 3), maxPixels: maxPixels}
 	d.n = 8 >> d.shift
+	for k, z := range zigzag {
+		d.keep[k] = -1
+		if int(z%8) < d.n && int(z/8) < d.n {
+			d.keep[k] = int8(z)
+		}
+	}
 	if err := d.decode(); err != nil {
 		return nil, err
 	}
@@ -407,5 +421,16 @@ func (t *huffman) build(counts []byte, vals []byte) error {
 		code <<= 1
 	}
 	t.maxcode[17] = 1 << 30 // sentinel: never reached past 16 bits
+	for i, e := range t.lookup {
+		l, run, size := uint(e>>8), int32(e>>4&15), uint(e&15)
+		if e == 0 || size == 0 || l+size > lookupBits {
+			continue
+		}
+		v := int32(i>>(lookupBits-l-size)) & (1<<size - 1)
+		if v < 1<<(size-1) {
+			v += -1<<size + 1
+		}
+		t.fast[i] = v<<16 | run<<8 | int32(l+size)
+	}
 	return nil
 }

@@ -160,22 +160,22 @@ func (d *decoder) finish(c *component) {
 		q[z] = d.quant[c.tq][k]
 	}
 	var blk [64]int32
-	for by := range c.bh {
-		for bx := range c.bw {
-			coef := (*[64]int32)(c.coef[(by*c.bw+bx)*64:])
-			if n == 8 {
-				for i := range blk {
-					blk[i] = coef[i] * q[i]
-				}
-			} else {
-				for v := range n {
-					for u := range n {
-						blk[v*8+u] = coef[v*8+u] * q[v*8+u]
-					}
+	for i := 0; i < len(c.coef); i += 64 {
+		coef := (*[64]int32)(c.coef[i : i+64])
+		if n == 8 {
+			for i := range blk {
+				blk[i] = coef[i] * q[i]
+			}
+		} else {
+			for v := 0; v < 8*n; v += 8 {
+				row, qrow, out := coef[v:v+n], q[v:v+n], blk[v:v+n]
+				for u := range row {
+					out[u] = row[u] * qrow[u]
 				}
 			}
-			d.output(c, bx, by, &blk)
 		}
+		b := i / 64
+		d.output(c, b%c.bw, b/c.bw, &blk)
 	}
 	c.coef = nil
 }

@@ -130,3 +130,36 @@ func BenchmarkDecode12MPProgressiveHalf(b *testing.B) {
 	}
 	benchmarkDecode(b, data, 1)
 }
+
+// TestProgressiveAsBaseline decodes progressive JPEGs and their baseline
+// twins (the same coefficients, rewritten by jpegtran) at every scale:
+// the pixels must be the same.
+func TestProgressiveAsBaseline(t *testing.T) {
+	for prog, base := range map[string]string{
+		"progressive420-rst.jpg": "progressive420-norst.ref",
+		"progressive444.jpg":     "progressive444-baseline.ref",
+		"progressive-gray.jpg":   "progressive-gray-baseline.ref",
+	} {
+		p, err := os.ReadFile("testdata/" + prog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile("testdata/" + base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for shift := range uint(4) {
+			got, err := DecodeScaled(p, shift)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := DecodeScaled(b, shift)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if differ, _, err := compare(got, want, 0); err != nil || differ > 0 {
+				t.Errorf("%s 1/%d: %d samples differ from %s's: %v", prog, 1<<shift, differ, base, err)
+			}
+		}
+	}
+}

@@ -169,7 +169,13 @@ func (d *decoder) decodeScan(s *scan) error {
 func (d *decoder) decodeBlock(s *scan, sc *scanComp, bx, by int, blk *[64]int32) error {
 	c := sc.c
 	if !d.progressive {
-		*blk = [64]int32{}
+		if d.n == 8 {
+			*blk = [64]int32{}
+		} else {
+			for v := range d.n { // the rest is never written nor read
+				clear(blk[v*8 : v*8+d.n])
+			}
+		}
 		if err := d.sequentialBlock(&s.r, sc, blk); err != nil {
 			return err
 		}
@@ -222,7 +228,30 @@ func (d *decoder) sequentialBlock(r *bitReader, sc *scanComp, blk *[64]int32) er
 	}
 	sc.pred += r.receiveExtend(uint(t))
 	blk[0] = sc.pred * q[0]
+	fast := &sc.ac.fast
+	// acc and n are r's, kept in registers across the hot loop.
+	acc, n := r.acc, r.n
 	for k := 1; k < 64; k++ {
+		if n < 32 {
+			r.acc, r.n = acc, n
+			r.fill()
+			acc, n = r.acc, r.n
+		}
+		if e := fast[acc>>(64-lookupBits)]; e != 0 {
+			// Code and value in one look-up.
+			l := uint(e & 0xff)
+			acc <<= l
+			n -= l
+			k += int(e>>8) & 15
+			if k > 63 {
+				return FormatError("AC coefficients past the block")
+			}
+			if z := d.keep[k&63]; z >= 0 {
+				blk[z&63] = e >> 16 * q[k&63]
+			}
+			continue
+		}
+		r.acc, r.n = acc, n
 		run, size, err := r.symbol(sc.ac)
 		if err != nil {
 			return err
@@ -232,6 +261,7 @@ func (d *decoder) sequentialBlock(r *bitReader, sc *scanComp, blk *[64]int32) er
 			case 0:
 				return nil // EOB
 			case 15:
+				acc, n = r.acc, r.n
 				k += 15 // ZRL: 16 zeros
 				continue
 			}
@@ -242,8 +272,13 @@ func (d *decoder) sequentialBlock(r *bitReader, sc *scanComp, blk *[64]int32) er
 		if k > 63 {
 			return FormatError("AC coefficients past the block")
 		}
-		blk[zigzag[k]] = r.receiveExtend(size) * q[k]
+		v := r.receiveExtend(size)
+		acc, n = r.acc, r.n
+		if z := d.keep[k&63]; z >= 0 {
+			blk[z&63] = v * q[k&63]
+		}
 	}
+	r.acc, r.n = acc, n
 	return nil
 }
 
@@ -256,7 +291,22 @@ func (s *scan) firstAC(sc *scanComp, coef *[64]int32) error {
 		return nil
 	}
 	r := &s.r
+	fast := &sc.ac.fast
 	for k := s.ss; k <= s.se; k++ {
+		if r.n < 32 {
+			r.fill()
+		}
+		if e := fast[r.acc>>(64-lookupBits)]; e != 0 {
+			l := uint(e & 0xff)
+			r.acc <<= l
+			r.n -= l
+			k += int(e>>8) & 15
+			if k > s.se {
+				return FormatError("AC coefficients past the band")
+			}
+			coef[zigzag[k]] = e >> 16 << s.al
+			continue
+		}
 		run, size, err := r.symbol(sc.ac)
 		if err != nil {
 			return err

@@ -15,5 +15,8 @@ cjpeg -quality 80 -grayscale -progressive noisy.pgm > progressive-gray.jpg
 # a progressive JPEG with restarts whose one-component scans' blocks are not
 # the MCUs'; the tests compare with its decode of this twin.
 jpegtran -copy none progressive420-rst.jpg > progressive420-norst.ref
+# Baseline twins of the other progressive ones (jpegtran writes baseline).
+jpegtran -copy none progressive444.jpg > progressive444-baseline.ref
+jpegtran -copy none progressive-gray.jpg > progressive-gray-baseline.ref
 rm noisy.ppm noisy.pgm
 
