@@ -40,8 +40,13 @@ type component struct {
 	bw, bh int // blocks across and down, whole MCUs' worth
 
 	// coef holds the quantized coefficients of every block of a
-	// progressive frame, 64 per block in natural order, across scans.
+	// progressive frame across scans: those of the n×n lowest
+	// frequencies that the scale uses, row by row, n² per block.
 	coef []int32
+	// nonzero has a bit per block for each AC coefficient, by zig-zag
+	// position, that is not zero: all a refinement scan needs of those
+	// the scale does not use (T.81 G.1.2.3).
+	nonzero []uint64
 	// plane is the decoded samples, n×n per block, stride bw·n.
 	plane []byte
 }
@@ -73,8 +78,8 @@ type decoder struct {
 	n     int  // samples across an output block: 8 >> shift
 	// keep is, by zig-zag position, the index in the block of the
 	// coefficients the scale uses (those of the n×n lowest frequencies),
-	// -1 for the others.
-	keep [64]int8
+	// -1 for the others; stored is their index in component.coef's n×n.
+	keep, stored [64]int8
 	// maxPixels, when not 0, refuses larger frames: for the tests, whose
 	// callers do not read the header first.
 	maxPixels int
@@ -118,9 +123,9 @@ func decode(data []byte, shift uint, maxPixels int) (image.Image, error) {
 	d := &decoder{data: data, shift: min(shift, 3), maxPixels: maxPixels}
 	d.n = 8 >> d.shift
 	for k, z := range zigzag {
-		d.keep[k] = -1
-		if int(z%8) < d.n && int(z/8) < d.n {
-			d.keep[k] = int8(z)
+		d.keep[k], d.stored[k] = -1, -1
+		if u, v := int(z%8), int(z/8); u < d.n && v < d.n {
+			d.keep[k], d.stored[k] = int8(z), int8(v*d.n+u)
 		}
 	}
 	if err := d.decode(); err != nil {

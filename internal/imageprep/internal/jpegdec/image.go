@@ -160,22 +160,16 @@ func (d *decoder) finish(c *component) {
 		q[z] = d.quant[c.tq][k]
 	}
 	var blk [64]int32
-	for i := 0; i < len(c.coef); i += 64 {
-		coef := (*[64]int32)(c.coef[i : i+64])
-		if n == 8 {
-			for i := range blk {
-				blk[i] = coef[i] * q[i]
-			}
-		} else {
-			for v := 0; v < 8*n; v += 8 {
-				row, qrow, out := coef[v:v+n], q[v:v+n], blk[v:v+n]
-				for u := range row {
-					out[u] = row[u] * qrow[u]
-				}
+	m := n * n
+	for b := range c.bw * c.bh {
+		coef := c.coef[b*m : b*m+m]
+		for v := range n {
+			row, qrow, out := coef[v*n:v*n+n], q[v*8:v*8+n], blk[v*8:v*8+n]
+			for u := range row {
+				out[u] = row[u] * qrow[u]
 			}
 		}
-		b := i / 64
 		d.output(c, b%c.bw, b/c.bw, &blk)
 	}
-	c.coef = nil
+	c.coef, c.nonzero = nil, nil
 }

@@ -1,6 +1,9 @@
 package jpegdec
 
-import "fmt"
+import (
+	"fmt"
+	"math/bits"
+)
 
 // zigzag maps the position of a coefficient in the coded order (T.81
 // figure A.6) to its index in the block, row by row.
@@ -104,7 +107,8 @@ func (d *decoder) parseScan(seg []byte) error {
 			return FormatError("undefined Huffman table")
 		}
 		if d.progressive && sc.c.coef == nil {
-			sc.c.coef = make([]int32, sc.c.bw*sc.c.bh*64)
+			sc.c.coef = make([]int32, sc.c.bw*sc.c.bh*d.n*d.n)
+			sc.c.nonzero = make([]uint64, sc.c.bw*sc.c.bh)
 		}
 		if !d.progressive && sc.c.plane == nil {
 			sc.c.plane = make([]byte, sc.c.bw*sc.c.bh*d.n*d.n)
@@ -182,7 +186,9 @@ func (d *decoder) decodeBlock(s *scan, sc *scanComp, bx, by int, blk *[64]int32)
 		d.output(c, bx, by, blk)
 		return nil
 	}
-	coef := (*[64]int32)(c.coef[(by*c.bw+bx)*64:])
+	m, b := d.n*d.n, by*c.bw+bx
+	coef := c.coef[b*m : b*m+m]
+	nonzero := &c.nonzero[b]
 	switch {
 	case s.ss == 0 && s.ah == 0:
 		if s.r.n < 32 {
@@ -205,9 +211,9 @@ func (d *decoder) decodeBlock(s *scan, sc *scanComp, bx, by int, blk *[64]int32)
 			coef[0] |= 1 << s.al
 		}
 	case s.ah == 0:
-		return s.firstAC(sc, coef)
+		return s.firstAC(d, sc, coef, nonzero)
 	default:
-		return s.refineAC(sc, coef)
+		return s.refineAC(d, sc, coef, nonzero)
 	}
 	return nil
 }
@@ -285,7 +291,7 @@ func (d *decoder) sequentialBlock(r *bitReader, sc *scanComp, blk *[64]int32) er
 // firstAC decodes the first scan of the band ss..se of a block (T.81
 // G.1.2.2): coefficients scaled by 2^al, or one block of an end-of-band
 // run.
-func (s *scan) firstAC(sc *scanComp, coef *[64]int32) error {
+func (s *scan) firstAC(d *decoder, sc *scanComp, coef []int32, nonzero *uint64) error {
 	if s.eobrun > 0 {
 		s.eobrun--
 		return nil
@@ -304,7 +310,7 @@ func (s *scan) firstAC(sc *scanComp, coef *[64]int32) error {
 			if k > s.se {
 				return FormatError("AC coefficients past the band")
 			}
-			coef[zigzag[k]] = e >> 16 << s.al
+			d.setAC(k, e>>16<<s.al, coef, nonzero)
 			continue
 		}
 		run, size, err := r.symbol(sc.ac)
@@ -323,7 +329,7 @@ func (s *scan) firstAC(sc *scanComp, coef *[64]int32) error {
 		if k > s.se {
 			return FormatError("AC coefficients past the band")
 		}
-		coef[zigzag[k]] = r.receiveExtend(size) << s.al
+		d.setAC(k, r.receiveExtend(size)<<s.al, coef, nonzero)
 	}
 	return nil
 }
@@ -331,9 +337,10 @@ func (s *scan) firstAC(sc *scanComp, coef *[64]int32) error {
 // refineAC decodes a refinement scan of the band ss..se of a block (T.81
 // G.1.2.3): one more bit of every coefficient already non-zero, and the
 // coefficients that become non-zero (±2^al).
-func (s *scan) refineAC(sc *scanComp, coef *[64]int32) error {
+func (s *scan) refineAC(d *decoder, sc *scanComp, coef []int32, nonzero *uint64) error {
 	r := &s.r
 	p1, m1 := int32(1)<<s.al, int32(-1)<<s.al
+	nz := *nonzero
 	k := s.ss
 	if s.eobrun == 0 {
 		for ; k <= s.se; k++ {
@@ -359,13 +366,14 @@ func (s *scan) refineAC(sc *scanComp, coef *[64]int32) error {
 			// Skip run zero coefficients, refining the non-zero ones on
 			// the way, and put v at the next zero one.
 			for ; k <= s.se; k++ {
-				z := zigzag[k]
-				if coef[z] != 0 {
-					refine(r, &coef[z], p1, m1)
+				if nz&(1<<k) != 0 {
+					d.correct(r, k, coef, p1, m1)
 					continue
 				}
 				if run == 0 {
-					coef[z] = v
+					if v != 0 {
+						d.setAC(k, v, coef, &nz)
+					}
 					break
 				}
 				run--
@@ -373,15 +381,14 @@ func (s *scan) refineAC(sc *scanComp, coef *[64]int32) error {
 		}
 	}
 	if s.eobrun > 0 {
-		// The rest of the band is in an end-of-band run: only corrections.
-		for ; k <= s.se; k++ {
-			z := zigzag[k]
-			if coef[z] != 0 {
-				refine(r, &coef[z], p1, m1)
-			}
+		// The rest of the band is in an end-of-band run: only the
+		// corrections of its non-zero coefficients.
+		for m := nz >> k << k & (2<<s.se - 1); m != 0; m &= m - 1 {
+			d.correct(r, bits.TrailingZeros64(m), coef, p1, m1)
 		}
 		s.eobrun--
 	}
+	*nonzero = nz
 	return nil
 }
 
@@ -398,17 +405,33 @@ func (r *bitReader) symbol(t *huffman) (run int, size uint, err error) {
 	return int(rs >> 4), uint(rs & 15), err
 }
 
-// refine adds to the non-zero coefficient c its next bit, read from r,
-// away from zero (T.81 G.1.2.3).
-func refine(r *bitReader, c *int32, p1, m1 int32) {
+// setAC sets the coefficient at zig-zag position k of a progressive
+// block to v: in coef if the scale uses it; its bit in nonzero, by zig-zag
+// position, says it is not zero.
+func (d *decoder) setAC(k int, v int32, coef []int32, nonzero *uint64) {
+	if i := d.stored[k&63]; i >= 0 {
+		coef[i] = v
+	}
+	if v != 0 {
+		*nonzero |= 1 << (k & 63)
+	}
+}
+
+// correct reads the correction bit of the non-zero coefficient at zig-zag
+// position k of a progressive block and adds it away from zero (T.81
+// G.1.2.3), if the scale uses the coefficient.
+func (d *decoder) correct(r *bitReader, k int, coef []int32, p1, m1 int32) {
 	if r.n < 1 {
 		r.fill()
 	}
-	if r.bit() && *c&p1 == 0 {
-		if *c >= 0 {
-			*c += p1
+	if !r.bit() {
+		return
+	}
+	if i := d.stored[k&63]; i >= 0 && coef[i]&p1 == 0 {
+		if coef[i] >= 0 {
+			coef[i] += p1
 		} else {
-			*c += m1
+			coef[i] += m1
 		}
 	}
 }
