@@ -71,10 +71,12 @@ func decodeCost(f *format, cfg image.Config, data []byte, shift uint) (int64, st
 		cost := px * comps
 		what := fmt.Sprintf("%d B/px at 1/%d", comps, 1<<shift)
 		if jpegProgressive(data) {
-			// The coefficients of every block, kept at full size across
-			// scans, as int32.
+			// The coefficients kept across scans: at most every one of
+			// every block as int32, and a mask of 8 bytes per block
+			// (fewer at a reduced scale, which keeps only those it
+			// uses; charged alike).
 			full := int64(cfg.Width) * int64(cfg.Height)
-			cost += full * min(comps, 4) * 4
+			cost += full*min(comps, 4)*4 + full*min(comps, 4)/8
 			what += fmt.Sprintf(" + progressive coefficients %d B/px", min(comps, 4)*4)
 		}
 		return cost, what
