@@ -60,7 +60,7 @@ type huffman struct {
 	lookup [1 << lookupBits]uint16
 	// fast is indexed alike for an AC table's codes whose value bits
 	// follow within lookupBits: the value << 16 | run << 8 | bits used
-	// (code and value), or 0.
+	// (code and value); fastEOB | bits used for EOB; or 0.
 	fast    [1 << lookupBits]int32
 	maxcode [18]int32 // largest code of each length, -1 when none
 	valptr  [17]int32 // index in vals of the first code of each length, minus that code
@@ -68,6 +68,9 @@ type huffman struct {
 }
 
 const lookupBits = 9
+
+// fastEOB marks EOB in huffman.fast.
+const fastEOB = 0x80 << 8
 
 // decoder is the state of one decode.
 type decoder struct {
@@ -428,8 +431,14 @@ func (t *huffman) build(counts []byte, vals []byte) error {
 	t.maxcode[17] = 1 << 30 // sentinel: never reached past 16 bits
 	for i, e := range t.lookup {
 		l, run, size := uint(e>>8), int32(e>>4&15), uint(e&15)
-		if e == 0 || size == 0 || l+size > lookupBits {
+		switch {
+		case e == 0 || l+size > lookupBits:
 			continue
+		case e&0xff == 0x00:
+			t.fast[i] = fastEOB | int32(l)
+			continue
+		case size == 0:
+			continue // ZRL, or a progressive scan's end-of-band run
 		}
 		v := int32(i>>(lookupBits-l-size)) & (1<<size - 1)
 		if v < 1<<(size-1) {

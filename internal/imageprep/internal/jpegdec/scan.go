@@ -225,14 +225,23 @@ func (d *decoder) sequentialBlock(r *bitReader, sc *scanComp, blk *[64]int32) er
 	if r.n < 32 {
 		r.fill()
 	}
-	t, err := r.decode(sc.dc)
-	if err != nil {
-		return err
+	// A DC table's symbol is a size, which the fast look-up takes as a
+	// run of 0 (and size 0 as EOB, a difference of 0).
+	if e := sc.dc.fast[r.acc>>(64-lookupBits)]; e != 0 && e&0x0f00 == 0 {
+		l := uint(e & 0xff)
+		r.acc <<= l
+		r.n -= l
+		sc.pred += e >> 16
+	} else {
+		t, err := r.decode(sc.dc)
+		if err != nil {
+			return err
+		}
+		if t > 11 { // T.81 table F.1: 11 bits at 8-bit precision
+			return FormatError("DC difference size")
+		}
+		sc.pred += r.receiveExtend(uint(t))
 	}
-	if t > 11 { // T.81 table F.1: 11 bits at 8-bit precision
-		return FormatError("DC difference size")
-	}
-	sc.pred += r.receiveExtend(uint(t))
 	blk[0] = sc.pred * q[0]
 	fast := &sc.ac.fast
 	// acc and n are r's, kept in registers across the hot loop.
@@ -248,6 +257,9 @@ func (d *decoder) sequentialBlock(r *bitReader, sc *scanComp, blk *[64]int32) er
 			l := uint(e & 0xff)
 			acc <<= l
 			n -= l
+			if e&fastEOB != 0 {
+				break
+			}
 			k += int(e>>8) & 15
 			if k > 63 {
 				return FormatError("AC coefficients past the block")
@@ -306,6 +318,9 @@ func (s *scan) firstAC(d *decoder, sc *scanComp, coef []int32, nonzero *uint64) 
 			l := uint(e & 0xff)
 			r.acc <<= l
 			r.n -= l
+			if e&fastEOB != 0 {
+				return nil // an end-of-band run of this block alone
+			}
 			k += int(e>>8) & 15
 			if k > s.se {
 				return FormatError("AC coefficients past the band")
