@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"image"
 	"image/jpeg"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -131,5 +132,35 @@ func TestFixturesNearStdlib(t *testing.T) {
 			ref = twin
 		}
 		nearStdlib(t, f, data, ref)
+	}
+}
+
+// TestStdlibEncodedNearStdlib decodes what image/jpeg's encoder writes
+// (4:2:0 and grey) at low, middle and top quality.
+func TestStdlibEncodedNearStdlib(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for _, q := range []int{30, 75, 100} {
+		for _, gray := range []bool{false, true} {
+			w, h := 97+r.IntN(64), 61+r.IntN(64)
+			var m image.Image
+			if gray {
+				g := image.NewGray(image.Rect(0, 0, w, h))
+				for i := range g.Pix {
+					g.Pix[i] = uint8(i*7 + r.IntN(90))
+				}
+				m = g
+			} else {
+				c := image.NewRGBA(image.Rect(0, 0, w, h))
+				for i := range c.Pix {
+					c.Pix[i] = uint8(i/4*3 + r.IntN(120))
+				}
+				m = c
+			}
+			var buf bytes.Buffer
+			if err := jpeg.Encode(&buf, m, &jpeg.Options{Quality: q}); err != nil {
+				t.Fatal(err)
+			}
+			nearStdlib(t, fmt.Sprintf("image/jpeg q%d gray %v", q, gray), buf.Bytes(), buf.Bytes())
+		}
 	}
 }
