@@ -215,7 +215,12 @@ var errEnd = FormatError("unexpected end of data")
 
 // scanned reports whether a scan was decoded.
 func (d *decoder) scanned() bool {
-	return d.comps != nil && d.comps[0].plane != nil || d.comps != nil && d.comps[0].coef != nil
+	for _, c := range d.comps {
+		if c.plane != nil || c.coef != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // nextMarker skips to the next marker (past fill bytes and, after a scan,

@@ -2,12 +2,13 @@ package jpegdec
 
 import "math"
 
-// The 8×8 inverse DCT is Chen and Wang's separable integer algorithm
-// (W.-H. Chen, C. H. Smith, S. C. Fralick, "A fast computational algorithm
-// for the discrete cosine transform", 1977, as factored by Z. Wang for the
-// IEEE 1180-conformant reference decoder of MPEG): a pass over the rows
-// with 11 fractional bits and 8 kept, then over the columns with 8 and 14
-// dropped. Its constants are 2048·√2·cos(kπ/16).
+// The 8×8 inverse DCT is the separable integer Chen–Wang algorithm (Z.
+// Wang, "Fast algorithms for the discrete W transform and for the discrete
+// Fourier transform", IEEE Trans. ASSP-32, 1984, after W.-H. Chen, C. H.
+// Smith and S. C. Fralick, 1977), as the IEEE 1180-conformant MPEG
+// reference decoder computes it: a pass over the rows with 11 fractional
+// bits, 8 of them kept, then over the columns with 8 more, all 14 dropped
+// with rounding. Its constants are 2048·√2·cos(kπ/16).
 const (
 	w1 = 2841 // k = 1
 	w2 = 2676 // k = 2
@@ -192,35 +193,6 @@ func idct2(blk *[64]int32, dst []byte, stride int) {
 // clampWide is clamp of a sample not yet level-shifted, of any size.
 func clampWide(v int64) byte {
 	return byte(min(max(v+128, 0), 255))
-}
-
-// idctReduced writes the n×n samples (n = 2 or 4) of blk's lowest n×n
-// frequencies to dst with the given stride.
-func idctReduced(blk *[64]int32, n int, dst []byte, stride int) {
-	k := reduced[n]
-	var tmp [16]int64 // [v*n+x]: rows transformed
-	for v := range n {
-		row := blk[v*8 : v*8+n]
-		for x := range n {
-			kx := k[x*n : x*n+n]
-			var s int64
-			for u, f := range row {
-				s += kx[u] * int64(f)
-			}
-			tmp[v*n+x] = s
-		}
-	}
-	const half = 1 << (2*reducedBits - 1)
-	for y := range n {
-		ky := k[y*n : y*n+n]
-		for x := range n {
-			var s int64
-			for v := range n {
-				s += ky[v] * tmp[v*n+x]
-			}
-			dst[y*stride+x] = byte(min(max((s+half)>>(2*reducedBits)+128, 0), 255))
-		}
-	}
 }
 
 // output writes the samples of the dequantized block blk, the block (bx,

@@ -163,3 +163,32 @@ func TestProgressiveAsBaseline(t *testing.T) {
 		}
 	}
 }
+
+// idctReduced is the plain matrix form of idct4 and idct2: the n×n
+// samples (n = 2 or 4) of blk's lowest n×n frequencies, to dst.
+func idctReduced(blk *[64]int32, n int, dst []byte, stride int) {
+	k := reduced[n]
+	var tmp [16]int64 // [v*n+x]: rows transformed
+	for v := range n {
+		row := blk[v*8 : v*8+n]
+		for x := range n {
+			kx := k[x*n : x*n+n]
+			var s int64
+			for u, f := range row {
+				s += kx[u] * int64(f)
+			}
+			tmp[v*n+x] = s
+		}
+	}
+	const half = 1 << (2*reducedBits - 1)
+	for y := range n {
+		ky := k[y*n : y*n+n]
+		for x := range n {
+			var s int64
+			for v := range n {
+				s += ky[v] * tmp[v*n+x]
+			}
+			dst[y*stride+x] = byte(min(max((s+half)>>(2*reducedBits)+128, 0), 255))
+		}
+	}
+}
