@@ -126,3 +126,29 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestEndOfData: a sequential JPEG whose scans are whole decodes without
+// its EOI marker; a progressive one cut after a scan, which may lack its
+// last scans, is an error, as is any cut inside a scan.
+func TestEndOfData(t *testing.T) {
+	for _, tc := range []struct {
+		file   string
+		cut    func([]byte) []byte
+		decode bool
+	}{
+		{"baseline420.jpg", func(b []byte) []byte { return b[:len(b)-2] }, true},
+		{"baseline420.jpg", func(b []byte) []byte { return b[:len(b)-3] }, false},
+		{"progressive444.jpg", func(b []byte) []byte { return b[:len(b)-2] }, false},
+		{"progressive444.jpg", func(b []byte) []byte { return b[:bytes.LastIndex(b, []byte{0xff, 0xda})] }, false},
+	} {
+		data, err := os.ReadFile("testdata/" + tc.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cut := tc.cut(data)
+		_, err = Decode(cut)
+		if (err == nil) != tc.decode {
+			t.Errorf("%s cut to %d of %d bytes: err %v", tc.file, len(cut), len(data), err)
+		}
+	}
+}

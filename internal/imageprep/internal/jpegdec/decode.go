@@ -100,8 +100,6 @@ type decoder struct {
 
 	adobe          bool
 	adobeTransform uint8
-	jfif           bool
-	eoi            bool
 }
 
 // Decode decodes the JPEG image data at full size.
@@ -146,14 +144,15 @@ func (d *decoder) decode() error {
 	for {
 		marker, err := d.nextMarker()
 		if err != nil {
-			if err == errEnd && d.frame && d.scanned() {
-				return nil // no EOI after the scans: the image is whole
+			if err == errEnd && d.frame && !d.progressive && d.scanned() {
+				// No EOI after a sequential frame's scans: whole all the
+				// same. A progressive one may lack its last scans.
+				return nil
 			}
 			return err
 		}
 		switch {
 		case marker == markerEOI:
-			d.eoi = true
 			if !d.frame {
 				return FormatError("no frame before EOI")
 			}
@@ -187,11 +186,7 @@ func (d *decoder) decode() error {
 				d.adobe = true
 				d.adobeTransform = seg[11]
 			}
-		case marker == markerAPP0:
-			if len(seg) >= 5 && string(seg[:5]) == "JFIF\x00" {
-				d.jfif = true
-			}
-		case marker > markerAPP0 && marker <= 0xef, marker == markerCOM:
+		case marker >= markerAPP0 && marker <= 0xef, marker == markerCOM:
 			// application data and comments: skipped
 		case marker == markerDNL:
 			return UnsupportedError("DNL marker")
