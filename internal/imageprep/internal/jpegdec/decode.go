@@ -67,7 +67,7 @@ type huffman struct {
 	vals    [256]uint8
 }
 
-const lookupBits = 9
+const lookupBits = 11
 
 // fastEOB marks EOB in huffman.fast.
 const fastEOB = 0x80 << 8
