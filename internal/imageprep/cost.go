@@ -1,12 +1,11 @@
 package imageprep
 
 import (
-	"bytes"
 	"fmt"
 	"image"
 	"image/color"
 
-	"github.com/regscribe/regscribe/internal/imageprep/internal/jpegscale"
+	"github.com/regscribe/regscribe/internal/imageprep/internal/jpegdec"
 )
 
 // jpegShift returns the log2 of the smallest DCT scale (1, 1/2, 1/4, 1/8)
@@ -27,12 +26,12 @@ func scaled(n int, shift uint) int {
 	return (n + 1<<shift - 1) >> shift
 }
 
-// decodeJPEG decodes a JPEG at scale 1/2^shift, a 4:2:0 one with its
-// chroma at the same scale: the pipeline makes 4:2:0 (renderYCbCr), for
-// which jpegShift's scale leaves chroma enough.
+// decodeJPEG decodes a JPEG at scale 1/2^shift, its chroma at the same
+// scale as its luma (a 4:2:0 one stays 4:2:0): the pipeline makes 4:2:0
+// (renderYCbCr), for which jpegShift's scale leaves chroma enough.
 func decodeJPEG(data []byte, shift uint) (img image.Image, err error) {
 	defer recoverDecoder(&err)
-	img, err = jpegscale.DecodeScaled420(bytes.NewReader(data), shift)
+	img, err = jpegdec.DecodeScaled(data, shift)
 	if err == nil && img == nil {
 		err = fmt.Errorf("decoder returned no image")
 	}
@@ -72,10 +71,12 @@ func decodeCost(f *format, cfg image.Config, data []byte, shift uint) (int64, st
 		cost := px * comps
 		what := fmt.Sprintf("%d B/px at 1/%d", comps, 1<<shift)
 		if jpegProgressive(data) {
-			// The coefficients of every block, kept at full size across
-			// scans, as int32.
+			// The coefficients kept across scans: at most every one of
+			// every block as int32, and a mask of 8 bytes per block
+			// (fewer at a reduced scale, which keeps only those it
+			// uses; charged alike).
 			full := int64(cfg.Width) * int64(cfg.Height)
-			cost += full * min(comps, 4) * 4
+			cost += full*min(comps, 4)*4 + full*min(comps, 4)/8
 			what += fmt.Sprintf(" + progressive coefficients %d B/px", min(comps, 4)*4)
 		}
 		return cost, what

@@ -16,7 +16,7 @@ import (
 	"golang.org/x/image/tiff"
 	"golang.org/x/image/webp"
 
-	"github.com/regscribe/regscribe/internal/imageprep/internal/jpegscale"
+	"github.com/regscribe/regscribe/internal/imageprep/internal/jpegdec"
 	"github.com/regscribe/regscribe/internal/imageprep/internal/wasmdec"
 )
 
@@ -93,7 +93,7 @@ func recoverDecoder(err *error) {
 // jpegUnsupported instead).
 func classify(err error) error {
 	var je jpeg.UnsupportedError
-	var se jpegscale.UnsupportedError
+	var se jpegdec.UnsupportedError
 	var pe png.UnsupportedError
 	var te tiff.UnsupportedError
 	var ue unsupportedError

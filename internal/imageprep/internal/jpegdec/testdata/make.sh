@@ -11,13 +11,12 @@ cjpeg -quality 90 -sample 2x2 -progressive -restart 2B noisy.ppm > progressive42
 cjpeg -quality 98 -sample 1x1 -progressive noisy.ppm > progressive444.jpg
 cjpeg -quality 80 -grayscale -progressive noisy.pgm > progressive-gray.jpg
 
-# The same coefficients without restart intervals: image/jpeg (and the
-# decoder this package's was checked against) cannot decode a progressive
-# JPEG with restarts whose non-interleaved scans' blocks are not the MCUs'.
+# The same coefficients without restart intervals: image/jpeg cannot decode
+# a progressive JPEG with restarts whose one-component scans' blocks are not
+# the MCUs'; the tests compare with its decode of this twin.
 jpegtran -copy none progressive420-rst.jpg > progressive420-norst.ref
+# Baseline twins of the other progressive ones (jpegtran writes baseline).
+jpegtran -copy none progressive444.jpg > progressive444-baseline.ref
+jpegtran -copy none progressive-gray.jpg > progressive-gray-baseline.ref
 rm noisy.ppm noisy.pgm
 
-# reference.sums holds, per fixture, mode and scale, the pixelDigest
-# (digest_test.go) of the output of the decoder the current one replaced, a
-# fork of image/jpeg reading one byte at a time (commit 639c0e2 of this
-# repository); progressive420-rst.jpg's are of progressive420-norst.ref.
