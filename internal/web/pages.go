@@ -171,6 +171,9 @@ type pager struct {
 	Page, Pages int
 	Prev, Next  string
 	From, To    int
+	// Ranked: the pages are in order of relevance (Previous/Next), not
+	// of time (Newer/Older).
+	Ranked bool
 }
 
 func newPager(base string, pageNum, total int) pager {
@@ -387,6 +390,7 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request) {
 	}
 	s.blocks.put(blockKey{in: listSearch, query: text, block: pageNum - 1}, f.entries())
 	data := searchData{Query: text, found: f, Pager: newPager("/search?q="+queryEscape(text), pageNum, f.Total)}
+	data.Pager.Ranked = true
 	if f.Total == 0 {
 		data.Examples = s.examplesOf(r.Context())
 	}

@@ -105,3 +105,18 @@ func TestSearchExamplesComeFromTheLibrary(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Contains(t, body, "2 photos for")
 }
+
+// Search results mark the words found; keywords and tags are searches.
+func TestSearchResultsMarkTheWordsAndLinkTheirKeywords(t *testing.T) {
+	g := startGallery(t, "")
+	g.pushScene(t, "photos/travel", "lake", scenes[0], 1)
+	resp, body := request(t, http.MethodGet, g.URL+"/search?q="+url.QueryEscape("lakes dawn -snow repo:photos"), nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Contains(t, body, "A calm mountain <mark>lake</mark> at <mark>dawn</mark>, pine trees", "the words searched, a plural finding the singular")
+	require.NotContains(t, body, "<mark>photos</mark>", "a filter marks nothing")
+	require.Contains(t, body, `<a href="/search?q=reflection">reflection</a>`, "a keyword is its search")
+	require.Contains(t, body, `href="/search?q=repo%3aphotos%2ftravel%20tag%3alake"`, "a tag is the search for it in its repository")
+	resp, body = request(t, http.MethodGet, g.URL+"/search?q="+url.QueryEscape("reflection"), nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Contains(t, body, "1 photo for")
+}

@@ -35,8 +35,10 @@ var funcs = template.FuncMap{
 		return cardView{Entry: e, Href: photoURL(e.Registry, e.Repository, photoDigest(e))}
 	},
 	"listed": func(e Entry, in, q string, at int) cardView {
-		return cardView{Entry: e, Href: list{In: in, Query: q, At: at}.viewURL(e), ID: cardID(at)}
+		return cardView{Entry: e, Href: list{In: in, Query: q, At: at}.viewURL(e), ID: cardID(at), Marks: markedWords(q)}
 	},
+	"highlight": highlight,
+	"searchFor": searchFor,
 	"downloadURL": func(e Entry) string {
 		return "/download/" + pathEscape(e.Registry) + "/" + pathEscapeRepo(e.Repository) + "@" + e.Layer
 	},
@@ -75,6 +77,9 @@ var funcs = template.FuncMap{
 type cardView struct {
 	Entry
 	Href, ID string
+	// Marks are the words of the search the card was found by, to
+	// highlight in its description.
+	Marks []string
 }
 
 // photoDigest is the digest a photo page is addressed by: its layer, so an
