@@ -2,6 +2,7 @@ package imageprep
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"image"
 	"image/color"
@@ -234,7 +235,7 @@ func TestRenderExtremes(t *testing.T) {
 func TestDecoderPanic(t *testing.T) {
 	saved := formatHEIC.decodeFn
 	defer func() { formatHEIC.decodeFn = saved }()
-	formatHEIC.decodeFn = func([]byte, int64) (image.Image, error) { panic("wasm host binding bug") }
+	formatHEIC.decodeFn = func(context.Context, []byte, int64) (image.Image, error) { panic("wasm host binding bug") }
 	data, err := os.ReadFile("testdata/quadrants.heic")
 	require.NoError(t, err)
 	_, err = Prepare(data, Limits{})
