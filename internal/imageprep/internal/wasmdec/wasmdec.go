@@ -17,10 +17,10 @@
 // Every instance gets a memory allocator (experimental.WithMemoryAllocator)
 // that refuses to grow past the limit: the decoder's allocation fails, the
 // decode fails with a [*LimitError], and nothing beyond the limit was ever
-// allocated. The runtime closes a module whose call's context is done
-// (wazero's WithCloseOnContextDone): a decode of a job that is cancelled,
-// or that runs past [Budget] for its pixels, stops there. The modules are
-// compiled once per process, on first use.
+// allocated. The decoders ask the host, as they go, whether to stop
+// (stopRequested): a decode of a job that is cancelled, or that runs past
+// [Budget] for its pixels, stops there. The modules are compiled once per
+// process, on first use.
 package wasmdec
 
 import (
@@ -143,15 +143,37 @@ type compiled struct {
 var (
 	wasmRuntime = sync.OnceValues(func() (wazero.Runtime, error) {
 		ctx := context.Background()
-		rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(true))
+		// Not WithCloseOnContextDone: it makes every loop of the module
+		// call into the runtime, which took the decodes three times as
+		// long; the decoders ask stop_requested instead (see stopRequested).
+		rt := wazero.NewRuntime(ctx)
 		if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
 			return nil, fmt.Errorf("wasi: %w", err)
+		}
+		_, err := rt.NewHostModuleBuilder("host").NewFunctionBuilder().WithFunc(stopRequested).
+			Export("stop_requested").Instantiate(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("host module: %w", err)
 		}
 		return rt, nil
 	})
 	heicModule = sync.OnceValues(func() (compiled, error) { return compile(&replacements.heic, heicWasm) })
 	avifModule = sync.OnceValues(func() (compiled, error) { return compile(&replacements.avif, avifWasm) })
 )
+
+// stopRequested is the modules' host.stop_requested: 1 when the decode's
+// context has ended (its caller's, or its budget), else 0. libde265 asks it
+// once a coding tree block (64×64 px at most), dav1d once a superblock row
+// (64 or 128 rows of pixels); each traps when told to stop (the patches
+// libde265-wasi-stop and dav1d-wasi-stop of build/). Neither decoder works
+// long without asking; the rest of a decode (parsing the file, converting
+// the pixels) takes time in proportion to the file and the image.
+func stopRequested(ctx context.Context) uint32 {
+	if ctx.Err() != nil {
+		return 1
+	}
+	return 0
+}
 
 // compile compiles a module in the process's runtime: the one in the file
 // *replacement names if any, else the embedded gzipped one.
