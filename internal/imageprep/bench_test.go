@@ -12,7 +12,7 @@ import (
 
 // The 12 MP benchmarks report, besides ns/op and B/op (the bytes allocated
 // on the Go heap; the WebAssembly decoders' memory is reserved outside it,
-// 52 MiB for the 12 MP HEIC and 89 MiB for the AVIF, and counted by
+// 52 MiB for the 12 MP HEIC and 44 MiB for the AVIF, and counted by
 // TestPrepareHeaderUnderstatesSize's measure), "cpu-ms/op": the CPU time of
 // the process per photo, all goroutines counted. When vipsthumbnail,
 // heif-convert or avifdec is on PATH, the same file goes through it too, in the same

@@ -43,6 +43,8 @@ func TestPreparePhoneFormats(t *testing.T) {
 		{"quadrants-irot3.heic", 256, 128, "heic not accepted"},       // irot only: libheif turns it
 		{"quadrants-irot3-exif6.heic", 256, 128, "heic not accepted"}, // both, as iPhones write: turned once
 		{"quadrants.avif", 64, 32, "avif not accepted"},               // upright
+		{"quadrants-10bit.avif", 64, 32, "avif not accepted"},         // 10 bits: converted to RGBA64 in the module
+		{"quadrants-bt709.avif", 64, 32, "avif not accepted"},         // BT.709, limited range: converted to RGBA
 		{"quadrants-irot3.avif", 64, 32, "exif orientation 6"},        // irot: turned here
 		{"quadrants-imir1.avif", 64, 32, "exif orientation 2"},        // imir: mirrored here
 		{"quadrants-progressive.jpg", 64, 32, ""},                     // a progressive JPEG passes

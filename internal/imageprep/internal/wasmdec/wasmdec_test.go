@@ -67,7 +67,7 @@ func TestDecodeWithinLimit(t *testing.T) {
 		{"quadrants.heic", HEIC, 8 << 20, image.Rect(0, 0, 256, 128)},
 		{"quadrants.avif", AVIF, 8 << 20, image.Rect(0, 0, 64, 32)},
 		{"photo12.heic", HEIC, 32 << 20, image.Rectangle{}},
-		{"photo12.avif", AVIF, 64 << 20, image.Rectangle{}},
+		{"photo12.avif", AVIF, 32 << 20, image.Rectangle{}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.file, func(t *testing.T) {
@@ -136,4 +136,21 @@ func TestDecodeBudget(t *testing.T) {
 	require.Equal(t, 20*time.Millisecond, be.Budget)
 	require.Contains(t, err.Error(), "ran past its budget of 20ms for 12000000 pixels")
 	require.Equal(t, 29*time.Second, Budget(12e6))
+}
+
+// TestAVIFLayouts decodes AVIFs of each layout: one coded as JFIF's (8 bits,
+// BT.601, full range) comes as its planes, any other converted to RGBA in
+// the module, 16 bits a sample above 8.
+func TestAVIFLayouts(t *testing.T) {
+	t.Parallel()
+	for file, want := range map[string]image.Image{
+		"quadrants.avif":       &image.YCbCr{},
+		"quadrants-10bit.avif": &image.RGBA64{},
+		"quadrants-bt709.avif": &image.RGBA{},
+	} {
+		m, err := AVIF(context.Background(), testdata(t, file), Limits{Memory: 8 << 20, Pixels: 64 * 32})
+		require.NoError(t, err, file)
+		require.IsType(t, want, m, file)
+		require.Equal(t, image.Rect(0, 0, 64, 32), m.Bounds(), file)
+	}
 }
