@@ -41,7 +41,7 @@ const maxJPEGScans = 100
 var (
 	// ErrUnsupported is a recognised image format, or a kind of image
 	// within one, that is not decoded here: JPEG XL, JPEG 2000, an
-	// arithmetic-coded JPEG, a HEIC narrower than 97 px.
+	// arithmetic-coded JPEG.
 	ErrUnsupported = errors.New("unsupported image format")
 	// ErrTooLarge is an image whose header claims more pixels than
 	// [Limits.MaxPixels] (a decompression bomb) or that is otherwise too
