@@ -5,6 +5,7 @@ import (
 	"errors"
 	"image"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -153,4 +154,23 @@ func TestAVIFLayouts(t *testing.T) {
 		require.IsType(t, want, m, file)
 		require.Equal(t, image.Rect(0, 0, 64, 32), m.Bounds(), file)
 	}
+}
+
+// TestReplacementModule compiles a module from a file, as UseModules has
+// decodes do: uncompressed (a gzipped one is the embedded case), it
+// compiles and exports the entry point; a missing file is an error naming
+// the replacement.
+func TestReplacementModule(t *testing.T) {
+	t.Parallel()
+	bin, err := gunzip(heicWasm)
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), "heic.wasm")
+	require.NoError(t, os.WriteFile(path, bin, 0o600))
+	c, err := compile(&path, nil)
+	require.NoError(t, err)
+	require.Contains(t, c.mod.ExportedFunctions(), "heic_decode")
+
+	missing := filepath.Join(t.TempDir(), "none.wasm")
+	_, err = compile(&missing, heicWasm)
+	require.ErrorContains(t, err, "replacement module")
 }
