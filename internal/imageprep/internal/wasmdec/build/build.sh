@@ -11,10 +11,13 @@
 #   build.sh toolchain  prints the installed toolchain's versions
 #
 # The work tree is $WASMDEC_WORK (default: a new temporary directory,
-# removed at the end). Root is not needed: apt-get runs with a sources list
-# and state of its own in the work tree. Needs: apt-get, dpkg-dev, patch, clang,
-# lld, wasi-libc, libc++-dev-wasm32, libclang-rt-dev-wasm32, cmake, meson,
-# ninja-build, pkg-config, gzip. TOOLCHAIN (below) lists the package
+# removed at the end; keep one to edit the sources and build again). apt-get
+# runs with a sources list (deb-src of bookworm, bookworm-backports,
+# bookworm-security and sid) and state of its own in the work tree: the
+# machine's are left alone. Needs: apt-get, dpkg-dev, patch, clang, lld,
+# wasi-libc, libc++-dev-wasm32, libclang-rt-dev-wasm32, cmake, meson,
+# ninja-build, pkg-config, gzip (Debian bookworm's; about 4 minutes on two
+# idle cores, JOBS=2 parallel compiles). TOOLCHAIN (below) lists the package
 # versions the committed modules were built with: another version of the
 # compiler builds working modules, but not byte for byte the same ones.
 set -eu
