@@ -50,7 +50,7 @@ func (w *Worker) fetchAndPrepare(ctx context.Context, repo *remote.Repository, l
 	}
 	defer func() { <-p.decodes }()
 	started = time.Now()
-	photo, err := imageprep.Prepare(data, w.opts.Image)
+	photo, err := imageprep.PrepareContext(ctx, data, w.opts.Image)
 	w.metrics.Stage(metrics.StagePrepare, started)
 	if err != nil {
 		return imageprep.Photo{}, fmt.Errorf("photo %s: %w", layer.Digest, err)

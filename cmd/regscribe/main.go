@@ -28,6 +28,7 @@ import (
 	_ "golang.org/x/crypto/x509roots/fallback"
 
 	"github.com/regscribe/regscribe/internal/config"
+	"github.com/regscribe/regscribe/internal/imageprep"
 )
 
 func main() {
@@ -104,6 +105,7 @@ func (c *cli) config() (config.Config, error) {
 			return config.Config{}, exitStatus(2)
 		}
 		c.cfg = &cfg
+		imageprep.UseDecoderModules(cfg.HEICWasm, cfg.AVIFWasm)
 		c.log = newLogger(c.stderr, cfg.LogLevel, cfg.LogFormat)
 		if c.defaultLogger {
 			slog.SetDefault(c.log)

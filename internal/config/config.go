@@ -89,6 +89,8 @@ type Config struct {
 	IndexDir     string `split_words:"true" default:"" desc:"where the search index lives (empty: index/ under REGSCRIBE_DATA_DIR)"`
 	EmbedModel   string `split_words:"true" default:"" desc:"embedding model for semantic search, on REGSCRIBE_PROVIDER's server, e.g. nomic-embed-text (empty: text search only)"`
 	ThumbCacheMB int    `envconfig:"THUMB_CACHE_MB" default:"256" desc:"disk the gallery's thumbnail cache may use, in MiB"`
+	HEICWasm     string `envconfig:"HEIC_WASM" default:"" desc:"file of a HEIC decoder module to run instead of the built-in one (built by internal/imageprep/internal/wasmdec/build/build.sh; see NOTICE)"`
+	AVIFWasm     string `envconfig:"AVIF_WASM" default:"" desc:"file of an AVIF decoder module to run instead of the built-in one (as REGSCRIBE_HEIC_WASM)"`
 
 	MetricsListen   string        `split_words:"true" default:"127.0.0.1:9464" desc:"where 'worker' serves /metrics, /healthz and /readyz ('off' disables; 'up' and 'notifier' serve them on REGSCRIBE_LISTEN)"`
 	Replicas        int           `default:"1" desc:"replicas of regscribe's JetStream streams and buckets (3 on a NATS cluster)"`

@@ -2,6 +2,7 @@ package imageprep
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -28,9 +29,10 @@ type format struct {
 	// configFn and decodeFn are the format's decoder; call them through
 	// config and decode, which turn a decoder's panic into an error.
 	// decodeFn is given the bytes the image is charged (decodeCost): a
-	// decoder that can be held to it is.
+	// decoder that can be held to it is; one that can be stopped stops
+	// when ctx ends.
 	configFn func(io.Reader) (image.Config, error)
-	decodeFn func(data []byte, charge int64) (image.Image, error)
+	decodeFn func(ctx context.Context, data []byte, charge int64) (image.Image, error)
 	// orientation returns the EXIF orientation (1-8) of the image, 1 when
 	// it has none; nil for formats that carry none.
 	orientation func([]byte) int
@@ -56,8 +58,10 @@ var (
 
 // reading makes a decodeFn of a decoder that reads, and that allocates what
 // it decodes to (which the charge reckons) but cannot be held to a limit.
-func reading(decode func(io.Reader) (image.Image, error)) func([]byte, int64) (image.Image, error) {
-	return func(data []byte, _ int64) (image.Image, error) { return decode(bytes.NewReader(data)) }
+func reading(decode func(io.Reader) (image.Image, error)) func(context.Context, []byte, int64) (image.Image, error) {
+	return func(_ context.Context, data []byte, _ int64) (image.Image, error) {
+		return decode(bytes.NewReader(data))
+	}
 }
 
 // config reads the header of data.
@@ -67,10 +71,10 @@ func (f *format) config(data []byte) (cfg image.Config, err error) {
 }
 
 // decode decodes the pixels of data (for GIF, of its first frame), charged
-// charge bytes.
-func (f *format) decode(data []byte, charge int64) (img image.Image, err error) {
+// charge bytes, until ctx ends.
+func (f *format) decode(ctx context.Context, data []byte, charge int64) (img image.Image, err error) {
 	defer recoverDecoder(&err)
-	img, err = f.decodeFn(data, charge)
+	img, err = f.decodeFn(ctx, data, charge)
 	if err == nil && img == nil {
 		err = fmt.Errorf("decoder returned no image")
 	}
@@ -86,7 +90,8 @@ func recoverDecoder(err *error) {
 }
 
 // classify returns the sentinel for a decoder's error: ErrTooLarge when a
-// WebAssembly decoder outgrew its memory limit, ErrUnsupported when the
+// WebAssembly decoder outgrew its memory limit, its time budget or the
+// pixels its header declared, ErrUnsupported when the
 // decoder says the file is valid but uses a feature it lacks, else
 // ErrCorrupt. JPEG's "unknown marker" is left corrupt: it is what garbage in
 // a damaged file usually looks like (unsupported JPEG kinds are named by
@@ -96,14 +101,13 @@ func classify(err error) error {
 	var se jpegdec.UnsupportedError
 	var pe png.UnsupportedError
 	var te tiff.UnsupportedError
-	var ue unsupportedError
 	var le *wasmdec.LimitError
+	var be *wasmdec.BudgetError
 	switch {
-	case errors.As(err, &le):
+	case errors.As(err, &le), errors.As(err, &be), errors.Is(err, wasmdec.ErrPixels):
 		return ErrTooLarge
 	case errors.As(err, &je) && je != "unknown marker", errors.As(err, &se) && se != "unknown marker",
-		errors.As(err, &pe), errors.As(err, &te), errors.Is(err, bmp.ErrUnsupported),
-		errors.As(err, &ue):
+		errors.As(err, &pe), errors.As(err, &te), errors.Is(err, bmp.ErrUnsupported):
 		return ErrUnsupported
 	}
 	return ErrCorrupt

@@ -2,6 +2,7 @@ package imageprep
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -14,7 +15,7 @@ import (
 
 // HEIF (HEIC) and AVIF are ISO base media files: boxes of a 32-bit size and a
 // four-letter type, some nested. The pixels are decoded by libheif/libde265
-// and libavif/libaom compiled to WebAssembly and run by wazero (package
+// and libavif/dav1d compiled to WebAssembly and run by wazero (package
 // wasmdec); what Prepare needs before deciding to decode — the size, the
 // bit depth, the rotation and mirroring of the primary image and its EXIF
 // orientation — is read here from the boxes, so that a bomb is refused
@@ -402,61 +403,40 @@ func heifConfig(r io.Reader, displayed bool) (image.Config, error) {
 func heicConfig(r io.Reader) (image.Config, error) { return heifConfig(r, true) }
 func avifConfig(r io.Reader) (image.Config, error) { return heifConfig(r, false) }
 
-// minHEICWidth is the narrowest HEIC (as displayed) decoded. The HEIC
-// decoder's C glue (lib/heic/heif.c of package wasmdec, from
-// github.com/gen2brain/heic v0.4.5) copies each plane with libheif's row
-// stride into a buffer laid out with rows of the width rounded up to 16
-// bytes, but libheif makes rows of at least 64 bytes: a plane of 48 bytes
-// or less comes out sheared. The chroma planes of a 4:2:0 or 4:2:2 image are
-// half as wide, so the bug starts at 96 px and below (see
-// TestHEICStrideBug).
-const minHEICWidth = 97
-
-// unsupportedError is a file a decoder would misread: it is refused with
-// ErrUnsupported.
-type unsupportedError string
-
-func (e unsupportedError) Error() string { return string(e) }
-
 // heicDecode decodes the primary image of a HEIC file with libheif in
-// WebAssembly, within the memory it is charged, refusing what that decoder
-// gets wrong.
-func heicDecode(data []byte, charge int64) (image.Image, error) {
+// WebAssembly, within the memory it is charged, until ctx ends.
+func heicDecode(ctx context.Context, data []byte, charge int64) (image.Image, error) {
 	cfg, err := heicConfig(bytes.NewReader(data))
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Width < minHEICWidth {
-		return nil, unsupportedError(fmt.Sprintf("HEIC narrower than %d px is not supported", minHEICWidth))
-	}
-	img, err := bounded(wasmdec.HEIC, data, cfg, charge)
-	if err != nil {
-		return nil, err
-	}
-	// A clean aperture (clap) may have cropped it narrower.
-	if img.Bounds().Dx() < minHEICWidth {
-		return nil, unsupportedError(fmt.Sprintf("HEIC cropped narrower than %d px is not supported", minHEICWidth))
-	}
-	return img, nil
+	return bounded(ctx, wasmdec.HEIC, data, cfg, charge)
 }
 
 // avifDecode decodes the first image of an AVIF file with libavif in
-// WebAssembly, within the memory it is charged.
-func avifDecode(data []byte, charge int64) (image.Image, error) {
+// WebAssembly, within the memory it is charged, until ctx ends.
+func avifDecode(ctx context.Context, data []byte, charge int64) (image.Image, error) {
 	cfg, err := avifConfig(bytes.NewReader(data))
 	if err != nil {
 		return nil, err
 	}
-	return bounded(wasmdec.AVIF, data, cfg, charge)
+	return bounded(ctx, wasmdec.AVIF, data, cfg, charge)
 }
+
+// wasmDecoder is a decoder of package wasmdec.
+type wasmDecoder func(context.Context, []byte, wasmdec.Limits) (image.Image, error)
 
 // bounded runs a WebAssembly decoder on data, whose header says cfg, with
 // its memory limited to what the image is charged plus the decoder's own
-// overhead: a file whose coded image is larger than its header says is
-// refused with the limit, whatever it would have grown to.
-func bounded(decode func([]byte, uint64) (image.Image, error), data []byte, cfg image.Config, charge int64) (image.Image, error) {
+// overhead, and its pixels to what the header declares: a file whose coded
+// image is larger than its header says is refused with the limit, whatever
+// it would have grown to.
+func bounded(ctx context.Context, decode wasmDecoder, data []byte, cfg image.Config, charge int64) (image.Image, error) {
 	overhead := wasmdec.Overhead(len(data))
-	img, err := decode(data, uint64(max(charge, 0))+overhead)
+	img, err := decode(ctx, data, wasmdec.Limits{
+		Memory: uint64(max(charge, 0)) + overhead,
+		Pixels: uint64(cfg.Width) * uint64(cfg.Height),
+	})
 	var le *wasmdec.LimitError
 	if errors.As(err, &le) {
 		return nil, fmt.Errorf("%w (%d MiB for the %dx%d its header declares, %d MiB for the decoder and the file)",

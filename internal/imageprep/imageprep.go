@@ -2,6 +2,7 @@ package imageprep
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"image"
@@ -10,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/regscribe/regscribe/internal/fault"
+	"github.com/regscribe/regscribe/internal/imageprep/internal/wasmdec"
 )
 
 // Defaults used for the zero values of [Limits].
@@ -39,7 +41,7 @@ const maxJPEGScans = 100
 var (
 	// ErrUnsupported is a recognised image format, or a kind of image
 	// within one, that is not decoded here: JPEG XL, JPEG 2000, an
-	// arithmetic-coded JPEG, a HEIC narrower than 97 px.
+	// arithmetic-coded JPEG.
 	ErrUnsupported = errors.New("unsupported image format")
 	// ErrTooLarge is an image whose header claims more pixels than
 	// [Limits.MaxPixels] (a decompression bomb) or that is otherwise too
@@ -144,6 +146,12 @@ type Photo struct {
 	Reason string
 }
 
+// UseDecoderModules makes HEIC and AVIF decodes run the WebAssembly modules
+// in the files heic and avif (as internal/imageprep/internal/wasmdec/build
+// builds them) instead of the built-in ones; "" keeps the built-in one.
+// Call it before the first decode.
+func UseDecoderModules(heic, avif string) { wasmdec.UseModules(heic, avif) }
+
 // Prepare turns the bytes of an image blob into what the model gets.
 //
 // The format is sniffed from data. The image is passed through unchanged when
@@ -158,6 +166,15 @@ type Photo struct {
 // Errors wrap [ErrUnsupported], [ErrTooLarge] or [ErrCorrupt] and are marked
 // with fault.Permanent.
 func Prepare(data []byte, limits Limits) (Photo, error) {
+	return PrepareContext(context.Background(), data, limits)
+}
+
+// PrepareContext is [Prepare] whose HEIC and AVIF decodes stop when ctx
+// ends: it then returns an error wrapping ctx's cause, not marked
+// permanent (the image was not at fault). Such a decode also stops, with
+// [ErrTooLarge], when it runs past a time budget reckoned from the image's
+// pixels.
+func PrepareContext(ctx context.Context, data []byte, limits Limits) (Photo, error) {
 	l := limits.withDefaults()
 
 	f, err := sniff(data)
@@ -233,7 +250,10 @@ func Prepare(data []byte, limits Limits) (Photo, error) {
 	if f == &formatJPEG {
 		img, err = decodeJPEG(data, shift)
 	} else {
-		img, err = f.decode(data, cost)
+		img, err = f.decode(ctx, data, cost)
+	}
+	if err != nil && ctx.Err() != nil {
+		return Photo{}, fmt.Errorf("imageprep: decode %s: %w", f.name, err)
 	}
 	if err != nil {
 		return Photo{}, fail(classify(err), "decode %s: %w", f.name, err)

@@ -2,7 +2,9 @@ package imageprep
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
+	"fmt"
 	"image"
 	"image/color"
 	"image/color/palette"
@@ -12,11 +14,13 @@ import (
 	"math/rand/v2"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	xdraw "golang.org/x/image/draw"
 
 	"github.com/regscribe/regscribe/internal/fault"
+	"github.com/regscribe/regscribe/internal/imageprep/internal/wasmdec"
 )
 
 // validTIFF is an EXIF TIFF block, big-endian, with orientation o in IFD0.
@@ -234,11 +238,40 @@ func TestRenderExtremes(t *testing.T) {
 func TestDecoderPanic(t *testing.T) {
 	saved := formatHEIC.decodeFn
 	defer func() { formatHEIC.decodeFn = saved }()
-	formatHEIC.decodeFn = func([]byte, int64) (image.Image, error) { panic("wasm host binding bug") }
+	formatHEIC.decodeFn = func(context.Context, []byte, int64) (image.Image, error) { panic("wasm host binding bug") }
 	data, err := os.ReadFile("testdata/quadrants.heic")
 	require.NoError(t, err)
 	_, err = Prepare(data, Limits{})
 	require.ErrorIs(t, err, ErrCorrupt)
 	require.True(t, fault.Is(err, fault.KindPermanent), "must be permanent: %v", err)
 	require.Contains(t, err.Error(), "decoder panicked: wasm host binding bug")
+}
+
+// TestClassifyWasmErrors maps what the WebAssembly decoders refuse to the
+// sentinels: outgrowing the memory, the time budget or the header's pixels
+// is ErrTooLarge; a file the decoder cannot read is ErrCorrupt.
+func TestClassifyWasmErrors(t *testing.T) {
+	t.Parallel()
+	for err, want := range map[error]error{
+		&wasmdec.LimitError{Wanted: 2 << 20, Limit: 1 << 20}: ErrTooLarge,
+		&wasmdec.BudgetError{Budget: time.Second, Pixels: 1}: ErrTooLarge,
+		fmt.Errorf("decode: %w", wasmdec.ErrPixels):          ErrTooLarge,
+		wasmdec.ErrDecode: ErrCorrupt,
+	} {
+		require.Equal(t, want, classify(err), "%v", err)
+	}
+}
+
+// TestPrepareContextCancelled prepares a 12 MP HEIC under a cancelled
+// context: the error wraps the context's, and is not permanent (the photo
+// was not at fault: its job is tried again).
+func TestPrepareContextCancelled(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile("testdata/photo12.heic")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err = PrepareContext(ctx, data, Limits{})
+	require.ErrorIs(t, err, context.Canceled)
+	require.False(t, fault.Is(err, fault.KindPermanent), "must not be permanent: %v", err)
 }

@@ -61,7 +61,7 @@ func TestPrepareHeaderUnderstatesSize(t *testing.T) {
 		})
 	}
 	// The measure sees the decoder's memory: the HEIC as it was made
-	// decodes (79 MiB of WebAssembly memory, 18 MiB copied out).
+	// decodes (52 MiB of WebAssembly memory, 18 MiB copied out).
 	used, err := memoryUsed(t, func() error {
 		_, err := imageprep.Prepare(testdata(t, "photo12.heic"), imageprep.Limits{})
 		return err

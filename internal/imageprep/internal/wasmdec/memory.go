@@ -14,6 +14,8 @@ import "github.com/tetratelabs/wazero/experimental"
 type limitedMemory struct {
 	limit   uint64
 	refused uint64
+	// refusedGrowth, if set, is called when growth is refused.
+	refusedGrowth func()
 	// reserved is the address space reserved (unmapped by Free), or nil.
 	reserved []byte
 	// buf is the slice grown when nothing is reserved.
@@ -36,6 +38,9 @@ func (m *limitedMemory) Reallocate(size uint64) []byte {
 	switch {
 	case size > m.limit:
 		m.refused = max(m.refused, size)
+		if m.refusedGrowth != nil {
+			m.refusedGrowth()
+		}
 		return nil
 	case m.reserved != nil:
 		return m.reserved[:size]

@@ -1,25 +1,26 @@
 // Package wasmdec decodes HEIC and AVIF images with C decoders compiled to
 // WebAssembly and run by wazero (pure Go: no cgo, no system library), each
 // decode in a module instance of its own whose linear memory may not grow
-// past a limit the caller sets.
+// past a limit the caller sets, and which ends when the caller's context
+// ends or the decode outlasts its time budget.
 //
-// The WebAssembly modules and their C glue are those of
-// github.com/gen2brain/heic v0.4.5 (libheif 1.18.2 and libde265 1.0.15) and
-// github.com/gen2brain/avif v0.4.4 (libavif 1.1.1 with libaom 3.10.0 and
-// libyuv), copied under lib/ with their licences and build files. Those
-// packages create their wazero runtime themselves and give no way to bound
-// a module's memory: a file whose coded stream is larger than its header
-// declares could grow one decode's memory to the 4 GiB of 32-bit
-// WebAssembly. Here every instance gets a memory allocator
-// (experimental.WithMemoryAllocator) that refuses to grow past the limit:
-// the decoder's allocation fails, the decode fails with a [*LimitError],
-// and nothing beyond the limit was ever allocated. The modules are compiled
-// once per process, on first use.
+// The modules under modules/ are generated: build/build.sh builds them from
+// Debian's source packages of libheif and libde265 (heic.wasm) and of
+// libavif and dav1d (avif.wasm), with the C glue under build/glue, which
+// gives each module one entry point of this package's own ABI (see
+// heic.go, avif.go). modules/README.md lists the versions, the sha256 of
+// each module and the licences; TestModulesReproducible rebuilds them where
+// the toolchain is installed. [UseModules] runs modules built by that script
+// instead of the embedded ones, as the LGPL lets a user replace libheif and
+// libde265 (regscribe's REGSCRIBE_HEIC_WASM and REGSCRIBE_AVIF_WASM).
 //
-// The Go side differs from those packages' in what it hands back: the
-// decoded pixels are copied out of the module's memory before anything in
-// the module is freed (their HEIC decoder returns an image that still points
-// into a freed buffer whose first bytes the allocator overwrites).
+// Every instance gets a memory allocator (experimental.WithMemoryAllocator)
+// that refuses to grow past the limit: the decoder's allocation fails, the
+// decode fails with a [*LimitError], and nothing beyond the limit was ever
+// allocated. The decoders ask the host, as they go, whether to stop
+// (stopRequested): a decode of a job that is cancelled, or that runs past
+// [Budget] for its pixels, stops there. The modules are compiled once per
+// process, on first use.
 package wasmdec
 
 import (
@@ -30,7 +31,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -39,11 +42,28 @@ import (
 )
 
 var (
-	//go:embed lib/heic/heif.wasm.gz
+	//go:embed modules/heic.wasm.gz
 	heicWasm []byte
-	//go:embed lib/avif/decode.wasm.gz
+	//go:embed modules/avif.wasm.gz
 	avifWasm []byte
 )
+
+// replacements are the paths of modules to run instead of the embedded
+// ones ("": the embedded one), set by UseModules.
+var replacements struct {
+	sync.Mutex
+	heic, avif string
+}
+
+// UseModules makes the decodes run the modules in the files heic and avif
+// (built by build/build.sh, gzipped or not) instead of the embedded ones;
+// "" keeps the embedded one. It takes effect only before the first decode
+// of each format, which compiles the module for the process.
+func UseModules(heic, avif string) {
+	replacements.Lock()
+	defer replacements.Unlock()
+	replacements.heic, replacements.avif = heic, avif
+}
 
 // BaseOverhead is the memory a decoder module takes whatever the image: its
 // static data and stack, the decoders' tables and contexts, the allocator's
@@ -56,6 +76,29 @@ const BaseOverhead = 16 << 20
 // the module, and the coded stream the decoder copies out of it).
 func Overhead(fileSize int) uint64 {
 	return BaseOverhead + 2*uint64(fileSize)
+}
+
+// Budget returns the time a decode of an image of pixels pixels may take:
+// 5 s, and 2 µs a pixel (29 s for 12 MP). It is wall-clock time, the
+// decode's CPU time included: about ten times what the decoders take on a
+// core of their own, room for a machine busy with other work. A decode
+// past it is stopped with a [*BudgetError]: a file built to make the
+// decoder loop costs no more.
+func Budget(pixels uint64) time.Duration {
+	return 5*time.Second + time.Duration(min(pixels, 1<<40))*2*time.Microsecond
+}
+
+// budget is Budget, but in tests.
+var budget = Budget
+
+// Limits bounds one decode.
+type Limits struct {
+	// Memory is the most bytes the decoder's memory may grow to.
+	Memory uint64
+	// Pixels is the most pixels the image may have, as its header
+	// declares them: a larger image is refused before it is decoded. It
+	// also sets the decode's time, [Budget](Pixels).
+	Pixels uint64
 }
 
 // LimitError is a decode refused because the decoder asked for more memory
@@ -73,8 +116,23 @@ func (e *LimitError) Error() string {
 		(e.Wanted+(1<<20)-1)>>20, e.Limit>>20)
 }
 
+// BudgetError is a decode stopped because it ran past its time budget.
+type BudgetError struct {
+	// Budget is the time the decode had.
+	Budget time.Duration
+	// Pixels is the image's pixel count the budget was reckoned from.
+	Pixels uint64
+}
+
+func (e *BudgetError) Error() string {
+	return fmt.Sprintf("the decode ran past its budget of %s for %d pixels", e.Budget, e.Pixels)
+}
+
 // ErrDecode is a file the decoder could not decode.
 var ErrDecode = errors.New("the decoder could not decode the image")
+
+// ErrPixels is an image with more pixels than its decode's Limits.Pixels.
+var ErrPixels = errors.New("the image has more pixels than allowed")
 
 // compiled is a module compiled once, in the process's one runtime.
 type compiled struct {
@@ -85,28 +143,55 @@ type compiled struct {
 var (
 	wasmRuntime = sync.OnceValues(func() (wazero.Runtime, error) {
 		ctx := context.Background()
+		// Not WithCloseOnContextDone: it makes every loop of the module
+		// call into the runtime, which took the decodes three times as
+		// long; the decoders ask stop_requested instead (see stopRequested).
 		rt := wazero.NewRuntime(ctx)
 		if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
 			return nil, fmt.Errorf("wasi: %w", err)
 		}
+		_, err := rt.NewHostModuleBuilder("host").NewFunctionBuilder().WithFunc(stopRequested).
+			Export("stop_requested").Instantiate(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("host module: %w", err)
+		}
 		return rt, nil
 	})
-	heicModule = sync.OnceValues(func() (compiled, error) { return compile(heicWasm) })
-	avifModule = sync.OnceValues(func() (compiled, error) { return compile(avifWasm) })
+	heicModule = sync.OnceValues(func() (compiled, error) { return compile(&replacements.heic, heicWasm) })
+	avifModule = sync.OnceValues(func() (compiled, error) { return compile(&replacements.avif, avifWasm) })
 )
 
-// compile compiles a gzipped WebAssembly module in the process's runtime.
-func compile(gz []byte) (compiled, error) {
+// stopRequested is the modules' host.stop_requested: 1 when the decode's
+// context has ended (its caller's, or its budget), else 0. libde265 asks it
+// once a coding tree block (64×64 px at most), dav1d once a superblock row
+// (64 or 128 rows of pixels); each traps when told to stop (the patches
+// libde265-wasi-stop and dav1d-wasi-stop of build/). Neither decoder works
+// long without asking; the rest of a decode (parsing the file, converting
+// the pixels) takes time in proportion to the file and the image.
+func stopRequested(ctx context.Context) uint32 {
+	if ctx.Err() != nil {
+		return 1
+	}
+	return 0
+}
+
+// compile compiles a module in the process's runtime: the one in the file
+// *replacement names if any, else the embedded gzipped one.
+func compile(replacement *string, embedded []byte) (compiled, error) {
 	rt, err := wasmRuntime()
 	if err != nil {
 		return compiled{}, err
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(gz))
-	if err != nil {
-		return compiled{}, fmt.Errorf("decompress module: %w", err)
+	replacements.Lock()
+	path := *replacement
+	replacements.Unlock()
+	bin := embedded
+	if path != "" {
+		if bin, err = os.ReadFile(path); err != nil {
+			return compiled{}, fmt.Errorf("replacement module: %w", err)
+		}
 	}
-	bin, err := io.ReadAll(zr)
-	if err != nil {
+	if bin, err = gunzip(bin); err != nil {
 		return compiled{}, fmt.Errorf("decompress module: %w", err)
 	}
 	mod, err := rt.CompileModule(context.Background(), bin)
@@ -116,66 +201,77 @@ func compile(gz []byte) (compiled, error) {
 	return compiled{rt, mod}, nil
 }
 
-// instance is one module instance, for one decode, with its memory.
-type instance struct {
-	ctx context.Context
-	mod api.Module
-	mem *limitedMemory
+// gunzip returns b decompressed if it is gzipped, else b.
+func gunzip(b []byte) ([]byte, error) {
+	if !bytes.HasPrefix(b, []byte{0x1f, 0x8b}) {
+		return b, nil
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(zr)
 }
 
-// instantiate makes an instance of the module whose memory may grow to at
-// most limit bytes. Close it.
-func instantiate(module func() (compiled, error), limit uint64) (*instance, error) {
+// instance is one module instance, for one decode, with its memory.
+type instance struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	// parent is the caller's context, whose end is not the budget's.
+	parent context.Context
+	mod    api.Module
+	mem    *limitedMemory
+	limits Limits
+}
+
+// instantiate makes an instance of the module for one decode under limits,
+// whose calls end with ctx or the decode's budget. Close it.
+func instantiate(ctx context.Context, module func() (compiled, error), limits Limits) (*instance, error) {
 	c, err := module()
 	if err != nil {
 		return nil, err
 	}
-	mem := &limitedMemory{limit: limit}
-	ctx := experimental.WithMemoryAllocator(context.Background(), mem)
-	cfg := wazero.NewModuleConfig().WithName("").WithStdout(io.Discard).WithStderr(io.Discard)
-	mod, err := c.rt.InstantiateModule(ctx, c.mod, cfg)
+	callCtx, cancel := context.WithTimeout(ctx, budget(limits.Pixels))
+	// A decode whose memory was refused growth fails with a LimitError
+	// whatever it does next: it is stopped there.
+	mem := &limitedMemory{limit: limits.Memory, refusedGrowth: cancel}
+	in := &instance{ctx: callCtx, cancel: cancel, parent: ctx, mem: mem, limits: limits}
+	cfg := wazero.NewModuleConfig().WithName("").WithStdout(io.Discard).WithStderr(io.Discard).
+		WithStartFunctions("_initialize")
+	mod, err := c.rt.InstantiateModule(experimental.WithMemoryAllocator(callCtx, mem), c.mod, cfg)
 	if err != nil {
+		cancel()
 		mem.Free()
-		return nil, fmt.Errorf("instantiate module: %w", err)
+		return nil, in.failed(fmt.Errorf("instantiate module: %w", err))
 	}
-	return &instance{ctx, mod, mem}, nil
-}
-
-// start makes an instance of the module for one decode (see instantiate),
-// copies data into its memory at src and allocates words 32-bit words for
-// the decode's results at res. Close the instance.
-func start(module func() (compiled, error), limit uint64, data []byte, words int) (in *instance, src, res uint32, err error) {
-	in, err = instantiate(module, limit)
-	if err != nil {
-		return nil, 0, 0, err
-	}
-	if src, err = in.write(data); err == nil {
-		res, err = in.malloc(4 * uint64(words))
-	}
-	if err != nil {
-		in.close()
-		return nil, 0, 0, err
-	}
-	return in, src, res, nil
+	in.mod = mod
+	return in, nil
 }
 
 // close releases the instance and its memory.
 func (in *instance) close() {
-	_ = in.mod.Close(in.ctx)
+	_ = in.mod.Close(context.Background())
+	in.cancel()
 	in.mem.Free() // again, in case closing did not
 }
 
-// failed returns the error for a call that failed with err: a
-// [*LimitError] if the memory was refused growth, else err.
+// failed returns the error for a call that failed with err: the caller's
+// context's error if it ended, a [*LimitError] if the memory was refused
+// growth, a [*BudgetError] if the budget ended, else err.
 func (in *instance) failed(err error) error {
-	if in.mem.refused > 0 {
+	switch {
+	case in.parent.Err() != nil:
+		return fmt.Errorf("decode stopped: %w", context.Cause(in.parent))
+	case in.mem.refused > 0:
 		return &LimitError{Wanted: in.mem.refused, Limit: in.mem.limit}
+	case in.ctx.Err() != nil:
+		return &BudgetError{Budget: budget(in.limits.Pixels), Pixels: in.limits.Pixels}
 	}
 	return err
 }
 
 // call calls the exported function name, which returns an i32.
-func (in *instance) call(name string, args ...uint64) (uint32, error) {
+func (in *instance) call(name string, args ...uint64) (int32, error) {
 	f := in.mod.ExportedFunction(name)
 	if f == nil {
 		return 0, fmt.Errorf("module exports no %s", name)
@@ -187,7 +283,7 @@ func (in *instance) call(name string, args ...uint64) (uint32, error) {
 	if len(res) != 1 {
 		return 0, fmt.Errorf("%s returned %d values", name, len(res))
 	}
-	return uint32(res[0]), nil
+	return int32(uint32(res[0])), nil
 }
 
 // malloc allocates n bytes in the module's memory.
@@ -199,26 +295,35 @@ func (in *instance) malloc(n uint64) (uint32, error) {
 	if err == nil && p == 0 {
 		err = in.failed(fmt.Errorf("malloc(%d) failed", n))
 	}
-	return p, err
+	return uint32(p), err
 }
 
-// write copies data into a new allocation in the module's memory.
-func (in *instance) write(data []byte) (uint32, error) {
-	p, err := in.malloc(uint64(len(data)))
+// decode copies data into the module's memory and calls the module's entry
+// point fn(data, size, max_pixels, out), with out words 32-bit words for its
+// result, which it returns. fn returns 0 or a negative error code, which
+// errs maps to an error.
+func (in *instance) decode(fn string, data []byte, words int, errs func(int32) error) ([]uint32, error) {
+	src, err := in.malloc(uint64(len(data)))
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	if !in.mod.Memory().Write(p, data) {
-		return 0, errors.New("write input: out of the module's memory")
+	if !in.mod.Memory().Write(src, data) {
+		return nil, errors.New("write input: out of the module's memory")
 	}
-	return p, nil
-}
-
-// u32s reads n little-endian 32-bit words at p.
-func (in *instance) u32s(p uint32, n int) ([]uint32, error) {
-	out := make([]uint32, n)
+	res, err := in.malloc(4 * uint64(words))
+	if err != nil {
+		return nil, err
+	}
+	rc, err := in.call(fn, uint64(src), uint64(len(data)), uint64(min(in.limits.Pixels, 1<<32-1)), uint64(res))
+	if err != nil {
+		return nil, err
+	}
+	if rc != 0 {
+		return nil, in.failed(errs(rc))
+	}
+	out := make([]uint32, words)
 	for i := range out {
-		v, ok := in.mod.Memory().ReadUint32Le(p + uint32(4*i))
+		v, ok := in.mod.Memory().ReadUint32Le(res + uint32(4*i))
 		if !ok {
 			return nil, errors.New("read result: out of the module's memory")
 		}
@@ -227,15 +332,25 @@ func (in *instance) u32s(p uint32, n int) ([]uint32, error) {
 	return out, nil
 }
 
-// view returns the n bytes at p in the module's memory, valid until the
-// instance is closed or its memory grows.
-func (in *instance) view(p uint32, n uint64) ([]byte, error) {
-	if n > 1<<32 {
-		return nil, errors.New("read output: out of the module's memory")
+// plane copies rows rows of n bytes, stride bytes apart from p in the
+// module's memory, into dst, dstStride bytes apart.
+func (in *instance) plane(dst []byte, dstStride int, p, stride uint32, n, rows int) error {
+	if rows == 0 {
+		return nil
 	}
-	b, ok := in.mod.Memory().Read(p, uint32(n))
+	if uint64(stride) < uint64(n) {
+		return fmt.Errorf("plane stride %d under its width %d", stride, n)
+	}
+	size := uint64(stride)*uint64(rows-1) + uint64(n)
+	if size > 1<<32 {
+		return errors.New("read output: out of the module's memory")
+	}
+	src, ok := in.mod.Memory().Read(p, uint32(size))
 	if !ok {
-		return nil, errors.New("read output: out of the module's memory")
+		return errors.New("read output: out of the module's memory")
 	}
-	return b, nil
+	for y := range rows {
+		copy(dst[y*dstStride:y*dstStride+n], src[y*int(stride):])
+	}
+	return nil
 }
