@@ -72,7 +72,7 @@ var variable = regexp.MustCompile(`\bREGSCRIBE_[A-Z_]*[A-Z]\b`)
 
 // testOnly are variables the tests read, not regscribe (the soak's seed, the
 // browser of the gallery's tests).
-var testOnly = []string{"REGSCRIBE_SOAK_SEED", "REGSCRIBE_CHROMIUM"}
+var testOnly = []string{"REGSCRIBE_SOAK_SEED", "REGSCRIBE_CHROMIUM", "REGSCRIBE_AXE"}
 
 // streams are JetStream names the README mentions, which look like variables.
 var streams = []string{feed.Stream}
