@@ -482,6 +482,7 @@ func (w *Worker) settle(msg jetstream.Msg, job queue.Job, d delivery, res Result
 		}
 		log.Info("job already given up (its dead letter is stored); storing its result and ending it")
 		report.Outcome, report.Reason, report.Attempts = queue.Failed, reason, int(min(d.attempt-1, uint64(w.opts.MaxAttempts)))
+		events = failedEvents(job, reason)
 		end = func() error { return msg.TermWithReason("dead letter stored") }
 	case err == nil && d.attempt > uint64(w.opts.MaxAttempts):
 		reason := d.givenUp()
@@ -489,6 +490,7 @@ func (w *Worker) settle(msg jetstream.Msg, job queue.Job, d delivery, res Result
 		if !w.giveUp(log, msg, job, d, reason, report) {
 			return
 		}
+		events = failedEvents(job, reason)
 		end = func() error { return msg.TermWithReason(queue.Excerpt(reason)) }
 	case err == nil && res.Removed:
 		log.Info("manifest gone; removed from search")
@@ -535,6 +537,7 @@ func (w *Worker) settle(msg jetstream.Msg, job queue.Job, d delivery, res Result
 		if !w.giveUp(log, msg, job, d, reason, report) {
 			return
 		}
+		events = failedEvents(job, reason)
 		end = func() error { return msg.TermWithReason(queue.Excerpt(reason)) }
 	default:
 		delay := w.backoff(d.attempt)
@@ -552,6 +555,20 @@ func (w *Worker) settle(msg jetstream.Msg, job queue.Job, d delivery, res Result
 	}
 	w.metrics.Outcome(string(report.Outcome))
 	w.report(log, msg, d, report, events, end)
+}
+
+// failedEvents is what the description stream learns of a job given up:
+// its manifest failed, and why (the gallery shows it on the photo). A job
+// that names no manifest, or removes one, says nothing there.
+func failedEvents(job queue.Job, reason string) []feed.Event {
+	if job.Digest == "" || job.Deleted || job.Registry == "" {
+		return nil
+	}
+	var tags []string
+	if job.Tag != "" {
+		tags = []string{job.Tag}
+	}
+	return []feed.Event{{Kind: feed.Failed, Registry: job.Registry, Repository: job.Repository, Digest: job.Digest, Tags: tags, Reason: queue.Excerpt(reason)}}
 }
 
 // report publishes the description events of a job that ended and stores

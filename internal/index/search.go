@@ -212,13 +212,13 @@ func (ix *Index) hybrid(ctx context.Context, q Query, ranked func() (*bleve.Sear
 	return hits, total, nil
 }
 
-// Repositories lists every repository with indexed photos or refusals,
-// newest activity first.
+// Repositories lists every repository with indexed photos, refusals or
+// manifests waiting to be described, newest activity first.
 func (ix *Index) Repositories(ctx context.Context) ([]Repository, error) {
 	type agg struct {
-		layers  map[[16]byte]struct{}
-		refused int
-		latest  int64
+		layers                  map[[16]byte]struct{}
+		refused, queued, failed int
+		latest                  int64
 	}
 	ix.mu.Lock()
 	byRepo := map[string]*agg{}
@@ -240,11 +240,24 @@ func (ix *Index) Repositories(ctx context.Context) ([]Repository, error) {
 		a.refused++
 		a.latest = max(a.latest, r.At.Unix())
 	}
+	for key, w := range ix.state.waiting {
+		if mf := ix.state.manifests[key]; mf != nil && len(mf.docs) > 0 {
+			continue
+		}
+		a := get(w.Registry + "/" + w.Repository)
+		if w.State == StateFailed {
+			a.failed++
+		} else {
+			a.queued++
+		}
+		a.latest = max(a.latest, w.At.Unix())
+	}
 	ix.mu.Unlock()
 	out := make([]Repository, 0, len(byRepo))
 	for repo, a := range byRepo {
 		i := strings.Index(repo, "/")
 		out = append(out, Repository{Registry: repo[:i], Repository: repo[i+1:], Photos: len(a.layers), Refused: a.refused,
+			Queued: a.queued, Failed: a.failed,
 			Latest: time.Unix(a.latest, 0).UTC()})
 	}
 	slices.SortFunc(out, func(a, b Repository) int {

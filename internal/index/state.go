@@ -199,6 +199,9 @@ type state struct {
 	hist history
 	// refused are the refusals, by manifest key.
 	refused map[string]Refusal
+	// waiting are the manifests announced and not described (queued, or
+	// failed), by manifest key.
+	waiting map[string]Waiting
 	// tagged are the manifests that carry each tag, by repository and tag
 	// ([tagKey]); kept by setTags.
 	tagged map[string]map[*manifest]struct{}
@@ -207,7 +210,8 @@ type state struct {
 func newState() *state {
 	return &state{docs: map[docKey]meta{}, manifests: map[string]*manifest{}, strs: map[string]string{},
 		repositories: map[string]int{}, models: map[string]int{}, hist: newHistory(), refused: map[string]Refusal{},
-		tagged: map[string]map[*manifest]struct{}{}}
+		waiting: map[string]Waiting{},
+		tagged:  map[string]map[*manifest]struct{}{}}
 }
 
 // tagKey is the key of a tag of the repository whose manifest keys start

@@ -174,7 +174,7 @@ func Start(t testing.TB, opts Options) *Stack {
 		require.NoError(t, err)
 		s.RegistryHost = s.Registry.Addr()
 	}
-	n, err := notifier.New(queue.NewPublisher(s.JS), notifier.Options{Token: s.Token, Registry: s.RegistryHost, Tags: s.Tags, Logger: Logger(t)})
+	n, err := notifier.New(queue.NewPublisher(s.JS), notifier.Options{Token: s.Token, Registry: s.RegistryHost, Tags: s.Tags, Announce: feed.NewPublisher(s.JS), Logger: Logger(t)})
 	require.NoError(t, err)
 	var notify http.Handler = n
 	if opts.NotifierProxy != nil {
