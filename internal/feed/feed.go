@@ -57,8 +57,13 @@ const (
 	// refusal or failure of the manifest supersedes it.
 	Queued Kind = "queued"
 	// Failed: a worker gave the manifest's job up (a dead letter); Reason
-	// says why. A description of the manifest supersedes it.
+	// says why, and At is when the job's push was announced (the job's
+	// received time). A description of the manifest supersedes it.
 	Failed Kind = "failed"
+	// Skipped: a worker read the manifest and found nothing to describe
+	// that is not described already (a container image, a manifest the
+	// selection leaves out): the announcement is over, nothing is shown.
+	Skipped Kind = "skipped"
 )
 
 // Event is one message of the stream: what one describer said about the
@@ -68,7 +73,7 @@ const (
 //
 //	{
 //	  "v": 1,
-//	  "kind": "written",                // written | found | deleted | refused | untagged | queued | failed
+//	  "kind": "written",                // written | found | deleted | refused | untagged | queued | failed | skipped
 //	  "registry": "127.0.0.1:5000",      // a configured registry
 //	  "repository": "photos/pineapple",
 //	  "digest": "sha256:…",             // the manifest that carries the description (annotation mode: the re-pushed one); none for untagged
@@ -142,7 +147,7 @@ func (e Event) Validate() error {
 	case e.Version != Version:
 		return fmt.Errorf("description event version %d, want %d", e.Version, Version)
 	case e.Kind != Written && e.Kind != Found && e.Kind != Deleted && e.Kind != Refused && e.Kind != Untagged &&
-		e.Kind != Queued && e.Kind != Failed:
+		e.Kind != Queued && e.Kind != Failed && e.Kind != Skipped:
 		return fmt.Errorf("description event of unknown kind %q", e.Kind)
 	case e.Kind == Untagged && (e.Registry == "" || e.Repository == "" || len(e.Tags) != 1 || e.Tags[0] == "" || e.Digest != ""):
 		return errors.New("untagged event without registry, repository or its one tag, or with a digest")
@@ -186,7 +191,7 @@ func Subject(e Event) string {
 		return m + "deleted"
 	case Refused:
 		return m + refusedToken
-	case Queued, Failed:
+	case Queued, Failed, Skipped:
 		return m + string(e.Kind)
 	}
 	sum := sha256.Sum256([]byte(e.By))
@@ -266,7 +271,7 @@ func (p *Publisher) Publish(ctx context.Context, e Event, id string) (uint64, er
 // by rules that read more, or re-pushed with a description), so the
 // refusals the stream holds are those the indexes hold (an index drops a
 // refusal when it applies such a description); a refusal or a failure the
-// announcement of its manifest. Every index applies e as superseding them already, so a
+// announcement of its manifest; a skip its announcement and failure. Every index applies e as superseding them already, so a
 // failed purge only leaves them taking room, and a refusal counted by
 // `regscribe status`: it is not an error.
 func (p *Publisher) supersede(ctx context.Context, e Event, seq uint64) {
@@ -276,16 +281,20 @@ func (p *Publisher) supersede(ctx context.Context, e Event, seq uint64) {
 		p.purge(ctx, e, seq)
 		return
 	case Written, Found:
-		for _, k := range []Kind{Refused, Queued, Failed} {
+		for _, k := range []Kind{Refused, Queued, Failed, Skipped} {
 			subjects = append(subjects, Subject(Event{Kind: k, Registry: e.Registry, Repository: e.Repository, Digest: e.Digest}))
 		}
 		if e.Replaces != "" && e.Replaces != e.Digest {
-			for _, k := range []Kind{Refused, Queued, Failed} {
+			for _, k := range []Kind{Refused, Queued, Failed, Skipped} {
 				subjects = append(subjects, Subject(Event{Kind: k, Registry: e.Registry, Repository: e.Repository, Digest: e.Replaces}))
 			}
 		}
 	case Refused, Failed:
 		subjects = []string{Subject(Event{Kind: Queued, Registry: e.Registry, Repository: e.Repository, Digest: e.Digest})}
+	case Skipped:
+		for _, k := range []Kind{Queued, Failed} {
+			subjects = append(subjects, Subject(Event{Kind: k, Registry: e.Registry, Repository: e.Repository, Digest: e.Digest}))
+		}
 	}
 	if len(subjects) == 0 {
 		return

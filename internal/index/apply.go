@@ -95,6 +95,9 @@ func (w *writer) apply(e feed.Event) error {
 	case feed.Queued, feed.Failed:
 		w.await(key, e)
 		return nil
+	case feed.Skipped:
+		w.wait(key, nil) // nothing to show
+		return nil
 	case feed.Refused:
 		// Out of search: counted and listed only, with the tags known.
 		w.refuse(key, refusalOf(e, st.mergeTags(st.refused[key].Tags, e.Tags)))

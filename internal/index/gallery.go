@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
+
+	bindex "github.com/blevesearch/bleve_index_api"
 
 	"github.com/regscribe/regscribe/internal/feed"
 )
@@ -37,6 +41,8 @@ const (
 )
 
 // Waiting is a manifest announced and not described: queued, or failed.
+// At is when it was announced (when it failed, if its announcement was
+// not seen).
 type Waiting struct {
 	Registry   string    `json:"registry"`
 	Repository string    `json:"repository"`
@@ -58,10 +64,14 @@ type Tile struct {
 }
 
 // await records the announcement (queued) or failure of the manifest key,
-// unless it is described or refused already: the event came late.
+// unless it is described, replaced by a described copy (annotation mode)
+// or refused already: the event came late.
 func (w *writer) await(key string, e feed.Event) {
 	st := w.ix.state
 	if mf := st.manifests[key]; mf != nil && len(mf.docs) > 0 {
+		return
+	}
+	if len(st.hist.next[key]) > 0 {
 		return
 	}
 	if _, ok := st.refused[key]; ok {
@@ -71,20 +81,65 @@ func (w *writer) await(key string, e feed.Event) {
 	if e.Kind == feed.Failed {
 		state, reason = StateFailed, e.Reason
 	}
+	at := e.At.UTC()
+	if old, ok := st.waiting[key]; ok && e.Kind == feed.Failed {
+		at = old.At // it keeps its place in the grid: when it was pushed
+	}
 	w.wait(key, &Waiting{Registry: e.Registry, Repository: e.Repository, Digest: e.Digest,
-		Tags: st.mergeTags(st.waiting[key].Tags, e.Tags), State: state, Reason: reason, At: e.At.UTC()})
+		Tags: st.mergeTags(st.waiting[key].Tags, e.Tags), State: state, Reason: reason, At: at})
 }
 
 // wait records (r not nil) or forgets (nil) the manifest key as waiting,
 // in the state and in the batch's history changes.
-func (w *writer) wait(key string, r *Waiting) { setRecord(w.ix.state.waiting, w.waits, key, r) }
+func (w *writer) wait(key string, r *Waiting) {
+	setRecord(w.ix.state.waiting, w.waits, key, r)
+	w.ix.state.changed[tileID{key: key}] = struct{}{}
+}
 
-// tileCache is the gallery's list in order, made again only when a batch
-// was written since.
+// photoKey is a photo of the gallery: a layer of a repository.
+type photoKey struct {
+	repo  string // registry/repository, interned
+	layer [16]byte
+}
+
+// tileID names a tile of the gallery's list: a photo (key empty), or a
+// manifest waiting or refused (key its manifest key).
+type tileID struct {
+	photo photoKey
+	key   string
+}
+
+// addPhoto and dropPhoto keep the entries of each photo, and note the
+// tiles they change: the photo's, and its manifest's (a manifest with an
+// entry is not shown as waiting).
+func (s *state) addPhoto(m meta, id docKey) {
+	pk := photoKey{m.repo, m.layer}
+	if !slices.Contains(s.photos[pk], id) {
+		s.photos[pk] = append(s.photos[pk], id)
+	}
+	s.changed[tileID{photo: pk}] = struct{}{}
+	s.changed[tileID{key: m.digest.key}] = struct{}{}
+}
+
+func (s *state) dropPhoto(m meta, id docKey) {
+	pk := photoKey{m.repo, m.layer}
+	ids := slices.DeleteFunc(s.photos[pk], func(x docKey) bool { return x == id })
+	if len(ids) == 0 {
+		delete(s.photos, pk)
+	} else {
+		s.photos[pk] = ids
+	}
+	s.changed[tileID{photo: pk}] = struct{}{}
+	s.changed[tileID{key: m.digest.key}] = struct{}{}
+}
+
+// tileCache is the gallery's list in order, and each tile by its id:
+// changed tiles are moved in place, the list is made again only for a
+// new state or many changes.
 type tileCache struct {
-	state   *state
-	changes uint64
-	tiles   []tileRef
+	state *state
+	tiles []tileRef
+	byID  map[tileID]tileRef
 }
 
 // tileRef is one tile of the list: an entry (id), or a manifest waiting or
@@ -101,47 +156,78 @@ func compareTiles(a, b tileRef) int {
 	return cmp.Or(cmp.Compare(b.at, a.at), strings.Compare(a.key, b.key), bytes.Compare(a.id[:], b.id[:]))
 }
 
+// maxMoves is how many changed tiles are moved in place; more, and the
+// list is made again.
+const maxMoves = 5000
+
+// tile is the tile of id as the state says (ok false: none).
+func (st *state) tile(id tileID) (tileRef, bool) {
+	if id.key == "" {
+		var best tileRef
+		var bestPerson bool
+		for _, d := range st.photos[id.photo] {
+			m := st.docs[d]
+			c := tileRef{repo: m.repo, at: m.created, state: StateDescribed, id: d}
+			if best.repo == "" || (m.person && !bestPerson) ||
+				(m.person == bestPerson && (c.at > best.at || c.at == best.at && bytes.Compare(c.id[:], best.id[:]) < 0)) {
+				best, bestPerson = c, m.person
+			}
+		}
+		return best, best.repo != ""
+	}
+	if w, ok := st.waiting[id.key]; ok {
+		if mf := st.manifests[id.key]; mf == nil || len(mf.docs) == 0 {
+			return tileRef{repo: st.intern(w.Registry + "/" + w.Repository), at: w.At.Unix(), state: w.State, key: id.key}, true
+		}
+	}
+	if r, ok := st.refused[id.key]; ok {
+		return tileRef{repo: st.intern(r.Registry + "/" + r.Repository), at: r.At.Unix(), state: StateRefused, key: id.key}, true
+	}
+	return tileRef{}, false
+}
+
 // list returns the gallery's list in order. The caller holds ix.mu.
 func (ix *Index) list() []tileRef {
-	c := &ix.tiles
-	if c.state == ix.state && c.changes == ix.changes && c.tiles != nil {
+	st, c := ix.state, &ix.tiles
+	if c.state == st && len(st.changed) <= maxMoves {
+		for id := range st.changed {
+			if old, ok := c.byID[id]; ok {
+				if i, found := slices.BinarySearchFunc(c.tiles, old, compareTiles); found {
+					c.tiles = slices.Delete(c.tiles, i, i+1)
+				}
+				delete(c.byID, id)
+			}
+			if t, ok := st.tile(id); ok {
+				i, _ := slices.BinarySearchFunc(c.tiles, t, compareTiles)
+				c.tiles = slices.Insert(c.tiles, i, t)
+				c.byID[id] = t
+			}
+		}
+		clear(st.changed)
 		return c.tiles
 	}
-	st := ix.state
-	type photo struct {
-		repo  string
-		layer [16]byte
+	ids := make([]tileID, 0, len(st.photos)+len(st.waiting)+len(st.refused))
+	for pk := range st.photos {
+		ids = append(ids, tileID{photo: pk})
 	}
-	type shown struct {
-		id      docKey
-		person  bool
-		created int64
+	for key := range st.waiting {
+		ids = append(ids, tileID{key: key})
 	}
-	best := make(map[photo]shown, len(st.docs))
-	for id, m := range st.docs {
-		k := photo{m.repo, m.layer}
-		s, ok := best[k]
-		c := shown{id: id, person: m.person, created: m.created}
-		if !ok || (c.person && !s.person) || (c.person == s.person && (c.created > s.created || c.created == s.created && bytes.Compare(c.id[:], s.id[:]) < 0)) {
-			best[k] = c
+	for key := range st.refused {
+		if _, ok := st.waiting[key]; !ok {
+			ids = append(ids, tileID{key: key})
 		}
 	}
-	out := make([]tileRef, 0, len(best)+len(st.waiting)+len(st.refused))
-	for k, s := range best {
-		out = append(out, tileRef{repo: k.repo, at: s.created, state: StateDescribed, id: s.id})
-	}
-	for key, w := range st.waiting {
-		if mf := st.manifests[key]; mf != nil && len(mf.docs) > 0 {
-			continue
+	*c = tileCache{state: st, tiles: make([]tileRef, 0, len(ids)), byID: make(map[tileID]tileRef, len(ids))}
+	for _, id := range ids {
+		if t, ok := st.tile(id); ok {
+			c.tiles = append(c.tiles, t)
+			c.byID[id] = t
 		}
-		out = append(out, tileRef{repo: st.intern(w.Registry + "/" + w.Repository), at: w.At.Unix(), state: w.State, key: key})
 	}
-	for key, r := range st.refused {
-		out = append(out, tileRef{repo: st.intern(r.Registry + "/" + r.Repository), at: r.At.Unix(), state: StateRefused, key: key})
-	}
-	slices.SortFunc(out, compareTiles)
-	*c = tileCache{state: st, changes: ix.changes, tiles: out}
-	return out
+	slices.SortFunc(c.tiles, compareTiles)
+	clear(st.changed)
+	return c.tiles
 }
 
 // Tiles lists the gallery's photos, newest first, whatever their state
@@ -197,7 +283,7 @@ func (ix *Index) Tiles(ctx context.Context, registry, repository string, offset,
 		}
 	}
 	ix.mu.Unlock()
-	docs, err := ix.docs(ids)
+	docs, err := ix.stored(ids)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -234,4 +320,29 @@ func (ix *Index) Waiting(ctx context.Context, registry, repository, digest strin
 
 func manifestEntry(registry, repository, digest string, tags []string, at time.Time) Entry {
 	return Entry{Registry: registry, Repository: repository, Digest: digest, Manifest: digest, Tags: tags, Created: at}
+}
+
+// stored reads the entries ids by id, one look-up each: for a page of the
+// grid, cheaper than a search for them in a large index.
+func (ix *Index) stored(ids []string) (map[string]*doc, error) {
+	out := make(map[string]*doc, len(ids))
+	for _, id := range ids {
+		bd, err := ix.bi.Document(id)
+		if err != nil {
+			return nil, fmt.Errorf("index: read entry %s: %w", id, err)
+		}
+		if bd == nil {
+			continue
+		}
+		bd.VisitFields(func(f bindex.Field) {
+			if f.Name() != fSource {
+				return
+			}
+			var d doc
+			if json.Unmarshal(f.Value(), &d) == nil {
+				out[id] = &d
+			}
+		})
+	}
+	return out, nil
 }

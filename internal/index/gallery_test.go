@@ -42,14 +42,15 @@ func TestTilesShowEveryPhotoWithItsState(t *testing.T) {
 
 	e.publish(written("photos/a", "sha256:m-lake", "ollama/qwen2.5vl:3b", []string{"latest"}, day("2026-04-05"),
 		photo("sha256:l-lake", "A lake at dawn.", "lake")))
-	e.publish(feed.Event{Kind: feed.Failed, Registry: reg, Repository: "photos/a", Digest: "sha256:m-fork", At: day("2026-04-06"), Reason: "model said no"})
+	e.publish(feed.Event{Kind: feed.Failed, Registry: reg, Repository: "photos/a", Digest: "sha256:m-fork", At: day("2026-04-02"), Reason: "model said no"})
 	e.publish(feed.Event{Kind: feed.Refused, Registry: reg, Repository: "photos/b", Digest: "sha256:m-text", At: day("2026-04-07"), Reason: "not an image: text"})
 	e.publish(queued("photos/a", "sha256:m-lake", "2026-04-08")) // late: described already
 	e.wait(ix)
-	want := []string{"sha256:m-text refused not an image: text", "sha256:m-fork failed model said no", "sha256:m-lake described ", "sha256:m-dune queued "}
+	// A failure keeps its place (when it was pushed).
+	want := []string{"sha256:m-text refused not an image: text", "sha256:m-lake described ", "sha256:m-dune queued ", "sha256:m-fork failed model said no"}
 	require.Equal(t, want, states(ix, "", ""))
-	require.Equal(t, want[1:3], states(ix, reg, "photos/a"))
-	require.Equal(t, []string{want[0], want[3]}, states(ix, reg, "photos/b"))
+	require.Equal(t, []string{want[1], want[3]}, states(ix, reg, "photos/a"))
+	require.Equal(t, []string{want[0], want[2]}, states(ix, reg, "photos/b"))
 	tl, ok, err := ix.Waiting(e.ctx, reg, "photos/a", "sha256:m-fork")
 	require.NoError(t, err)
 	require.True(t, ok)

@@ -137,6 +137,7 @@ type Index struct {
 	// ([Index.Tiles]) is made again when it grows.
 	changes uint64
 	tiles   tileCache
+	repos   repoCache
 
 	vec *vectors // nil without an Embedder
 

@@ -37,7 +37,10 @@ func (r Refusal) Ref() string { return r.Registry + "/" + r.Repository + "@" + r
 
 // refuse records (r not nil) or forgets (nil) the refusal of the manifest
 // key, in the state and in the batch's history changes.
-func (w *writer) refuse(key string, r *Refusal) { setRecord(w.ix.state.refused, w.refusals, key, r) }
+func (w *writer) refuse(key string, r *Refusal) {
+	setRecord(w.ix.state.refused, w.refusals, key, r)
+	w.ix.state.changed[tileID{key: key}] = struct{}{}
+}
 
 // setRecord records (r not nil) or forgets (nil) the record of key in the
 // state's records and in the batch's changes of them.

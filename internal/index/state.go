@@ -202,6 +202,11 @@ type state struct {
 	// waiting are the manifests announced and not described (queued, or
 	// failed), by manifest key.
 	waiting map[string]Waiting
+	// photos are the entries of each photo (repository and layer), and
+	// changed the gallery's tiles changed since its list was made
+	// ([Index.list]).
+	photos  map[photoKey][]docKey
+	changed map[tileID]struct{}
 	// tagged are the manifests that carry each tag, by repository and tag
 	// ([tagKey]); kept by setTags.
 	tagged map[string]map[*manifest]struct{}
@@ -210,8 +215,8 @@ type state struct {
 func newState() *state {
 	return &state{docs: map[docKey]meta{}, manifests: map[string]*manifest{}, strs: map[string]string{},
 		repositories: map[string]int{}, models: map[string]int{}, hist: newHistory(), refused: map[string]Refusal{},
-		waiting: map[string]Waiting{},
-		tagged:  map[string]map[*manifest]struct{}{}}
+		waiting: map[string]Waiting{}, photos: map[photoKey][]docKey{}, changed: map[tileID]struct{}{},
+		tagged: map[string]map[*manifest]struct{}{}}
 }
 
 // tagKey is the key of a tag of the repository whose manifest keys start
@@ -308,6 +313,7 @@ func (s *state) put(id docKey, d *doc) {
 		hash: d.hashKey(), vkey: vkey,
 	}
 	m.digest.add(id)
+	s.addPhoto(m, id)
 	if d.Manifest != "" && d.Manifest != d.Digest {
 		m.child = s.manifest(manifestKey(d.Registry, d.Repository, d.Manifest))
 		m.child.add(id)
@@ -330,6 +336,7 @@ func (s *state) remove(id docKey) (meta, bool) {
 		return meta{}, false
 	}
 	delete(s.docs, id)
+	s.dropPhoto(m, id)
 	count(s.repositories, m.repository(), -1)
 	count(s.models, m.model, -1)
 	m.digest.drop(id)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/regscribe/regscribe/internal/index"
 	"github.com/regscribe/regscribe/internal/thumb"
 )
 
@@ -15,7 +16,9 @@ var thumbSizes = map[string]int{"s": thumb.Grid, "l": thumb.Preview}
 
 // thumbnail is GET /thumbs/{s|l}/{registry}/{repository}@{layer}: the layer
 // must be a photo the index knows in that repository of a configured
-// registry. What fails to decode is a placeholder, never the blob.
+// registry, or the digest a manifest the index knows as waiting to be
+// described (its first photo is shown). What fails to decode is a
+// placeholder, never the blob.
 func (s *Server) thumbnail(w http.ResponseWriter, r *http.Request) {
 	size, ok := thumbSizes[r.PathValue("size")]
 	reg := s.registryName(r.PathValue("registry"))
@@ -37,12 +40,22 @@ func (s *Server) thumbnail(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
-	if p == nil {
-		http.NotFound(w, r)
-		return
-	}
 	ctx, cancel := context.WithTimeout(r.Context(), 25*time.Second)
 	defer cancel()
+	if p == nil {
+		// A manifest not described yet: its first photo stands for it.
+		t, ok, err := s.opts.Catalog.Waiting(ctx, reg, repo, layer)
+		if err != nil || !ok || t.State == index.StateRefused {
+			http.NotFound(w, r)
+			return
+		}
+		first, err := s.thumbs.First(ctx, thumb.Photo{Registry: reg, Repository: repo, Manifest: t.Digest})
+		if err != nil {
+			s.placeholder(w, r)
+			return
+		}
+		p = &first
+	}
 	b, err := s.thumbs.Get(ctx, *p, size)
 	switch {
 	case err == nil:
