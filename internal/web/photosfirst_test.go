@@ -1,8 +1,10 @@
 package web_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,8 +12,10 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/stretchr/testify/require"
 
+	"github.com/regscribe/regscribe/internal/feed"
 	"github.com/regscribe/regscribe/internal/modeltest"
 	"github.com/regscribe/regscribe/internal/stacktest"
+	"github.com/regscribe/regscribe/internal/web"
 )
 
 // pushPhoto pushes scene sc as repo:tag without waiting for its
@@ -91,6 +95,18 @@ func TestPhotosShowFromTheirPush(t *testing.T) {
 		require.Contains(t, captions, sc.description)
 	}
 	b.shot("described")
+	b.dark(true)
+	b.shot("described-dark")
+	b.dark(false)
+	// On a phone: three or four a row.
+	b.do(chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+	b.imagesLoaded(".tiles .thumb")
+	perRow := get(b, chromedp.Evaluate[int](`(() => { const t = [...document.querySelectorAll(".tiles .tile")]; return t.filter(e => e.offsetTop === t[0].offsetTop).length; })()`))
+	require.GreaterOrEqual(t, perRow, 3, "photos a row on a phone")
+	require.LessOrEqual(t, perRow, 4, "photos a row on a phone")
+	b.shot("described-phone")
+	b.dark(true)
+	b.shot("described-phone-dark")
 }
 
 // TestFailedAndNotImagesShowWhy: a photo the model refuses shows as
@@ -164,4 +180,38 @@ func TestModelDownShowsABanner(t *testing.T) {
 	b.shot("model-down-phone")
 	b.dark(true)
 	b.shot("model-down-phone-dark")
+}
+
+// TestGridLoadsMoreAsYouScroll: past a page of photos, scrolling to the
+// end of the grid loads the next ones into it; without script, the "More
+// photos" link is that next page.
+func TestGridLoadsMoreAsYouScroll(t *testing.T) {
+	g := startGallery(t, "")
+	n := web.GridPage + 30
+	at := time.Now().UTC().Add(-time.Hour)
+	for i := range n {
+		digest := fmt.Sprintf("sha256:%064x", i+1)
+		_, err := g.feed.Publish(context.Background(), feed.Event{Kind: feed.Found, Registry: g.RegistryHost, Repository: "photos/many", Digest: digest,
+			By: "ollama/" + stacktest.Model, Photos: []feed.Photo{{Manifest: digest, Layer: fmt.Sprintf("sha256:%064x", i+100_000),
+				MediaType: "image/jpeg", Description: fmt.Sprintf("Photo number %d.", i), Model: "ollama/" + stacktest.Model,
+				Created: at.Add(time.Duration(i) * time.Second), Stored: "annotation"}}}, "")
+		require.NoError(t, err)
+	}
+	require.NoError(t, g.Catalog.Wait(context.Background(), g.JS))
+
+	resp, body := request(t, http.MethodGet, g.URL+"/?page=2", nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, 30, strings.Count(body, `<li class="tile"`), "the link's page holds the rest")
+	require.Contains(t, body, "Photo number 0.", "the oldest last")
+
+	b := newBrowser(t, g.URL, 1280, 900)
+	b.open("/")
+	require.Len(t, b.attrs(".tiles .tile", "data-state"), web.GridPage)
+	require.Equal(t, "/?page=2", b.attrs("a[data-more]", "href")[0])
+	b.do(chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, document.body.scrollHeight)`))
+	require.Len(t, b.states(n), n, "scrolling loaded the rest")
+	captions := b.texts(".tiles .caption")
+	require.Equal(t, fmt.Sprintf("Photo number %d.", n-1), captions[0])
+	require.Equal(t, "Photo number 0.", captions[n-1])
+	require.Equal(t, "/", b.location(), "the page stays where it is")
 }
