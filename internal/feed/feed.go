@@ -275,36 +275,39 @@ func (p *Publisher) Publish(ctx context.Context, e Event, id string) (uint64, er
 // failed purge only leaves them taking room, and a refusal counted by
 // `regscribe status`: it is not an error.
 func (p *Publisher) supersede(ctx context.Context, e Event, seq uint64) {
-	var subjects []string
+	var kinds []Kind
+	digests := []string{e.Digest}
 	switch e.Kind {
 	case Deleted:
 		p.purge(ctx, e, seq)
 		return
 	case Written, Found:
-		for _, k := range []Kind{Refused, Queued, Failed, Skipped} {
-			subjects = append(subjects, Subject(Event{Kind: k, Registry: e.Registry, Repository: e.Repository, Digest: e.Digest}))
-		}
+		kinds = []Kind{Refused, Queued, Failed, Skipped}
 		if e.Replaces != "" && e.Replaces != e.Digest {
-			for _, k := range []Kind{Refused, Queued, Failed, Skipped} {
-				subjects = append(subjects, Subject(Event{Kind: k, Registry: e.Registry, Repository: e.Repository, Digest: e.Replaces}))
-			}
+			digests = append(digests, e.Replaces)
 		}
 	case Refused, Failed:
-		subjects = []string{Subject(Event{Kind: Queued, Registry: e.Registry, Repository: e.Repository, Digest: e.Digest})}
+		kinds = []Kind{Queued}
 	case Skipped:
-		for _, k := range []Kind{Queued, Failed} {
-			subjects = append(subjects, Subject(Event{Kind: k, Registry: e.Registry, Repository: e.Repository, Digest: e.Digest}))
-		}
-	}
-	if len(subjects) == 0 {
+		kinds = []Kind{Queued, Failed}
+	default:
 		return
 	}
 	s, err := p.handle(ctx)
 	if err != nil {
 		return
 	}
-	for _, subject := range subjects {
-		_ = s.Purge(ctx, jetstream.WithPurgeSubject(subject), jetstream.WithPurgeSequence(seq))
+	for _, digest := range digests {
+		// One look at the manifest's subjects, then a purge of those it
+		// holds: usually one, often none.
+		info, err := s.Info(ctx, jetstream.WithSubjectFilter(SubjectPrefix+ManifestKey(e.Registry, e.Repository, digest)+".*"))
+		for _, k := range kinds {
+			subject := Subject(Event{Kind: k, Registry: e.Registry, Repository: e.Repository, Digest: digest})
+			if err == nil && info.State.Subjects[subject] == 0 {
+				continue
+			}
+			_ = s.Purge(ctx, jetstream.WithPurgeSubject(subject), jetstream.WithPurgeSequence(seq))
+		}
 	}
 }
 
