@@ -1,6 +1,7 @@
 package web
 
 import (
+	"cmp"
 	"fmt"
 	"html/template"
 	"net/url"
@@ -8,12 +9,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/regscribe/regscribe/internal/index"
 	"github.com/regscribe/regscribe/internal/photo"
 	"github.com/regscribe/regscribe/internal/thumb"
 )
 
 // pageNames are the page templates; each is parsed with layout.html.
-var pageNames = []string{"home", "repository", "photo", "search", "jobs", "run", "error", "confirm", "like"}
+var pageNames = []string{"home", "photo", "waiting", "search", "jobs", "run", "error", "confirm", "like"}
 
 func parsePages() (map[string]*template.Template, error) {
 	out := map[string]*template.Template{}
@@ -67,6 +69,10 @@ var funcs = template.FuncMap{
 		}
 		return strconv.Itoa(n) + " " + many
 	},
+	"tileThumb": func(t Tile) string {
+		return "/thumbs/s/" + pathEscape(t.Registry) + "/" + pathEscapeRepo(t.Repository) + "@" + cmp.Or(t.Layer, t.Digest)
+	},
+	"stateLabel":  stateLabel,
 	"gridSize":    func() int { return thumb.Grid },
 	"previewSize": func() int { return thumb.Preview },
 }
@@ -80,6 +86,19 @@ type cardView struct {
 	// Marks are the words of the search the card was found by, to
 	// highlight in its description.
 	Marks []string
+}
+
+// stateLabel names a photo's state as the grid shows it.
+func stateLabel(s index.State) string {
+	switch s {
+	case index.StateQueued:
+		return "describing…"
+	case index.StateFailed:
+		return "failed"
+	case index.StateRefused:
+		return "not an image"
+	}
+	return string(s)
 }
 
 // photoDigest is the digest a photo page is addressed by: its layer, so an
