@@ -40,6 +40,13 @@ var funcs = template.FuncMap{
 		return cardView{Entry: e, Href: list{In: in, Query: q, At: at}.viewURL(e), ID: cardID(at), Marks: markedWords(q)}
 	},
 	"highlight": highlight,
+	"tileIn": func(t Tile, registry, repository string, at int) tileView {
+		scope := registry
+		if repository != "" {
+			scope += "/" + repository
+		}
+		return tileView{Tile: t, Href: list{In: listGrid, Query: scope, At: at}.viewURL(t.Entry), ID: cardID(at)}
+	},
 	"searchFor": searchFor,
 	"downloadURL": func(e Entry) string {
 		return "/download/" + pathEscape(e.Registry) + "/" + pathEscapeRepo(e.Repository) + "@" + e.Layer
@@ -86,6 +93,13 @@ type cardView struct {
 	// Marks are the words of the search the card was found by, to
 	// highlight in its description.
 	Marks []string
+}
+
+// tileView is one photo of the gallery's grid: its tile links to Href, the
+// photo's page opened from the grid; ID names the tile in the grid.
+type tileView struct {
+	Tile
+	Href, ID string
 }
 
 // stateLabel names a photo's state as the grid shows it.
