@@ -29,6 +29,10 @@
 // whatever was not stored. A malformed request is a 4xx with a reason and
 // queues nothing.
 //
+// With [Options.Announce], it also puts a queued event per manifest pushed
+// on the description stream (package feed) once the jobs are stored, so
+// the gallery shows the photo before it is described.
+//
 // It never talks to a registry or a model, and never calls a URL an event
 // names.
 package notifier

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/regscribe/regscribe/internal/feed"
 	"github.com/regscribe/regscribe/internal/metrics"
 	"github.com/regscribe/regscribe/internal/queue"
 )
@@ -27,9 +28,17 @@ type TagRecorder interface {
 	Announce(ctx context.Context, a queue.TagAnnouncement) (own bool, err error)
 }
 
+// Announcer puts the announcement of a push on the description stream
+// (package feed), so the gallery shows the photo before it is described;
+// *feed.Publisher is one.
+type Announcer interface {
+	Publish(ctx context.Context, e feed.Event, id string) (uint64, error)
+}
+
 var (
 	_ Publisher   = (*queue.Publisher)(nil)
 	_ TagRecorder = (*queue.Tags)(nil)
+	_ Announcer   = (*feed.Publisher)(nil)
 )
 
 // DefaultMaxBody is the largest request body accepted.
@@ -57,6 +66,10 @@ type Options struct {
 	// manifest knows whether a later push was announced. If nil, nothing
 	// is recorded (workers then cannot tell, and act as without a record).
 	Tags TagRecorder
+	// Announce, if set, receives a queued event per manifest pushed, once
+	// its jobs are stored. One that cannot be stored is logged: the job is
+	// queued all the same, and its photo shows once described.
+	Announce Announcer
 	// Metrics counts requests and events. If nil, none are counted.
 	Metrics *metrics.Metrics
 	// ReadTimeout bounds reading one request's body. If zero, 10 s. (The
@@ -233,8 +246,38 @@ func (n *Notifier) events(w http.ResponseWriter, r *http.Request, src *Source) {
 			}
 			log.Info(msg, "format", format, "repository", j.Repository, "digest", j.Digest, "tag", j.Tag, "event", j.Event)
 		}
+		n.announce(ctx, log, jobs)
 	}
 	n.reply(w, http.StatusOK, rep)
+}
+
+// announce publishes a queued event per manifest the jobs push (jobs by
+// tag only name none: they show once described).
+func (n *Notifier) announce(ctx context.Context, log *slog.Logger, jobs []queue.Job) {
+	if n.opts.Announce == nil {
+		return
+	}
+	var events []feed.Event
+	ids := map[string]string{}
+	for _, j := range jobs {
+		if j.Deleted || j.Digest == "" || j.Correction != nil {
+			continue
+		}
+		i := slices.IndexFunc(events, func(e feed.Event) bool { return e.Repository == j.Repository && e.Digest == j.Digest })
+		if i < 0 {
+			events = append(events, feed.Event{Kind: feed.Queued, Registry: j.Registry, Repository: j.Repository, Digest: j.Digest, At: j.Received})
+			i = len(events) - 1
+			ids[j.Repository+"@"+j.Digest] = "queued-" + j.ID()
+		}
+		if j.Tag != "" && !slices.Contains(events[i].Tags, j.Tag) {
+			events[i].Tags = append(events[i].Tags, j.Tag)
+		}
+	}
+	for _, e := range events {
+		if _, err := n.opts.Announce.Publish(ctx, e, ids[e.Repository+"@"+e.Digest]); err != nil {
+			log.Warn("could not announce the push to the gallery; its photo shows once described", "repository", e.Repository, "digest", e.Digest, "err", err)
+		}
+	}
 }
 
 // recordTags records the tag changes announced, in order, and returns those

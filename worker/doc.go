@@ -7,7 +7,10 @@
 // person's description the same way, without the model; a deletion job
 // checks that the manifest is gone. Each job that writes (or finds its
 // manifest gone) publishes description events (package feed) with its
-// result, for search indexes to follow.
+// result, for search indexes to follow; a job given up publishes that its
+// manifest failed, and why, and one that finds nothing to describe that
+// it was skipped, so the gallery shows every push as it ends. The model's
+// outages are reported to [Options.Outages].
 //
 // The worker owns the interfaces it needs ([Describer], [Memory], [Feed]) and makes
 // the one decision of what happens to a job message (Ack, Nak with backoff,

@@ -11,15 +11,16 @@ import (
 // jobs, jobs in flight wait (without spending an attempt) and a single probe
 // watches for the model to come back.
 type gate struct {
-	log   *slog.Logger
-	model Describer
+	log     *slog.Logger
+	model   Describer
+	outages Outages // nil: not reported
 
 	mu   sync.Mutex
 	open chan struct{} // closed while the model is usable
 }
 
-func newGate(log *slog.Logger, model Describer) *gate {
-	g := &gate{log: log, model: model, open: make(chan struct{})}
+func newGate(log *slog.Logger, model Describer, outages Outages) *gate {
+	g := &gate{log: log, model: model, outages: outages, open: make(chan struct{})}
 	close(g.open)
 	return g
 }
@@ -49,7 +50,27 @@ func (g *gate) Down(cause error) {
 	}
 	g.open = make(chan struct{})
 	g.log.Error("model unavailable; jobs wait in the queue until it is back", "err", cause)
+	g.report(cause)
 	go g.probe(g.open)
+}
+
+// report tells the outage board (if any) that the model is unreachable
+// (cause not nil) or reachable again.
+func (g *gate) report(cause error) {
+	if g.outages == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var err error
+	if cause != nil {
+		err = g.outages.Down(ctx, g.model.Model(), cause)
+	} else {
+		err = g.outages.Up(ctx, g.model.Model())
+	}
+	if err != nil {
+		g.log.Warn("could not report the model's state to the gallery and `regscribe status`", "err", err)
+	}
 }
 
 func (g *gate) probe(open chan struct{}) {
@@ -65,10 +86,12 @@ func (g *gate) probe(open chan struct{}) {
 			cancel()
 			if err != nil {
 				g.log.Debug("model still unavailable", "err", err)
+				g.report(err)
 				continue
 			}
 		}
 		g.log.Info("model is available again; resuming")
+		g.report(nil)
 		g.mu.Lock()
 		close(open)
 		g.mu.Unlock()

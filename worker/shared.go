@@ -8,13 +8,15 @@ import (
 	"github.com/regscribe/regscribe/internal/feed"
 	"github.com/regscribe/regscribe/internal/lease"
 	"github.com/regscribe/regscribe/internal/memo"
+	"github.com/regscribe/regscribe/internal/outage"
 	"github.com/regscribe/regscribe/internal/queue"
 )
 
 // Shared are the parts a worker pool settles its jobs through, shared
 // with every other worker process on the same NATS: the description
 // memory, the attempts ledger, the description feed, the leases on photos'
-// referrers and the reporter of results and dead letters. `regscribe up`,
+// referrers, the reporter of results and dead letters and the board of the
+// model's outages. `regscribe up`,
 // `regscribe worker` and `regscribe bench` open them with [OpenShared], so
 // the benchmark runs the parts users run.
 type Shared struct {
@@ -23,6 +25,7 @@ type Shared struct {
 	Feed     *feed.Publisher
 	Leases   *lease.Leases
 	Reporter *queue.Reporter
+	Outages  *outage.Board
 }
 
 // OpenShared creates (or opens) the shared parts, with replicas copies
@@ -44,11 +47,14 @@ func OpenShared(ctx context.Context, js jetstream.JetStream, replicas int) (Shar
 	if s.Leases, err = lease.Open(ctx, js, replicas, 0); err != nil {
 		return s, err
 	}
+	if s.Outages, err = outage.Open(ctx, js, replicas); err != nil {
+		return s, err
+	}
 	return s, nil
 }
 
-// Use sets o's Reporter, Ledger, Feed and Locker to s's (the memory is
-// [New]'s argument).
+// Use sets o's Reporter, Ledger, Feed, Locker and Outages to s's (the
+// memory is [New]'s argument).
 func (s Shared) Use(o *Options) {
-	o.Reporter, o.Ledger, o.Feed, o.Locker = s.Reporter, s.Ledger, s.Feed, s.Leases
+	o.Reporter, o.Ledger, o.Feed, o.Locker, o.Outages = s.Reporter, s.Ledger, s.Feed, s.Leases, s.Outages
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/regscribe/regscribe/internal/lease"
 	"github.com/regscribe/regscribe/internal/memo"
 	"github.com/regscribe/regscribe/internal/metrics"
+	"github.com/regscribe/regscribe/internal/outage"
 	"github.com/regscribe/regscribe/internal/queue"
 	"github.com/regscribe/regscribe/internal/registry"
 	"github.com/regscribe/regscribe/internal/vision"
@@ -35,6 +36,15 @@ type Describer interface {
 	// Accepts lists the image media types the model takes unconverted.
 	Accepts() []string
 }
+
+// Outages hears when the model is unreachable (again while it lasts) and
+// when it is back; *outage.Board is one.
+type Outages interface {
+	Down(ctx context.Context, model string, cause error) error
+	Up(ctx context.Context, model string) error
+}
+
+var _ Outages = (*outage.Board)(nil)
 
 // Reporter publishes how jobs ended and keeps the ones given up.
 type Reporter interface {
@@ -154,6 +164,9 @@ type Options struct {
 	// wrote, manifests gone), with the same care as their results. If nil,
 	// none are published.
 	Feed Feed
+	// Outages receives the model's outages, for the gallery and `regscribe
+	// status`. If nil, they are only logged.
+	Outages Outages
 	// Metrics records job outcomes and stage latencies. If nil, none.
 	Metrics *metrics.Metrics
 	// Logger for job outcomes. If nil, slog.Default().
@@ -248,7 +261,7 @@ func New(reg *registry.Client, model Describer, memory Memory, opts Options) *Wo
 		opts.Image.Accept = model.Accepts()
 	}
 	w := &Worker{registry: reg, model: model, memory: memory, opts: opts, log: opts.Logger, reporter: opts.Reporter, feed: opts.Feed, ledger: opts.Ledger, metrics: opts.Metrics}
-	w.gate = newGate(w.log, model)
+	w.gate = newGate(w.log, model, opts.Outages)
 	w.preparing = newPreparing(opts.MaxPrepareBytes, opts.MaxPrepares)
 	return w
 }
@@ -482,6 +495,7 @@ func (w *Worker) settle(msg jetstream.Msg, job queue.Job, d delivery, res Result
 		}
 		log.Info("job already given up (its dead letter is stored); storing its result and ending it")
 		report.Outcome, report.Reason, report.Attempts = queue.Failed, reason, int(min(d.attempt-1, uint64(w.opts.MaxAttempts)))
+		events = manifestEvents(feed.Failed, job, reason)
 		end = func() error { return msg.TermWithReason("dead letter stored") }
 	case err == nil && d.attempt > uint64(w.opts.MaxAttempts):
 		reason := d.givenUp()
@@ -489,6 +503,7 @@ func (w *Worker) settle(msg jetstream.Msg, job queue.Job, d delivery, res Result
 		if !w.giveUp(log, msg, job, d, reason, report) {
 			return
 		}
+		events = manifestEvents(feed.Failed, job, reason)
 		end = func() error { return msg.TermWithReason(queue.Excerpt(reason)) }
 	case err == nil && res.Removed:
 		log.Info("manifest gone; removed from search")
@@ -524,6 +539,12 @@ func (w *Worker) settle(msg jetstream.Msg, job queue.Job, d delivery, res Result
 			report.Outcome, report.Reason = queue.Refused, r.Reason
 		} else {
 			log.Debug("nothing to describe", "reason", err.Error())
+			if len(events) == 0 && job.Event != "" && !errors.Is(err, errSaidHere) {
+				// The push the notifier announced (queued) ends here:
+				// nothing of it shows. (A manifest this model described
+				// shows as described.)
+				events = manifestEvents(feed.Skipped, job, err.Error())
+			}
 		}
 		end = func() error { return w.ack(msg, log, d) }
 	case kind == fault.KindPermanent || d.attempt >= uint64(w.opts.MaxAttempts):
@@ -535,6 +556,7 @@ func (w *Worker) settle(msg jetstream.Msg, job queue.Job, d delivery, res Result
 		if !w.giveUp(log, msg, job, d, reason, report) {
 			return
 		}
+		events = manifestEvents(feed.Failed, job, reason)
 		end = func() error { return msg.TermWithReason(queue.Excerpt(reason)) }
 	default:
 		delay := w.backoff(d.attempt)
@@ -552,6 +574,25 @@ func (w *Worker) settle(msg jetstream.Msg, job queue.Job, d delivery, res Result
 	}
 	w.metrics.Outcome(string(report.Outcome))
 	w.report(log, msg, d, report, events, end)
+}
+
+// manifestEvents is what the description stream learns of a job that
+// ended without a description: its manifest failed (given up), or was
+// skipped (nothing to describe), and why; the gallery shows a failure on
+// the photo and forgets a skipped push. A job that names no manifest, or
+// removes one, says nothing there.
+func manifestEvents(kind feed.Kind, job queue.Job, reason string) []feed.Event {
+	if job.Digest == "" || job.Deleted || job.Registry == "" {
+		return nil
+	}
+	var tags []string
+	if job.Tag != "" {
+		tags = []string{job.Tag}
+	}
+	// At is when the push was announced: the photo keeps its place in the
+	// gallery, also in an index rebuilt without the announcement.
+	return []feed.Event{{Kind: kind, Registry: job.Registry, Repository: job.Repository, Digest: job.Digest, Tags: tags,
+		Reason: queue.Excerpt(reason), At: job.Received.UTC()}}
 }
 
 // report publishes the description events of a job that ended and stores

@@ -138,9 +138,9 @@ func TestOrasDefaultMediaType(t *testing.T) {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		page = string(b)
-		return strings.Contains(page, `<dt>not images</dt>`)
-	}, 30*time.Second, 100*time.Millisecond, "the gallery never counted it")
-	require.Contains(t, page, `<dt>not images</dt><dd><a href="/jobs#refused">1</a></dd>`)
+		return strings.Contains(page, `<li class="tile" data-state="refused"`)
+	}, 30*time.Second, 100*time.Millisecond, "the gallery never showed it")
+	require.Contains(t, page, `<a href="/jobs#refused">1 not an image</a>`)
 	require.Equal(t, 1, strings.Count(p.Log(), `"msg":"not an image; nothing described"`), "said once")
 	p.Stop(t)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/regscribe/regscribe/internal/config"
 	"github.com/regscribe/regscribe/internal/feed"
+	"github.com/regscribe/regscribe/internal/outage"
 	"github.com/regscribe/regscribe/internal/queue"
 	"github.com/regscribe/regscribe/internal/reconcile"
 )
@@ -20,8 +21,9 @@ func (c *cli) statusCmd() *cobra.Command {
 	var format outputFormat
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show the queue (jobs queued, in flight, waiting, dead, stranded), what is not an image and the last sweeps",
-		Long: `Shows what the queue holds (joins REGSCRIBE_NATS_URL): jobs queued, in flight,
+		Short: "Show the model's outages, the queue (jobs queued, in flight, waiting, dead, stranded), what is not an image and the last sweeps",
+		Long: `Shows first, when the workers cannot reach their model, since when, why and
+how many jobs wait for it; then what the queue holds (joins REGSCRIBE_NATS_URL): jobs queued, in flight,
 waiting for a retry, dead letters and stranded, the manifests read and found
 to hold no photo (not images: regscribe show REF says why), and the
 consumer's own facts (redelivered, idle worker slots, ack wait, delivery
@@ -30,7 +32,8 @@ took, what it found and caught, or that it failed and why.
 
 With --format json (or --json) it prints one object: the queue's numbers
 (messages, queued, inFlight, waitingRetry, stranded, deadLetters, consumers),
-"refused" (the manifests that are not images), and "sweeps", one object per
+"refused" (the manifests that are not images), "modelOutages" (model, since,
+cause, seen, jobsWaiting), and "sweeps", one object per
 registry: registry, started and ended (RFC 3339), tookSeconds, counts (tags,
 unchanged, manifests, queued, alreadyQueued, failedBefore, errors, ...), and
 when the sweep failed, error and failures (how many sweeps of the registry
@@ -73,13 +76,25 @@ func status(ctx context.Context, cfg config.Config, format outputFormat, stdout,
 		fmt.Fprintln(stderr, "regscribe status: reconcile sweeps:", err)
 		return 1
 	}
+	outages, err := outage.Read(ctx, js)
+	if err != nil {
+		fmt.Fprintln(stderr, "regscribe status:", err)
+		return 1
+	}
+	waiting := st.Queued + st.InFlight + st.WaitingRetry
 	if format == formatJSON {
-		rec := statusRecord{Status: st, Refused: refused, Sweeps: []sweepRecord{}}
+		rec := statusRecord{Status: st, Refused: refused, Sweeps: []sweepRecord{}, ModelOutages: []outageRecord{}}
+		for _, o := range outages {
+			rec.ModelOutages = append(rec.ModelOutages, outageRecord{Outage: o, JobsWaiting: waiting})
+		}
 		for _, s := range sweeps {
 			rec.Sweeps = append(rec.Sweeps, sweepRecord{Sweep: s, TookSeconds: s.Took().Seconds()})
 		}
 		writeIndented(stdout, rec)
 		return 0
+	}
+	for _, o := range outages {
+		fmt.Fprintln(stdout, o.Line(waiting))
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	for _, row := range []struct {
@@ -116,6 +131,15 @@ type statusRecord struct {
 	// Refused counts the manifests the workers found no photo in.
 	Refused uint64        `json:"refused"`
 	Sweeps  []sweepRecord `json:"sweeps"`
+	// ModelOutages are the models the workers cannot reach.
+	ModelOutages []outageRecord `json:"modelOutages"`
+}
+
+// outageRecord is a model the workers cannot reach, and the jobs that wait
+// (queued, in flight and waiting for a retry).
+type outageRecord struct {
+	outage.Outage
+	JobsWaiting uint64 `json:"jobsWaiting"`
 }
 
 // sweepRecord is a registry's last sweep with how long it took.

@@ -5,9 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +21,7 @@ import (
 
 	"github.com/regscribe/regscribe/internal/config"
 	"github.com/regscribe/regscribe/internal/embedded"
+	"github.com/regscribe/regscribe/internal/modeltest"
 	"github.com/regscribe/regscribe/internal/queue"
 	"github.com/regscribe/regscribe/internal/reconcile"
 	regclient "github.com/regscribe/regscribe/internal/registry"
@@ -165,3 +169,57 @@ func TestStatusShowsLastSweep(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestStatusShowsModelOutage: with the model unreachable, `regscribe
+// status` says so first, since when, why and how many jobs wait, in its
+// table and in its JSON record; once the workers reach the model again,
+// the line is gone.
+func TestStatusShowsModelOutage(t *testing.T) {
+	t.Parallel()
+	dead := stacktest.DeadAddress(t)
+	s := stacktest.Start(t, stacktest.Options{OllamaURL: "http://" + dead})
+	s.Push(t, "photos/waiting", "latest", stacktest.File{Name: "a.jpg", MediaType: "image/jpeg", Data: stacktest.JPEG(t, 64, 48, 1)})
+	ctx := context.Background()
+	cfg := config.Config{NATSURL: s.ClientURLs()}
+	text := func() string {
+		var out, errOut bytes.Buffer
+		require.Zero(t, status(ctx, cfg, formatText, &out, &errOut), "%s", errOut.String())
+		return out.String()
+	}
+	var table string
+	require.Eventually(t, func() bool {
+		table = text()
+		return strings.Contains(table, "unreachable")
+	}, 30*time.Second, 100*time.Millisecond, "no outage in `regscribe status`")
+	first := strings.SplitN(table, "\n", 2)[0]
+	require.Regexp(t, `^model ollama/`+regexp.QuoteMeta(stacktest.Model)+` unreachable since \d\d:\d\d UTC, \d+ \w+ \(for \w+\); [12] jobs? waits?: .*`+regexp.QuoteMeta(dead)+`.*connection refused`, first)
+
+	var out, errOut bytes.Buffer
+	require.Zero(t, status(ctx, cfg, formatJSON, &out, &errOut), "%s", errOut.String())
+	var rec struct {
+		ModelOutages []struct {
+			Model       string    `json:"model"`
+			Since       time.Time `json:"since"`
+			Cause       string    `json:"cause"`
+			JobsWaiting uint64    `json:"jobsWaiting"`
+		} `json:"modelOutages"`
+	}
+	require.NoError(t, json.Unmarshal(out.Bytes(), &rec), "%s", out.String())
+	require.Len(t, rec.ModelOutages, 1)
+	o := rec.ModelOutages[0]
+	require.Equal(t, "ollama/"+stacktest.Model, o.Model)
+	require.WithinDuration(t, time.Now(), o.Since, time.Minute)
+	require.Contains(t, o.Cause, "connection refused")
+	require.NotZero(t, o.JobsWaiting)
+
+	// The model starts where it was looked for: the workers find it, and
+	// the outage is over.
+	model := modeltest.NewUnstartedOllama(stacktest.Model)
+	var err error
+	model.Listener, err = net.Listen("tcp", dead)
+	require.NoError(t, err)
+	model.Start()
+	t.Cleanup(model.Close)
+	require.Eventually(t, func() bool { return !strings.Contains(text(), "unreachable") }, 60*time.Second, 200*time.Millisecond,
+		"the outage outlived the model's return")
+}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/regscribe/regscribe/internal/config"
 	"github.com/regscribe/regscribe/internal/embedded"
+	"github.com/regscribe/regscribe/internal/feed"
 	"github.com/regscribe/regscribe/internal/imageprep"
 	"github.com/regscribe/regscribe/internal/metrics"
 	"github.com/regscribe/regscribe/internal/queue"
@@ -254,7 +255,11 @@ func newNotifier(ctx context.Context, cfg config.Config, js jetstream.JetStream,
 	if err != nil {
 		return nil, err
 	}
-	return notifier.New(queue.NewPublisher(js), notifier.Options{Token: token, Registry: target, Aliases: aliases, Sources: sources, Tags: tags, Logger: log, Metrics: o.metrics})
+	if _, err := feed.EnsureStream(ctx, js, cfg.Replicas); err != nil {
+		return nil, err
+	}
+	return notifier.New(queue.NewPublisher(js), notifier.Options{Token: token, Registry: target, Aliases: aliases, Sources: sources, Tags: tags,
+		Announce: feed.NewPublisher(js), Logger: log, Metrics: o.metrics})
 }
 
 // canonicalSource is the configured name of the registry a notification

@@ -26,4 +26,10 @@
 // `regscribe show` finds it by digest, until a description of the manifest
 // (or of one that replaces it) is stored: that purges it, as the index
 // forgets it.
+//
+// An announcement (queued: the notifier stored the push's job) and a
+// failure (failed: a worker gave the job up, with the reason) are kept the
+// same way, on <manifest>.queued and <manifest>.failed, so the gallery
+// shows a photo from its push on, before it is described; a description
+// purges both, a refusal or a failure the announcement.
 package feed

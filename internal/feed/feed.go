@@ -51,6 +51,19 @@ const (
 	// (deleted on its own: the manifest it pointed at stays); no manifest
 	// of the repository carries it any more. The event names no digest.
 	Untagged Kind = "untagged"
+	// Queued: the registry announced a push of the manifest and its job is
+	// queued (published by the notifier once the job is stored). It lets
+	// the gallery show the photo before it is described; a description,
+	// refusal or failure of the manifest supersedes it.
+	Queued Kind = "queued"
+	// Failed: a worker gave the manifest's job up (a dead letter); Reason
+	// says why, and At is when the job's push was announced (the job's
+	// received time). A description of the manifest supersedes it.
+	Failed Kind = "failed"
+	// Skipped: a worker read the manifest and found nothing to describe
+	// that is not described already (a container image, a manifest the
+	// selection leaves out): the announcement is over, nothing is shown.
+	Skipped Kind = "skipped"
 )
 
 // Event is one message of the stream: what one describer said about the
@@ -60,7 +73,7 @@ const (
 //
 //	{
 //	  "v": 1,
-//	  "kind": "written",                // written | found | deleted | refused | untagged
+//	  "kind": "written",                // written | found | deleted | refused | untagged | queued | failed | skipped
 //	  "registry": "127.0.0.1:5000",      // a configured registry
 //	  "repository": "photos/pineapple",
 //	  "digest": "sha256:…",             // the manifest that carries the description (annotation mode: the re-pushed one); none for untagged
@@ -68,7 +81,7 @@ const (
 //	  "replaces": "sha256:…",           // annotation mode: the manifest it was made from (see below)
 //	  "by": "ollama/qwen2.5vl:3b",       // io.regscribe.model of the descriptions ("person:NAME" for a correction)
 //	  "photos": [{…Photo…}],
-//	  "reason": "not an image: …",       // refused only: why no photo was described
+//	  "reason": "not an image: …",       // refused and failed: why no photo was described
 //	  "at": "2026-11-30T01:00:00Z"
 //	}
 //
@@ -133,7 +146,8 @@ func (e Event) Validate() error {
 	switch {
 	case e.Version != Version:
 		return fmt.Errorf("description event version %d, want %d", e.Version, Version)
-	case e.Kind != Written && e.Kind != Found && e.Kind != Deleted && e.Kind != Refused && e.Kind != Untagged:
+	case e.Kind != Written && e.Kind != Found && e.Kind != Deleted && e.Kind != Refused && e.Kind != Untagged &&
+		e.Kind != Queued && e.Kind != Failed && e.Kind != Skipped:
 		return fmt.Errorf("description event of unknown kind %q", e.Kind)
 	case e.Kind == Untagged && (e.Registry == "" || e.Repository == "" || len(e.Tags) != 1 || e.Tags[0] == "" || e.Digest != ""):
 		return errors.New("untagged event without registry, repository or its one tag, or with a digest")
@@ -141,9 +155,9 @@ func (e Event) Validate() error {
 		return nil
 	case e.Registry == "" || e.Repository == "" || e.Digest == "":
 		return errors.New("description event without registry, repository or digest")
-	case e.Kind == Refused && e.Reason == "":
-		return errors.New("refused description event without a reason")
-	case e.Kind != Deleted && e.Kind != Refused && e.By == "":
+	case (e.Kind == Refused || e.Kind == Failed) && e.Reason == "":
+		return fmt.Errorf("%s description event without a reason", e.Kind)
+	case (e.Kind == Written || e.Kind == Found) && e.By == "":
 		return errors.New("description event without describer")
 	}
 	return nil
@@ -166,7 +180,7 @@ func ManifestKey(registry, repository, digest string) string {
 
 // Subject is the subject of e: one per manifest and describer, so the
 // stream keeps the newest event of each (and one deletion, one refusal,
-// one per tag untagged).
+// one announcement, one failure, one per tag untagged).
 func Subject(e Event) string {
 	if e.Kind == Untagged {
 		return SubjectPrefix + ManifestKey(e.Registry, e.Repository, "tag:"+e.Tags[0]) + ".untagged"
@@ -177,6 +191,8 @@ func Subject(e Event) string {
 		return m + "deleted"
 	case Refused:
 		return m + refusedToken
+	case Queued, Failed, Skipped:
+		return m + string(e.Kind)
 	}
 	sum := sha256.Sum256([]byte(e.By))
 	return m + hex.EncodeToString(sum[:8])
@@ -250,34 +266,48 @@ func (p *Publisher) Publish(ctx context.Context, e Event, id string) (uint64, er
 
 // supersede purges the events stored before seq that e, stored at seq,
 // supersedes: a deletion the events of its manifest ([Publisher.purge]); a description (written
-// or found) the refusal of its manifest and of the manifest it replaces (a
-// manifest refused, then described after all: by rules that read more, or
-// re-pushed with a description), so the refusals the stream holds are
-// those the indexes hold (an index drops a refusal when it applies such a
-// description). Every index applies e as superseding them already, so a
+// or found) the refusal, announcement and failure of its manifest and of
+// the manifest it replaces (a manifest refused, then described after all:
+// by rules that read more, or re-pushed with a description), so the
+// refusals the stream holds are those the indexes hold (an index drops a
+// refusal when it applies such a description); a refusal or a failure the
+// announcement of its manifest; a skip its announcement and failure. Every index applies e as superseding them already, so a
 // failed purge only leaves them taking room, and a refusal counted by
 // `regscribe status`: it is not an error.
 func (p *Publisher) supersede(ctx context.Context, e Event, seq uint64) {
-	var subjects []string
+	var kinds []Kind
+	digests := []string{e.Digest}
 	switch e.Kind {
 	case Deleted:
 		p.purge(ctx, e, seq)
 		return
 	case Written, Found:
-		subjects = []string{Subject(Event{Kind: Refused, Registry: e.Registry, Repository: e.Repository, Digest: e.Digest})}
+		kinds = []Kind{Refused, Queued, Failed, Skipped}
 		if e.Replaces != "" && e.Replaces != e.Digest {
-			subjects = append(subjects, Subject(Event{Kind: Refused, Registry: e.Registry, Repository: e.Repository, Digest: e.Replaces}))
+			digests = append(digests, e.Replaces)
 		}
-	}
-	if len(subjects) == 0 {
+	case Refused, Failed:
+		kinds = []Kind{Queued}
+	case Skipped:
+		kinds = []Kind{Queued, Failed}
+	default:
 		return
 	}
 	s, err := p.handle(ctx)
 	if err != nil {
 		return
 	}
-	for _, subject := range subjects {
-		_ = s.Purge(ctx, jetstream.WithPurgeSubject(subject), jetstream.WithPurgeSequence(seq))
+	for _, digest := range digests {
+		// One look at the manifest's subjects, then a purge of those it
+		// holds: usually one, often none.
+		info, err := s.Info(ctx, jetstream.WithSubjectFilter(SubjectPrefix+ManifestKey(e.Registry, e.Repository, digest)+".*"))
+		for _, k := range kinds {
+			subject := Subject(Event{Kind: k, Registry: e.Registry, Repository: e.Repository, Digest: digest})
+			if err == nil && info.State.Subjects[subject] == 0 {
+				continue
+			}
+			_ = s.Purge(ctx, jetstream.WithPurgeSubject(subject), jetstream.WithPurgeSequence(seq))
+		}
 	}
 }
 

@@ -74,11 +74,13 @@ type writer struct {
 	links map[[2]string]linkOp
 	// refusals are the refusal changes (nil: removed), by manifest key.
 	refusals map[string]*Refusal
+	// waits are the changes of the manifests waiting (nil: removed).
+	waits map[string]*Waiting
 }
 
 func (ix *Index) newWriter() *writer {
 	return &writer{ix: ix, b: ix.bi.NewBatch(), pending: map[docKey]*doc{}, added: map[docKey]textKey{}, dropped: map[docKey]bool{},
-		hist: map[docKey]*doc{}, links: map[[2]string]linkOp{}, refusals: map[string]*Refusal{}}
+		hist: map[docKey]*doc{}, links: map[[2]string]linkOp{}, refusals: map[string]*Refusal{}, waits: map[string]*Waiting{}}
 }
 
 // size is how many operations the batch holds.
@@ -90,16 +92,25 @@ func (w *writer) apply(e feed.Event) error {
 	switch e.Kind {
 	case feed.Untagged:
 		return w.untag(e.Registry, e.Repository, e.Tags[0], nil)
+	case feed.Queued, feed.Failed:
+		w.await(key, e)
+		return nil
+	case feed.Skipped:
+		w.wait(key, nil) // nothing to show
+		return nil
 	case feed.Refused:
 		// Out of search: counted and listed only, with the tags known.
 		w.refuse(key, refusalOf(e, st.mergeTags(st.refused[key].Tags, e.Tags)))
+		w.wait(key, nil)
 		return nil
 	default:
 		w.refuse(key, nil) // deleted, or described after all
+		w.wait(key, nil)
 		if e.Kind != feed.Deleted && e.Replaces != "" {
 			// Re-pushed with a description: the manifest it replaces is
-			// no refusal either.
+			// no refusal either, nor waiting.
 			w.refuse(manifestKey(e.Registry, e.Repository, e.Replaces), nil)
+			w.wait(manifestKey(e.Registry, e.Repository, e.Replaces), nil)
 		}
 	}
 	if e.Kind == feed.Deleted {
@@ -344,8 +355,9 @@ func (ix *Index) docs(ids []string) (map[string]*doc, error) {
 // The history is written first: when bleve then fails, the events are
 // applied again and find their superseded entries there already.
 func (w *writer) commit() error {
-	if len(w.hist) > 0 || len(w.links) > 0 || len(w.refusals) > 0 {
-		if err := w.ix.saveHistory(w.hist, w.links, w.refusals); err != nil {
+	w.ix.changes++
+	if len(w.hist) > 0 || len(w.links) > 0 || len(w.refusals) > 0 || len(w.waits) > 0 {
+		if err := w.ix.saveHistory(w.hist, w.links, w.refusals, w.waits); err != nil {
 			w.abandon()
 			return fmt.Errorf("index: write history: %w", err)
 		}
@@ -370,6 +382,7 @@ func (w *writer) commit() error {
 
 // abandon forgets the batch: the state is read again from the index.
 func (w *writer) abandon() {
+	w.ix.changes++
 	st, err := loadState(w.ix.bi, w.ix.hdb)
 	if err != nil {
 		w.ix.log.Error("index: reading the entries again after a failed write: " + err.Error())

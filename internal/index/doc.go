@@ -12,6 +12,10 @@
 // scanned exactly; text and vector ranks are fused (reciprocal rank
 // fusion, k = 60).
 //
+// It also keeps the gallery's list ([Index.Tiles]): every photo newest
+// first with its state, the described ones and the manifests announced and
+// not described (queued, failed) or refused, as the stream says.
+//
 // It must not touch registries, the job queue or the environment: events
 // in, entries out.
 package index

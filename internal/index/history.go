@@ -39,7 +39,7 @@ func openHistory(dir string) (*bolt.DB, error) {
 		return nil, fmt.Errorf("index: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketEntries, bucketLinks, bucketRefused} {
+		for _, b := range [][]byte{bucketEntries, bucketLinks, bucketRefused, bucketWaiting} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -360,9 +360,12 @@ func (w *writer) forget(key string) {
 
 // saveHistory writes the writer's history changes, and its refusals, in
 // one transaction.
-func (ix *Index) saveHistory(entries map[docKey]*doc, links map[[2]string]linkOp, refusals map[string]*Refusal) error {
+func (ix *Index) saveHistory(entries map[docKey]*doc, links map[[2]string]linkOp, refusals map[string]*Refusal, waits map[string]*Waiting) error {
 	return ix.hdb.Update(func(tx *bolt.Tx) error {
-		if err := saveRefusals(tx, refusals); err != nil {
+		if err := saveRecords(tx, bucketRefused, refusals); err != nil {
+			return err
+		}
+		if err := saveRecords(tx, bucketWaiting, waits); err != nil {
 			return err
 		}
 		eb, lb := tx.Bucket(bucketEntries), tx.Bucket(bucketLinks)
@@ -411,7 +414,10 @@ func loadHistory(db *bolt.DB, s *state) error {
 		if err != nil {
 			return err
 		}
-		if err := loadRefusals(tx, s); err != nil {
+		if err := loadRecords(tx, bucketRefused, s.refused); err != nil {
+			return err
+		}
+		if err := loadRecords(tx, bucketWaiting, s.waiting); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketLinks).ForEach(func(k, v []byte) error {

@@ -73,7 +73,10 @@ type Repository struct {
 	// Refused is how many manifests hold no photo regscribe describes
 	// (read and refused: [Index.Refusals]).
 	Refused int
-	// Latest is the newest description's time.
+	// Queued and Failed count the manifests announced and not described:
+	// queued (or in flight), and given up ([Index.Tiles]).
+	Queued, Failed int
+	// Latest is the newest description's (or announcement's) time.
 	Latest time.Time
 }
 
@@ -130,6 +133,11 @@ type Index struct {
 	// entries without reading them back.
 	mu    sync.Mutex
 	state *state
+	// changes counts the batches written (under mu): the gallery's list
+	// ([Index.Tiles]) is made again when it grows.
+	changes uint64
+	tiles   tileCache
+	repos   repoCache
 
 	vec *vectors // nil without an Embedder
 

@@ -38,16 +38,22 @@ func (r Refusal) Ref() string { return r.Registry + "/" + r.Repository + "@" + r
 // refuse records (r not nil) or forgets (nil) the refusal of the manifest
 // key, in the state and in the batch's history changes.
 func (w *writer) refuse(key string, r *Refusal) {
-	st := w.ix.state
+	setRecord(w.ix.state.refused, w.refusals, key, r)
+	w.ix.state.changed[tileID{key: key}] = struct{}{}
+}
+
+// setRecord records (r not nil) or forgets (nil) the record of key in the
+// state's records and in the batch's changes of them.
+func setRecord[T any](records map[string]T, changes map[string]*T, key string, r *T) {
 	if r == nil {
-		if _, ok := st.refused[key]; !ok {
+		if _, ok := records[key]; !ok {
 			return
 		}
-		delete(st.refused, key)
+		delete(records, key)
 	} else {
-		st.refused[key] = *r
+		records[key] = *r
 	}
-	w.refusals[key] = r
+	changes[key] = r
 }
 
 // refusalOf is the refusal event e says.
@@ -55,10 +61,11 @@ func refusalOf(e feed.Event, tags []string) *Refusal {
 	return &Refusal{Registry: e.Registry, Repository: e.Repository, Digest: e.Digest, Tags: tags, Reason: e.Reason, At: e.At.UTC()}
 }
 
-// saveRefusals writes the refusal changes (nil: removed) in tx.
-func saveRefusals(tx *bolt.Tx, refusals map[string]*Refusal) error {
-	b := tx.Bucket(bucketRefused)
-	for key, r := range refusals {
+// saveRecords writes record changes (nil: removed) into bucket name of tx:
+// the refusals, and the manifests waiting to be described.
+func saveRecords[T any](tx *bolt.Tx, name []byte, changes map[string]*T) error {
+	b := tx.Bucket(name)
+	for key, r := range changes {
 		if r == nil {
 			if err := b.Delete([]byte(key)); err != nil {
 				return err
@@ -76,14 +83,14 @@ func saveRefusals(tx *bolt.Tx, refusals map[string]*Refusal) error {
 	return nil
 }
 
-// loadRefusals reads the refusals of tx into s.
-func loadRefusals(tx *bolt.Tx, s *state) error {
-	return tx.Bucket(bucketRefused).ForEach(func(k, v []byte) error {
-		var r Refusal
+// loadRecords reads bucket name of tx into into.
+func loadRecords[T any](tx *bolt.Tx, name []byte, into map[string]T) error {
+	return tx.Bucket(name).ForEach(func(k, v []byte) error {
+		var r T
 		if err := json.Unmarshal(v, &r); err != nil {
-			return fmt.Errorf("refusal %q is unreadable; delete the index directory to rebuild it from the stream", k)
+			return fmt.Errorf("%s record %q is unreadable; delete the index directory to rebuild it from the stream", name, k)
 		}
-		s.refused[string(k)] = r
+		into[string(k)] = r
 		return nil
 	})
 }

@@ -212,45 +212,61 @@ func (ix *Index) hybrid(ctx context.Context, q Query, ranked func() (*bleve.Sear
 	return hits, total, nil
 }
 
-// Repositories lists every repository with indexed photos or refusals,
-// newest activity first.
+// Repositories lists every repository with indexed photos, refusals or
+// manifests waiting to be described, newest activity first.
 func (ix *Index) Repositories(ctx context.Context) ([]Repository, error) {
-	type agg struct {
-		layers  map[[16]byte]struct{}
-		refused int
-		latest  int64
-	}
 	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	c := &ix.repos
+	if c.state != ix.state || c.changes != ix.changes || c.list == nil {
+		*c = repoCache{state: ix.state, changes: ix.changes, list: ix.repositories()}
+	}
+	return slices.Clone(c.list), ctx.Err()
+}
+
+// repoCache is the list of repositories, made again only when a batch
+// was written since.
+type repoCache struct {
+	state   *state
+	changes uint64
+	list    []Repository
+}
+
+// repositories counts the repositories' photos, from the gallery's list.
+// The caller holds ix.mu.
+func (ix *Index) repositories() []Repository {
+	type agg struct {
+		described, refused, queued, failed int
+		latest                             int64
+	}
 	byRepo := map[string]*agg{}
-	get := func(repo string) *agg {
-		a := byRepo[repo]
+	for _, t := range ix.list() { // newest first
+		a := byRepo[t.repo]
 		if a == nil {
-			a = &agg{layers: map[[16]byte]struct{}{}}
-			byRepo[repo] = a
+			a = &agg{latest: t.at}
+			byRepo[t.repo] = a
 		}
-		return a
+		switch t.state {
+		case StateDescribed:
+			a.described++
+		case StateRefused:
+			a.refused++
+		case StateFailed:
+			a.failed++
+		default:
+			a.queued++
+		}
 	}
-	for _, m := range ix.state.docs {
-		a := get(m.repo)
-		a.layers[m.layer] = struct{}{}
-		a.latest = max(a.latest, m.created)
-	}
-	for _, r := range ix.state.refused {
-		a := get(r.Registry + "/" + r.Repository)
-		a.refused++
-		a.latest = max(a.latest, r.At.Unix())
-	}
-	ix.mu.Unlock()
 	out := make([]Repository, 0, len(byRepo))
 	for repo, a := range byRepo {
 		i := strings.Index(repo, "/")
-		out = append(out, Repository{Registry: repo[:i], Repository: repo[i+1:], Photos: len(a.layers), Refused: a.refused,
-			Latest: time.Unix(a.latest, 0).UTC()})
+		out = append(out, Repository{Registry: repo[:i], Repository: repo[i+1:], Photos: a.described, Refused: a.refused,
+			Queued: a.queued, Failed: a.failed, Latest: time.Unix(a.latest, 0).UTC()})
 	}
 	slices.SortFunc(out, func(a, b Repository) int {
 		return cmp.Or(b.Latest.Compare(a.Latest), strings.Compare(a.Registry, b.Registry), strings.Compare(a.Repository, b.Repository))
 	})
-	return out, ctx.Err()
+	return out
 }
 
 // Photos lists one repository's photos, newest first, one Entry per photo

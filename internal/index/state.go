@@ -199,6 +199,14 @@ type state struct {
 	hist history
 	// refused are the refusals, by manifest key.
 	refused map[string]Refusal
+	// waiting are the manifests announced and not described (queued, or
+	// failed), by manifest key.
+	waiting map[string]Waiting
+	// photos are the entries of each photo (repository and layer), and
+	// changed the gallery's tiles changed since its list was made
+	// ([Index.list]).
+	photos  map[photoKey][]docKey
+	changed map[tileID]struct{}
 	// tagged are the manifests that carry each tag, by repository and tag
 	// ([tagKey]); kept by setTags.
 	tagged map[string]map[*manifest]struct{}
@@ -207,6 +215,7 @@ type state struct {
 func newState() *state {
 	return &state{docs: map[docKey]meta{}, manifests: map[string]*manifest{}, strs: map[string]string{},
 		repositories: map[string]int{}, models: map[string]int{}, hist: newHistory(), refused: map[string]Refusal{},
+		waiting: map[string]Waiting{}, photos: map[photoKey][]docKey{}, changed: map[tileID]struct{}{},
 		tagged: map[string]map[*manifest]struct{}{}}
 }
 
@@ -304,6 +313,7 @@ func (s *state) put(id docKey, d *doc) {
 		hash: d.hashKey(), vkey: vkey,
 	}
 	m.digest.add(id)
+	s.addPhoto(m, id)
 	if d.Manifest != "" && d.Manifest != d.Digest {
 		m.child = s.manifest(manifestKey(d.Registry, d.Repository, d.Manifest))
 		m.child.add(id)
@@ -326,6 +336,7 @@ func (s *state) remove(id docKey) (meta, bool) {
 		return meta{}, false
 	}
 	delete(s.docs, id)
+	s.dropPhoto(m, id)
 	count(s.repositories, m.repository(), -1)
 	count(s.models, m.model, -1)
 	m.digest.drop(id)

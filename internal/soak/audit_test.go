@@ -573,6 +573,14 @@ func (s *soak) auditFeed(ctx context.Context, t *testing.T, results []queue.Resu
 			written[strings.TrimPrefix(p.Stored, "referrer ")] = true
 		}
 		id := m.Header.Get(jetstream.MsgIDHeader)
+		if strings.HasPrefix(id, "queued-") {
+			// The notifier's announcement of a push (the gallery shows it
+			// from then on); a description of the manifest purges it.
+			if e.Kind != feed.Queued || e.Registry != s.stack.RegistryHost {
+				t.Errorf("invariant 7 (description stream): announcement %d for %s is a %s event naming the registry %s", seq, e.Ref(), e.Kind, e.Registry)
+			}
+			continue
+		}
 		if strings.HasPrefix(id, "found-") || strings.HasPrefix(id, "refused-") {
 			// The reprocess's (run under another name of the registry): a
 			// description found in the registry, or a manifest refused;
@@ -597,7 +605,14 @@ func (s *soak) auditFeed(ctx context.Context, t *testing.T, results []queue.Resu
 			t.Errorf("invariant 7 (description stream): event %d for %s has message id %q, not a job message's", seq, e.Ref(), id)
 			continue
 		}
-		if rs := bySeq[jobSeq]; len(rs) == 0 || rs[0].Outcome == queue.Failed {
+		rs := bySeq[jobSeq]
+		switch {
+		case e.Kind == feed.Failed:
+			// A job given up says so, with why, for the gallery.
+			if len(rs) == 0 || rs[0].Outcome != queue.Failed {
+				t.Errorf("invariant 7 (description stream): failure %d for %s comes from job seq %d, which did not fail: %v", seq, e.Ref(), jobSeq, rs)
+			}
+		case len(rs) == 0 || rs[0].Outcome == queue.Failed:
 			t.Errorf("invariant 7 (description stream): event %d for %s comes from job seq %d, which did not end described: %v", seq, e.Ref(), jobSeq, rs)
 		}
 	}

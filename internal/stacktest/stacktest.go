@@ -49,6 +49,7 @@ import (
 	"github.com/regscribe/regscribe/internal/lease"
 	"github.com/regscribe/regscribe/internal/memo"
 	"github.com/regscribe/regscribe/internal/modeltest"
+	"github.com/regscribe/regscribe/internal/outage"
 	"github.com/regscribe/regscribe/internal/queue"
 	"github.com/regscribe/regscribe/internal/registry"
 	"github.com/regscribe/regscribe/internal/vision"
@@ -121,6 +122,9 @@ type Stack struct {
 	Ledger       *queue.Ledger
 	// Tags are the tag records the notifier writes and the workers read.
 	Tags *queue.Tags
+	// Outages is where the workers report the model unreachable (nil when
+	// Options.Worker set its own).
+	Outages *outage.Board
 }
 
 // Start starts a stack and stops it when the test ends.
@@ -174,7 +178,7 @@ func Start(t testing.TB, opts Options) *Stack {
 		require.NoError(t, err)
 		s.RegistryHost = s.Registry.Addr()
 	}
-	n, err := notifier.New(queue.NewPublisher(s.JS), notifier.Options{Token: s.Token, Registry: s.RegistryHost, Tags: s.Tags, Logger: Logger(t)})
+	n, err := notifier.New(queue.NewPublisher(s.JS), notifier.Options{Token: s.Token, Registry: s.RegistryHost, Tags: s.Tags, Announce: feed.NewPublisher(s.JS), Logger: Logger(t)})
 	require.NoError(t, err)
 	var notify http.Handler = n
 	if opts.NotifierProxy != nil {
@@ -231,6 +235,11 @@ func Start(t testing.TB, opts Options) *Stack {
 	}
 	if wopts.Backoff == nil {
 		wopts.Backoff = []time.Duration{200 * time.Millisecond}
+	}
+	if wopts.Outages == nil {
+		s.Outages, err = outage.Open(ctx, s.JS, replicas)
+		require.NoError(t, err)
+		wopts.Outages = s.Outages
 	}
 	done := make(chan struct{})
 	running := 0
@@ -321,6 +330,13 @@ func (s *Stack) StartNode(t testing.TB, i int) {
 	if i == 0 {
 		s.NATS = node
 	}
+}
+
+// DeadAddress is a loopback address nothing listens on (any more): a model
+// or registry that is down.
+func DeadAddress(t testing.TB) string {
+	t.Helper()
+	return freeAddr(t)
 }
 
 func freeAddr(t testing.TB) string {

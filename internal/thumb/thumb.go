@@ -260,6 +260,30 @@ func (c *Cache) cached(k string) ([]byte, bool) {
 	return b, true
 }
 
+// First returns the photo of manifest p.Manifest that stands for it before
+// it is described: its first layer of an image media type, else its first
+// layer. The gallery shows it while the manifest waits to be described.
+func (c *Cache) First(ctx context.Context, p Photo) (Photo, error) {
+	repo, err := c.opts.Registry.Repository(p.Registry, p.Repository)
+	if err != nil {
+		return p, err
+	}
+	m, err := c.opts.Registry.FetchManifest(ctx, repo, p.Manifest)
+	if err != nil {
+		if fault.Is(err, fault.KindSkip) {
+			return p, fmt.Errorf("%w: %v", ErrNotFound, err)
+		}
+		return p, err
+	}
+	im, err := registry.ParseImageManifest(m)
+	if err != nil || len(im.Layers) == 0 {
+		return p, fmt.Errorf("%w: %s/%s@%s is no image manifest with layers", ErrNotFound, p.Registry, p.Repository, p.Manifest)
+	}
+	i := max(0, slices.IndexFunc(im.Layers, func(l ocispec.Descriptor) bool { return strings.HasPrefix(l.MediaType, "image/") }))
+	p.Layer = im.Layers[i].Digest.String()
+	return p, nil
+}
+
 // make fetches the layer, checks it belongs to the manifest, and makes and
 // stores the thumbnail.
 func (c *Cache) make(ctx context.Context, p Photo, size int, k string) ([]byte, error) {

@@ -15,11 +15,20 @@ type Catalog interface {
 	// Suggest spells q's words as the index does, for a search that
 	// found nothing; ok is false when no word changed.
 	Suggest(ctx context.Context, q Query) (_ Query, ok bool, err error)
-	// Repositories lists every repository with indexed photos, newest activity first.
+	// Repositories lists every repository with indexed photos (or photos
+	// waiting, or refused), newest activity first.
 	Repositories(ctx context.Context) ([]Repository, error)
-	// Photos lists one repository's photos, newest first (one entry per
-	// photo), and the total.
+	// Tiles lists the photos of the gallery's grid, newest first, whatever
+	// their state: every one, a registry's (repository empty) or a
+	// repository's; and how many there are.
+	Tiles(ctx context.Context, registry, repository string, offset, limit int) ([]Tile, int, error)
+	// Photos lists one repository's described photos, newest first (one
+	// entry per photo), and the total: the list a photo page opened from
+	// a repository steps through.
 	Photos(ctx context.Context, registry, repository string, offset, limit int) ([]Entry, int, error)
+	// Waiting returns a manifest that is not described (queued, failed or
+	// refused) as a tile; ok is false when it is none of those.
+	Waiting(ctx context.Context, registry, repository, digest string) (_ Tile, ok bool, err error)
 	// Photo returns every description of the photos of a manifest digest
 	// (or of the manifest a layer digest belongs to): the current ones,
 	// newest first, then those a re-pushed manifest replaced (Superseded
@@ -53,6 +62,8 @@ type (
 	Query = index.Query
 	// Refusal is a manifest that holds no photo regscribe describes, and why.
 	Refusal = index.Refusal
+	// Tile is a photo of the grid with its state (index.State).
+	Tile = index.Tile
 )
 
 // parseQuery reads what a person typed: words, "phrases", OR, -word,

@@ -2,9 +2,11 @@
 // search, correct and describe photos again, and to watch and retry jobs),
 // the search API (GET /v1/search) and the thumbnails.
 //
-// It reads the search index only through [Catalog], the job queue through
-// package queue on JetStream, and registries only through the registry
-// client (thumbnails, reprocess plans). It never writes to a registry: a
+// It reads the search index only through [Catalog] (the grid of photos
+// and their states comes from it, never from the job queue), the job queue
+// through package queue on JetStream, the model's outages through package
+// outage, and registries only through the registry client (thumbnails,
+// reprocess plans). It never writes to a registry: a
 // correction or a new description is a job for the workers, like any other.
 //
 // Security is decided here, once, for every request: credentials when a

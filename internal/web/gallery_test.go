@@ -28,27 +28,30 @@ func TestBrowseSearchAndCorrect(t *testing.T) {
 	time.Sleep(1100 * time.Millisecond)
 	g.pushScene(t, "warehouse/inventory", "latest", scenes[1], 9)
 
-	// The front page lists both repositories, the newest first, with counts.
+	// The front page is every photo, the newest first, in one grid; the
+	// repositories are a sidebar.
 	b.open("/")
-	require.Equal(t, []string{"warehouse/inventory", "photos/travel"}, b.texts(".repo-name"))
-	require.Contains(t, b.text(".repo:nth-child(2) .counts"), "4")
-	loaded, total := b.imagesLoaded(".cover")
-	require.Equal(t, 2, total)
-	require.Equal(t, 2, loaded, "every cover thumbnail loads")
+	require.Equal(t, []string{"photos/travel 4", "warehouse/inventory 1"}, b.texts(".side-repo"))
+	alts := b.attrs(".tiles .thumb", "alt")
+	require.Len(t, alts, 5)
+	require.Equal(t, scenes[1].alt, alts[0], "the newest first")
+	require.Equal(t, []string{"described", "described", "described", "described", "described"}, b.attrs(".tiles .tile", "data-state"))
+	loaded, total := b.imagesLoaded(".tiles .thumb")
+	require.Equal(t, 5, total)
+	require.Equal(t, 5, loaded, "every thumbnail loads")
 	b.shot("front-page")
 
-	// A repository: a grid of thumbnails, each with its alt text, and the
-	// description and keywords beneath.
-	b.follow(`.repo:nth-child(2) .repo-link`)
+	// A repository: the same grid, of its photos only, each with its alt
+	// text and its description on hover.
+	b.follow(`.side-repo[href$="/photos/travel"]`)
 	require.Equal(t, "/r/"+g.RegistryHost+"/photos/travel", b.location())
-	alts := b.attrs(".grid .thumb", "alt")
+	alts = b.attrs(".tiles .thumb", "alt")
 	require.Len(t, alts, 4)
 	for _, sc := range travel {
 		require.Contains(t, alts, sc.alt)
 	}
-	require.Contains(t, b.texts(".grid .desc"), scenes[0].description)
-	require.Contains(t, b.texts(".grid .chips li"), "reflection")
-	loaded, total = b.imagesLoaded(".grid .thumb")
+	require.Contains(t, b.texts(".tiles .caption"), scenes[0].description)
+	loaded, total = b.imagesLoaded(".tiles .thumb")
 	require.Equal(t, 4, total)
 	require.Equal(t, 4, loaded, "every thumbnail loads")
 	b.shot("repository")

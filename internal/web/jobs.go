@@ -14,22 +14,13 @@ import (
 	"github.com/regscribe/regscribe/internal/queue"
 )
 
-// How many job messages a page reads from the job stream (one request
-// each): the jobs page lists the oldest scanForList; the front page counts
-// the oldest scanForCounts per repository.
-const (
-	scanForList   = 200
-	scanForCounts = 2000
-)
+// scanForList is how many job messages the jobs page reads from the job
+// stream (one request each): it lists the oldest.
+const scanForList = 200
 
-// How many dead letters a page reads (one request each, about): the jobs
-// page lists a window of deadPage at a time, and "retry" queues as many
-// again per request; the front page counts the newest deadForCounts per
-// repository.
-const (
-	deadPage      = 100
-	deadForCounts = 500
-)
+// deadPage is how many dead letters the jobs page lists at a time (one
+// request each, about); "retry" queues as many again per request.
+const deadPage = 100
 
 // Job states on the jobs page.
 const (
@@ -152,7 +143,9 @@ type jobsData struct {
 	RefusedTotal int
 	Runs         []runSnapshot
 	Repositories []string
-	Error        string
+	// Counts are the photos of each repository by state.
+	Counts []Repository
+	Error  string
 }
 
 func (s *Server) jobs(w http.ResponseWriter, r *http.Request) {
@@ -193,6 +186,7 @@ func (s *Server) jobs(w http.ResponseWriter, r *http.Request) {
 	}
 	data.Runs = s.runs.list()
 	if repos, err := s.opts.Catalog.Repositories(ctx); err == nil {
+		data.Counts = repos
 		for _, rp := range repos {
 			data.Repositories = append(data.Repositories, rp.Registry+"/"+rp.Repository)
 		}

@@ -58,11 +58,16 @@ func TestJobsRetryAndReprocess(t *testing.T) {
 	deadLetters(t, g, 2)
 	g.WaitIdle(t)
 
-	b.open("/")
-	require.Contains(t, b.texts(".repo-name"), "photos/broken")
-	// Two jobs of one photo (the push announced by digest and by tag) are one failed photo.
-	require.Equal(t, "1", b.text(`.repo:has(a[href$="/photos/broken"]) .counts .bad dd`))
+	// Two jobs of one photo (the push announced by digest and by tag) are
+	// one failed photo, on the front page and on the jobs page's counts.
+	require.Eventually(t, func() bool {
+		b.open("/")
+		return slices.Equal(b.attrs(`.tile:has(a[href*="/photos/broken@"])`, "data-state"), []string{"failed"})
+	}, 20*time.Second, 200*time.Millisecond, "the failed photo never showed as failed")
+	require.Contains(t, b.texts(".side-repo"), "photos/broken 1")
 	b.shot("front-page-with-failure")
+	b.open("/jobs")
+	require.Equal(t, "1", b.text(`#repositories tr:has(a[href$="/photos/broken"]) td:nth-child(4)`))
 
 	b.open("/jobs")
 	require.Equal(t, "2", b.text(".stats li:nth-child(4) .n"))

@@ -11,160 +11,10 @@ import (
 	"time"
 
 	"github.com/regscribe/regscribe/internal/photo"
-	"github.com/regscribe/regscribe/internal/queue"
 )
 
 // PageSize is how many photos a repository page or a page of search results shows.
 const PageSize = 60
-
-// maxCovers bounds the repositories of the front page that show a cover photo.
-const maxCovers = 60
-
-type homeData struct {
-	Registries []registryView
-	Photos     int
-	// FailedCounted is set when the failed counts are of only the newest
-	// FailedCounted dead letters (there are more).
-	FailedCounted int
-}
-
-type registryView struct {
-	Host         string
-	Repositories []repoView
-}
-
-// repoView is one repository of the front page. Photos counts the ones
-// regscribe knows of: described (in the index), failed (dead letters) and
-// queued (job messages); a photo is in one of them at a time. Refused
-// counts the manifests pushed there that hold no photo (not images).
-type repoView struct {
-	Registry, Repository      string
-	Photos, Described, Failed int
-	Queued, Refused           int
-	Latest                    time.Time
-	Cover                     *Entry
-}
-
-func (s *Server) home(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	indexed, err := s.opts.Catalog.Repositories(ctx)
-	if err != nil {
-		s.fail(w, r, http.StatusInternalServerError, "The search index cannot be read", err)
-		return
-	}
-	type key struct{ registry, repository string }
-	views := map[key]*repoView{}
-	seen := map[string]bool{}
-	// Jobs and dead letters may name a registry otherwise than the index.
-	get := func(reg, repo string) *repoView {
-		reg = s.registryName(reg)
-		k := key{reg, repo}
-		v, ok := views[k]
-		if !ok {
-			v = &repoView{Registry: reg, Repository: repo}
-			views[k] = v
-		}
-		return v
-	}
-	for _, ir := range indexed {
-		v := get(ir.Registry, ir.Repository)
-		v.Described, v.Refused = ir.Photos, ir.Refused
-		v.Latest = maxTime(v.Latest, ir.Latest)
-	}
-	// A photo counts once however many jobs its push made (by digest, by tag).
-	once := func(kind string, j queue.Job, at time.Time, count func(*repoView)) {
-		k := kind + "\x00" + s.registryName(j.Registry) + "/" + j.Repository + "@" + cmp.Or(j.Digest, j.Tag)
-		if j.Registry == "" || seen[k] {
-			return
-		}
-		seen[k] = true
-		v := get(j.Registry, j.Repository)
-		count(v)
-		v.Latest = maxTime(v.Latest, at)
-	}
-	var data homeData
-	if dead, err := s.deadLetters(ctx, queue.DeadLetterWindow{Limit: deadForCounts}); err == nil {
-		for _, d := range dead.Letters {
-			once("failed", d.Job, d.FailedAt, func(v *repoView) { v.Failed++ })
-		}
-		if dead.Older != 0 {
-			data.FailedCounted = len(dead.Letters)
-		}
-	} else {
-		s.opts.Log.Warn("front page: dead letters unreadable", "err", err)
-	}
-	if q, err := s.readQueue(ctx, scanForCounts); err == nil {
-		for _, j := range q.Jobs {
-			if j.Job != nil {
-				once("queued", *j.Job, j.Stored, func(v *repoView) { v.Queued++ })
-			}
-		}
-	} else {
-		s.opts.Log.Warn("front page: job queue unreadable", "err", err)
-	}
-	byRegistry := map[string]*registryView{}
-	var order []string
-	for _, host := range s.opts.Registries {
-		h := s.registryName(host)
-		if _, ok := byRegistry[h]; !ok {
-			byRegistry[h] = &registryView{Host: h}
-			order = append(order, h)
-		}
-	}
-	all := make([]*repoView, 0, len(views))
-	for _, v := range views {
-		v.Photos = v.Described + v.Failed + v.Queued
-		all = append(all, v)
-	}
-	slices.SortFunc(all, func(a, b *repoView) int {
-		return cmp.Or(b.Latest.Compare(a.Latest), strings.Compare(a.Repository, b.Repository))
-	})
-	for i, v := range all {
-		if i < maxCovers && v.Described > 0 {
-			if es, _, err := s.opts.Catalog.Photos(ctx, v.Registry, v.Repository, 0, 1); err == nil && len(es) > 0 {
-				v.Cover = &es[0]
-			}
-		}
-		h := v.Registry
-		rv, ok := byRegistry[h]
-		if !ok {
-			rv = &registryView{Host: v.Registry}
-			byRegistry[h] = rv
-			order = append(order, h)
-		}
-		rv.Repositories = append(rv.Repositories, *v)
-		data.Photos += v.Described
-	}
-	// Registries with the newest activity first; configured ones without any last.
-	slices.SortStableFunc(order, func(a, b string) int {
-		return latest(byRegistry[b]).Compare(latest(byRegistry[a]))
-	})
-	for _, h := range order {
-		data.Registries = append(data.Registries, *byRegistry[h])
-	}
-	s.render(w, r, http.StatusOK, "home", page{Title: "Gallery", Nav: "gallery", Data: data})
-}
-
-func latest(rv *registryView) time.Time {
-	if len(rv.Repositories) == 0 {
-		return time.Time{}
-	}
-	return rv.Repositories[0].Latest
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
-}
-
-type repositoryData struct {
-	Registry, Repository string
-	Photos               []Entry
-	Total                int
-	Pager                pager
-}
 
 // pager is the navigation between pages of PageSize.
 type pager struct {
@@ -203,23 +53,6 @@ func pageNumber(r *http.Request) int {
 		return 1
 	}
 	return min(n, MaxOffset/PageSize+1)
-}
-
-func (s *Server) repository(w http.ResponseWriter, r *http.Request) {
-	reg, repo := s.registryName(r.PathValue("registry")), r.PathValue("repository")
-	pageNum := pageNumber(r)
-	photos, total, err := s.opts.Catalog.Photos(r.Context(), reg, repo, (pageNum-1)*PageSize, PageSize)
-	if err != nil {
-		s.fail(w, r, http.StatusInternalServerError, "The search index cannot be read", err)
-		return
-	}
-	if total == 0 {
-		s.fail(w, r, http.StatusNotFound, "No photos here yet", fmt.Errorf("the index has no described photo in %s/%s", reg, repo))
-		return
-	}
-	s.blocks.put(blockKey{in: listRepository, repository: reg + "/" + repo, block: pageNum - 1}, photos)
-	data := repositoryData{Registry: reg, Repository: repo, Photos: photos, Total: total, Pager: newPager(repoURL(reg, repo), pageNum, total)}
-	s.render(w, r, http.StatusOK, "repository", page{Title: repo, Nav: "gallery", Data: data})
 }
 
 type photoData struct {
@@ -288,10 +121,25 @@ func (s *Server) photoAt(w http.ResponseWriter, r *http.Request) (photoData, str
 	}
 	data, ok := photoView(entries, digest)
 	if !ok {
-		s.fail(w, r, http.StatusNotFound, "No such photo", fmt.Errorf("the index has no description of %s/%s@%s", reg, repo, digest))
+		s.waiting(w, r, reg, repo, digest)
 		return photoData{}, "", false
 	}
 	return data, digest, true
+}
+
+// waiting shows a photo that is not described: queued, failed (why) or
+// not an image (why).
+func (s *Server) waiting(w http.ResponseWriter, r *http.Request, reg, repo, digest string) {
+	t, ok, err := s.opts.Catalog.Waiting(r.Context(), reg, repo, digest)
+	if err != nil {
+		s.fail(w, r, http.StatusInternalServerError, "The search index cannot be read", err)
+		return
+	}
+	if !ok {
+		s.fail(w, r, http.StatusNotFound, "No such photo", fmt.Errorf("regscribe knows of no photo %s/%s@%s", reg, repo, digest))
+		return
+	}
+	s.render(w, r, http.StatusOK, "waiting", page{Title: stateLabel(t.State) + " " + repo, Nav: "gallery", Data: t})
 }
 
 // photoView arranges a manifest's entries for the page of the photo

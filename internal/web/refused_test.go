@@ -15,9 +15,9 @@ import (
 )
 
 // TestNotImagesAreCountedOnTheGallery: a text file pushed with oras's
-// default media type is counted on the front page as not an image, beside
-// the repository's described photos, and the jobs page lists it with the
-// reason.
+// default media type is on the front page as not an image, and counted,
+// beside the repository's described photos, and the jobs page lists it
+// with the reason.
 func TestNotImagesAreCountedOnTheGallery(t *testing.T) {
 	t.Parallel()
 	g := startGallery(t, "")
@@ -31,8 +31,9 @@ func TestNotImagesAreCountedOnTheGallery(t *testing.T) {
 
 	resp, body := request(t, http.MethodGet, g.URL+"/", nil, nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
-	require.Regexp(t, regexp.MustCompile(`<dt>not images</dt><dd><a href="/jobs#refused">1</a></dd>`), body)
-	require.Regexp(t, regexp.MustCompile(`<dt>described</dt><dd>1</dd>`), body)
+	require.Regexp(t, regexp.MustCompile(`<a href="/jobs#refused">1 not an image</a>`), body)
+	require.Regexp(t, regexp.MustCompile(`<li class="tile" data-state="refused"`), body)
+	require.Regexp(t, regexp.MustCompile(`<li class="tile" data-state="described"`), body)
 
 	resp, body = request(t, http.MethodGet, g.URL+"/jobs", nil, nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode)

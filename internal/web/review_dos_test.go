@@ -57,8 +57,14 @@ func (emptyCatalog) Suggest(_ context.Context, q web.Query) (web.Query, bool, er
 	return q, false, nil
 }
 func (emptyCatalog) Repositories(context.Context) ([]web.Repository, error) { return nil, nil }
+func (emptyCatalog) Tiles(context.Context, string, string, int, int) ([]web.Tile, int, error) {
+	return nil, 0, nil
+}
 func (emptyCatalog) Photos(context.Context, string, string, int, int) ([]web.Entry, int, error) {
 	return nil, 0, nil
+}
+func (emptyCatalog) Waiting(context.Context, string, string, string) (web.Tile, bool, error) {
+	return web.Tile{}, false, nil
 }
 func (emptyCatalog) Photo(context.Context, string, string, string) ([]web.Entry, error) {
 	return nil, nil

@@ -87,10 +87,10 @@ var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 func TestSecurity(t *testing.T) {
 	g := startGallery(t, "")
 	g.pushScene(t, "photos/safe", "latest", scenes[0], 1)
-	entries, _, err := g.Catalog.Photos(context.Background(), g.RegistryHost, "photos/safe", 0, 10)
+	tiles, _, err := g.Catalog.Tiles(context.Background(), g.RegistryHost, "photos/safe", 0, 10)
 	require.NoError(t, err)
-	require.Len(t, entries, 1)
-	photo := entries[0]
+	require.Len(t, tiles, 1)
+	photo := tiles[0].Entry
 	photoPath := "/p/" + g.RegistryHost + "/photos/safe@" + photo.Layer
 
 	t.Run("token", func(t *testing.T) {
@@ -239,9 +239,9 @@ func basic(user, password string) string {
 func TestPhotoPageListsEveryDescriber(t *testing.T) {
 	g := startGallery(t, "")
 	g.pushScene(t, "photos/two", "latest", scenes[3], 1)
-	entries, _, err := g.Catalog.Photos(context.Background(), g.RegistryHost, "photos/two", 0, 1)
+	tiles, _, err := g.Catalog.Tiles(context.Background(), g.RegistryHost, "photos/two", 0, 1)
 	require.NoError(t, err)
-	e := entries[0]
+	e := tiles[0].Entry
 	_, err = g.feed.Publish(context.Background(), feed.Event{Kind: feed.Found, Registry: g.RegistryHost, Repository: "photos/two",
 		Digest: e.Digest, Tags: e.Tags, By: "openai/gpt-4o-mini", Photos: []feed.Photo{{Manifest: e.Digest, Layer: e.Layer,
 			MediaType: "image/jpeg", Description: "Tulips, red, in rows.", Model: "openai/gpt-4o-mini", Created: time.Now().UTC(),

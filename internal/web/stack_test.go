@@ -9,6 +9,7 @@ import (
 	"image/jpeg"
 	"log/slog"
 	"math"
+	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
@@ -97,12 +98,21 @@ type gallery struct {
 	scenes map[string]scene // by the digest of the image bytes
 	// hold, when set, keeps the fake model from answering until it is closed.
 	hold chan struct{}
+	// refuse are the images (by digest) the fake model answers with an
+	// error, and its text.
+	refuse map[string]string
 }
 
 func startGallery(t *testing.T, token string) *gallery {
 	t.Helper()
-	s := stacktest.Start(t, stacktest.Options{})
-	g := &gallery{Stack: s, feed: feed.NewPublisher(s.JS), scenes: map[string]scene{}}
+	return startGalleryWith(t, token, stacktest.Options{})
+}
+
+// startGalleryWith is startGallery on a stack started with opts.
+func startGalleryWith(t *testing.T, token string, opts stacktest.Options) *gallery {
+	t.Helper()
+	s := stacktest.Start(t, opts)
+	g := &gallery{Stack: s, feed: feed.NewPublisher(s.JS), scenes: map[string]scene{}, refuse: map[string]string{}}
 	s.Model.Answer = g.answer
 	g.Catalog = startCatalog(t, s.JS, s.Client.Names())
 	g.Web, g.URL = g.serve(t, token, stacktest.Logger(t))
@@ -127,8 +137,12 @@ func (g *gallery) serve(t *testing.T, token string, log *slog.Logger) (*web.Serv
 func (g *gallery) answer(c modeltest.Call) modeltest.Reply {
 	g.mu.Lock()
 	sc, ok := g.scenes[modeltest.Digest(c.Images[0])]
+	refusal, refused := g.refuse[modeltest.Digest(c.Images[0])]
 	hold := g.hold
 	g.mu.Unlock()
+	if refused {
+		return modeltest.Reply{Status: http.StatusBadRequest, Content: refusal}
+	}
 	if hold != nil {
 		select {
 		case <-hold:
@@ -145,12 +159,7 @@ func (g *gallery) answer(c modeltest.Call) modeltest.Reply {
 // described it and the index holds the description.
 func (g *gallery) pushScene(t *testing.T, repo, tag string, sc scene, seed int) {
 	t.Helper()
-	data := sc.picture(t, 800, 600, seed)
-	layer := modeltest.Digest(data)
-	g.mu.Lock()
-	g.scenes[layer] = sc
-	g.mu.Unlock()
-	g.Push(t, repo, tag, stacktest.File{Name: sc.name + ".jpg", MediaType: "image/jpeg", Data: data})
+	layer := g.pushPhoto(t, repo, tag, sc, seed)
 	require.Eventually(t, func() bool {
 		entries, err := g.Catalog.Photo(context.Background(), g.RegistryHost, repo, layer)
 		return err == nil && len(entries) > 0 && entries[0].Description == sc.description

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"cmp"
 	"fmt"
 	"html/template"
 	"net/url"
@@ -8,12 +9,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/regscribe/regscribe/internal/index"
 	"github.com/regscribe/regscribe/internal/photo"
 	"github.com/regscribe/regscribe/internal/thumb"
 )
 
 // pageNames are the page templates; each is parsed with layout.html.
-var pageNames = []string{"home", "repository", "photo", "search", "jobs", "run", "error", "confirm", "like"}
+var pageNames = []string{"home", "photo", "waiting", "search", "jobs", "run", "error", "confirm", "like"}
 
 func parsePages() (map[string]*template.Template, error) {
 	out := map[string]*template.Template{}
@@ -38,6 +40,13 @@ var funcs = template.FuncMap{
 		return cardView{Entry: e, Href: list{In: in, Query: q, At: at}.viewURL(e), ID: cardID(at), Marks: markedWords(q)}
 	},
 	"highlight": highlight,
+	"tileIn": func(t Tile, registry, repository string, at int) tileView {
+		scope := registry
+		if repository != "" {
+			scope += "/" + repository
+		}
+		return tileView{Tile: t, Href: list{In: listGrid, Query: scope, At: at}.viewURL(t.Entry), ID: cardID(at)}
+	},
 	"searchFor": searchFor,
 	"downloadURL": func(e Entry) string {
 		return "/download/" + pathEscape(e.Registry) + "/" + pathEscapeRepo(e.Repository) + "@" + e.Layer
@@ -67,6 +76,10 @@ var funcs = template.FuncMap{
 		}
 		return strconv.Itoa(n) + " " + many
 	},
+	"tileThumb": func(t Tile) string {
+		return "/thumbs/s/" + pathEscape(t.Registry) + "/" + pathEscapeRepo(t.Repository) + "@" + cmp.Or(t.Layer, t.Digest)
+	},
+	"stateLabel":  stateLabel,
 	"gridSize":    func() int { return thumb.Grid },
 	"previewSize": func() int { return thumb.Preview },
 }
@@ -80,6 +93,26 @@ type cardView struct {
 	// Marks are the words of the search the card was found by, to
 	// highlight in its description.
 	Marks []string
+}
+
+// tileView is one photo of the gallery's grid: its tile links to Href, the
+// photo's page opened from the grid; ID names the tile in the grid.
+type tileView struct {
+	Tile
+	Href, ID string
+}
+
+// stateLabel names a photo's state as the grid shows it.
+func stateLabel(s index.State) string {
+	switch s {
+	case index.StateQueued:
+		return "describing…"
+	case index.StateFailed:
+		return "failed"
+	case index.StateRefused:
+		return "not an image"
+	}
+	return string(s)
 }
 
 // photoDigest is the digest a photo page is addressed by: its layer, so an

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/regscribe/regscribe/internal/index"
 	"github.com/regscribe/regscribe/internal/thumb"
 )
 
@@ -18,14 +19,16 @@ var thumbSizes = map[string]int{"s": thumb.Grid, "l": thumb.Preview, "f": thumb.
 
 // thumbnail is GET /thumbs/{s|l|f}/{registry}/{repository}@{layer}: the layer
 // must be a photo the index knows in that repository of a configured
-// registry. What fails to decode is a placeholder, never the blob.
+// registry, or the digest a manifest the index knows as waiting to be
+// described (its first photo is shown). What fails to decode is a
+// placeholder, never the blob.
 func (s *Server) thumbnail(w http.ResponseWriter, r *http.Request) {
 	size, ok := thumbSizes[r.PathValue("size")]
 	if !ok {
 		http.NotFound(w, r)
 		return
 	}
-	p, _, ok := s.shownPhoto(w, r)
+	p, _, ok := s.shownPhoto(w, r, true)
 	if !ok {
 		return
 	}
@@ -48,7 +51,7 @@ func (s *Server) thumbnail(w http.ResponseWriter, r *http.Request) {
 // even as an attachment. The original is one `oras pull` away, and the
 // photo page shows that command.
 func (s *Server) download(w http.ResponseWriter, r *http.Request) {
-	p, e, ok := s.shownPhoto(w, r)
+	p, e, ok := s.shownPhoto(w, r, false)
 	if !ok {
 		return
 	}
@@ -70,7 +73,11 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request) {
 // shownPhoto finds the photo a thumbnail or download address names: a
 // current description's layer in that repository of a configured registry.
 // It answers 404 (or 500) itself when there is none.
-func (s *Server) shownPhoto(w http.ResponseWriter, r *http.Request) (thumb.Photo, Entry, bool) {
+//
+// With waiting, a manifest not described yet (queued or failed) has its
+// first photo stand for it (Entry is then empty): the grid's tile of a push
+// shows its picture before any description.
+func (s *Server) shownPhoto(w http.ResponseWriter, r *http.Request, waiting bool) (thumb.Photo, Entry, bool) {
 	reg := s.registryName(r.PathValue("registry"))
 	repo, layer, err := splitRef(r.PathValue("ref"))
 	if err != nil || !s.opts.Registry.Allowed(reg) {
@@ -86,6 +93,19 @@ func (s *Server) shownPhoto(w http.ResponseWriter, r *http.Request) (thumb.Photo
 	for _, e := range entries {
 		if e.Layer == layer && e.Repository == repo && !replaced(e) {
 			return thumb.Photo{Registry: reg, Repository: repo, Manifest: cmp.Or(e.Manifest, e.Digest), Layer: layer}, e, true
+		}
+	}
+	if waiting {
+		t, ok, err := s.opts.Catalog.Waiting(r.Context(), reg, repo, layer)
+		if err == nil && ok && t.State != index.StateRefused {
+			ctx, cancel := context.WithTimeout(r.Context(), 25*time.Second)
+			defer cancel()
+			first, err := s.thumbs.First(ctx, thumb.Photo{Registry: reg, Repository: repo, Manifest: t.Digest})
+			if err == nil {
+				return first, Entry{}, true
+			}
+			s.placeholder(w, r)
+			return thumb.Photo{}, Entry{}, false
 		}
 	}
 	http.NotFound(w, r)

@@ -23,6 +23,10 @@ const (
 	listRepository = "repo"
 	// listSearch is the results of ?q=, in their order.
 	listSearch = "search"
+	// listGrid is the gallery's grid, newest first: every photo (q
+	// empty), a registry's (q: the registry) or a repository's (q:
+	// registry/repository), whatever their state.
+	listGrid = "grid"
 )
 
 // list is where a photo page was opened from and the photo's place in it
@@ -48,6 +52,7 @@ func listOf(r *http.Request) (list, bool) {
 	case l.In == listRepository:
 		l.Query = ""
 	case l.In == listSearch && l.Query != "":
+	case l.In == listGrid:
 	default:
 		return list{}, false
 	}
@@ -68,12 +73,26 @@ func (l list) viewURL(e Entry) string {
 	return photoURL(e.Registry, e.Repository, photoDigest(e)) + "?" + l.query()
 }
 
+// gridScope is the registry and repository a grid list shows ("" and "":
+// every photo).
+func (l list) gridScope() (registry, repository string) {
+	registry, repository, _ = strings.Cut(l.Query, "/")
+	return registry, repository
+}
+
 // backURL is the page of the list that shows the photo at l.At, scrolled to it.
 func (l list) backURL(e Entry) string {
 	page := l.At/PageSize + 1
 	base := repoURL(e.Registry, e.Repository)
-	if l.In == listSearch {
+	switch l.In {
+	case listSearch:
 		base = "/search?q=" + queryEscape(l.Query)
+	case listGrid:
+		page = l.At/GridPage + 1
+		base = "/"
+		if reg, repo := l.gridScope(); reg != "" {
+			base = repoURL(reg, repo)
+		}
 	}
 	if page > 1 {
 		sep := "?"
@@ -90,8 +109,17 @@ func cardID(at int) string { return "at-" + strconv.Itoa(at) }
 
 // window returns the photos of l from offset, at most limit of them.
 func (s *Server) window(ctx context.Context, l list, e Entry, offset, limit int) ([]Entry, error) {
-	if l.In == listRepository {
+	switch l.In {
+	case listRepository:
 		es, _, err := s.opts.Catalog.Photos(ctx, e.Registry, e.Repository, offset, limit)
+		return es, err
+	case listGrid:
+		reg, repo := l.gridScope()
+		ts, _, err := s.opts.Catalog.Tiles(ctx, reg, repo, offset, limit)
+		es := make([]Entry, len(ts))
+		for i, t := range ts {
+			es[i] = t.Entry
+		}
 		return es, err
 	}
 	q, err := parseQuery(l.Query)
@@ -130,8 +158,14 @@ const reach = PageSize
 // at its place (the list changed) is looked for reach places around it.
 func (s *Server) neighbours(ctx context.Context, l list, e Entry) (steps, error) {
 	st := steps{Label: "the search results", Back: l.backURL(e)}
-	if l.In == listRepository {
+	switch l.In {
+	case listRepository:
 		st.Label = e.Repository
+	case listGrid:
+		st.Label = "all photos"
+		if reg, repo := l.gridScope(); reg != "" {
+			st.Label = cmp.Or(repo, reg)
+		}
 	}
 	same := func(x Entry) bool {
 		return x.Layer == e.Layer && x.Registry == e.Registry && x.Repository == e.Repository

@@ -76,17 +76,26 @@ func TestViewer(t *testing.T) {
 	require.Equal(t, order, b.texts(".grid .desc"))
 	b.do(chromedp.Poll[chromedp.Void](`document.activeElement.closest("#at-1") !== null`, chromedp.WithPollingTimeout(5*time.Second)))
 
-	// The same through a repository page, newest first.
+	// The same through a repository's grid, newest first, and through
+	// the grid of every photo.
 	b.open("/r/" + g.RegistryHost + "/photos/trip")
-	order = b.texts(".grid .desc")
+	order = b.texts(".tiles .caption")
 	require.Equal(t, []string{scenes[4].description, scenes[2].description, scenes[0].description}, order)
-	b.follow("#at-1 .card-link")
+	b.follow("#at-1 .tile-link")
 	require.Equal(t, order[1], b.text("#description"))
 	key(kb.ArrowRight)
 	require.Equal(t, order[2], b.text("#description"))
-	require.Contains(t, b.location(), "in=repo&at=2")
+	require.Contains(t, b.location(), "in=grid&q="+url.QueryEscape(g.RegistryHost+"/photos/trip")+"&at=2")
 	key(kb.Escape)
 	require.Equal(t, "/r/"+g.RegistryHost+"/photos/trip#at-2", b.location())
+	b.open("/")
+	all := b.texts(".tiles .caption")
+	b.follow("#at-0 .tile-link")
+	require.Equal(t, all[0], b.text("#description"))
+	key(kb.ArrowRight)
+	require.Equal(t, all[1], b.text("#description"))
+	key(kb.Escape)
+	require.Equal(t, "/#at-1", b.location())
 
 	// Zoom: the picture fits its column; a click shows it at 100% (the
 	// full-size JPEG), Esc fits it again, and so does Z twice.

@@ -13,9 +13,12 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/regscribe/regscribe/internal/outage"
+	"github.com/regscribe/regscribe/internal/queue"
 	"github.com/regscribe/regscribe/internal/registry"
 	"github.com/regscribe/regscribe/internal/reprocess"
 	"github.com/regscribe/regscribe/internal/thumb"
@@ -82,6 +85,9 @@ type Server struct {
 	cancel context.CancelFunc
 	runs   *runs
 	wg     sync.WaitGroup
+	// outages are the model's outages the workers report (package
+	// outage), for the banner of every page.
+	outages *outage.Follower
 }
 
 // New returns the web address's handler. Call Close when done: it stops the
@@ -119,6 +125,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.static = http.StripPrefix("/static/", http.FileServerFS(sub))
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.outages = outage.Follow(s.ctx, opts.JetStream, opts.Log)
 	s.routes()
 	return s, nil
 }
@@ -194,6 +201,11 @@ type page struct {
 	CSRF  string
 	Flash string
 	Data  any
+	// Outages are the models the workers cannot reach, and JobsWaiting
+	// the jobs that wait (queued, in flight, waiting for a retry): the
+	// banner.
+	Outages     []outage.Outage
+	JobsWaiting int
 }
 
 // render writes page name with data.
@@ -201,6 +213,13 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 	p.CSRF = s.csrfToken(userOf(r.Context()))
 	if p.Flash == "" {
 		p.Flash = flashes[r.URL.Query().Get("flash")]
+	}
+	if p.Outages = s.outages.Current(); len(p.Outages) > 0 {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		if st, err := queue.ReadStatus(ctx, s.opts.JetStream); err == nil {
+			p.JobsWaiting = int(st.Queued + st.InFlight + st.WaitingRetry)
+		}
+		cancel()
 	}
 	var buf bytes.Buffer
 	if err := s.pages[name].ExecuteTemplate(&buf, "layout", p); err != nil {

@@ -1,5 +1,6 @@
-// regscribe gallery: copy buttons and a reprocess run's live progress.
-// Everything works without it; it only saves typing and reloading.
+// regscribe gallery: copy buttons, a reprocess run's live progress, and the
+// grid's endless scrolling and live photo states. Everything works without
+// it; it only saves typing, clicking "More photos" and reloading.
 "use strict";
 
 document.addEventListener("click", (ev) => {
@@ -65,4 +66,66 @@ if (run && run.dataset.events && window.EventSource) {
     run.dataset.phase = s.phase;
   });
   source.addEventListener("end", () => source.close());
+}
+
+// The grid: load the next page as the person scrolls near the end (the
+// "More photos" link is the same page without script), and while photos
+// are being described, show their new state as it comes.
+const tiles = document.getElementById("tiles");
+if (tiles && window.fetch && window.DOMParser) {
+  const readPage = async (url) => {
+    const res = await fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } });
+    if (!res.ok) throw new Error("HTTP " + res.status);
+    return new DOMParser().parseFromString(await res.text(), "text/html");
+  };
+  let extended = false; // pages were added below the first
+  const more = document.querySelector("a[data-more]");
+  if (more && window.IntersectionObserver) {
+    let busy = false;
+    const pager = more.closest("nav");
+    const observer = new IntersectionObserver(async (entries) => {
+      if (busy || !entries.some((e) => e.isIntersecting)) return;
+      busy = true;
+      try {
+        const doc = await readPage(more.href);
+        const next = doc.getElementById("tiles");
+        if (next) tiles.append(...[...next.children].map((n) => document.adoptNode(n)));
+        extended = true;
+        const nextMore = doc.querySelector("a[data-more]");
+        if (nextMore) {
+          more.href = nextMore.getAttribute("href");
+        } else {
+          observer.disconnect();
+          pager.hidden = true;
+        }
+      } catch (err) {
+        // The link stays: a click loads the page the plain way.
+      }
+      busy = false;
+    }, { rootMargin: "1200px 0px" });
+    observer.observe(more);
+  }
+  const pending = () => tiles.querySelector('.tile[data-state="queued"]') !== null;
+  const refresh = async () => {
+    if (extended || document.hidden || !pending()) return;
+    try {
+      const doc = await readPage(location.href);
+      const fresh = doc.getElementById("tiles");
+      if (fresh && !extended) {
+        tiles.replaceChildren(...[...fresh.children].map((n) => document.adoptNode(n)));
+        const lead = doc.querySelector(".photos > .lead");
+        const here = document.querySelector(".photos > .lead");
+        if (lead && here) here.replaceWith(document.adoptNode(lead));
+      }
+    } catch (err) {
+      // Try again at the next tick.
+    }
+  };
+  setInterval(refresh, 2000);
+}
+
+// A photo's page while it is being described: show the description once
+// it is written.
+if (document.querySelector('.waiting[data-state="queued"]')) {
+  setInterval(() => { if (!document.hidden) location.reload(); }, 3000);
 }
