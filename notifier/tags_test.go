@@ -107,7 +107,7 @@ func TestOwnWriteBackMakesNoJob(t *testing.T) {
 	}
 
 	require.Equal(t, notifier.Reply{Queued: 1}, post(ev("a", digest, 1)), "a person's push")
-	_, err = tags.Move(ctx, registry, "photos/x", "latest", digest, described)
+	_, err = tags.Move(ctx, registry, "photos/x", "latest", digest, "", described)
 	require.NoError(t, err)
 	require.Equal(t, notifier.Reply{Ignored: 1}, post(ev("b", described, 2)), "regscribe's own write-back")
 	require.Equal(t, notifier.Reply{Ignored: 1}, post(ev("b", described, 2)), "redelivered")

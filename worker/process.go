@@ -99,7 +99,7 @@ func (w *Worker) Process(ctx context.Context, job queue.Job) (res Result, err er
 	if err != nil {
 		return Result{}, err
 	}
-	t := task{tag: job.Tag, policy: policyOf(job, w.opts.Force), correction: job.Correction}
+	t := task{tag: job.Tag, event: job.Event, policy: policyOf(job, w.opts.Force), correction: job.Correction}
 	switch m.Descriptor.MediaType {
 	case ocispec.MediaTypeImageManifest:
 		return w.processManifest(ctx, repo, m, w.opts.Mode, t)
@@ -112,7 +112,9 @@ func (w *Worker) Process(ctx context.Context, job queue.Job) (res Result, err er
 // task is what a job asks of a manifest.
 type task struct {
 	// tag moves to an annotated manifest when it still points at the original.
-	tag    string
+	tag string
+	// event is the push's announcement (the job's Event).
+	event  string
 	policy photo.Policy
 	// correction, when set, is written instead of asking the model.
 	correction *queue.Correction
@@ -286,7 +288,7 @@ func (w *Worker) processManifest(ctx context.Context, repo *remote.Repository, m
 	}
 	if mode != ModeReferrer {
 		res.Mode = ModeAnnotation
-		res.Written, err = w.writeAnnotation(ctx, repo, c, s, t.tag)
+		res.Written, err = w.writeAnnotation(ctx, repo, c, s, t)
 		if err == nil {
 			res.Events = []feed.Event{annotationEvent(m.Descriptor, res.Written, t.tag, s.by, photosOf(c, s, res.Written.Descriptor, "annotation"))}
 		}
@@ -305,14 +307,14 @@ func (w *Worker) processManifest(ctx context.Context, repo *remote.Repository, m
 
 // writeAnnotation pushes c's manifest with the descriptions as annotations
 // and moves tag to it when tag still points at c's manifest.
-func (w *Worker) writeAnnotation(ctx context.Context, repo *remote.Repository, c candidate, s said, tag string) (registry.Written, error) {
+func (w *Worker) writeAnnotation(ctx context.Context, repo *remote.Repository, c candidate, s said, t task) (registry.Written, error) {
 	edit := annotationEdit(c.im, s, !w.opts.NoImageDescription)
 	if w.opts.Select.OptIn {
 		k, _ := w.opts.Select.optIn()
 		edit.Remove = append(edit.Remove, k)
 	}
 	started := time.Now()
-	written, err := w.registry.WriteAnnotation(ctx, repo, c.m, edit, tag)
+	written, err := w.registry.WriteAnnotationOf(ctx, repo, c.m, edit, t.tag, t.event)
 	w.metrics.Stage(metrics.StageWrite, started)
 	return written, err
 }
@@ -456,7 +458,7 @@ func (w *Worker) processIndex(ctx context.Context, repo *remote.Repository, m re
 		var pushed []string
 		var photos []feed.Photo
 		for _, ch := range todo {
-			written, err := w.writeAnnotation(ctx, repo, ch.c, ch.s, "")
+			written, err := w.writeAnnotation(ctx, repo, ch.c, ch.s, task{})
 			if err != nil {
 				return res, fmt.Errorf("child %s of index %s: %w", ch.c.m.Descriptor.Digest, m.Descriptor.Digest, err)
 			}
@@ -467,7 +469,7 @@ func (w *Worker) processIndex(ctx context.Context, repo *remote.Repository, m re
 		res.Mode = ModeAnnotation
 		started := time.Now()
 		var err error
-		res.Written, err = w.registry.WriteAnnotation(ctx, repo, m, edit, t.tag)
+		res.Written, err = w.registry.WriteAnnotationOf(ctx, repo, m, edit, t.tag, t.event)
 		w.metrics.Stage(metrics.StageWrite, started)
 		if err == nil {
 			res.Events = []feed.Event{annotationEvent(m.Descriptor, res.Written, t.tag, by, photos)}

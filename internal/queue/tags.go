@@ -234,12 +234,15 @@ func (t *Tags) Announce(ctx context.Context, a TagAnnouncement) (own bool, err e
 
 // Move records, before regscribe pushes described (the annotated manifest
 // of pushed) by the tag, that it moves the tag there; when pushed is the
-// push last announced, it is now described. It returns the record as
-// written.
-func (t *Tags) Move(ctx context.Context, registry, repository, tag, pushed, described string) (TagRecord, error) {
+// push last announced, and event that announcement (or unknown: ""), it is
+// now described. A move for an earlier announcement of the same manifest
+// (pushed again while it was described) leaves the last one undescribed:
+// the registry may link the tag to that push after this move, and its own
+// job must see it. It returns the record as written.
+func (t *Tags) Move(ctx context.Context, registry, repository, tag, pushed, event, described string) (TagRecord, error) {
 	var out TagRecord
 	err := t.update(ctx, registry, repository, tag, func(r *TagRecord) bool {
-		if r.Digest == pushed {
+		if r.Digest == pushed && (event == "" || r.Event == "" || r.Event == event) {
 			r.Described = described
 		}
 		r.Moves = append(slices.DeleteFunc(r.Moves, func(m TagMove) bool { return m.Digest == described && m.Event == "" }),

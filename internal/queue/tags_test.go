@@ -47,7 +47,7 @@ func TestTagRecord(t *testing.T) {
 
 	// regscribe moves the tag to A's description: recorded before the move,
 	// and the move's own announcement is no push.
-	r, err := tags.Move(ctx, reg, repo, tag, "sha256:a", "sha256:a2")
+	r, err := tags.Move(ctx, reg, repo, tag, "sha256:a", "", "sha256:a2")
 	require.NoError(t, err)
 	require.Equal(t, "sha256:a2", r.Described)
 	require.False(t, announce("sha256:b", "id:3", t0.Add(2*time.Second)))
@@ -73,13 +73,25 @@ func TestTagRecord(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, get().Digest)
 
+	// The same manifest pushed again while it was described: the move for
+	// the first push leaves the second undescribed (the registry may link
+	// the tag to it after the move), the move for the second describes it.
+	require.False(t, announce("sha256:c", "id:6", t0.Add(5*time.Second)))
+	require.False(t, announce("sha256:c", "id:7", t0.Add(6*time.Second)), "a person pushing it again")
+	r, err = tags.Move(ctx, reg, repo, tag, "sha256:c", "id:6", "sha256:c2")
+	require.NoError(t, err)
+	require.Empty(t, r.Described, "the move was for the first push")
+	r, err = tags.Move(ctx, reg, repo, tag, "sha256:c", "id:7", "sha256:c2")
+	require.NoError(t, err)
+	require.Equal(t, "sha256:c2", r.Described)
+
 	// Concurrent writers all land (compare-and-swap on the revision).
 	var wg sync.WaitGroup
 	for i := range 6 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := tags.Move(ctx, reg, repo, tag, "sha256:x", "sha256:m"+string(rune('0'+i)))
+			_, err := tags.Move(ctx, reg, repo, tag, "sha256:x", "", "sha256:m"+string(rune('0'+i)))
 			require.NoError(t, err)
 		}()
 	}
@@ -134,7 +146,7 @@ func TestTagRecordWritesOnTheRevisionItHolds(t *testing.T) {
 
 	// A worker elsewhere moves the tag; the notifier learns of it by its
 	// watch, or by a write that finds its revision stale.
-	_, err = worker.Move(ctx, reg, repo, "new", "sha256:b", "sha256:b2")
+	_, err = worker.Move(ctx, reg, repo, "new", "sha256:b", "", "sha256:b2")
 	require.NoError(t, err)
 	require.True(t, announce("new", "sha256:b2", "id:3", t0.Add(2*time.Second)), "the move's announcement is regscribe's own")
 	r, _, err := notifier.Get(ctx, reg, repo, "new")
@@ -148,7 +160,7 @@ func TestTagRecordWritesOnTheRevisionItHolds(t *testing.T) {
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			_, err := worker.Move(ctx, reg, repo, "busy", "sha256:x", fmt.Sprintf("sha256:m%d", i))
+			_, err := worker.Move(ctx, reg, repo, "busy", "sha256:x", "", fmt.Sprintf("sha256:m%d", i))
 			require.NoError(t, err)
 		}()
 		go func() {
@@ -165,7 +177,7 @@ func TestTagRecordWritesOnTheRevisionItHolds(t *testing.T) {
 	require.Len(t, r.Moves, 8)
 
 	// A record the watch brought is written on at once too.
-	_, err = worker.Move(ctx, reg, repo, "seen", "", "sha256:s2")
+	_, err = worker.Move(ctx, reg, repo, "seen", "", "", "sha256:s2")
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		return sent(func() { announce("seen", "sha256:s2", "id:s", t0) }) == 1

@@ -50,7 +50,7 @@ type Written struct {
 // tag, and where a worker records its own tag moves ([queue.Tags]).
 type TagRecords interface {
 	Get(ctx context.Context, registry, repository, tag string) (queue.TagRecord, bool, error)
-	Move(ctx context.Context, registry, repository, tag, pushed, described string) (queue.TagRecord, error)
+	Move(ctx context.Context, registry, repository, tag, pushed, event, described string) (queue.TagRecord, error)
 }
 
 var _ TagRecords = (*queue.Tags)(nil)
@@ -58,6 +58,12 @@ var _ TagRecords = (*queue.Tags)(nil)
 // DefaultTagWait bounds how long a write-back waits for a registry to link
 // a tag it announced (see [Options.TagWait]).
 const DefaultTagWait = 30 * time.Second
+
+// relinkWait bounds the wait for the link of a manifest pushed again to a
+// tag that holds its description already (moved there by the job of an
+// earlier push of it): a registry links a push within the request that
+// announced it, so a link not seen by then came before that move.
+const relinkWait = 5 * time.Second
 
 // WriteAnnotation pushes m with edit applied. When tag points at m
 // (resolved right before the write) the new manifest is pushed by that
@@ -94,6 +100,14 @@ const DefaultTagWait = 30 * time.Second
 // regscribe's move and restores it. The tag is resolved again right after
 // the move, and a later push found there is left alone (TagMovedOn).
 func (c *Client) WriteAnnotation(ctx context.Context, repo *remote.Repository, m Manifest, edit Edit, tag string) (Written, error) {
+	return c.WriteAnnotationOf(ctx, repo, m, edit, tag, "")
+}
+
+// WriteAnnotationOf is [Client.WriteAnnotation] for the push announced as
+// event (a job's Event): a tag on this push's description after another
+// job's move for an earlier announcement of the same manifest is not taken
+// as described until the registry linked this push.
+func (c *Client) WriteAnnotationOf(ctx context.Context, repo *remote.Repository, m Manifest, edit Edit, tag, event string) (Written, error) {
 	raw, err := Annotate(m.Raw, edit)
 	if err != nil {
 		return Written{}, fmt.Errorf("annotate %s@%s: %w", repo.Reference, m.Descriptor.Digest, err)
@@ -102,7 +116,7 @@ func (c *Client) WriteAnnotation(ctx context.Context, repo *remote.Repository, m
 	if tag == "" {
 		return c.pushByDigest(ctx, repo, Written{Descriptor: desc}, raw)
 	}
-	t := tagWrite{c: c, repo: repo, tag: tag, pushed: m.Descriptor, raw: raw, w: Written{Descriptor: desc}}
+	t := tagWrite{c: c, repo: repo, tag: tag, event: event, pushed: m.Descriptor, raw: raw, w: Written{Descriptor: desc}}
 	return t.run(ctx)
 }
 
@@ -111,6 +125,7 @@ type tagWrite struct {
 	c      *Client
 	repo   *remote.Repository
 	tag    string
+	event  string             // the push's announcement ("": unknown)
 	pushed ocispec.Descriptor // the manifest described
 	raw    []byte             // its annotated bytes
 	w      Written
@@ -142,7 +157,12 @@ func (t *tagWrite) run(ctx context.Context) (Written, error) {
 		switch {
 		case !known:
 			return t.unrecorded(ctx, now, found, resolveErr)
-		case found && now.Digest == desc && (rec.Digest != t.pushed.Digest.String() || rec.Described != ""):
+		case found && now.Digest == desc && (rec.Digest != t.pushed.Digest.String() || rec.Described != "" ||
+			time.Since(started) >= min(t.c.tagWait, relinkWait)):
+			// Described at the tag: by this push's job, for a later push
+			// of another manifest, or (the same manifest announced again,
+			// the tag on its description already) with no link of this
+			// push seen within relinkWait: linked before that move.
 			t.w.TagMoved, t.w.AlreadyThere = true, true
 			return t.w, nil
 		case rec.Digest == "":
@@ -224,7 +244,7 @@ func (t *tagWrite) unrecorded(ctx context.Context, now ocispec.Descriptor, found
 func (t *tagWrite) move(ctx context.Context) (Written, error) {
 	desc := t.w.Descriptor
 	if t.c.tags != nil {
-		if _, err := t.c.tags.Move(ctx, t.repo.Reference.Registry, t.repo.Reference.Repository, t.tag, t.pushed.Digest.String(), desc.Digest.String()); err != nil {
+		if _, err := t.c.tags.Move(ctx, t.repo.Reference.Registry, t.repo.Reference.Repository, t.tag, t.pushed.Digest.String(), t.event, desc.Digest.String()); err != nil {
 			return t.w, fault.Retry(err)
 		}
 	}
