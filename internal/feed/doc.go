@@ -27,9 +27,12 @@
 // (or of one that replaces it) is stored: that purges it, as the index
 // forgets it.
 //
-// An announcement (queued: the notifier stored the push's job) and a
-// failure (failed: a worker gave the job up, with the reason) are kept the
-// same way, on <manifest>.queued and <manifest>.failed, so the gallery
-// shows a photo from its push on, before it is described; a description
-// purges both, a refusal or a failure the announcement.
+// An announcement (queued: the notifier stored the push's job), a failure
+// (failed: a worker gave the job up, with the reason) and a skip (skipped:
+// the job found nothing to describe) are kept one each per manifest, on
+// <manifest>.queued, .failed and .skipped, so the gallery shows a photo
+// from its push on, before it is described. They are not purged: an index
+// applies a later description, refusal or skip of the manifest as
+// superseding them, and ignores an announcement or failure of a manifest
+// it holds described.
 package feed

@@ -266,48 +266,40 @@ func (p *Publisher) Publish(ctx context.Context, e Event, id string) (uint64, er
 
 // supersede purges the events stored before seq that e, stored at seq,
 // supersedes: a deletion the events of its manifest ([Publisher.purge]); a description (written
-// or found) the refusal, announcement and failure of its manifest and of
-// the manifest it replaces (a manifest refused, then described after all:
-// by rules that read more, or re-pushed with a description), so the
-// refusals the stream holds are those the indexes hold (an index drops a
-// refusal when it applies such a description); a refusal or a failure the
-// announcement of its manifest; a skip its announcement and failure. Every index applies e as superseding them already, so a
+// or found) the refusal of its manifest and of the manifest it replaces (a
+// manifest refused, then described after all: by rules that read more, or
+// re-pushed with a description), so the refusals the stream holds are
+// those the indexes hold (an index drops a refusal when it applies such a
+// description). Every index applies e as superseding them already, so a
 // failed purge only leaves them taking room, and a refusal counted by
 // `regscribe status`: it is not an error.
+//
+// Announcements (queued), failures and skips are not purged: each is one
+// small event per manifest, and an index applies a later description, a
+// refusal or a skip as superseding them. (Purging them on every push, as
+// descriptions are written, made the indexes' consumers lose deliveries
+// under the fault soak.)
 func (p *Publisher) supersede(ctx context.Context, e Event, seq uint64) {
-	var kinds []Kind
-	digests := []string{e.Digest}
+	var subjects []string
 	switch e.Kind {
 	case Deleted:
 		p.purge(ctx, e, seq)
 		return
 	case Written, Found:
-		kinds = []Kind{Refused, Queued, Failed, Skipped}
+		subjects = []string{Subject(Event{Kind: Refused, Registry: e.Registry, Repository: e.Repository, Digest: e.Digest})}
 		if e.Replaces != "" && e.Replaces != e.Digest {
-			digests = append(digests, e.Replaces)
+			subjects = append(subjects, Subject(Event{Kind: Refused, Registry: e.Registry, Repository: e.Repository, Digest: e.Replaces}))
 		}
-	case Refused, Failed:
-		kinds = []Kind{Queued}
-	case Skipped:
-		kinds = []Kind{Queued, Failed}
-	default:
+	}
+	if len(subjects) == 0 {
 		return
 	}
 	s, err := p.handle(ctx)
 	if err != nil {
 		return
 	}
-	for _, digest := range digests {
-		// One look at the manifest's subjects, then a purge of those it
-		// holds: usually one, often none.
-		info, err := s.Info(ctx, jetstream.WithSubjectFilter(SubjectPrefix+ManifestKey(e.Registry, e.Repository, digest)+".*"))
-		for _, k := range kinds {
-			subject := Subject(Event{Kind: k, Registry: e.Registry, Repository: e.Repository, Digest: digest})
-			if err == nil && info.State.Subjects[subject] == 0 {
-				continue
-			}
-			_ = s.Purge(ctx, jetstream.WithPurgeSubject(subject), jetstream.WithPurgeSequence(seq))
-		}
+	for _, subject := range subjects {
+		_ = s.Purge(ctx, jetstream.WithPurgeSubject(subject), jetstream.WithPurgeSequence(seq))
 	}
 }
 

@@ -70,6 +70,12 @@ func TestPhotosShowFromTheirPush(t *testing.T) {
 	for i := range 10 {
 		g.pushPhoto(t, "photos/holiday", fmt.Sprintf("day%d", i), scenes[i%len(scenes)], i)
 	}
+	// The registry notifies in the background: wait for the ten
+	// announcements to reach the index.
+	require.Eventually(t, func() bool {
+		_, n, err := g.Catalog.Tiles(context.Background(), "", "", 0, 20)
+		return err == nil && n == 10
+	}, 30*time.Second, 20*time.Millisecond, "the pushes never reached the index")
 	b := newBrowser(t, g.URL, 1280, 900)
 	b.open("/")
 	require.Equal(t, repeat("queued", 10), b.states(10), "every photo pushed shows before it is described")
