@@ -167,6 +167,13 @@ func TestFailedAndNotImagesShowWhy(t *testing.T) {
 func TestModelDownShowsABanner(t *testing.T) {
 	g := startGalleryWith(t, "", stacktest.Options{OllamaURL: "http://" + stacktest.DeadAddress(t)})
 	g.pushPhoto(t, "photos/waiting", "latest", scenes[3], 1)
+	// The registry notifies in the background: wait for the announcement
+	// to reach the index (the front page reloads itself only while it
+	// shows a photo waiting).
+	require.Eventually(t, func() bool {
+		_, n, err := g.Catalog.Tiles(context.Background(), "", "", 0, 20)
+		return err == nil && n == 1
+	}, 30*time.Second, 20*time.Millisecond, "the push never reached the index")
 	b := newBrowser(t, g.URL, 1280, 900)
 	for _, path := range []string{"/", "/jobs", "/search?q=tulips"} {
 		b.open(path)
