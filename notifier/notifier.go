@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/regscribe/regscribe/internal/feed"
@@ -246,9 +247,15 @@ func (n *Notifier) events(w http.ResponseWriter, r *http.Request, src *Source) {
 			}
 			log.Info(msg, "format", format, "repository", j.Repository, "digest", j.Digest, "tag", j.Tag, "event", j.Event)
 		}
-		n.announce(ctx, log, jobs)
 	}
 	n.reply(w, http.StatusOK, rep)
+	if len(jobs) > 0 && n.opts.Announce != nil {
+		// The registry sends its next event once it has this answer: the
+		// gallery's announcement, which no job waits for, is published
+		// after it, off the registry's one-at-a-time path.
+		_ = http.NewResponseController(w).Flush()
+		n.announce(ctx, log, jobs)
+	}
 }
 
 // announce publishes a queued event per manifest the jobs push (jobs by
@@ -327,7 +334,12 @@ func (n *Notifier) reply(w http.ResponseWriter, status int, rep Reply) {
 	default:
 		n.opts.Metrics.Events("refused", 1)
 	}
+	body, _ := json.Marshal(rep)
+	body = append(body, '\n')
 	w.Header().Set("Content-Type", "application/json")
+	// With its length the answer is complete when flushed, before the
+	// handler returns.
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(rep)
+	_, _ = w.Write(body)
 }

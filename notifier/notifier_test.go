@@ -47,6 +47,13 @@ func start(t *testing.T) *env {
 // opts (clock and publish timeout set for tests) over httptest.
 func startWith(t testing.TB, opts notifier.Options) *env {
 	t.Helper()
+	return startWithJS(t, func(jetstream.JetStream) notifier.Options { return opts })
+}
+
+// startWithJS is startWith with options made once NATS runs (parts on its
+// JetStream).
+func startWithJS(t testing.TB, options func(jetstream.JetStream) notifier.Options) *env {
+	t.Helper()
 	ns, err := embedded.StartNATS(embedded.NATSOptions{StoreDir: t.TempDir(), Listen: "127.0.0.1:0"})
 	require.NoError(t, err)
 	nc, err := nats.Connect(ns.ClientURL(), nats.MaxReconnects(0))
@@ -55,6 +62,7 @@ func startWith(t testing.TB, opts notifier.Options) *env {
 	require.NoError(t, err)
 	_, err = queue.EnsureStream(context.Background(), js, queue.StreamOptions{})
 	require.NoError(t, err)
+	opts := options(js)
 	if opts.PublishTimeout == 0 {
 		opts.PublishTimeout = 2 * time.Second
 	}

@@ -7,8 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
+	"github.com/regscribe/regscribe/internal/feed"
 	"github.com/regscribe/regscribe/internal/queue"
 	"github.com/regscribe/regscribe/internal/stacktest"
 	"github.com/regscribe/regscribe/notifier"
@@ -115,4 +117,37 @@ func TestOwnWriteBackMakesNoJob(t *testing.T) {
 
 	require.Equal(t, notifier.Reply{Queued: 1}, post(ev("c", described, 3)), "pushed back by a person: another announcement")
 	require.Len(t, e.queued(t), 2)
+}
+
+// A push is announced on the description stream (the gallery shows it
+// from then on), once its job is stored and after the registry has its
+// answer.
+func TestPushIsAnnounced(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var js jetstream.JetStream
+	e := startWithJS(t, func(j jetstream.JetStream) notifier.Options {
+		js = j
+		_, err := feed.EnsureStream(ctx, js, 1)
+		require.NoError(t, err)
+		return notifier.Options{Token: token, Registry: registry, Announce: feed.NewPublisher(js)}
+	})
+	status, rep := e.post(t, "Bearer "+token, notifier.MediaTypeDistributionEvents, envelope(
+		fmt.Sprintf(`{"id":"a","timestamp":%q,"action":"push","target":{"mediaType":%q,"digest":%q,"repository":"photos/x","tag":"latest"},"request":{"useragent":"oras/1.3.6"}}`,
+			now.Format(time.RFC3339Nano), ociMT, digest)))
+	require.Equal(t, http.StatusOK, status, rep.Error)
+	require.Equal(t, 1, rep.Queued)
+	require.Eventually(t, func() bool {
+		s, err := js.Stream(ctx, feed.Stream)
+		require.NoError(t, err)
+		m, err := s.GetLastMsgForSubject(ctx, feed.Subject(feed.Event{Kind: feed.Queued, Registry: registry, Repository: "photos/x", Digest: digest}))
+		if err != nil {
+			return false
+		}
+		ev, err := feed.Parse(m.Data)
+		require.NoError(t, err)
+		require.Equal(t, []string{"latest"}, ev.Tags)
+		return true
+	}, 10*time.Second, 20*time.Millisecond, "the push is announced")
+	require.Len(t, e.queued(t), 1)
 }

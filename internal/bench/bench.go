@@ -281,6 +281,10 @@ type Latency struct {
 	// (reading and decoding the request, writing the answer): the model
 	// server's, included in the figures above.
 	ModelServerMs float64 `json:"modelServerMs"`
+	// OwnP50Ms and OwnP95Ms are the percentiles above less ModelServerMs:
+	// what regscribe itself adds, the figure the target is about.
+	OwnP50Ms float64 `json:"ownP50Ms"`
+	OwnP95Ms float64 `json:"ownP95Ms"`
 	// StageMs are the worker's mean stage latencies (its metrics): fetch
 	// (of a manifest or blob), prepare, model (including L), write.
 	StageMs map[string]float64 `json:"stageMs"`

@@ -20,6 +20,7 @@ import (
 	"oras.land/oras-go/v2/registry/remote/credentials"
 
 	"github.com/regscribe/regscribe/internal/embedded"
+	"github.com/regscribe/regscribe/internal/feed"
 	"github.com/regscribe/regscribe/internal/imageprep"
 	"github.com/regscribe/regscribe/internal/index"
 	"github.com/regscribe/regscribe/internal/metrics"
@@ -159,7 +160,7 @@ func startStack(ctx context.Context, o stackOptions) (s *stack, err error) {
 	if err != nil {
 		return s, err
 	}
-	if srv.Handler, err = notifier.New(queue.NewPublisher(s.js), notifier.Options{Token: token, Registry: s.registry.Addr(), Tags: tags, Logger: log}); err != nil {
+	if srv.Handler, err = notifier.New(queue.NewPublisher(s.js), notifier.Options{Token: token, Registry: s.registry.Addr(), Tags: tags, Announce: feed.NewPublisher(s.js), Logger: log}); err != nil {
 		return s, err
 	}
 	go func() { _ = srv.Serve(ln) }()

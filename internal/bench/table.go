@@ -26,7 +26,8 @@ func (rep Report) Targets() []Target {
 		})
 	}
 	if l := rep.Latency; l != nil {
-		out = append(out, Target{What: "latency regscribe adds, p95", Target: "≤ 30 ms", Value: fmt.Sprintf("%.1f ms", l.P95Ms), Met: l.P95Ms <= 30})
+		out = append(out, Target{What: "latency regscribe adds (less the fake model's own time), p95", Target: "≤ 30 ms",
+			Value: fmt.Sprintf("%.1f ms", l.OwnP95Ms), Met: l.OwnP95Ms <= 30})
 	}
 	if m := rep.Memory; m != nil {
 		out = append(out, Target{
@@ -89,6 +90,7 @@ func WriteTable(w io.Writer, rep Report) error {
 		row("", "of which push done → job queued (the registry's notification), p50 / p95",
 			fmt.Sprintf("%.1f / %.1f ms", l.NotifyP50Ms, l.NotifyP95Ms))
 		row("", "the fake model's own time per call beyond L (its server, not regscribe)", fmt.Sprintf("%.1f ms", l.ModelServerMs))
+		row("", "added by regscribe: the above less the fake model's own time, p50 / p95", fmt.Sprintf("%.1f / %.1f ms", l.OwnP50Ms, l.OwnP95Ms))
 		var stages []string
 		for _, st := range []string{"fetch", "prepare", "model", "write"} {
 			if v, ok := l.StageMs[st]; ok {

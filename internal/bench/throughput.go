@@ -167,6 +167,7 @@ func (r *run) latency(ctx context.Context) (*Latency, error) {
 	if calls := after.Calls - before.Calls; calls > 0 {
 		l.ModelServerMs = (after.ChatSeconds-before.ChatSeconds)*1000/float64(calls) - ms(r.opts.Latency)
 	}
+	l.OwnP50Ms, l.OwnP95Ms = l.P50Ms-max(0, l.ModelServerMs), l.P95Ms-max(0, l.ModelServerMs)
 	for stage, d := range s.stageMeans() {
 		l.StageMs[stage] = ms(d)
 	}
