@@ -188,9 +188,9 @@ func TestReportFailingIsStoredNextDelivery(t *testing.T) {
 			res := resultOf(t, s, "the job", func(r queue.Result) bool { return r.JobSeq == 1 })
 			require.Equal(t, queue.Described, res.Outcome, "the result is the one of the run that described it")
 			require.Equal(t, 1, res.Attempts, "the first delivery's work, stored by the second")
-			// The referrer's own push (its job skipped) ends its announcement
-			// with a skipped event: not the job's.
-			e := waitEvent(t, s, "the job's event", func(e feed.Event) bool { return e.Repository == "photos/noreport" && e.Kind != feed.Skipped })
+			// Not the pushes' announcements (queued), nor the skipped event
+			// that ends the referrer's own: the job's description.
+			e := waitEvent(t, s, "the job's event", func(e feed.Event) bool { return e.Repository == "photos/noreport" && e.Kind == feed.Written })
 			require.Equal(t, feed.JobID(1, 0), e.ID)
 			require.Equal(t, "referrer "+res.Written, e.Photos[0].Stored)
 			require.Len(t, s.Model.Calls(), 1, "the work was not done again")
