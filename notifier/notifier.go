@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/regscribe/regscribe/internal/feed"
@@ -247,15 +246,11 @@ func (n *Notifier) events(w http.ResponseWriter, r *http.Request, src *Source) {
 			}
 			log.Info(msg, "format", format, "repository", j.Repository, "digest", j.Digest, "tag", j.Tag, "event", j.Event)
 		}
-	}
-	n.reply(w, http.StatusOK, rep)
-	if len(jobs) > 0 && n.opts.Announce != nil {
-		// The registry sends its next event once it has this answer: the
-		// gallery's announcement, which no job waits for, is published
-		// after it, off the registry's one-at-a-time path.
-		_ = http.NewResponseController(w).Flush()
+		// Before the answer: an announcement stored after its job ran
+		// could outlive the manifest's description or deletion.
 		n.announce(ctx, log, jobs)
 	}
+	n.reply(w, http.StatusOK, rep)
 }
 
 // announce publishes a queued event per manifest the jobs push (jobs by
@@ -334,12 +329,7 @@ func (n *Notifier) reply(w http.ResponseWriter, status int, rep Reply) {
 	default:
 		n.opts.Metrics.Events("refused", 1)
 	}
-	body, _ := json.Marshal(rep)
-	body = append(body, '\n')
 	w.Header().Set("Content-Type", "application/json")
-	// With its length the answer is complete when flushed, before the
-	// handler returns.
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
-	_, _ = w.Write(body)
+	_ = json.NewEncoder(w).Encode(rep)
 }

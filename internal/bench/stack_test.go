@@ -43,7 +43,7 @@ func TestStackRunsWhatUpRuns(t *testing.T) {
 	require.NoError(t, err, "the workers publish description events")
 	info, err := descriptions.Info(ctx)
 	require.NoError(t, err)
-	require.EqualValues(t, 3, info.State.Msgs, "one description event per photo")
+	require.EqualValues(t, 6, info.State.Msgs, "one description event per photo, and the announcement of its push")
 	require.Eventually(t, func() bool {
 		n, err := s.index.Count()
 		return err == nil && n >= 3

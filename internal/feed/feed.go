@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -347,7 +348,9 @@ func reliedOn(ctx context.Context, s jetstream.Stream, events []Event) bool {
 		}
 		if e.Replaces != "" && e.Replaces != e.Digest {
 			older, ok := storedEvents(ctx, s, e.Registry, e.Repository, e.Replaces, math.MaxUint64)
-			if !ok || len(older) > 0 {
+			if !ok || slices.ContainsFunc(older, func(o Event) bool { return o.Kind == Written || o.Kind == Found }) {
+				// Its descriptions, which these supersede (its push's
+				// announcement, failure or skip relies on nothing).
 				return true
 			}
 		}
