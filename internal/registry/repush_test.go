@@ -155,3 +155,127 @@ func TestTagRecordDecidesARepush(t *testing.T) {
 		}
 	}
 }
+
+// Two pushes of a tag in flight at once: the registry stores and announces
+// each, then links the tag, and the earlier push's link can land after the
+// later one's (slow storage). The later push, announced last, is the
+// newest: an earlier push's job that finds the tag on its own manifest
+// writes its description by digest and moves the tag back to the later
+// push's description when that push's job wrote one, and leaves the tag to
+// that job when it has not run yet.
+func TestEarlierPushLinkedAfterALaterOne(t *testing.T) {
+	t.Parallel()
+	for _, reg := range registries {
+		for _, laterDescribed := range []bool{true, false} {
+			name := reg.name + "/later push not described yet"
+			if laterDescribed {
+				name = reg.name + "/later push described"
+			}
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+				defer cancel()
+				backend := reg.start(t)
+				direct, packIn := user(t, backend)
+				host := strings.TrimPrefix(backend, "http://")
+				tags, err := queue.OpenTags(ctx, stacktest.JetStream(t), 1)
+				require.NoError(t, err)
+				var logs stacktest.LogBuffer
+				c, err := registry.New([]registry.Endpoint{{Host: host, PlainHTTP: true}}, registry.Options{
+					Credentials: credentials.NewMemoryStore(), HTTPClient: &http.Client{}, Tags: tags, TagWait: time.Second,
+					Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+				require.NoError(t, err)
+				repo, err := c.Repository(host, "photos/dunes")
+				require.NoError(t, err)
+				at := time.Now()
+				announce := func(d ocispec.Descriptor, event string) {
+					at = at.Add(time.Second)
+					_, err := tags.Announce(ctx, queue.TagAnnouncement{Registry: host, Repository: "photos/dunes", Tag: "latest",
+						Digest: d.Digest.String(), Event: event, At: at})
+					require.NoError(t, err)
+				}
+				describe := func(d ocispec.Descriptor, text, event string) registry.Written {
+					m, err := c.FetchManifest(ctx, repo, d.Digest.String())
+					require.NoError(t, err)
+					w, err := c.WriteAnnotationOf(ctx, repo, m, registry.Edit{Manifest: map[string]string{registry.AnnotationDescription: text, registry.AnnotationModel: "ollama/m"}}, "latest", event)
+					require.NoError(t, err)
+					return w
+				}
+
+				earlier, later := packIn(ctx, "earlier"), packIn(ctx, "later")
+				announce(earlier, "id:earlier")
+				announce(later, "id:later")
+				require.NoError(t, direct.Tag(ctx, later, "latest"))
+				var laterDesc registry.Written
+				if laterDescribed {
+					laterDesc = describe(later, "later", "id:later")
+					require.True(t, laterDesc.TagMoved)
+				}
+				require.NoError(t, direct.Tag(ctx, earlier, "latest")) // the earlier push's link, landing last
+
+				w := describe(earlier, "earlier", "id:earlier")
+				require.True(t, w.TagMovedOn, "the earlier push's description is not at the tag")
+				require.False(t, w.TagMoved)
+				exists, err := direct.Exists(ctx, w.Descriptor)
+				require.NoError(t, err)
+				require.True(t, exists, "the earlier push's description is written by digest")
+				now, err := direct.Resolve(ctx, "latest")
+				require.NoError(t, err)
+				info := strings.Join(logs.Lines("INFO"), "\n")
+				if laterDescribed {
+					require.Equal(t, laterDesc.Descriptor.Digest, now.Digest, "the tag is back on the later push's description")
+					require.Contains(t, info, "moved back to the later push's description")
+					// The move back is regscribe's own: its announcement is no push.
+					own, err := tags.Announce(ctx, queue.TagAnnouncement{Registry: host, Repository: "photos/dunes", Tag: "latest",
+						Digest: now.Digest.String(), Event: "id:move-back", At: at.Add(time.Second)})
+					require.NoError(t, err)
+					require.True(t, own)
+				} else {
+					require.Equal(t, earlier.Digest, now.Digest, "the tag is left to the later push's job")
+					require.Contains(t, info, "that push's job describes it")
+				}
+				require.Empty(t, logs.Lines("WARN"))
+			})
+		}
+	}
+}
+
+// A job not made from an announcement (reprocess, reconcile) is not placed
+// in the record's order: a push whose announcement was lost is described at
+// its tag even though the record names an earlier push, described.
+func TestPushWithALostAnnouncementDescribedAtItsTag(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	backend := registries[0].start(t)
+	direct, packIn := user(t, backend)
+	host := strings.TrimPrefix(backend, "http://")
+	tags, err := queue.OpenTags(ctx, stacktest.JetStream(t), 1)
+	require.NoError(t, err)
+	c, err := registry.New([]registry.Endpoint{{Host: host, PlainHTTP: true}}, registry.Options{
+		Credentials: credentials.NewMemoryStore(), HTTPClient: &http.Client{}, Tags: tags, TagWait: time.Second})
+	require.NoError(t, err)
+	repo, err := c.Repository(host, "photos/dunes")
+	require.NoError(t, err)
+	describe := func(d ocispec.Descriptor, text, event string) registry.Written {
+		m, err := c.FetchManifest(ctx, repo, d.Digest.String())
+		require.NoError(t, err)
+		w, err := c.WriteAnnotationOf(ctx, repo, m, registry.Edit{Manifest: map[string]string{registry.AnnotationDescription: text, registry.AnnotationModel: "ollama/m"}}, "latest", event)
+		require.NoError(t, err)
+		return w
+	}
+	earlier := packIn(ctx, "earlier")
+	require.NoError(t, direct.Tag(ctx, earlier, "latest"))
+	_, err = tags.Announce(ctx, queue.TagAnnouncement{Registry: host, Repository: "photos/dunes", Tag: "latest",
+		Digest: earlier.Digest.String(), Event: "id:earlier", At: time.Now()})
+	require.NoError(t, err)
+	require.True(t, describe(earlier, "earlier", "id:earlier").TagMoved)
+
+	lost := packIn(ctx, "lost") // pushed; its announcement never came
+	require.NoError(t, direct.Tag(ctx, lost, "latest"))
+	w := describe(lost, "lost", "")
+	require.True(t, w.TagMoved)
+	now, err := direct.Resolve(ctx, "latest")
+	require.NoError(t, err)
+	require.Equal(t, w.Descriptor.Digest, now.Digest)
+}

@@ -88,6 +88,12 @@ const relinkWait = 5 * time.Second
 //     the registry: the description is written by digest and a warning
 //     says so (TagNeverLinked).
 //
+// A tag found on m's push while the record names a later announced push
+// was linked by the registry after that push's link (two PUTs in flight at
+// once): the description is written by digest and the tag goes back to
+// the later push's description if its job wrote one (left to that job
+// otherwise).
+//
 // Without a record (no notifier recorded the tag: reprocess jobs after the
 // record expired, zot's NATS events, Options.Tags unset) a missing tag is
 // retried (KindRetry) and a tag elsewhere is left alone (TagMovedOn), with
@@ -145,6 +151,17 @@ func (t *tagWrite) run(ctx context.Context) (Written, error) {
 			return t.w, resolveErr
 		}
 		if found && now.Digest == t.pushed.Digest {
+			rec, known, err := t.record(ctx)
+			if err != nil {
+				return t.w, err
+			}
+			// Only a job made from an announcement is placed in the
+			// record's order; a manifest regscribe moved the tag to is
+			// described again (a correction) with no push of it announced.
+			if known && t.event != "" && rec.Digest != "" && rec.Digest != t.pushed.Digest.String() && rec.Event != t.event &&
+				!rec.Moved(t.pushed.Digest.String()) {
+				return t.linkedAfterLater(ctx, rec)
+			}
 			if waited {
 				t.log.Info("the registry linked the tag to this push", "waited", time.Since(started).Round(time.Millisecond).String())
 			}
@@ -218,6 +235,39 @@ func (t *tagWrite) record(ctx context.Context) (queue.TagRecord, bool, error) {
 		return rec, false, fault.Retry(err)
 	}
 	return rec, known, nil
+}
+
+// linkedAfterLater handles the tag found on this push while its record
+// names a later announced push: the registry linked this push's tag after
+// the later push's (two pushes in flight at once, or slow storage: each
+// PUT stores and announces its manifest, then links the tag). The last
+// announced push is the newest; the tag goes back to its description when
+// its job wrote one, and is left to that job otherwise. This push's
+// description is written by digest.
+func (t *tagWrite) linkedAfterLater(ctx context.Context, rec queue.TagRecord) (Written, error) {
+	t.w.TagMovedOn = true
+	w, err := t.c.pushByDigest(ctx, t.repo, t.w, t.raw)
+	if err != nil {
+		return w, err
+	}
+	if rec.Described == "" {
+		t.log.Info("the registry linked the tag to this push after a later push was announced: that push's job describes it; this description is written by digest",
+			"later", rec.Digest, "later_event", rec.Event)
+		return w, nil
+	}
+	later, err := t.c.FetchManifest(ctx, t.repo, rec.Described)
+	if err != nil {
+		return w, err
+	}
+	if _, err := t.c.tags.Move(ctx, t.repo.Reference.Registry, t.repo.Reference.Repository, t.tag, rec.Digest, rec.Event, rec.Described); err != nil {
+		return w, fault.Retry(err)
+	}
+	if err := t.repo.Manifests().PushReference(ctx, later.Descriptor, bytes.NewReader(later.Raw), t.tag); err != nil {
+		return w, classifyTagMove(fmt.Errorf("move %s:%s back to %s: %w", t.repo.Reference, t.tag, rec.Described, err))
+	}
+	t.log.Info("the registry linked the tag to this push after a later push was announced and described: the tag is moved back to the later push's description; this description is written by digest",
+		"later", rec.Digest, "later_event", rec.Event, "later_description", rec.Described)
+	return w, nil
 }
 
 // unrecorded decides a tag found elsewhere (or missing, resolveErr) when
