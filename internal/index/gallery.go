@@ -82,8 +82,8 @@ func (w *writer) await(key string, e feed.Event) {
 		state, reason = StateFailed, e.Reason
 	}
 	at := e.At.UTC()
-	if old, ok := st.waiting[key]; ok && e.Kind == feed.Failed {
-		at = old.At // it keeps its place in the grid: when it was pushed
+	if old, ok := st.waiting[key]; ok {
+		at = old.At // it keeps its place in the grid (when it was pushed): failed, or queued again
 	}
 	w.wait(key, &Waiting{Registry: e.Registry, Repository: e.Repository, Digest: e.Digest,
 		Tags: st.mergeTags(st.waiting[key].Tags, e.Tags), State: state, Reason: reason, At: at})

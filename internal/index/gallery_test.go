@@ -71,6 +71,13 @@ func TestTilesShowEveryPhotoWithItsState(t *testing.T) {
 	e.wait(rebuilt)
 	require.Equal(t, want, states(rebuilt, "", ""), "rebuilt from the stream")
 
+	// Queued again after failing (a dead letter retried): waiting again,
+	// in its place.
+	e.publish(queued("photos/a", "sha256:m-fork", "2026-04-08"))
+	e.wait(ix)
+	require.Equal(t, []string{want[1], "sha256:m-fork queued "}, states(ix, reg, "photos/a"))
+	require.Equal(t, "sha256:m-fork queued ", states(ix, "", "")[3], "it keeps its place")
+
 	// Described after failing: the failure is gone.
 	e.publish(written("photos/a", "sha256:m-fork", "ollama/qwen2.5vl:3b", nil, day("2026-04-09"),
 		photo("sha256:l-fork", "A forklift.", "forklift")))

@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/regscribe/regscribe/internal/feed"
 )
 
 // DeadLetters lists every dead letter, oldest first. The dead-letter
@@ -233,5 +236,23 @@ func retry(ctx context.Context, js jetstream.JetStream, s jetstream.Stream, m *j
 	if err := s.DeleteMsg(ctx, seq); err != nil {
 		return d.Job, fmt.Errorf("job queued again, but dead letter %d stays: %w", seq, err)
 	}
+	announceRetry(ctx, js, d.Job, seq)
 	return d.Job, nil
+}
+
+// announceRetry tells the gallery that the photo of a job queued again is
+// waiting again (its tile said failed). Best effort: a photo whose
+// announcement is lost shows the new outcome once its job ends.
+func announceRetry(ctx context.Context, js jetstream.JetStream, j Job, seq uint64) {
+	if j.Deleted || j.Digest == "" || j.Correction != nil {
+		return
+	}
+	e := feed.Event{Kind: feed.Queued, Registry: j.Registry, Repository: j.Repository, Digest: j.Digest, At: time.Now().UTC()}
+	if j.Tag != "" {
+		e.Tags = []string{j.Tag}
+	}
+	if _, err := js.Stream(ctx, feed.Stream); err != nil {
+		return // no description stream (no index follows this queue)
+	}
+	_, _ = feed.NewPublisher(js).Publish(ctx, e, "queued-"+j.ID()+"-retry-"+strconv.FormatUint(seq, 10))
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
+	"github.com/regscribe/regscribe/internal/feed"
 	"github.com/regscribe/regscribe/internal/queue"
 	"github.com/regscribe/regscribe/internal/stacktest"
 )
@@ -147,4 +148,32 @@ func TestReadDeadLettersWindows(t *testing.T) {
 		seen = append(seen, jobSeqs(p.Letters)...)
 	}
 	require.Equal(t, []uint64{10, 9, 8, 7, 6, 395, 394, 393, 392, 391, 400, 399, 398, 397, 396}, seen)
+}
+
+// A dead letter queued again tells the gallery its photo waits again: a
+// queued event of its manifest, with its tag, follows the failure on the
+// description stream.
+func TestRetriedDeadLetterIsAnnouncedAgain(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	js := startJetStream(t)
+	_, err := feed.EnsureStream(ctx, js, 1)
+	require.NoError(t, err)
+	job := testJob("photos/flaky")
+	job.Tag = "latest"
+	require.NoError(t, queue.NewReporter(js).Dead(ctx, queue.DeadLetter{Job: job, Error: "model down", Attempts: 5, FailedAt: time.Now(), JobSeq: 7}))
+	letters, err := queue.DeadLetters(ctx, js)
+	require.NoError(t, err)
+	require.Len(t, letters, 1)
+
+	_, err = queue.RetryDead(ctx, js, letters[0].Seq)
+	require.NoError(t, err)
+	s, err := js.Stream(ctx, feed.Stream)
+	require.NoError(t, err)
+	m, err := s.GetLastMsgForSubject(ctx, feed.Subject(feed.Event{Kind: feed.Queued, Registry: job.Registry, Repository: job.Repository, Digest: job.Digest}))
+	require.NoError(t, err)
+	e, err := feed.Parse(m.Data)
+	require.NoError(t, err)
+	require.Equal(t, feed.Queued, e.Kind)
+	require.Equal(t, []string{"latest"}, e.Tags)
 }
