@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -94,9 +95,9 @@ func BenchmarkThumbnailFromCache(b *testing.B) {
 // 100,000 photos, at place 50,000: the page with its previous and next
 // photos, from the request to the last byte (what → asks for).
 //
-//   - repository, search: the step a person takes: the block of the list
-//     around the photo was read already (by the list's page, or the step
-//     before).
+//   - repository (the grid of one repository), search: the step a person
+//     takes: the block of the list around the photo was read already (by
+//     the list's page, or the step before).
 //   - repository-cold: every step lands in a block not read yet (the first
 //     step past a list page's end), so the list is read around it.
 func BenchmarkPhotoNext100k(b *testing.B) {
@@ -104,7 +105,7 @@ func BenchmarkPhotoNext100k(b *testing.B) {
 	srv, s, _ := benchServer(b, n)
 	// Newest first: photo i is at place n-1-i of its repository.
 	inRepo := func(at int) string {
-		return fmt.Sprintf("/p/%s/photos/bench@sha256:%064x?in=repo&at=%d", s.RegistryHost, n-1-at+1_000_000, at)
+		return fmt.Sprintf("/p/%s/photos/bench@sha256:%064x?in=grid&q=%s&at=%d", s.RegistryHost, n-1-at+1_000_000, url.QueryEscape(s.RegistryHost+"/photos/bench"), at)
 	}
 	b.Run("repository", func(b *testing.B) {
 		path := inRepo(at)

@@ -19,7 +19,8 @@ import (
 
 // Lists a photo page can be opened from, as its address's ?in= says.
 const (
-	// listRepository is the page of the photo's own repository, newest first.
+	// listRepository is the grid of the photo's own repository (addresses
+	// made before the grid was the repository's page).
 	listRepository = "repo"
 	// listSearch is the results of ?q=, in their order.
 	listSearch = "search"
@@ -110,11 +111,11 @@ func cardID(at int) string { return "at-" + strconv.Itoa(at) }
 // window returns the photos of l from offset, at most limit of them.
 func (s *Server) window(ctx context.Context, l list, e Entry, offset, limit int) ([]Entry, error) {
 	switch l.In {
-	case listRepository:
-		es, _, err := s.opts.Catalog.Photos(ctx, e.Registry, e.Repository, offset, limit)
-		return es, err
-	case listGrid:
+	case listRepository, listGrid:
 		reg, repo := l.gridScope()
+		if l.In == listRepository { // the grid of the photo's repository
+			reg, repo = e.Registry, e.Repository
+		}
 		ts, _, err := s.opts.Catalog.Tiles(ctx, reg, repo, offset, limit)
 		es := make([]Entry, len(ts))
 		for i, t := range ts {
