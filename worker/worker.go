@@ -369,6 +369,9 @@ func (w *Worker) handle(stop, work context.Context, msg jetstream.Msg) {
 		w.settle(msg, queue.Job{}, d, Result{}, fault.Skip("event makes no job"), time.Now())
 		return
 	}
+	if !strings.HasPrefix(msg.Subject(), queue.SubjectPrefix) && d.delivered == 1 {
+		w.announce(work, jobs)
+	}
 	if d.rec.Dead || d.attempt > uint64(w.opts.MaxAttempts) {
 		// Given up before: settle stores the dead letter (if not stored)
 		// without doing the work again.
@@ -574,6 +577,28 @@ func (w *Worker) settle(msg jetstream.Msg, job queue.Job, d delivery, res Result
 	}
 	w.metrics.Outcome(string(report.Outcome))
 	w.report(log, msg, d, report, events, end)
+}
+
+// announce puts the photos of jobs no notifier announced (zot's events
+// taken from NATS) in the gallery as waiting, as the notifier does for the
+// pushes it queues. A lost announcement only means the photo shows once
+// its job ends.
+func (w *Worker) announce(ctx context.Context, jobs []queue.Job) {
+	if w.opts.Feed == nil {
+		return
+	}
+	for _, job := range jobs {
+		if job.Correction != nil {
+			continue
+		}
+		for _, e := range manifestEvents(feed.Queued, job, "") {
+			e.Registry = w.registry.Canonical(e.Registry)
+			if _, err := w.opts.Feed.Publish(ctx, e, "queued-"+job.ID()); err != nil {
+				w.log.Warn("could not announce the push to the gallery; its photo shows once described",
+					"repository", job.Repository, "digest", job.Digest, "err", err)
+			}
+		}
+	}
 }
 
 // manifestEvents is what the description stream learns of a job that

@@ -93,6 +93,10 @@ type Options struct {
 	// NotifierProxy, if set, wraps the notifier as registries reach it (to
 	// repeat or reorder notifications).
 	NotifierProxy func(notifier http.Handler) http.Handler
+	// ExtraSubjects are captured in the job stream and taken by the
+	// workers besides regscribe's own (zot's events on NATS: set
+	// Worker.Translate).
+	ExtraSubjects []string
 	// TagWait is how long a write-back waits for the registry to link a
 	// tag to the push it describes (registry.Options.TagWait). If zero,
 	// the registry package's default.
@@ -140,13 +144,13 @@ func Start(t testing.TB, opts Options) *Stack {
 	require.NoError(t, err)
 	replicas := max(opts.Nodes, 1)
 	require.Eventually(t, func() bool {
-		_, err = queue.EnsureStream(ctx, s.JS, queue.StreamOptions{Replicas: replicas})
+		_, err = queue.EnsureStream(ctx, s.JS, queue.StreamOptions{Replicas: replicas, ExtraSubjects: opts.ExtraSubjects})
 		return err == nil
 	}, 30*time.Second, 100*time.Millisecond, "JetStream never became ready")
 	if opts.MaxAttempts == 0 {
 		opts.MaxAttempts = 3
 	}
-	s.Consumer, err = queue.EnsureConsumer(ctx, s.JS, queue.ConsumerOptions{AckWait: 5 * time.Second})
+	s.Consumer, err = queue.EnsureConsumer(ctx, s.JS, queue.ConsumerOptions{AckWait: 5 * time.Second, ExtraSubjects: opts.ExtraSubjects})
 	require.NoError(t, err)
 	s.Memory, err = memo.Open(ctx, s.JS, queue.DescriptionBucket, replicas)
 	require.NoError(t, err)
