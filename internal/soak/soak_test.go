@@ -149,11 +149,14 @@ type soak struct {
 	notifying sync.WaitGroup
 	arts      []*artifact
 	zotSeqs   map[uint64]string // job stream seq of each malformed zot event → its body
-	results   []queue.Result    // read by the audit
-	started   time.Time
-	oneOffs   []string // the one-off faults, with when they fired
-	pools     []*pool
-	busy      chan struct{} // closed to end the busy machine
+	// deadUnacked are the jobs (by job stream seq) whose dead letter's
+	// publish failed at least once: it may have been stored all the same.
+	deadUnacked map[uint64]bool
+	results     []queue.Result // read by the audit
+	started     time.Time
+	oneOffs     []string // the one-off faults, with when they fired
+	pools       []*pool
+	busy        chan struct{} // closed to end the busy machine
 }
 
 // blobCalls counts the model's answers for one image blob.
@@ -190,7 +193,7 @@ func run(t *testing.T, seed uint64, v variant) {
 		t: t, v: v, refAPI: v.refAPI, mode: v.mode,
 		rng:    rand.New(rand.NewPCG(seed, v.stream)),
 		faults: map[string]int{}, calls: map[string]*blobCalls{}, poison: map[string]bool{}, describing: map[string]chan struct{}{},
-		fallback: map[string]time.Time{}, formats: map[string]string{}, zotSeqs: map[uint64]string{},
+		fallback: map[string]time.Time{}, formats: map[string]string{}, zotSeqs: map[uint64]string{}, deadUnacked: map[uint64]bool{},
 		otherName: map[string]bool{}, pushed: map[string]bool{}, maxDeliver: map[uint64]uint64{}, refusedEvents: map[string]int{},
 	}
 	opts := stacktest.Options{Workers: -1, MaxAttempts: maxAttempts, RegistryProxy: s.registryFaults, RegistryOnDisk: v.onDisk, TagWait: tagWait}
@@ -523,7 +526,7 @@ func (s *soak) startPool(t *testing.T, id int) *pool {
 		Translate: func(_ string, data []byte) ([]queue.Job, error) {
 			return notifier.JobsFromZotEvent(data, zot, time.Now())
 		},
-		Locker: leases, Reporter: queue.NewReporter(js), Ledger: ledger, Feed: feed.NewPublisher(js),
+		Locker: leases, Reporter: deadCounter{queue.NewReporter(js), s}, Ledger: ledger, Feed: feed.NewPublisher(js),
 		Logger: stacktest.Logger(t).With("pool", id),
 	})
 	pctx, cancel := context.WithCancel(ctx)
@@ -716,4 +719,25 @@ func (s *soak) idleMachine() {
 		close(s.busy)
 		s.oneOff("machine idle again")
 	}
+}
+
+// deadCounter is the pools' Reporter: it notes the dead letters whose
+// publish failed. A publish cut off by a killed connection may have been
+// stored without its acknowledgement arriving; the job's next delivery
+// stores it again under the same message id, which JetStream drops as a
+// duplicate, unless NATS restarted after the stream's retention dropped
+// the first (a restarted server knows the ids of the messages it holds).
+type deadCounter struct {
+	*queue.Reporter
+	s *soak
+}
+
+func (d deadCounter) Dead(ctx context.Context, l queue.DeadLetter) error {
+	err := d.Reporter.Dead(ctx, l)
+	if err != nil {
+		d.s.mu.Lock()
+		d.s.deadUnacked[l.JobSeq] = true
+		d.s.mu.Unlock()
+	}
+	return err
 }
