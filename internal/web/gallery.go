@@ -19,9 +19,10 @@ type galleryData struct {
 	// Registry and Repository are the filter (empty: none).
 	Registry, Repository string
 	Tiles                []Tile
-	// Total counts the photos the filter shows; Queued, Failed and
-	// Refused those not described.
-	Total, Queued, Failed, Refused int
+	// Total counts the tiles the filter shows; Queued, Failed and
+	// Refused those not described, and Photos those that are photos (all
+	// but Refused).
+	Total, Queued, Failed, Refused, Photos int
 	// Pager's Next is the "more" link the page loads as it is scrolled.
 	Pager    pager
 	Sidebar  []registryView
@@ -86,6 +87,7 @@ func (s *Server) gallery(w http.ResponseWriter, r *http.Request, reg, repo strin
 			return
 		}
 	}
+	data.Photos = max(data.Total-data.Refused, 0)
 	data.Pager = newGridPager(base, pageNum, data.Total)
 	s.render(w, r, http.StatusOK, "home", page{Title: title, Nav: "gallery", Data: data})
 }

@@ -32,6 +32,7 @@ func TestNotImagesAreCountedOnTheGallery(t *testing.T) {
 	resp, body := request(t, http.MethodGet, g.URL+"/", nil, nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Regexp(t, regexp.MustCompile(`<a href="/jobs#refused">1 not an image</a>`), body)
+	require.Regexp(t, regexp.MustCompile(`<p class="lead">1 photo\b`), body, "a manifest with no photo is no photo")
 	require.Regexp(t, regexp.MustCompile(`<li class="tile" data-state="refused"`), body)
 	require.Regexp(t, regexp.MustCompile(`<li class="tile" data-state="described"`), body)
 
