@@ -320,7 +320,7 @@ func (c *Cache) make(ctx context.Context, p Photo, size int, k string) ([]byte, 
 	if err != nil {
 		return nil, err
 	}
-	b, err := Make(data, size)
+	b, err := Make(ctx, data, size)
 	if err != nil {
 		return nil, err
 	}
@@ -337,15 +337,20 @@ const notAsIs = "application/x.regscribe.never-as-is"
 // Make turns the bytes of an image layer into a JPEG whose longest side is at
 // most maxSide, upright. The result is always decoded and re-encoded pixels,
 // never the input. Bytes that are no image imageprep decodes (SVG, HTML, a
-// truncated file) or too large to decode fail with [ErrNotPhoto].
-func Make(data []byte, maxSide int) ([]byte, error) {
-	p, err := imageprep.Prepare(data, imageprep.Limits{
+// truncated file) or too large to decode fail with [ErrNotPhoto]. A HEIC or
+// AVIF decode stops when ctx ends, with ctx's error (the image is not at
+// fault, so it is not remembered as no photo).
+func Make(ctx context.Context, data []byte, maxSide int) ([]byte, error) {
+	p, err := imageprep.PrepareContext(ctx, data, imageprep.Limits{
 		MaxSide:        maxSide,
 		Accept:         []string{notAsIs},
 		JPEGQuality:    80,
 		MaxDecodeBytes: 256 << 20,
 	})
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
 		return nil, fmt.Errorf("%w: %v", ErrNotPhoto, err)
 	}
 	if !p.Converted || p.MediaType != "image/jpeg" {

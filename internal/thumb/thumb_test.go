@@ -218,8 +218,21 @@ func TestCacheStaysWithinItsBound(t *testing.T) {
 
 func TestMakeRefusesWhatIsNoImage(t *testing.T) {
 	t.Parallel()
-	_, err := thumb.Make([]byte("GIF89a not really"), thumb.Grid)
+	_, err := thumb.Make(context.Background(), []byte("GIF89a not really"), thumb.Grid)
 	require.True(t, errors.Is(err, thumb.ErrNotPhoto))
+}
+
+// A HEIC decode stops when the thumbnail's context ends, and the photo is
+// not taken for one that cannot be shown.
+func TestMakeStopsWithItsContext(t *testing.T) {
+	t.Parallel()
+	heic, err := os.ReadFile("../imageprep/testdata/photo12.heic")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err = thumb.Make(ctx, heic, thumb.Grid)
+	require.ErrorIs(t, err, context.Canceled)
+	require.False(t, errors.Is(err, thumb.ErrNotPhoto))
 }
 
 // BenchmarkCachedGet is a thumbnail read from the cache (made once before
@@ -241,7 +254,7 @@ func BenchmarkCachedGet(b *testing.B) {
 func BenchmarkMake(b *testing.B) {
 	src := stacktest.JPEG(b, 4000, 3000, 9)
 	for b.Loop() {
-		if _, err := thumb.Make(src, thumb.Grid); err != nil {
+		if _, err := thumb.Make(context.Background(), src, thumb.Grid); err != nil {
 			b.Fatal(err)
 		}
 	}
