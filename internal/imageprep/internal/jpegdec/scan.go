@@ -264,9 +264,9 @@ func (d *decoder) sequentialBlock(r *bitReader, sc *scanComp, blk *[64]int32) er
 			if k > 63 {
 				return FormatError("AC coefficients past the block")
 			}
-			if z := d.keep[k&63]; z >= 0 {
-				blk[z&63] = e >> 16 * q[k&63]
-			}
+			// Without a branch: a coefficient the scale drops goes to
+			// a slot of blk that is never read (decoder.keep).
+			blk[d.keep[k&63]&63] = e >> 16 * q[k&63]
 			continue
 		}
 		r.acc, r.n = acc, n
@@ -292,9 +292,7 @@ func (d *decoder) sequentialBlock(r *bitReader, sc *scanComp, blk *[64]int32) er
 		}
 		v := r.receiveExtend(size)
 		acc, n = r.acc, r.n
-		if z := d.keep[k&63]; z >= 0 {
-			blk[z&63] = v * q[k&63]
-		}
+		blk[d.keep[k&63]&63] = v * q[k&63]
 	}
 	r.acc, r.n = acc, n
 	return nil
