@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"image"
+
+	"github.com/regscribe/regscribe/internal/imageprep/internal/zigzag"
 )
 
 // Marker codes (T.81 table B.1).
@@ -125,7 +127,7 @@ func DecodeScaled(data []byte, shift uint) (image.Image, error) {
 func decode(data []byte, shift uint, maxPixels int) (image.Image, error) {
 	d := &decoder{data: data, shift: min(shift, 3), maxPixels: maxPixels}
 	d.n = 8 >> d.shift
-	for k, z := range zigzag {
+	for k, z := range zigzag.Order {
 		d.keep[k], d.stored[k] = 7, -1
 		if u, v := int(z%8), int(z/8); u < d.n && v < d.n {
 			d.keep[k], d.stored[k] = int8(z), int8(v*d.n+u)

@@ -5,35 +5,6 @@ import (
 	"math/bits"
 )
 
-// zigzag maps the position of a coefficient in the coded order (T.81
-// figure A.6) to its index in the block, row by row.
-var zigzag = func() (z [64]uint8) {
-	x, y := 0, 0
-	for k := range z {
-		z[k] = uint8(8*y + x)
-		if (x+y)%2 == 0 { // going up and right
-			switch {
-			case x == 7:
-				y++
-			case y == 0:
-				x++
-			default:
-				x, y = x+1, y-1
-			}
-		} else { // going down and left
-			switch {
-			case y == 7:
-				x++
-			case x == 0:
-				y++
-			default:
-				x, y = x-1, y+1
-			}
-		}
-	}
-	return z
-}()
-
 // scanComp is a component of a scan with its tables.
 type scanComp struct {
 	c      *component
