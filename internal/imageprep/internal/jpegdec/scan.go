@@ -225,8 +225,11 @@ func (d *decoder) sequentialBlock(r *bitReader, sc *scanComp, blk *[64]int32) er
 		}
 		if e := fast[acc>>(64-lookupBits)]; e != 0 {
 			// Code and value in one look-up.
+			// l is at most lookupBits: the mask spares the compiler's
+			// code for shifts of 64 and more, on the loop's critical
+			// path.
 			l := uint(e & 0xff)
-			acc <<= l
+			acc <<= l & 63
 			n -= l
 			if e&fastEOB != 0 {
 				break
