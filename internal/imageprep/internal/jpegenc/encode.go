@@ -77,7 +77,8 @@ func (p plane) whole() bool {
 	return p.w > 0 && p.h > 0 && p.stride >= p.w && len(p.pix) >= (p.h-1)*p.stride+p.w
 }
 
-// load puts the 8×8 samples at (x0, y0), level-shifted by 128, in s; past
+// load puts the 8×8 samples at (x0, y0) in s, not level-shifted (the
+// transform takes the shift off the DC alone); past
 // the right and bottom edges the last column and row are repeated, as
 // T.81 A.2.4 suggests for the MCUs' padding.
 func (p plane) load(x0, y0 int, s *[64]float32) {
@@ -86,7 +87,7 @@ func (p plane) load(x0, y0 int, s *[64]float32) {
 			row := p.pix[(y0+y)*p.stride+x0:][:8]
 			d := s[8*y : 8*y+8 : 8*y+8]
 			for x, v := range row {
-				d[x] = float32(int32(v) - 128)
+				d[x] = float32(v)
 			}
 		}
 		return
@@ -94,7 +95,7 @@ func (p plane) load(x0, y0 int, s *[64]float32) {
 	for y := range 8 {
 		row := p.pix[min(y0+y, p.h-1)*p.stride:]
 		for x := range 8 {
-			s[8*y+x] = float32(int32(row[min(x0+x, p.w-1)]) - 128)
+			s[8*y+x] = float32(row[min(x0+x, p.w-1)])
 		}
 	}
 }

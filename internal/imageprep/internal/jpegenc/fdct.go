@@ -62,7 +62,7 @@ func (s *scaler) init(q *[64]uint8) {
 	}
 }
 
-// transform turns the level-shifted samples b (overwritten) into c, the
+// transform turns the samples b (overwritten) into c, the
 // quantized coefficients in zig-zag order, and returns a mask with a bit
 // for each non-zero AC coefficient by zig-zag position.
 func (s *scaler) transform(b *[64]float32, c *[64]int32) uint64 {
@@ -72,6 +72,9 @@ func (s *scaler) transform(b *[64]float32, c *[64]int32) uint64 {
 	for x := range 8 {
 		fdct8(b[x:], 8)
 	}
+	// The level shift (T.81 A.3.1) of the 64 samples by 128 is the DC's
+	// by 64·128: the scaled DC is their sum.
+	b[0] -= 64 * 128
 	var nz uint64
 	for k, z := range zigzag.Order {
 		v := b[z] * s.recip[k]
