@@ -137,12 +137,12 @@ func TestWeightsTrimmed(t *testing.T) {
 // TestPlaneResamplers checks the plane resamplers, which add two samples'
 // products at once, against the weights applied one sample at a time, on
 // noise (the full range of samples, where the kernel's lobes overshoot),
-// with odd sizes that leave a row without its pair and columns past the
-// last whole step.
+// with sizes that leave rows out of the last group of four and columns
+// past the last whole step.
 func TestPlaneResamplers(t *testing.T) {
 	t.Parallel()
 	r := rand.New(rand.NewPCG(5, 6))
-	for _, c := range [][4]int{{203, 157, 131, 101}, {37, 29, 36, 28}, {64, 3, 13, 1}, {1, 9, 1, 4}} {
+	for _, c := range [][4]int{{203, 157, 131, 101}, {37, 29, 36, 28}, {64, 3, 13, 1}, {1, 9, 1, 4}, {50, 6, 17, 5}} {
 		p := plane{make([]byte, (c[1]-1)*(c[0]+3)+c[0]), c[0] + 3, c[0], c[1]}
 		for i := range p.pix {
 			p.pix[i] = uint8(r.IntN(2) * 255)

@@ -111,37 +111,43 @@ func unpair(v int64) (lo, hi int32) {
 	return lo, int32((v - int64(lo)) >> 32)
 }
 
-// resamplePlaneH scales the rows of p to dw samples, two rows at a time.
+// resamplePlaneH scales the rows of p to dw samples, four rows at a time
+// (two pairs, which share each weight's load).
 func resamplePlaneH(p plane, dw int) plane {
 	ws := makeWeights(p.w, dw)
 	dst := newPlane(dw, p.h)
-	parallel((p.h+1)/2, func(r0, r1 int) {
-		pairs := make([]int64, p.w)
-		for y := 2 * r0; y < min(2*r1, p.h); y += 2 {
-			a := p.pix[y*p.stride : y*p.stride+p.w]
-			b := a
-			if y+1 < p.h {
-				b = p.pix[(y+1)*p.stride : (y+1)*p.stride+p.w]
-			}
-			b = b[:len(a)]
-			for x, v := range a {
-				pairs[x] = pair(v, b[x])
-			}
-			da := dst.pix[y*dst.stride : y*dst.stride+dw]
-			db := da
-			if y+1 < p.h {
-				db = dst.pix[(y+1)*dst.stride : (y+1)*dst.stride+dw]
-			}
-			db = db[:len(da)]
-			for x := range da {
-				s := pairs[ws.start[x]:][:ws.n]
-				var acc int64
-				for t, wt := range ws.w[x*ws.n : x*ws.n+ws.n] {
-					acc += int64(wt) * s[t]
+	parallel((p.h+3)/4, func(q0, q1 int) {
+		pairs := make([]int64, 2*p.w) // [x*2+i]: rows y+2i and y+2i+1
+		spare := make([]byte, dw)     // the output of rows past the last
+		var src [4][]byte
+		var out [4][]byte
+		for y := 4 * q0; y < min(4*q1, p.h); y += 4 {
+			for i := range 4 {
+				sy := min(y+i, p.h-1)
+				src[i] = p.pix[sy*p.stride : sy*p.stride+p.w]
+				out[i] = spare
+				if y+i < p.h {
+					out[i] = dst.pix[(y+i)*dst.stride : (y+i)*dst.stride+dw]
 				}
-				lo, hi := unpair(acc)
-				db[x] = clampFix(hi) // before da: db is da on a last odd row
-				da[x] = clampFix(lo)
+			}
+			s0, s1, s2, s3 := src[0], src[1][:len(src[0])], src[2][:len(src[0])], src[3][:len(src[0])]
+			for x, v := range s0 {
+				pp := pairs[2*x : 2*x+2 : 2*x+2]
+				pp[0], pp[1] = pair(v, s1[x]), pair(s2[x], s3[x])
+			}
+			d0, d1, d2, d3 := out[0], out[1][:len(out[0])], out[2][:len(out[0])], out[3][:len(out[0])]
+			for x := range d0 {
+				sp := pairs[2*ws.start[x]:][:2*ws.n]
+				var a, b int64
+				for t, wt := range ws.w[x*ws.n : x*ws.n+ws.n] {
+					w := int64(wt)
+					a += w * sp[2*t]
+					b += w * sp[2*t+1]
+				}
+				lo, hi := unpair(a)
+				d0[x], d1[x] = clampFix(lo), clampFix(hi)
+				lo, hi = unpair(b)
+				d2[x], d3[x] = clampFix(lo), clampFix(hi)
 			}
 		}
 	})
