@@ -144,12 +144,17 @@ func (d *decoder) decodeScan(s *scan) error {
 func (d *decoder) decodeBlock(s *scan, sc *scanComp, bx, by int, blk *[64]int32) error {
 	c := sc.c
 	if !d.progressive {
-		if d.n == 8 {
+		// Only the n×n the scale reads are cleared: the rest is never
+		// read. Fixed-size stores, not a call to clear each row.
+		switch d.n {
+		case 8:
 			*blk = [64]int32{}
-		} else {
-			for v := range d.n { // the rest is never written nor read
-				clear(blk[v*8 : v*8+d.n])
+		case 4:
+			for v := 0; v < 32; v += 8 {
+				*(*[4]int32)(blk[v:]) = [4]int32{}
 			}
+		default:
+			blk[0], blk[1], blk[8], blk[9] = 0, 0, 0, 0
 		}
 		if err := d.sequentialBlock(&s.r, sc, blk); err != nil {
 			return err
