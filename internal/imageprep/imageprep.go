@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/regscribe/regscribe/internal/fault"
+	"github.com/regscribe/regscribe/internal/imageprep/internal/jpegenc"
 	"github.com/regscribe/regscribe/internal/imageprep/internal/wasmdec"
 )
 
@@ -271,15 +272,14 @@ func PrepareContext(ctx context.Context, data []byte, limits Limits) (Photo, err
 	}
 	out := render(img, w, h, l.MaxSide, orient)
 	ob := out.Bounds()
-	var buf bytes.Buffer
-	buf.Grow(ob.Dx() * ob.Dy() / 4)
-	if err := jpeg.Encode(&buf, out, &jpeg.Options{Quality: l.JPEGQuality}); err != nil {
-		// Encoding an in-memory RGBA image into a buffer cannot fail on
-		// I/O; a failure here is about the image itself.
+	data, err = encodeOutput(out, l.JPEGQuality)
+	if err != nil {
+		// Encoding an in-memory image cannot fail on I/O; a failure here
+		// is about the image itself.
 		return Photo{}, fail(ErrCorrupt, "encode JPEG: %w", err)
 	}
 	return Photo{
-		Data:      buf.Bytes(),
+		Data:      data,
 		MediaType: formatJPEG.mediaType,
 		Width:     ob.Dx(),
 		Height:    ob.Dy(),
@@ -308,6 +308,21 @@ func renderRGBA(img image.Image, w, h, maxSide, orient int) *image.RGBA {
 	rgba = orientImage(rgba, orient)
 	flatten(rgba)
 	return rgba
+}
+
+// encodeOutput encodes what render made: a Y'CbCr 4:2:0 image with the
+// package's own encoder (jpegenc), anything else with image/jpeg.
+func encodeOutput(m image.Image, quality int) ([]byte, error) {
+	if y, ok := m.(*image.YCbCr); ok && y.SubsampleRatio == image.YCbCrSubsampleRatio420 {
+		return jpegenc.Encode(y, quality)
+	}
+	var buf bytes.Buffer
+	b := m.Bounds()
+	buf.Grow(b.Dx() * b.Dy() / 4)
+	if err := jpeg.Encode(&buf, m, &jpeg.Options{Quality: quality}); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // fit returns the size of a w×h image scaled so its long side is at most

@@ -112,6 +112,69 @@ func TestMakeWeights(t *testing.T) {
 	}
 }
 
+// TestWeightsTrimmed checks that makeWeights gives every pixel the same
+// weight for every source pixel as the whole window of taps does.
+func TestWeightsTrimmed(t *testing.T) {
+	t.Parallel()
+	for _, c := range [][2]int{{2000, 1536}, {3000, 1536}, {1600, 1536}, {7, 3}, {3, 1}, {10, 100}, {5, 4}} {
+		trim, whole := makeWeights(c[0], c[1]), windowWeights(c[0], c[1])
+		at := func(ws weights, i, j int) int32 {
+			if t := j - ws.start[i]; t >= 0 && t < ws.n {
+				return ws.w[i*ws.n+t]
+			}
+			return 0
+		}
+		for i := range c[1] {
+			for j := range c[0] {
+				if a, b := at(whole, i, j), at(trim, i, j); a != b {
+					t.Fatalf("src %d dst %d: out %d weighs %d by %d, its whole window by %d", c[0], c[1], i, j, b, a)
+				}
+			}
+		}
+	}
+}
+
+// TestPlaneResamplers checks the plane resamplers, which add two samples'
+// products at once, against the weights applied one sample at a time, on
+// noise (the full range of samples, where the kernel's lobes overshoot),
+// with sizes that leave rows out of the last group of four and columns
+// past the last whole step.
+func TestPlaneResamplers(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, c := range [][4]int{{203, 157, 131, 101}, {37, 29, 36, 28}, {64, 3, 13, 1}, {1, 9, 1, 4}, {50, 6, 17, 5}} {
+		p := plane{make([]byte, (c[1]-1)*(c[0]+3)+c[0]), c[0] + 3, c[0], c[1]}
+		for i := range p.pix {
+			p.pix[i] = uint8(r.IntN(2) * 255)
+			if r.IntN(3) == 0 {
+				p.pix[i] = uint8(r.IntN(256))
+			}
+		}
+		h := resamplePlaneH(p, c[2])
+		ws := makeWeights(c[0], c[2])
+		for y := range c[1] {
+			for x := range c[2] {
+				var acc int32
+				for t := range ws.n {
+					acc += ws.w[x*ws.n+t] * int32(p.pix[y*p.stride+ws.start[x]+t])
+				}
+				require.Equal(t, clampFix(acc), h.pix[y*h.stride+x], "%v: row %d sample %d", c, y, x)
+			}
+		}
+		v := resamplePlaneV(p, c[3])
+		ws = makeWeights(c[1], c[3])
+		for y := range c[3] {
+			for x := range c[0] {
+				var acc int32
+				for t := range ws.n {
+					acc += ws.w[y*ws.n+t] * int32(p.pix[(ws.start[y]+t)*p.stride+x])
+				}
+				require.Equal(t, clampFix(acc), v.pix[y*v.stride+x], "%v: row %d sample %d", c, y, x)
+			}
+		}
+	}
+}
+
 // smooth is a w×h image of low-frequency waves, where any good filter
 // agrees with any other.
 func smooth(w, h int) *image.RGBA {

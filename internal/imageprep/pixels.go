@@ -268,6 +268,12 @@ func catmullRom(x float64) float64 {
 // dstN, widened by the scale factor when downscaling. Taps beyond the edges
 // fold onto the edge pixels.
 func makeWeights(srcN, dstN int) weights {
+	return windowWeights(srcN, dstN).trimmed(srcN)
+}
+
+// windowWeights is makeWeights over the whole window of taps around each
+// pixel, zeros included.
+func windowWeights(srcN, dstN int) weights {
 	scale := float64(srcN) / float64(dstN)
 	fs := max(scale, 1)
 	support := 2 * fs
@@ -311,6 +317,40 @@ func makeWeights(srcN, dstN int) weights {
 		out[big] += 1<<fixBits - total
 	}
 	return ws
+}
+
+// trimmed returns ws, over srcN pixels, with n cut to the widest run of non-zero weights any
+// pixel has: the window taps rounds up to whole pixels on both sides, so
+// its ends are zero for most pixels, or for all.
+func (ws weights) trimmed(srcN int) weights {
+	lo, span := make([]int, len(ws.start)), 1
+	for i := range ws.start {
+		row := ws.w[i*ws.n : i*ws.n+ws.n]
+		a, b := 0, len(row)-1
+		for a < b && row[a] == 0 {
+			a++
+		}
+		for b > a && row[b] == 0 {
+			b--
+		}
+		lo[i], span = a, max(span, b-a+1)
+	}
+	if span == ws.n {
+		return ws
+	}
+	out := weights{n: span, start: make([]int, len(ws.start)), w: make([]int32, len(ws.start)*span)}
+	for i, s := range ws.start {
+		// The window moves left only as far as the edge allows; what it
+		// takes in past the run is zero.
+		ns := min(s+lo[i], srcN-span)
+		out.start[i] = ns
+		for t := range span {
+			if j := ns - s + t; j < ws.n {
+				out.w[i*span+t] = ws.w[i*ws.n+j]
+			}
+		}
+	}
+	return out
 }
 
 // resample scales src (origin at 0, 0) to dw×dh with Catmull-Rom,

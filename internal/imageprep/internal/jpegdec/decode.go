@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"image"
+
+	"github.com/regscribe/regscribe/internal/imageprep/internal/zigzag"
 )
 
 // Marker codes (T.81 table B.1).
@@ -81,7 +83,9 @@ type decoder struct {
 	n     int  // samples across an output block: 8 >> shift
 	// keep is, by zig-zag position, the index in the block of the
 	// coefficients the scale uses (those of the n×n lowest frequencies),
-	// -1 for the others; stored is their index in component.coef's n×n.
+	// and for the others at a reduced scale 7, a slot of the block that
+	// the reduced inverse DCTs never read (its first row past n); stored
+	// is their index in component.coef's n×n, -1 for the others.
 	keep, stored [64]int8
 	// maxPixels, when not 0, refuses larger frames: for the tests, whose
 	// callers do not read the header first.
@@ -123,8 +127,8 @@ func DecodeScaled(data []byte, shift uint) (image.Image, error) {
 func decode(data []byte, shift uint, maxPixels int) (image.Image, error) {
 	d := &decoder{data: data, shift: min(shift, 3), maxPixels: maxPixels}
 	d.n = 8 >> d.shift
-	for k, z := range zigzag {
-		d.keep[k], d.stored[k] = -1, -1
+	for k, z := range zigzag.Order {
+		d.keep[k], d.stored[k] = 7, -1
 		if u, v := int(z%8), int(z/8); u < d.n && v < d.n {
 			d.keep[k], d.stored[k] = int8(z), int8(v*d.n+u)
 		}

@@ -3,6 +3,8 @@ package jpegdec
 import (
 	"bytes"
 	"encoding/binary"
+
+	"github.com/regscribe/regscribe/internal/imageprep/internal/zigzag"
 )
 
 // This file is a minimal JPEG writer for the tests: it writes chosen
@@ -142,7 +144,7 @@ func (f testFrame) encode() []byte {
 					w.write(bits, s)
 					run := 0
 					for k := 1; k < 64; k++ {
-						v := b[zigzag[k]]
+						v := b[zigzag.Order[k]]
 						if v == 0 {
 							run++
 							continue

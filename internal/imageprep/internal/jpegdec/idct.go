@@ -134,13 +134,15 @@ var reduced = func() (k [5][]int64) {
 }()
 
 // The kernels' entries, named: k4[x][u] of reduced[4] and k2 of
-// reduced[2]. Both are symmetric: sample n-1-x weighs frequency u by
-// (-1)^u times what sample x does.
-var (
-	k4dc, k4c2           = reduced[4][0], reduced[4][2]
-	k4x0u1, k4x0u3       = reduced[4][1], reduced[4][3]
-	k4x1u1, k4x1u3       = reduced[4][4+1], reduced[4][4+3]
-	k2dc, k2u1           = reduced[2][0], reduced[2][1]
+// reduced[2], as constants, which the multiplications take as immediates
+// (TestReducedKernels checks them against reduced). Both kernels are
+// symmetric: sample n-1-x weighs frequency u by (-1)^u times what sample x
+// does.
+const (
+	k4dc, k4c2           = 1448, 1338
+	k4x0u1, k4x0u3       = 1856, 652
+	k4x1u1, k4x1u3       = 769, -1573
+	k2dc, k2u1           = 1448, 1312
 	reducedHalf    int64 = 1 << (2*reducedBits - 1)
 )
 

@@ -3,6 +3,8 @@ package jpegdec
 import (
 	"image"
 	"image/color"
+
+	"github.com/regscribe/regscribe/internal/imageprep/internal/zigzag"
 )
 
 // kind is the image a frame decodes to.
@@ -156,7 +158,7 @@ func (d *decoder) finish(c *component) {
 	n := d.n
 	c.plane = make([]byte, c.bw*c.bh*n*n)
 	var q [64]int32 // natural order
-	for k, z := range zigzag {
+	for k, z := range zigzag.Order {
 		q[z] = d.quant[c.tq][k]
 	}
 	var blk [64]int32

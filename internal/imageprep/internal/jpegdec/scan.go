@@ -5,35 +5,6 @@ import (
 	"math/bits"
 )
 
-// zigzag maps the position of a coefficient in the coded order (T.81
-// figure A.6) to its index in the block, row by row.
-var zigzag = func() (z [64]uint8) {
-	x, y := 0, 0
-	for k := range z {
-		z[k] = uint8(8*y + x)
-		if (x+y)%2 == 0 { // going up and right
-			switch {
-			case x == 7:
-				y++
-			case y == 0:
-				x++
-			default:
-				x, y = x+1, y-1
-			}
-		} else { // going down and left
-			switch {
-			case y == 7:
-				x++
-			case x == 0:
-				y++
-			default:
-				x, y = x-1, y+1
-			}
-		}
-	}
-	return z
-}()
-
 // scanComp is a component of a scan with its tables.
 type scanComp struct {
 	c      *component
@@ -173,12 +144,17 @@ func (d *decoder) decodeScan(s *scan) error {
 func (d *decoder) decodeBlock(s *scan, sc *scanComp, bx, by int, blk *[64]int32) error {
 	c := sc.c
 	if !d.progressive {
-		if d.n == 8 {
+		// Only the n×n the scale reads are cleared: the rest is never
+		// read. Fixed-size stores, not a call to clear each row.
+		switch d.n {
+		case 8:
 			*blk = [64]int32{}
-		} else {
-			for v := range d.n { // the rest is never written nor read
-				clear(blk[v*8 : v*8+d.n])
+		case 4:
+			for v := 0; v < 32; v += 8 {
+				*(*[4]int32)(blk[v:]) = [4]int32{}
 			}
+		default:
+			blk[0], blk[1], blk[8], blk[9] = 0, 0, 0, 0
 		}
 		if err := d.sequentialBlock(&s.r, sc, blk); err != nil {
 			return err
@@ -254,8 +230,11 @@ func (d *decoder) sequentialBlock(r *bitReader, sc *scanComp, blk *[64]int32) er
 		}
 		if e := fast[acc>>(64-lookupBits)]; e != 0 {
 			// Code and value in one look-up.
+			// l is at most lookupBits: the mask spares the compiler's
+			// code for shifts of 64 and more, on the loop's critical
+			// path.
 			l := uint(e & 0xff)
-			acc <<= l
+			acc <<= l & 63
 			n -= l
 			if e&fastEOB != 0 {
 				break
@@ -264,9 +243,9 @@ func (d *decoder) sequentialBlock(r *bitReader, sc *scanComp, blk *[64]int32) er
 			if k > 63 {
 				return FormatError("AC coefficients past the block")
 			}
-			if z := d.keep[k&63]; z >= 0 {
-				blk[z&63] = e >> 16 * q[k&63]
-			}
+			// Without a branch: a coefficient the scale drops goes to
+			// a slot of blk that is never read (decoder.keep).
+			blk[d.keep[k&63]&63] = e >> 16 * q[k&63]
 			continue
 		}
 		r.acc, r.n = acc, n
@@ -292,9 +271,7 @@ func (d *decoder) sequentialBlock(r *bitReader, sc *scanComp, blk *[64]int32) er
 		}
 		v := r.receiveExtend(size)
 		acc, n = r.acc, r.n
-		if z := d.keep[k&63]; z >= 0 {
-			blk[z&63] = v * q[k&63]
-		}
+		blk[d.keep[k&63]&63] = v * q[k&63]
 	}
 	r.acc, r.n = acc, n
 	return nil
