@@ -18,28 +18,32 @@ const (
 	aanC62 = 1.30656296487637653 // cos(2π/16) + cos(6π/16)
 )
 
-// fdct8 is the one-dimensional pass over the 8 samples of s at 0, d, …, 7d.
+// fdct8 is the one-dimensional pass over the 8 samples of s at 0, d, …, 7d:
+// sums and differences of mirrored samples, then the even outputs from the
+// sums (a 4-point transform with one rotation by π/4) and the odd ones from
+// the differences (the paper's rotation by 3π/8 done with three
+// multiplications, and one by π/4).
 func fdct8(s []float32, d int) {
 	_ = s[7*d]
-	t0, t7 := s[0]+s[7*d], s[0]-s[7*d]
-	t1, t6 := s[d]+s[6*d], s[d]-s[6*d]
-	t2, t5 := s[2*d]+s[5*d], s[2*d]-s[5*d]
-	t3, t4 := s[3*d]+s[4*d], s[3*d]-s[4*d]
-	// Even part.
-	e0, e3 := t0+t3, t0-t3
-	e1, e2 := t1+t2, t1-t2
-	s[0], s[4*d] = e0+e1, e0-e1
-	z1 := (e2 + e3) * aanC4
-	s[2*d], s[6*d] = e3+z1, e3-z1
-	// Odd part.
-	o0, o1, o2 := t4+t5, t5+t6, t6+t7
-	z5 := (o0 - o2) * aanC6
-	z2 := aanC26*o0 + z5
-	z4 := aanC62*o2 + z5
-	z3 := o1 * aanC4
-	z11, z13 := t7+z3, t7-z3
-	s[5*d], s[3*d] = z13+z2, z13-z2
-	s[d], s[7*d] = z11+z4, z11-z4
+	sum07, dif07 := s[0]+s[7*d], s[0]-s[7*d]
+	sum16, dif16 := s[d]+s[6*d], s[d]-s[6*d]
+	sum25, dif25 := s[2*d]+s[5*d], s[2*d]-s[5*d]
+	sum34, dif34 := s[3*d]+s[4*d], s[3*d]-s[4*d]
+
+	outer, inner := sum07+sum34, sum16+sum25
+	outerD, innerD := sum07-sum34, sum16-sum25
+	s[0], s[4*d] = outer+inner, outer-inner
+	rot := (innerD + outerD) * aanC4
+	s[2*d], s[6*d] = outerD+rot, outerD-rot
+
+	lo, mid, hi := dif34+dif25, dif25+dif16, dif16+dif07
+	shared := (lo - hi) * aanC6
+	rotLo := aanC26*lo + shared
+	rotHi := aanC62*hi + shared
+	rotMid := mid * aanC4
+	upper, lower := dif07+rotMid, dif07-rotMid
+	s[5*d], s[3*d] = lower+rotLo, lower-rotLo
+	s[d], s[7*d] = upper+rotHi, upper-rotHi
 }
 
 // scaler transforms and quantizes blocks with one quantization table.
