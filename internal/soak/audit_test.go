@@ -642,8 +642,8 @@ func (s *soak) auditDeadLetters(ctx context.Context, t *testing.T, dead []queue.
 		t.Fatalf("dead-letter stream: %v", err)
 	}
 	// A failed job stores one dead letter; one whose publish failed (see
-	// deadCounter) may have stored two, when NATS restarted.
-	s.mu.Lock()
+	// deadCounter) may have stored two, when NATS restarted. (The audit
+	// holds s.mu.)
 	unacked := 0
 	for seq := range s.deadUnacked {
 		if failedSeqs[seq] {
@@ -651,7 +651,6 @@ func (s *soak) auditDeadLetters(ctx context.Context, t *testing.T, dead []queue.
 		}
 	}
 	restarted := s.faults["NATS restarted"] > 0
-	s.mu.Unlock()
 	if !restarted {
 		unacked = 0
 	}
