@@ -168,6 +168,19 @@ func (t *Tags) remember(key string, r TagRecord, rev uint64) {
 	t.known.Add(key, knownTag{rec: r, rev: rev})
 }
 
+// Held is [Tags.Get] answered from the records Tags keeps (kept current by
+// its watch, a moment behind a write elsewhere) when it keeps the tag's,
+// else read: for decisions on a hot path that a record a moment old
+// decides as well as the newest.
+func (t *Tags) Held(ctx context.Context, registry, repository, tag string) (TagRecord, bool, error) {
+	if k, ok := t.known.Peek(tagKey(registry, repository, tag)); ok {
+		r := k.rec
+		r.Moves = slices.Clone(r.Moves)
+		return r, true, nil
+	}
+	return t.Get(ctx, registry, repository, tag)
+}
+
 func tagKey(registry, repository, tag string) string {
 	sum := sha256.Sum256([]byte(strings.ToLower(registry) + "\x00" + repository + "\x00" + tag))
 	return "tag." + hex.EncodeToString(sum[:16])

@@ -50,6 +50,9 @@ type Written struct {
 // tag, and where a worker records its own tag moves ([queue.Tags]).
 type TagRecords interface {
 	Get(ctx context.Context, registry, repository, tag string) (queue.TagRecord, bool, error)
+	// Held is Get from what the store keeps when it keeps the tag's record
+	// (a moment old at most), else read.
+	Held(ctx context.Context, registry, repository, tag string) (queue.TagRecord, bool, error)
 	Move(ctx context.Context, registry, repository, tag, pushed, event, described string) (queue.TagRecord, error)
 }
 
@@ -151,7 +154,9 @@ func (t *tagWrite) run(ctx context.Context) (Written, error) {
 			return t.w, resolveErr
 		}
 		if found && now.Digest == t.pushed.Digest {
-			rec, known, err := t.record(ctx)
+			// The common case (the tag on this push): decided on the
+			// record held, no round trip.
+			rec, known, err := t.heldRecord(ctx)
 			if err != nil {
 				return t.w, err
 			}
@@ -268,6 +273,18 @@ func (t *tagWrite) linkedAfterLater(ctx context.Context, rec queue.TagRecord) (W
 	t.log.Info("the registry linked the tag to this push after a later push was announced and described: the tag is moved back to the later push's description; this description is written by digest",
 		"later", rec.Digest, "later_event", rec.Event, "later_description", rec.Described)
 	return w, nil
+}
+
+// heldRecord is [tagWrite.record] from the records the store keeps.
+func (t *tagWrite) heldRecord(ctx context.Context) (queue.TagRecord, bool, error) {
+	if t.c.tags == nil {
+		return queue.TagRecord{}, false, nil
+	}
+	rec, known, err := t.c.tags.Held(ctx, t.repo.Reference.Registry, t.repo.Reference.Repository, t.tag)
+	if err != nil {
+		return rec, false, fault.Retry(err)
+	}
+	return rec, known, nil
 }
 
 // unrecorded decides a tag found elsewhere (or missing, resolveErr) when
