@@ -156,7 +156,7 @@ func (t *tagWrite) run(ctx context.Context) (Written, error) {
 		if found && now.Digest == t.pushed.Digest {
 			// The common case (the tag on this push): decided on the
 			// record held, no round trip.
-			rec, known, err := t.heldRecord(ctx)
+			rec, known, err := t.record(ctx, true)
 			if err != nil {
 				return t.w, err
 			}
@@ -172,7 +172,7 @@ func (t *tagWrite) run(ctx context.Context) (Written, error) {
 			}
 			return t.move(ctx)
 		}
-		rec, known, err := t.record(ctx)
+		rec, known, err := t.record(ctx, false)
 		if err != nil {
 			return t.w, err
 		}
@@ -230,12 +230,16 @@ func (t *tagWrite) run(ctx context.Context) (Written, error) {
 }
 
 // record reads the tag's record; known is false without one (or without
-// a record store).
-func (t *tagWrite) record(ctx context.Context) (queue.TagRecord, bool, error) {
+// a record store). held takes the one the store keeps, if it keeps it.
+func (t *tagWrite) record(ctx context.Context, held bool) (queue.TagRecord, bool, error) {
 	if t.c.tags == nil {
 		return queue.TagRecord{}, false, nil
 	}
-	rec, known, err := t.c.tags.Get(ctx, t.repo.Reference.Registry, t.repo.Reference.Repository, t.tag)
+	get := t.c.tags.Get
+	if held {
+		get = t.c.tags.Held
+	}
+	rec, known, err := get(ctx, t.repo.Reference.Registry, t.repo.Reference.Repository, t.tag)
 	if err != nil {
 		return rec, false, fault.Retry(err)
 	}
@@ -273,18 +277,6 @@ func (t *tagWrite) linkedAfterLater(ctx context.Context, rec queue.TagRecord) (W
 	t.log.Info("the registry linked the tag to this push after a later push was announced and described: the tag is moved back to the later push's description; this description is written by digest",
 		"later", rec.Digest, "later_event", rec.Event, "later_description", rec.Described)
 	return w, nil
-}
-
-// heldRecord is [tagWrite.record] from the records the store keeps.
-func (t *tagWrite) heldRecord(ctx context.Context) (queue.TagRecord, bool, error) {
-	if t.c.tags == nil {
-		return queue.TagRecord{}, false, nil
-	}
-	rec, known, err := t.c.tags.Held(ctx, t.repo.Reference.Registry, t.repo.Reference.Repository, t.tag)
-	if err != nil {
-		return rec, false, fault.Retry(err)
-	}
-	return rec, known, nil
 }
 
 // unrecorded decides a tag found elsewhere (or missing, resolveErr) when
