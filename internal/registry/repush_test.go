@@ -2,6 +2,7 @@ package registry_test
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/stretchr/testify/require"
+	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/credentials"
 
 	"github.com/regscribe/regscribe/internal/queue"
@@ -75,29 +77,14 @@ func TestTagRecordDecidesARepush(t *testing.T) {
 						}
 					}
 				})
-				tags, err := queue.OpenTags(ctx, stacktest.JetStream(t), 1)
-				require.NoError(t, err)
 				var logs stacktest.LogBuffer
-				c, err := registry.New([]registry.Endpoint{{Host: host, PlainHTTP: true}}, registry.Options{
-					Credentials: credentials.NewMemoryStore(), HTTPClient: &http.Client{}, Tags: tags, TagWait: time.Second,
-					Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-				require.NoError(t, err)
-				repo, err := c.Repository(host, "photos/dunes")
-				require.NoError(t, err)
-				at := time.Now()
+				tw := newTagWriter(t, ctx, host, &logs)
 				event := 0
 				announce := func(d ocispec.Descriptor) {
 					event++
-					at = at.Add(time.Second)
-					_, err := tags.Announce(ctx, queue.TagAnnouncement{Registry: host, Repository: "photos/dunes", Tag: "latest",
-						Digest: d.Digest.String(), Event: "id:" + string(rune('a'+event)), At: at})
-					require.NoError(t, err)
+					tw.announce(d, "id:"+string(rune('a'+event)))
 				}
-				describe := func(d ocispec.Descriptor, text string) (registry.Written, error) {
-					m, err := c.FetchManifest(ctx, repo, d.Digest.String())
-					require.NoError(t, err)
-					return c.WriteAnnotation(ctx, repo, m, registry.Edit{Manifest: map[string]string{registry.AnnotationDescription: text, registry.AnnotationModel: "ollama/m"}}, "latest")
-				}
+				describe := func(d ocispec.Descriptor, text string) (registry.Written, error) { return tw.write(d, text, "") }
 
 				// The earlier push, described: the tag is on regscribe's move.
 				earlier := pack("earlier")
@@ -178,29 +165,9 @@ func TestEarlierPushLinkedAfterALaterOne(t *testing.T) {
 				backend := reg.start(t)
 				direct, packIn := user(t, backend)
 				host := strings.TrimPrefix(backend, "http://")
-				tags, err := queue.OpenTags(ctx, stacktest.JetStream(t), 1)
-				require.NoError(t, err)
 				var logs stacktest.LogBuffer
-				c, err := registry.New([]registry.Endpoint{{Host: host, PlainHTTP: true}}, registry.Options{
-					Credentials: credentials.NewMemoryStore(), HTTPClient: &http.Client{}, Tags: tags, TagWait: time.Second,
-					Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-				require.NoError(t, err)
-				repo, err := c.Repository(host, "photos/dunes")
-				require.NoError(t, err)
-				at := time.Now()
-				announce := func(d ocispec.Descriptor, event string) {
-					at = at.Add(time.Second)
-					_, err := tags.Announce(ctx, queue.TagAnnouncement{Registry: host, Repository: "photos/dunes", Tag: "latest",
-						Digest: d.Digest.String(), Event: event, At: at})
-					require.NoError(t, err)
-				}
-				describe := func(d ocispec.Descriptor, text, event string) registry.Written {
-					m, err := c.FetchManifest(ctx, repo, d.Digest.String())
-					require.NoError(t, err)
-					w, err := c.WriteAnnotationOf(ctx, repo, m, registry.Edit{Manifest: map[string]string{registry.AnnotationDescription: text, registry.AnnotationModel: "ollama/m"}}, "latest", event)
-					require.NoError(t, err)
-					return w
-				}
+				tw := newTagWriter(t, ctx, host, &logs)
+				announce, describe := tw.announce, tw.describe
 
 				earlier, later := packIn(ctx, "earlier"), packIn(ctx, "later")
 				announce(earlier, "id:earlier")
@@ -226,8 +193,8 @@ func TestEarlierPushLinkedAfterALaterOne(t *testing.T) {
 					require.Equal(t, laterDesc.Descriptor.Digest, now.Digest, "the tag is back on the later push's description")
 					require.Contains(t, info, "moved back to the later push's description")
 					// The move back is regscribe's own: its announcement is no push.
-					own, err := tags.Announce(ctx, queue.TagAnnouncement{Registry: host, Repository: "photos/dunes", Tag: "latest",
-						Digest: now.Digest.String(), Event: "id:move-back", At: at.Add(time.Second)})
+					own, err := tw.tags.Announce(ctx, queue.TagAnnouncement{Registry: host, Repository: "photos/dunes", Tag: "latest",
+						Digest: now.Digest.String(), Event: "id:move-back", At: tw.at.Add(time.Second)})
 					require.NoError(t, err)
 					require.True(t, own)
 				} else {
@@ -250,32 +217,67 @@ func TestPushWithALostAnnouncementDescribedAtItsTag(t *testing.T) {
 	backend := registries[0].start(t)
 	direct, packIn := user(t, backend)
 	host := strings.TrimPrefix(backend, "http://")
-	tags, err := queue.OpenTags(ctx, stacktest.JetStream(t), 1)
-	require.NoError(t, err)
-	c, err := registry.New([]registry.Endpoint{{Host: host, PlainHTTP: true}}, registry.Options{
-		Credentials: credentials.NewMemoryStore(), HTTPClient: &http.Client{}, Tags: tags, TagWait: time.Second})
-	require.NoError(t, err)
-	repo, err := c.Repository(host, "photos/dunes")
-	require.NoError(t, err)
-	describe := func(d ocispec.Descriptor, text, event string) registry.Written {
-		m, err := c.FetchManifest(ctx, repo, d.Digest.String())
-		require.NoError(t, err)
-		w, err := c.WriteAnnotationOf(ctx, repo, m, registry.Edit{Manifest: map[string]string{registry.AnnotationDescription: text, registry.AnnotationModel: "ollama/m"}}, "latest", event)
-		require.NoError(t, err)
-		return w
-	}
+	tw := newTagWriter(t, ctx, host, io.Discard)
 	earlier := packIn(ctx, "earlier")
 	require.NoError(t, direct.Tag(ctx, earlier, "latest"))
-	_, err = tags.Announce(ctx, queue.TagAnnouncement{Registry: host, Repository: "photos/dunes", Tag: "latest",
-		Digest: earlier.Digest.String(), Event: "id:earlier", At: time.Now()})
-	require.NoError(t, err)
-	require.True(t, describe(earlier, "earlier", "id:earlier").TagMoved)
+	tw.announce(earlier, "id:earlier")
+	require.True(t, tw.describe(earlier, "earlier", "id:earlier").TagMoved)
 
 	lost := packIn(ctx, "lost") // pushed; its announcement never came
 	require.NoError(t, direct.Tag(ctx, lost, "latest"))
-	w := describe(lost, "lost", "")
+	w := tw.describe(lost, "lost", "")
 	require.True(t, w.TagMoved)
 	now, err := direct.Resolve(ctx, "latest")
 	require.NoError(t, err)
 	require.Equal(t, w.Descriptor.Digest, now.Digest)
+}
+
+// tagWriter writes descriptions of photos/dunes:latest at host back with
+// a client whose tag moves are decided by a tag record store, as a
+// worker's are, and announces pushes to that store as the notifier does.
+type tagWriter struct {
+	t    *testing.T
+	ctx  context.Context
+	host string
+	c    *registry.Client
+	repo *remote.Repository
+	tags *queue.Tags
+	at   time.Time // of the last announcement
+}
+
+func newTagWriter(t *testing.T, ctx context.Context, host string, log io.Writer) *tagWriter {
+	tags, err := queue.OpenTags(ctx, stacktest.JetStream(t), 1)
+	require.NoError(t, err)
+	c, err := registry.New([]registry.Endpoint{{Host: host, PlainHTTP: true}}, registry.Options{
+		Credentials: credentials.NewMemoryStore(), HTTPClient: &http.Client{}, Tags: tags, TagWait: time.Second,
+		Logger: slog.New(slog.NewTextHandler(log, nil))})
+	require.NoError(t, err)
+	repo, err := c.Repository(host, "photos/dunes")
+	require.NoError(t, err)
+	return &tagWriter{t: t, ctx: ctx, host: host, c: c, repo: repo, tags: tags, at: time.Now()}
+}
+
+// announce records the push of d to the tag as announced, a second after
+// the one before.
+func (w *tagWriter) announce(d ocispec.Descriptor, event string) {
+	w.at = w.at.Add(time.Second)
+	_, err := w.tags.Announce(w.ctx, queue.TagAnnouncement{Registry: w.host, Repository: "photos/dunes", Tag: "latest",
+		Digest: d.Digest.String(), Event: event, At: w.at})
+	require.NoError(w.t, err)
+}
+
+// write writes text back as d's description, for the push announced as
+// event ("": a job not made from an announcement).
+func (w *tagWriter) write(d ocispec.Descriptor, text, event string) (registry.Written, error) {
+	m, err := w.c.FetchManifest(w.ctx, w.repo, d.Digest.String())
+	require.NoError(w.t, err)
+	return w.c.WriteAnnotationOf(w.ctx, w.repo, m, registry.Edit{Manifest: map[string]string{
+		registry.AnnotationDescription: text, registry.AnnotationModel: "ollama/m"}}, "latest", event)
+}
+
+// describe is write that must succeed.
+func (w *tagWriter) describe(d ocispec.Descriptor, text, event string) registry.Written {
+	written, err := w.write(d, text, event)
+	require.NoError(w.t, err)
+	return written
 }
