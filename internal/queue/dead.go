@@ -193,8 +193,9 @@ func RetryDeadLetters(ctx context.Context, js jetstream.JetStream, from, upTo ui
 	if len(msgs) > limit {
 		next, msgs = msgs[limit].Sequence, msgs[:limit]
 	}
+	gallery := galleryOf(ctx, js)
 	for _, m := range msgs {
-		j, err := retry(ctx, js, s, m)
+		j, err := retry(ctx, js, s, m, gallery)
 		done = append(done, Retried{Seq: m.Sequence, Job: j, Err: err})
 	}
 	return done, next, nil
@@ -211,11 +212,11 @@ func RetryDead(ctx context.Context, js jetstream.JetStream, seq uint64) (Job, er
 	if err != nil {
 		return Job{}, fmt.Errorf("dead letter %d: %w", seq, err)
 	}
-	return retry(ctx, js, s, m)
+	return retry(ctx, js, s, m, galleryOf(ctx, js))
 }
 
 // retry queues the job of dead letter m of s again and removes m.
-func retry(ctx context.Context, js jetstream.JetStream, s jetstream.Stream, m *jetstream.RawStreamMsg) (Job, error) {
+func retry(ctx context.Context, js jetstream.JetStream, s jetstream.Stream, m *jetstream.RawStreamMsg, gallery *feed.Publisher) (Job, error) {
 	seq := m.Sequence
 	var d DeadLetter
 	if err := json.Unmarshal(m.Data, &d); err != nil {
@@ -236,23 +237,29 @@ func retry(ctx context.Context, js jetstream.JetStream, s jetstream.Stream, m *j
 	if err := s.DeleteMsg(ctx, seq); err != nil {
 		return d.Job, fmt.Errorf("job queued again, but dead letter %d stays: %w", seq, err)
 	}
-	announceRetry(ctx, js, d.Job, seq)
+	announceRetry(ctx, gallery, d.Job, seq)
 	return d.Job, nil
+}
+
+// galleryOf is the description stream's publisher, nil without the
+// stream (no index follows this queue).
+func galleryOf(ctx context.Context, js jetstream.JetStream) *feed.Publisher {
+	if _, err := js.Stream(ctx, feed.Stream); err != nil {
+		return nil
+	}
+	return feed.NewPublisher(js)
 }
 
 // announceRetry tells the gallery that the photo of a job queued again is
 // waiting again (its tile said failed). Best effort: a photo whose
 // announcement is lost shows the new outcome once its job ends.
-func announceRetry(ctx context.Context, js jetstream.JetStream, j Job, seq uint64) {
-	if j.Deleted || j.Digest == "" || j.Correction != nil {
+func announceRetry(ctx context.Context, gallery *feed.Publisher, j Job, seq uint64) {
+	if gallery == nil || j.Deleted || j.Digest == "" || j.Correction != nil {
 		return
 	}
 	e := feed.Event{Kind: feed.Queued, Registry: j.Registry, Repository: j.Repository, Digest: j.Digest, At: time.Now().UTC()}
 	if j.Tag != "" {
 		e.Tags = []string{j.Tag}
 	}
-	if _, err := js.Stream(ctx, feed.Stream); err != nil {
-		return // no description stream (no index follows this queue)
-	}
-	_, _ = feed.NewPublisher(js).Publish(ctx, e, "queued-"+j.ID()+"-retry-"+strconv.FormatUint(seq, 10))
+	_, _ = gallery.Publish(ctx, e, "queued-"+j.ID()+"-retry-"+strconv.FormatUint(seq, 10))
 }
